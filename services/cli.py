@@ -1,0 +1,240 @@
+"""`o2c`: run, serve and migrate the services, and manage API keys (DESIGN.md §2)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from shared.settings import DEFAULT_PORT_BASE, PORT_OFFSETS, SERVICES, BaseServiceSettings
+
+DEV_PRINCIPALS: list[tuple[str, list[str], str | None]] = [
+    ("admin", ["admin"], None),
+    ("sales", ["sales"], None),
+    ("sales-alice", ["sales"], "S-ALICE"),
+    ("production", ["production"], None),
+    ("technical", ["technical"], None),
+    ("quality", ["quality"], None),
+    ("finance", ["finance"], None),
+    ("credit-manager", ["credit_manager"], None),
+    ("auditor", ["auditor"], None),
+]
+
+
+def _settings(service: str) -> BaseServiceSettings:
+    module = importlib.import_module(f"services.{service}.config")
+    cls = next(v for k, v in vars(module).items()
+               if k.endswith("Settings") and k != "BaseServiceSettings")
+    return cls()
+
+
+def _create_app(service: str, settings: BaseServiceSettings) -> Any:
+    return importlib.import_module(f"services.{service}.app").create_app(settings)
+
+
+def _services(arg: str) -> list[str]:
+    if arg == "all":
+        return list(SERVICES)
+    if arg not in SERVICES:
+        raise SystemExit(f"unknown service {arg!r}; choose one of {', '.join(SERVICES)} or all")
+    return [arg]
+
+
+async def _migrate(services: list[str]) -> None:
+    from shared import migrations
+    from shared.db import Database
+
+    for service in services:
+        settings = _settings(service)
+        db = Database(settings.database_url())
+        try:
+            await migrations.upgrade(db.engine, service)
+        finally:
+            await db.dispose()
+        print(f"{service}: migrated to {migrations.head_revision(service)}", file=sys.stderr)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    asyncio.run(_migrate(_services(args.service)))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from shared.observability import configure_logging
+
+    (service,) = _services(args.service)
+    settings = _settings(service)
+    configure_logging(settings.log_level, settings.log_json)
+    uvicorn.run(_create_app(service, settings), host=args.host, port=args.port,
+                log_config=None, access_log=False, timeout_graceful_shutdown=10)
+    return 0
+
+
+def _keys_file(explicit: str | None) -> Path:
+    if explicit:
+        return Path(explicit)
+    if os.environ.get("O2C_API_KEYS_FILE"):
+        return Path(os.environ["O2C_API_KEYS_FILE"])
+    return Path(os.environ.get("O2C_DATA_DIR", "./var")) / "api-keys.toml"
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    from shared.auth import append_key, generate_key
+
+    roles = [r.strip() for r in args.roles.split(",") if r.strip()]
+    if not roles:
+        raise SystemExit("--roles needs at least one role")
+    path = _keys_file(args.file)
+    key = generate_key()
+    try:
+        append_key(path, key, args.principal, roles, args.salesperson)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from exc
+    print(key)
+    print(f"(shown once; its SHA-256 was appended to {path})", file=sys.stderr)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from shared.auth import append_key, generate_key
+
+    data_dir = Path(args.data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env["O2C_DATA_DIR"] = str(data_dir)
+    for service, offset in PORT_OFFSETS.items():
+        env[f"O2C_{service.upper()}_URL"] = f"http://127.0.0.1:{args.port_base + offset}"
+    env.setdefault("O2C_WEBHOOK_ALLOW_PRIVATE", "true")  # dev: local receivers are fine
+    generated: list[tuple[str, str, list[str], str | None]] = []
+    if not env.get("O2C_SERVICE_KEY"):
+        env["O2C_SERVICE_KEY"] = generate_key("o2csvc")
+    if not env.get("O2C_API_KEYS_FILE"):
+        keys_file = data_dir / "api-keys.toml"
+        keys_file.write_text("# development keys written by `o2c run`; SHA-256 only\n\n")
+        for principal, roles, salesperson in DEV_PRINCIPALS:
+            key = generate_key()
+            append_key(keys_file, key, principal, roles, salesperson)
+            generated.append((principal, key, roles, salesperson))
+        env["O2C_API_KEYS_FILE"] = str(keys_file)
+
+    os.environ.update(env)
+    asyncio.run(_migrate(list(SERVICES)))
+
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    for service in SERVICES:
+        port = args.port_base + PORT_OFFSETS[service]
+        procs[service] = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "serve", service, "--port", str(port)],
+            env=env, start_new_session=True)
+
+    print("\no2c is starting:\n")
+    for service in SERVICES:
+        url = env[f"O2C_{service.upper()}_URL"]
+        print(f"  {service:<9} {url}   docs: {url}/docs")
+    print(f"\n  data: {data_dir}   keys file: {env['O2C_API_KEYS_FILE']}")
+    if generated:
+        print("\nDevelopment API keys (Authorization: Bearer <key>), shown once:\n")
+        for principal, key, roles, salesperson in generated:
+            extra = f" salesperson={salesperson}" if salesperson else ""
+            print(f"  {principal:<15} {key}   roles={','.join(roles)}{extra}")
+    print("\nPress Ctrl-C to stop.\n", flush=True)
+
+    stopping = False
+
+    def _stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    code = 0
+    while not stopping:
+        for service, proc in procs.items():
+            if proc.poll() is not None:
+                print(f"{service} exited with code {proc.returncode}; stopping the others",
+                      file=sys.stderr)
+                stopping, code = True, 1
+                break
+        time.sleep(0.2)
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    print("o2c stopped.", file=sys.stderr)
+    return code
+
+
+def cmd_revision(args: argparse.Namespace) -> int:
+    """Developers: autogenerate a migration from the service's models (SQLite scratch db)."""
+    import tempfile
+
+    from alembic import command
+
+    from shared import migrations
+
+    (service,) = _services(args.service)
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite+aiosqlite:///{tmp}/scratch.db"
+        os.environ[f"O2C_{service.upper()}_DATABASE_URL"] = url
+        asyncio.run(_migrate([service]))
+        cfg = migrations.alembic_config(service, url)
+        command.revision(cfg, message=args.message, autogenerate=True)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="o2c", description="order-to-cash services")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="migrate and start all four services on SQLite")
+    run.add_argument("--port-base", type=int, default=DEFAULT_PORT_BASE)
+    run.add_argument("--data-dir", default=os.environ.get("O2C_DATA_DIR", "./var"))
+    run.set_defaults(func=cmd_run)
+
+    serve = sub.add_parser("serve", help="serve one service")
+    serve.add_argument("service", choices=SERVICES)
+    serve.add_argument("--port", type=int, required=True)
+    serve.add_argument("--host", default=os.environ.get("O2C_HOST", "127.0.0.1"))
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument("service", choices=[*SERVICES, "all"])
+    migrate.set_defaults(func=cmd_migrate)
+
+    keys = sub.add_parser("keys", help="manage API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key and append its hash")
+    create.add_argument("--principal", required=True)
+    create.add_argument("--roles", required=True, help="comma-separated roles")
+    create.add_argument("--salesperson", default=None)
+    create.add_argument("--file", default=None, help="keys file (default O2C_API_KEYS_FILE)")
+    create.set_defaults(func=cmd_keys_create)
+
+    revision = sub.add_parser("revision", help="(developers) autogenerate a migration")
+    revision.add_argument("service", choices=SERVICES)
+    revision.add_argument("-m", "--message", required=True)
+    revision.set_defaults(func=cmd_revision)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

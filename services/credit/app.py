@@ -1,0 +1,30 @@
+"""The credit service: customers, credit profiles, reservations, holds."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import FastAPI
+
+from services.credit import api
+from services.credit.config import CreditSettings
+from services.credit.models import idempotency_keys, metadata, outbox
+from shared.app import ServiceSpec, create_service_app
+from shared.clock import Clock
+
+SPEC = ServiceSpec(
+    name="credit",
+    title="o2c credit",
+    description="Customers and their contacts along the payment chain; credit profiles, "
+                "limits, evaluations, guarantees, reservations and holds.",
+    metadata=metadata,
+    idempotency=idempotency_keys,
+    outbox=outbox,
+    routers=[api.router],
+    tags=[{"name": "customers", "description": "Customers and their contacts."}],
+)
+
+
+def create_app(settings: CreditSettings | None = None, *, clock: Clock | None = None,
+               http_mounts: dict[str, httpx.AsyncBaseTransport] | None = None) -> FastAPI:
+    return create_service_app(SPEC, settings or CreditSettings(), clock=clock,
+                              http_mounts=http_mounts)

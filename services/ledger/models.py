@@ -1,0 +1,21 @@
+"""Tables of the ledger service."""
+
+from __future__ import annotations
+
+from sqlalchemy import MetaData
+from sqlmodel import SQLModel
+
+from shared.db import service_metadata
+from shared.idempotency import idempotency_table
+from shared.numbering import counter_table
+from shared.outbox import outbox_table
+
+
+class LedgerBase(SQLModel):
+    metadata = service_metadata()
+
+
+metadata: MetaData = LedgerBase.metadata
+outbox = outbox_table(metadata)
+idempotency_keys = idempotency_table(metadata)
+counters = counter_table(metadata)

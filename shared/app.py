@@ -1,0 +1,190 @@
+"""Assembles a service's FastAPI app from its routers, tables and workers.
+
+Every service gets the same plumbing: problem+json errors, request ids and metrics,
+idempotency, API-key auth state, `/health`, `/ready`, `/metrics`, one database, one HTTP
+client for the other services, the outbox relay and any workers of its own, started and
+stopped with the app's lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import MetaData, Table
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared import migrations
+from shared.auth import KeyStore
+from shared.clock import Clock, SystemClock
+from shared.db import Database
+from shared.errors import DependencyUnavailable, install_problem_handlers, problem_response
+from shared.http import ServiceHttp, make_client
+from shared.idempotency import IdempotencyMiddleware, purge_expired
+from shared.observability import Metrics, RequestContextMiddleware
+from shared.outbox import Outbox, OutboxRelay
+from shared.settings import BaseServiceSettings
+
+log = logging.getLogger("o2c.app")
+
+Worker = Callable[[FastAPI, asyncio.Event], Awaitable[None]]
+QueueProbe = Callable[[AsyncSession], Awaitable[dict[str, int]]]
+
+
+@dataclass
+class ServiceSpec:
+    """What a service brings to the common app."""
+
+    name: str
+    title: str
+    description: str
+    metadata: MetaData
+    idempotency: Table
+    routers: Sequence[APIRouter]
+    outbox: Table | None = None
+    tags: list[dict[str, str]] = field(default_factory=list)
+    workers: Sequence[Worker] = ()
+    queue_probe: QueueProbe | None = None
+    on_startup: Callable[[FastAPI], Awaitable[None]] | None = None
+
+
+def _state(app: FastAPI) -> tuple[Database, Clock, KeyStore, BaseServiceSettings]:
+    s = app.state
+    return s.db, s.clock, s.keys, s.settings
+
+
+async def run_periodically(stop: asyncio.Event, interval: float,
+                           step: Callable[[], Awaitable[Any]], name: str) -> None:
+    """Call `step` every `interval` seconds until `stop` is set; errors are logged, not fatal."""
+    while not stop.is_set():
+        try:
+            await step()
+        except Exception:
+            log.exception("worker %s failed; trying again in %.0fs", name, interval)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings, *,
+                       clock: Clock | None = None,
+                       http_mounts: dict[str, httpx.AsyncBaseTransport] | None = None) -> FastAPI:
+    """The FastAPI app of one service. `clock` and `http_mounts` are for tests."""
+    metrics = Metrics(spec.name)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.db = Database(settings.database_url(), pool_size=settings.db_pool_size,
+                                busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+        app.state.http_client = make_client(settings, http_mounts)
+        app.state.http = ServiceHttp(app.state.http_client, settings)
+        if settings.migrate_on_startup:
+            await migrations.upgrade(app.state.db.engine, spec.name)
+        if spec.outbox is not None:
+            app.state.relay = OutboxRelay(
+                db=app.state.db, outbox=app.state.outbox, http=app.state.http, clock=app.state.clock,
+                batch_size=settings.outbox_batch_size, lease_seconds=settings.outbox_lease_seconds,
+                max_backoff_seconds=settings.outbox_max_backoff_seconds,
+                poll_seconds=settings.outbox_poll_seconds)
+        if spec.on_startup is not None:
+            await spec.on_startup(app)
+        stop = asyncio.Event()
+        tasks: list[asyncio.Task[None]] = []
+        if settings.workers_enabled:
+            if spec.outbox is not None:
+                tasks.append(asyncio.create_task(app.state.relay.run(stop), name="outbox"))
+            tasks.append(asyncio.create_task(run_periodically(
+                stop, 3600, lambda: purge_expired(app.state.db, spec.idempotency, app.state.clock),
+                "idempotency-purge"), name="idempotency-purge"))
+            for worker in spec.workers:
+                tasks.append(asyncio.create_task(worker(app, stop), name=worker.__name__))
+        try:
+            yield
+        finally:
+            stop.set()
+            if tasks:
+                _, pending = await asyncio.wait(tasks, timeout=10)
+                for task in pending:
+                    task.cancel()
+            await app.state.http_client.aclose()
+            await app.state.db.dispose()
+
+    app = FastAPI(
+        title=spec.title, description=spec.description, version="1.0.0", lifespan=lifespan,
+        openapi_tags=[*spec.tags, {"name": "operations", "description": "Probes and metrics."}],
+        generate_unique_id_function=lambda route: f"{spec.name}_{route.name}",
+    )
+    app.state.settings = settings
+    app.state.clock = clock or SystemClock()
+    app.state.metrics = metrics
+    app.state.service = spec.name
+    app.state.keys = KeyStore(settings.api_keys_file,
+                              settings.service_key.get_secret_value() if settings.service_key else None)
+    app.state.outbox = Outbox(spec.outbox) if spec.outbox is not None else None
+
+    install_problem_handlers(app)
+    app.add_middleware(IdempotencyMiddleware, table=spec.idempotency, get_state=_state)
+    app.add_middleware(RequestContextMiddleware, service=spec.name, metrics=metrics)
+
+    for router in spec.routers:
+        app.include_router(router)
+    app.include_router(_operations_router(spec, metrics))
+    for route in app.routes:
+        if isinstance(route, APIRoute) and not route.summary:
+            route.summary = route.name.replace("_", " ").capitalize()
+    return app
+
+
+def _operations_router(spec: ServiceSpec, metrics: Metrics) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/health", summary="Liveness")
+    async def health() -> dict[str, str]:
+        """The process is up and serving requests."""
+        return {"status": "ok", "service": spec.name}
+
+    @router.get("/ready", summary="Readiness", responses={503: {"description": "Not ready"}})
+    async def ready(request: Request) -> Response:
+        """The database answers and its migrations are at head."""
+        db: Database = request.app.state.db
+        try:
+            await db.ping()
+            current = await migrations.current_revision(db.engine)
+        except Exception:
+            log.warning("readiness: database unreachable", exc_info=True)
+            return problem_response(DependencyUnavailable("The database is not reachable.",
+                                                          dependency="database"))
+        head = migrations.head_revision(spec.name)
+        if current != head:
+            return problem_response(DependencyUnavailable(
+                f"Database migrations are at {current or 'none'}, expected {head}; "
+                f"run `o2c migrate {spec.name}`.", dependency="migrations"))
+        return JSONResponse({"status": "ready", "service": spec.name, "migration": current})
+
+    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics_endpoint(request: Request) -> Response:
+        """Request counts and latencies by route and status, and queue depths."""
+        db: Database = request.app.state.db
+        try:
+            async with db.session(read_only=True) as session:
+                depths: dict[str, int] = {}
+                outbox: Outbox | None = request.app.state.outbox
+                if outbox is not None:
+                    depths["outbox"] = await outbox.pending(session)
+                if spec.queue_probe is not None:
+                    depths.update(await spec.queue_probe(session))
+            for queue, depth in depths.items():
+                metrics.queue_depth.labels(spec.name, queue).set(depth)
+        except Exception:
+            log.warning("metrics: could not read queue depths", exc_info=True)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router

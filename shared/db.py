@@ -1,0 +1,150 @@
+"""Async engines, the per-request session, and readiness for SQLite and PostgreSQL.
+
+SQLite (the embedded default) runs with WAL, foreign keys and a busy timeout; transactions
+that may write begin with `BEGIN IMMEDIATE` so two writers never deadlock on a lock upgrade,
+while read-only requests (GET/HEAD) use a deferred `BEGIN` and run beside a writer.
+PostgreSQL runs through asyncpg. The request's session is committed once by its dependency,
+after the endpoint returns; services only `flush()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import DateTime, MetaData, TypeDecorator, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def service_metadata() -> MetaData:
+    """A fresh MetaData with the project's constraint naming convention, one per service."""
+    return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def is_sqlite(url_or_engine: str | AsyncEngine) -> bool:
+    if isinstance(url_or_engine, AsyncEngine):
+        return url_or_engine.dialect.name == "sqlite"
+    return make_url(url_or_engine).get_backend_name() == "sqlite"
+
+
+def make_engine(url: str, *, pool_size: int = 10, busy_timeout_ms: int = 5000) -> AsyncEngine:
+    """An async engine for `sqlite+aiosqlite` or `postgresql+asyncpg` URLs."""
+    if is_sqlite(url):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
+        _configure_sqlite(engine, busy_timeout_ms)
+        return engine
+    return create_async_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+        pool_recycle=1800,
+    )
+
+
+def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event emit BEGIN itself (pysqlite would defer it).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
+
+
+class Database:
+    """One engine and its session factories for a service."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, busy_timeout_ms: int = 5000) -> None:
+        self.url = url
+        self.engine = make_engine(url, pool_size=pool_size, busy_timeout_ms=busy_timeout_ms)
+        self.sqlite = is_sqlite(self.engine)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        read_engine = (
+            self.engine.execution_options(sqlite_begin="DEFERRED") if self.sqlite else self.engine
+        )
+        self.read_sessions = async_sessionmaker(read_engine, expire_on_commit=False)
+
+    def session(self, *, read_only: bool = False) -> AsyncSession:
+        return (self.read_sessions if read_only else self.sessions)()
+
+    async def ping(self) -> None:
+        async with self.read_sessions() as session:
+            await session.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's session: committed once after the endpoint returns, rolled back on error."""
+    db: Database = request.app.state.db
+    session = db.session(read_only=request.method in READ_METHODS)
+    try:
+        yield session
+        if session.in_transaction():
+            await session.commit()
+            after_commit = session.info.pop("after_commit", [])
+            for callback in after_commit:
+                callback()
+    except BaseException:
+        await session.rollback()
+        raise
+    finally:
+        await session.close()
+
+
+def after_commit(session: AsyncSession, callback: Any) -> None:
+    """Run `callback()` once the request's transaction has committed (e.g. wake a worker)."""
+    session.info.setdefault("after_commit", []).append(callback)
+
+
+SessionDep = Annotated[AsyncSession, Depends(request_session, scope="function")]
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware timestamps stored as UTC on both SQLite and PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; all timestamps must carry a timezone")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

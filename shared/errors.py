@@ -1,0 +1,227 @@
+"""RFC 9457 problem+json for every error path, with the stable codes of DESIGN.md §3.
+
+Services raise `Problem` subclasses; one set of handlers renders every error the same way,
+including FastAPI's validation errors, malformed JSON, unknown routes, wrong methods and
+unexpected exceptions (a 500 that names the request id and nothing else).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.observability import current_request_id
+
+log = logging.getLogger("o2c.errors")
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://o2c.dev/problems/"
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ProblemBody(BaseModel):
+    """The problem+json body; extension members depend on the code."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[FieldError] | None = None
+    request_id: str | None = None
+
+
+class Problem(Exception):
+    """A domain error that renders as problem+json. Subclasses fix status, code, title."""
+
+    status: int = 400
+    code: str = "bad_request"
+    title: str = "Bad request"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers or {}
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": TYPE_BASE + self.code.replace("_", "-"),
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "code": self.code,
+        }
+        if self.errors is not None:
+            body["errors"] = self.errors
+        body.update(self.extra)
+        rid = current_request_id()
+        if rid:
+            body["request_id"] = rid
+        return body
+
+
+class ValidationFailed(Problem):
+    status, code, title = 422, "validation_failed", "Validation failed"
+
+
+class NotFound(Problem):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class Unauthorized(Problem):
+    status, code, title = 401, "unauthorized", "Unauthorized"
+
+    def __init__(self, detail: str = "A valid API key is required.", **kw: Any) -> None:
+        kw.setdefault("headers", {"WWW-Authenticate": "Bearer"})
+        super().__init__(detail, **kw)
+
+
+class Forbidden(Problem):
+    status, code, title = 403, "forbidden", "Forbidden"
+
+
+class Conflict(Problem):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class InvalidTransition(Problem):
+    status, code, title = 409, "invalid_transition", "Invalid transition"
+
+    def __init__(self, detail: str, *, state: str, allowed: list[str], **kw: Any) -> None:
+        super().__init__(detail, state=state, allowed=allowed, **kw)
+
+
+class GuardFailed(Problem):
+    status, code, title = 409, "guard_failed", "Guard failed"
+
+    def __init__(self, guard: str, reason: str, **kw: Any) -> None:
+        super().__init__(reason, guard=guard, reason=reason, **kw)
+
+
+class VersionConflict(Problem):
+    status, code, title = 412, "version_conflict", "Version conflict"
+
+
+class IdempotencyKeyReused(Problem):
+    status, code, title = 422, "idempotency_key_reused", "Idempotency key reused"
+
+
+class DependencyUnavailable(Problem):
+    status, code, title = 503, "dependency_unavailable", "Dependency unavailable"
+
+
+class MethodNotAllowed(Problem):
+    status, code, title = 405, "method_not_allowed", "Method not allowed"
+
+
+class InternalError(Problem):
+    status, code, title = 500, "internal_error", "Internal server error"
+
+
+def problem_response(problem: Problem) -> JSONResponse:
+    return JSONResponse(
+        problem.body(), status_code=problem.status, headers=problem.headers, media_type=PROBLEM_JSON
+    )
+
+
+def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        source, parts = parts[0], parts[1:]
+        if not parts:
+            return source
+        if source != "body":
+            parts = [f"{source}.{parts[0]}", *parts[1:]]
+    path = ""
+    for part in parts:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += ("." if path else "") + str(part)
+    return path
+
+
+def validation_errors(exc: RequestValidationError) -> Problem:
+    raw = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in raw):
+        return ValidationFailed(
+            "The request body is not valid JSON.",
+            errors=[{"field": "body", "message": "malformed JSON"}],
+        )
+    errors = []
+    for e in raw:
+        message = e.get("msg", "invalid")
+        if e.get("type") == "extra_forbidden":
+            message = "unknown field"
+        errors.append({"field": _field_path(e.get("loc", ())), "message": message})
+    return ValidationFailed(f"{len(errors)} field(s) failed validation.", errors=errors)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Render every error path of `app` as problem+json."""
+
+    @app.exception_handler(Problem)
+    async def _problem(_: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return problem_response(validation_errors(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            problem: Problem = NotFound(f"No resource at {request.url.path}.")
+        elif exc.status_code == 405:
+            problem = MethodNotAllowed(
+                f"{request.method} is not allowed on {request.url.path}.",
+                headers=dict(exc.headers or {}),
+            )
+        else:
+            problem = Problem(str(exc.detail), headers=dict(exc.headers or {}))
+            problem.status = exc.status_code
+            problem.code = "http_error"
+            problem.title = "HTTP error"
+        return problem_response(problem)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(
+            InternalError("An unexpected error occurred; quote the request id to support.")
+        )
+
+
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries documenting problem+json errors for the given statuses."""
+    titles = {
+        400: "Bad request", 401: "Missing or invalid API key", 403: "Role not allowed",
+        404: "Not found", 409: "Conflict", 412: "If-Match does not match the version",
+        422: "Validation failed", 503: "A dependency did not answer",
+    }
+    return {
+        code: {"model": ProblemBody, "description": titles.get(code, "Error"),
+               "content": {PROBLEM_JSON: {}}}
+        for code in codes
+    }

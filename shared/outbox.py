@@ -1,0 +1,184 @@
+"""The transactional outbox and its relay to notifier.
+
+A service writes its events to its own `outbox` table in the same transaction as the change
+(`enqueue`). `OutboxRelay` claims due rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so
+several replicas never take the same row; a single relay per SQLite file), posts each to
+notifier `POST /v1/events` with the event id as idempotency key, and marks it dispatched once
+notifier accepted it. A failed post backs off exponentially (capped) and is tried again, so
+nothing is lost while notifier is down; notifier stores each event id once, so a row that is
+posted twice (a lease that ran out) is still delivered once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.clock import Clock
+from shared.db import Database, UTCDateTime, after_commit
+from shared.errors import DependencyUnavailable
+from shared.events import Event
+from shared.http import ServiceHttp
+from shared.observability import new_request_id, reset_request_id, set_request_id
+
+log = logging.getLogger("o2c.outbox")
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "outbox", metadata,
+        Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+               autoincrement=True),
+        Column("event_id", String(36), nullable=False, unique=True),
+        Column("type", String(100), nullable=False),
+        Column("subject", String(100), nullable=False),
+        Column("payload", Text, nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("available_at", UTCDateTime, nullable=False),
+        Column("claimed_until", UTCDateTime, nullable=True),
+        Column("attempts", Integer, nullable=False, server_default="0"),
+        Column("dispatched_at", UTCDateTime, nullable=True),
+        Column("last_error", String(500), nullable=True),
+        Index("ix_outbox_pending", "dispatched_at", "available_at"),
+    )
+
+
+class Outbox:
+    """Writes events into a service's outbox inside the caller's transaction."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self.relay: OutboxRelay | None = None
+
+    async def enqueue(self, session: AsyncSession, event: Event) -> None:
+        await session.execute(self.table.insert().values(
+            event_id=str(event.id), type=event.type, subject=event.subject,
+            payload=event.model_dump_json(), created_at=event.occurred_at,
+            available_at=event.occurred_at, attempts=0,
+        ))
+        if self.relay is not None:
+            after_commit(session, self.relay.wake)
+
+    async def pending(self, session: AsyncSession) -> int:
+        stmt = select(func.count()).select_from(self.table).where(
+            self.table.c.dispatched_at.is_(None))
+        return int((await session.execute(stmt)).scalar_one())
+
+
+class OutboxRelay:
+    """Posts outbox rows to notifier until each is accepted."""
+
+    def __init__(self, *, db: Database, outbox: Outbox, http: ServiceHttp, clock: Clock,
+                 batch_size: int = 100, lease_seconds: float = 30.0,
+                 max_backoff_seconds: float = 300.0, poll_seconds: float = 1.0) -> None:
+        self.db = db
+        self.table = outbox.table
+        self.http = http
+        self.clock = clock
+        self.batch_size = batch_size
+        self.lease = timedelta(seconds=lease_seconds)
+        self.max_backoff = max_backoff_seconds
+        self.poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+        outbox.relay = self
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _claim(self) -> list[Any]:
+        t, now = self.table, self.clock.now()
+        async with self.db.session() as session, session.begin():
+            due = (
+                select(t.c.seq)
+                .where(t.c.dispatched_at.is_(None), t.c.available_at <= now,
+                       or_(t.c.claimed_until.is_(None), t.c.claimed_until < now))
+                .order_by(t.c.seq).limit(self.batch_size)
+                .with_for_update(skip_locked=True)
+            )
+            seqs = list((await session.execute(due)).scalars())
+            if not seqs:
+                return []
+            await session.execute(update(t).where(t.c.seq.in_(seqs))
+                                  .values(claimed_until=now + self.lease))
+            rows = await session.execute(
+                select(t.c.seq, t.c.event_id, t.c.payload, t.c.attempts)
+                .where(t.c.seq.in_(seqs)).order_by(t.c.seq))
+            return list(rows)
+
+    async def _post(self, payload: str, event_id: str) -> str | None:
+        """Post one event; None when notifier accepted it, else the reason it did not."""
+        try:
+            response = await self.http.call("notifier", "POST", "/v1/events",
+                                            json=json.loads(payload), idempotency_key=event_id)
+        except DependencyUnavailable as exc:
+            return exc.detail
+        if 200 <= response.status_code < 300:
+            return None
+        return f"notifier answered {response.status_code}: {response.text[:200]}"
+
+    async def dispatch_once(self) -> int:
+        """Send every due event once; returns how many notifier accepted."""
+        token = set_request_id(new_request_id())
+        try:
+            rows = await self._claim()
+            sent = 0
+            for row in rows:
+                error = await self._post(row.payload, row.event_id)
+                await self._settle(row, error)
+                if error is None:
+                    sent += 1
+            return sent
+        finally:
+            reset_request_id(token)
+
+    async def _settle(self, row: Any, error: str | None) -> None:
+        t, now = self.table, self.clock.now()
+        async with self.db.session() as session, session.begin():
+            if error is None:
+                values: dict[str, Any] = {"dispatched_at": now, "claimed_until": None,
+                                          "attempts": row.attempts + 1, "last_error": None}
+            else:
+                delay = min(self.max_backoff, 2.0 ** row.attempts)
+                values = {"attempts": row.attempts + 1, "claimed_until": None,
+                          "available_at": now + timedelta(seconds=delay),
+                          "last_error": error[:500]}
+                log.warning("event %s not accepted by notifier (attempt %d): %s",
+                            row.event_id, row.attempts + 1, error,
+                            extra={"event_id": row.event_id, "attempt": row.attempts + 1})
+            await session.execute(update(t).where(t.c.seq == row.seq).values(**values))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Background loop: dispatch, then sleep until woken or the poll interval passes."""
+        while not stop.is_set():
+            try:
+                await self.dispatch_once()
+            except Exception:
+                log.exception("outbox relay cycle failed")
+            self._wake.clear()
+            waiter = asyncio.ensure_future(self._wake.wait())
+            stopper = asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait({waiter, stopper}, timeout=self.poll_seconds,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+                stopper.cancel()

@@ -1,0 +1,61 @@
+"""Settings common to every service; each service subclasses `BaseServiceSettings`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICES = ("orders", "credit", "ledger", "notifier")
+DEFAULT_PORT_BASE = 8000
+PORT_OFFSETS = {"orders": 1, "credit": 2, "ledger": 3, "notifier": 4}
+
+
+class BaseServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="O2C_", extra="ignore")
+
+    service_name: ClassVar[str] = ""
+
+    data_dir: Path = Path("./var")
+    orders_url: str = "http://127.0.0.1:8001"
+    credit_url: str = "http://127.0.0.1:8002"
+    ledger_url: str = "http://127.0.0.1:8003"
+    notifier_url: str = "http://127.0.0.1:8004"
+
+    api_keys_file: Path | None = None
+    service_key: SecretStr | None = None
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    # Background workers (outbox dispatch, deliveries, scans). Tests turn them off and
+    # drive the workers step by step.
+    workers_enabled: bool = True
+    outbox_poll_seconds: float = 1.0
+    outbox_batch_size: int = 100
+    outbox_lease_seconds: float = 30.0
+    outbox_max_backoff_seconds: float = 300.0
+
+    http_timeout_seconds: float = 5.0
+    http_retries: int = 3
+    http_backoff_seconds: float = 0.2
+
+    migrate_on_startup: bool = False
+
+    idempotency_ttl_hours: int = 24
+    idempotency_in_flight_seconds: float = 60.0
+
+    db_pool_size: int = 10
+    sqlite_busy_timeout_ms: int = 5000
+
+    def database_url(self) -> str:
+        """`O2C_<SERVICE>_DATABASE_URL`, or a SQLite file under the data directory."""
+        url = getattr(self, f"{self.service_name}_database_url", None)
+        if url:
+            return url
+        return f"sqlite+aiosqlite:///{(self.data_dir / f'{self.service_name}.db').as_posix()}"
+
+    def service_url(self, service: str) -> str:
+        return getattr(self, f"{service}_url").rstrip("/")

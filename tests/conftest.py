@@ -1,0 +1,140 @@
+"""Test fixtures: every test runs on SQLite, or on PostgreSQL when O2C_TEST_POSTGRES_URL is set.
+
+O2C_TEST_POSTGRES_URL names a throwaway database (`.ci/run` creates it); the suite creates
+one database per service beside it (`<name>_orders`, …), migrates them once, truncates them
+between tests and drops them at the end. On SQLite each test gets copies of migrated
+template files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from shared import migrations
+from shared.clock import FrozenClock
+from shared.db import Database
+from shared.settings import SERVICES
+from tests import pg_admin
+from tests.harness import System, running_system, write_keys
+
+PG_URL = os.environ.get("O2C_TEST_POSTGRES_URL")
+BACKEND = "postgresql" if PG_URL else "sqlite"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"o2c database backend: {BACKEND}"
+
+
+def _metadata(service: str):
+    import importlib
+
+    return importlib.import_module(f"services.{service}.models").metadata
+
+
+async def _prepare_postgres() -> dict[str, str]:
+    url = make_url(PG_URL)
+    server = url.set(drivername="postgresql", database=url.database).render_as_string(
+        hide_password=False)
+    urls = {}
+    for service in SERVICES:
+        name = f"{url.database}_{service}"
+        await pg_admin.drop(name, server, with_children=False)
+        await pg_admin.create(name, server)
+        urls[service] = url.set(database=name).render_as_string(hide_password=False)
+        db = Database(urls[service])
+        try:
+            await migrations.upgrade(db.engine, service)
+        finally:
+            await db.dispose()
+    return urls
+
+
+async def _prepare_sqlite(directory: Path) -> dict[str, str]:
+    urls = {}
+    for service in SERVICES:
+        urls[service] = f"sqlite+aiosqlite:///{directory / f'{service}.db'}"
+        db = Database(urls[service])
+        try:
+            await migrations.upgrade(db.engine, service)
+        finally:  # closing the last connection checkpoints the WAL into the file
+            await db.dispose()
+    return urls
+
+
+@pytest.fixture(scope="session")
+def database_templates(tmp_path_factory: pytest.TempPathFactory):
+    if PG_URL:
+        urls = asyncio.run(_prepare_postgres())
+        yield urls
+        url = make_url(PG_URL)
+        server = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        for service in SERVICES:
+            asyncio.run(pg_admin.drop(f"{url.database}_{service}", server, with_children=False))
+    else:
+        directory = tmp_path_factory.mktemp("templates")
+        yield asyncio.run(_prepare_sqlite(directory))
+
+
+async def _truncate(urls: dict[str, str]) -> None:
+    for service, url in urls.items():
+        tables = [t.name for t in _metadata(service).sorted_tables]
+        db = Database(url)
+        try:
+            async with db.engine.begin() as conn:
+                await conn.execute(text(
+                    "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+        finally:
+            await db.dispose()
+
+
+@pytest.fixture
+async def database_urls(database_templates: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """Fresh, migrated databases for one test."""
+    if PG_URL:
+        await _truncate(database_templates)
+        return dict(database_templates)
+    urls = {}
+    db_dir = tmp_path / "db"
+    db_dir.mkdir()
+    for service, url in database_templates.items():
+        source = Path(make_url(url).database)
+        shutil.copy(source, db_dir / source.name)
+        urls[service] = f"sqlite+aiosqlite:///{db_dir / source.name}"
+    return urls
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+def keys_file(tmp_path: Path) -> Path:
+    return tmp_path / "api-keys.toml"
+
+
+@pytest.fixture
+def keys(keys_file: Path) -> dict[str, str]:
+    return write_keys(keys_file)
+
+
+@pytest.fixture
+def system_overrides() -> dict[str, dict]:
+    """Per-service settings overrides; override this fixture in a test module."""
+    return {}
+
+
+@pytest.fixture
+async def system(database_urls, keys_file, keys, clock, tmp_path,
+                 system_overrides) -> AsyncIterator[System]:
+    async with running_system(database_urls=database_urls, keys_file=keys_file, keys=keys,
+                              clock=clock, data_dir=tmp_path, **system_overrides) as running:
+        yield running
