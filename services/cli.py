@@ -129,14 +129,41 @@ def cmd_run(args: argparse.Namespace) -> int:
     os.environ.update(env)
     asyncio.run(_migrate(list(SERVICES)))
 
-    procs: dict[str, subprocess.Popen[bytes]] = {}
-    for service in SERVICES:
-        port = args.port_base + PORT_OFFSETS[service]
-        procs[service] = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "serve", service, "--port", str(port)],
-            env=env, start_new_session=True)
+    def _interrupt(*_: Any) -> None:
+        raise KeyboardInterrupt
 
-    print("\no2c is starting:\n")
+    signal.signal(signal.SIGTERM, _interrupt)
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    code = 0
+    try:
+        for service in SERVICES:
+            port = args.port_base + PORT_OFFSETS[service]
+            procs[service] = subprocess.Popen(
+                [sys.executable, "-m", "services.cli", "serve", service, "--port", str(port)],
+                env=env, start_new_session=True)
+        if not _wait_ready(env, procs, timeout=float(env.get("O2C_RUN_START_TIMEOUT", "60"))):
+            print("o2c: the services did not become ready; see the log lines above",
+                  file=sys.stderr)
+            return 1
+        _print_banner(env, data_dir, generated)
+        while True:
+            for service, proc in procs.items():
+                if proc.poll() is not None:
+                    print(f"{service} exited with code {proc.returncode}; stopping the others",
+                          file=sys.stderr)
+                    return 1
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        print("\no2c: stopping…", file=sys.stderr)
+    finally:
+        _terminate(procs)
+        print("o2c stopped.", file=sys.stderr)
+    return code
+
+
+def _print_banner(env: dict[str, str], data_dir: Path,
+                  generated: list[tuple[str, str, list[str], str | None]]) -> None:
+    print("\no2c is running:\n")
     for service in SERVICES:
         url = env[f"O2C_{service.upper()}_URL"]
         print(f"  {service:<9} {url}   docs: {url}/docs")
@@ -148,23 +175,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"  {principal:<15} {key}   roles={','.join(roles)}{extra}")
     print("\nPress Ctrl-C to stop.\n", flush=True)
 
-    stopping = False
 
-    def _stop(*_: Any) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
-    code = 0
-    while not stopping:
-        for service, proc in procs.items():
-            if proc.poll() is not None:
-                print(f"{service} exited with code {proc.returncode}; stopping the others",
-                      file=sys.stderr)
-                stopping, code = True, 1
-                break
-        time.sleep(0.2)
+def _terminate(procs: dict[str, subprocess.Popen[bytes]]) -> None:
     for proc in procs.values():
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -174,8 +186,31 @@ def cmd_run(args: argparse.Namespace) -> int:
             proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             proc.kill()
-    print("o2c stopped.", file=sys.stderr)
-    return code
+
+
+def _wait_ready(env: dict[str, str], procs: dict[str, subprocess.Popen[bytes]],
+                timeout: float) -> bool:
+    """Poll each service's /ready until all answer 200, a child dies, or time runs out."""
+    import urllib.error
+    import urllib.request
+
+    pending = set(procs)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        for service in sorted(pending):
+            if procs[service].poll() is not None:
+                print(f"{service} exited with code {procs[service].returncode}", file=sys.stderr)
+                return False
+            try:
+                url = env[f"O2C_{service.upper()}_URL"] + "/ready"
+                with urllib.request.urlopen(url, timeout=1) as response:
+                    if response.status == 200:
+                        pending.discard(service)
+            except (urllib.error.URLError, OSError):
+                pass
+        if pending:
+            time.sleep(0.1)
+    return not pending
 
 
 def cmd_revision(args: argparse.Namespace) -> int:

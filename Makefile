@@ -1,0 +1,49 @@
+# o2c — order-to-cash services. `make run` starts everything; `make test` runs the suite.
+# The first use creates .venv and installs the project; later runs reuse it.
+
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	  if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))'; \
+	  then command -v $$p; break; fi; done)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: run test test-postgres lint bench clean help
+
+help:
+	@echo "make run            start all four services on SQLite (./var)"
+	@echo "make test           run the whole suite on SQLite"
+	@echo "make test-postgres  run the suite on a throwaway PostgreSQL database"
+	@echo "make lint           ruff"
+	@echo "make bench          throughput figures (PostgreSQL)"
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+run: $(STAMP)
+	$(BIN)/o2c run $(if $(PORT_BASE),--port-base $(PORT_BASE)) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# PG_SERVER is a PostgreSQL server URL (default: local, user postgres, trust auth).
+PG_SERVER ?= postgresql://postgres@127.0.0.1:5432/postgres
+test-postgres: $(STAMP)
+	@db=o2c_test_$$$$; \
+	O2C_TEST_PG_SERVER=$(PG_SERVER) $(BIN)/python tests/pg_admin.py create $$db || exit 1; \
+	trap "O2C_TEST_PG_SERVER=$(PG_SERVER) $(BIN)/python tests/pg_admin.py drop $$db" EXIT; \
+	O2C_TEST_POSTGRES_URL=$$(echo $(PG_SERVER) | sed "s#^postgresql://#postgresql+asyncpg://#; s#/[^/]*\$$#/$$db#") \
+	  $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf var .pytest_cache .ruff_cache

@@ -1,0 +1,90 @@
+"""Unit tests of the kernel's pure parts: money, webhooks signing, keys, cursors, clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from shared import webhooks
+from shared.auth import KeyStore, Principal, Role, append_key, hash_key
+from shared.clock import FrozenClock
+from shared.errors import ValidationFailed
+from shared.money import line_total
+from shared.pagination import decode_cursor, encode_cursor
+
+
+@pytest.mark.parametrize(("quantity", "price", "expected"), [
+    ("0.5", 5, 2), ("1.5", 5, 8), ("0.5", 7, 4), ("2", 125000, 250000),
+    ("0.001", 499, 0), ("0.001", 500, 0), ("0.001", 1500, 2), ("12.345", 100, 1234),
+])
+def test_line_total_rounds_half_even(quantity, price, expected):
+    assert line_total(Decimal(quantity), price) == expected
+
+
+def test_webhook_signature_round_trip_and_tamper():
+    secret = webhooks.new_secret()
+    assert secret.startswith("whsec_")
+    body = b'{"type":"order.submitted"}'
+    headers = webhooks.signed_headers(secret, "msg_1", 1_700_000_000, body)
+    webhooks.verify(secret, headers, body)
+    with pytest.raises(webhooks.InvalidSignature):
+        webhooks.verify(secret, headers, body + b" ")
+    with pytest.raises(webhooks.InvalidSignature):
+        webhooks.verify(webhooks.new_secret(), headers, body)
+    with pytest.raises(webhooks.InvalidSignature):
+        webhooks.verify(secret, headers, body, now=datetime.fromtimestamp(1_700_001_000, UTC))
+
+
+def test_webhook_signature_matches_standard_webhooks_reference():
+    # Test vector from the Standard Webhooks specification's reference libraries.
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    body = b'{"test": 2432232314}'
+    expected = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    assert webhooks.sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body) == expected
+
+
+def test_keystore_reads_file_and_reloads(tmp_path):
+    path = tmp_path / "keys.toml"
+    append_key(path, "k1", "alice", ["sales"], "S-ALICE")
+    store = KeyStore(path, service_key="svc")
+    alice = store.lookup("k1")
+    assert alice == Principal("alice", frozenset({"sales"}), "S-ALICE")
+    assert store.lookup("svc") == Principal("service", frozenset({Role.service}))
+    assert store.lookup("nope") is None
+    append_key(path, "k2", "fin", ["finance"])
+    assert store.lookup("k2").roles == frozenset({"finance"})
+    assert hash_key("k1") in path.read_text() and "k1\"" not in path.read_text()
+
+
+def test_unknown_role_is_refused(tmp_path):
+    with pytest.raises(ValueError):
+        append_key(tmp_path / "k.toml", "k", "x", ["wizard"])
+
+
+def test_row_level_rule():
+    alice = Principal("alice", frozenset({"sales"}), "S-ALICE")
+    assert alice.restricted_to_salesperson == "S-ALICE"
+    assert alice.can_see("S-ALICE") and not alice.can_see("S-BOB") and not alice.can_see(None)
+    assert Principal("sales", frozenset({"sales"})).can_see("S-BOB")
+    assert Principal("boss", frozenset({"sales", "admin"}), "S-X").can_see("S-BOB")
+
+
+def test_cursor_round_trip_and_garbage():
+    assert decode_cursor(encode_cursor("2026-01-01T00:00:00+00:00", "abc"), 2) == [
+        "2026-01-01T00:00:00+00:00", "abc"]
+    assert decode_cursor(None, 2) is None
+    with pytest.raises(ValidationFailed):
+        decode_cursor("not-base64!", 2)
+    with pytest.raises(ValidationFailed):
+        decode_cursor(encode_cursor("one"), 2)
+
+
+def test_frozen_clock_moves_only_when_told():
+    clock = FrozenClock(datetime(2026, 3, 1, tzinfo=UTC))
+    assert clock.now() == clock.now()
+    clock.advance(timedelta(days=1))
+    assert clock.today().isoformat() == "2026-03-02"
+    clock.advance(hours=2)
+    assert clock.now().hour == 2
