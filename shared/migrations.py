@@ -8,6 +8,7 @@ service's metadata. `upgrade` applies them on an open engine (start-up of `o2c r
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ def alembic_config(service: str, url: str | None = None) -> Config:
     return cfg
 
 
+@functools.cache
 def head_revision(service: str) -> str | None:
     return ScriptDirectory.from_config(alembic_config(service)).get_current_head()
 
