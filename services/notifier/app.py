@@ -1,26 +1,81 @@
-"""The notifier service."""
+"""The notifier service: stores events once and delivers them to signed webhooks."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
 import httpx
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.notifier import api, repository
 from services.notifier.config import NotifierSettings
+from services.notifier.delivery import DeliveryWorker, make_webhook_client
 from services.notifier.models import idempotency_keys, metadata
 from shared.app import ServiceSpec, create_service_app
 from shared.clock import Clock
 
+
+async def start_deliveries(app: FastAPI) -> None:
+    """Make the delivery worker and its own HTTP client (routed through the test mounts)."""
+    settings: NotifierSettings = app.state.settings
+    app.state.deliveries = DeliveryWorker(
+        db=app.state.db, clock=app.state.clock, settings=settings,
+        client=make_webhook_client(settings, app.state.webhook_mounts))
+
+
+async def delivery_worker(app: FastAPI, stop: Any) -> None:
+    await app.state.deliveries.run(stop)
+
+
+async def queue_depths(session: AsyncSession) -> dict[str, int]:
+    return {"deliveries": await repository.pending_deliveries(session)}
+
+
 SPEC = ServiceSpec(
     name="notifier",
     title="o2c notifier",
-    description="",
+    description="Stores every event of the other services once and delivers it to the "
+                "webhook endpoints that subscribe to it, signed per Standard Webhooks, with "
+                "retries, an attempt log, replay and secret rotation.",
     metadata=metadata,
     idempotency=idempotency_keys,
-    routers=[],
+    routers=[api.events, api.endpoints, api.deliveries],
+    tags=[
+        {"name": "events", "description": "Event ingest (from the outboxes) and the event log."},
+        {"name": "webhook endpoints", "description": "Subscribers, their filters and secrets."},
+        {"name": "deliveries", "description": "Each event on its way to each endpoint."},
+    ],
+    workers=[delivery_worker],
+    queue_probe=queue_depths,
+    on_startup=start_deliveries,
 )
+
+
+def _close_webhook_client_on_shutdown(app: FastAPI) -> None:
+    """Wrap the common lifespan so the webhook client closes after the workers stopped."""
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app_: FastAPI) -> AsyncIterator[Any]:
+        try:
+            async with inner(app_) as state:
+                yield state
+        finally:
+            worker: DeliveryWorker | None = getattr(app_.state, "deliveries", None)
+            if worker is not None:
+                await worker.aclose()
+
+    app.router.lifespan_context = lifespan
 
 
 def create_app(settings: NotifierSettings | None = None, *, clock: Clock | None = None,
                http_mounts: dict[str, httpx.AsyncBaseTransport] | None = None) -> FastAPI:
-    return create_service_app(SPEC, settings or NotifierSettings(), clock=clock,
-                              http_mounts=http_mounts)
+    app = create_service_app(SPEC, settings or NotifierSettings(), clock=clock,
+                             http_mounts=http_mounts)
+    # The same dict the harness fills with the other apps and the test receiver.
+    app.state.webhook_mounts = http_mounts
+    _close_webhook_client_on_shutdown(app)
+    return app

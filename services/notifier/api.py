@@ -1,0 +1,241 @@
+"""Routes of the notifier service: parse, authorize, call the service, shape the response."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+
+from services.notifier import repository, service
+from services.notifier.models import Delivery, DeliveryStatus, StoredEvent, WebhookEndpoint
+from services.notifier.schemas import (
+    DeliveryPublic,
+    EndpointCreate,
+    EndpointPublic,
+    EndpointUpdate,
+    EndpointWithSecret,
+    EventIn,
+    EventPublic,
+    ReplayRequest,
+    ReplayResult,
+)
+from shared.auth import CurrentPrincipal, Role, require
+from shared.clock import as_utc
+from shared.db import SessionDep
+from shared.errors import ValidationFailed, problem_responses
+from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+from shared.versioning import check_if_match, set_etag
+
+EVENT_READERS = (Role.auditor, Role.finance, Role.service)
+MANAGERS = (Role.service,)  # and admin, who may do everything
+MANAGEMENT_READERS = (*MANAGERS, Role.auditor)
+
+events = APIRouter(prefix="/v1", tags=["events"], responses=problem_responses(401, 403, 422))
+endpoints = APIRouter(prefix="/v1", tags=["webhook endpoints"],
+                      responses=problem_responses(401, 403, 422))
+deliveries = APIRouter(prefix="/v1", tags=["deliveries"], responses=problem_responses(401, 403, 422))
+
+Row = TypeVar("Row")
+Id = Annotated[str, Path(max_length=36)]
+
+
+def _cursor_after(cursor: str | None) -> tuple[datetime, str] | None:
+    after = decode_cursor(cursor, 2)
+    if after is None:
+        return None
+    try:
+        return as_utc(datetime.fromisoformat(after[0])), after[1]
+    except ValueError as exc:
+        raise ValidationFailed("The cursor is not valid; start again without one.",
+                               errors=[{"field": "query.cursor", "message": "invalid cursor"}]
+                               ) from exc
+
+
+def _page(rows: Sequence[Row], limit: int, key: Callable[[Row], tuple[datetime, str]]) -> Page[Any]:
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        at, ident = key(rows[-1])
+        next_cursor = encode_cursor(at.isoformat(), ident)
+    return Page(items=list(rows), next_cursor=next_cursor)
+
+
+def _wake(request: Request) -> Callable[[], None]:
+    return request.app.state.deliveries.wake
+
+
+# events
+
+async def load_event(session: SessionDep, event_id: Id) -> StoredEvent:
+    return await service.get_event(session, event_id)
+
+
+@events.post("/events", status_code=status.HTTP_201_CREATED, response_model=EventPublic,
+             dependencies=[require(Role.service)],
+             responses={200: {"model": EventPublic,
+                              "description": "Already stored (same id): the stored event"}})
+async def ingest_event(body: EventIn, request: Request, response: Response,
+                       session: SessionDep) -> StoredEvent:
+    """Accept an event from a producer's outbox; each event id is stored and delivered once."""
+    stored, created = await service.record_event(
+        session, clock=request.app.state.clock, event=body, wake=_wake(request))
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    response.headers["Location"] = f"/v1/events/{stored.id}"
+    return stored
+
+
+@events.get("/events", response_model=Page[EventPublic], dependencies=[require(*EVENT_READERS)])
+async def list_events(
+    session: SessionDep, limit: Limit = 50, cursor: Cursor = None,
+    type_: Annotated[str | None, Query(alias="type", max_length=100,
+                                       description="Only events of this type")] = None,
+    after: Annotated[datetime | None, Query(
+        description="Only events that occurred after this time (ISO 8601)")] = None,
+) -> Page[StoredEvent]:
+    """List stored events in the order they occurred."""
+    rows = await repository.list_events(
+        session, limit=limit + 1, after=_cursor_after(cursor), type_=type_,
+        occurred_after=as_utc(after) if after else None)
+    return _page(rows, limit, lambda e: (e.occurred_at, e.id))
+
+
+@events.get("/events/{event_id}", response_model=EventPublic,
+            dependencies=[require(*EVENT_READERS)], responses=problem_responses(404))
+async def get_event(event: Annotated[StoredEvent, Depends(load_event)]) -> StoredEvent:
+    """One stored event."""
+    return event
+
+
+# webhook endpoints
+
+async def load_endpoint(session: SessionDep, endpoint_id: Id) -> WebhookEndpoint:
+    return await service.get_endpoint(session, endpoint_id)
+
+
+EndpointOr404 = Annotated[WebhookEndpoint, Depends(load_endpoint)]
+
+
+@endpoints.post("/webhook-endpoints", status_code=status.HTTP_201_CREATED,
+                response_model=EndpointWithSecret, dependencies=[require(*MANAGERS)])
+async def create_webhook_endpoint(body: EndpointCreate, request: Request, response: Response,
+                                  session: SessionDep,
+                                  principal: CurrentPrincipal) -> WebhookEndpoint:
+    """Subscribe a URL to event types; the response shows the signing secret, this once."""
+    endpoint = await service.create_endpoint(
+        session=session, clock=request.app.state.clock, settings=request.app.state.settings,
+        principal=principal, data=body)
+    response.headers["Location"] = f"/v1/webhook-endpoints/{endpoint.id}"
+    set_etag(response, endpoint.version)
+    return endpoint
+
+
+@endpoints.get("/webhook-endpoints", response_model=Page[EndpointPublic],
+               dependencies=[require(*MANAGEMENT_READERS)])
+async def list_webhook_endpoints(
+    session: SessionDep, limit: Limit = 50, cursor: Cursor = None,
+    enabled: Annotated[bool | None, Query(description="Only enabled or disabled ones")] = None,
+) -> Page[WebhookEndpoint]:
+    """List webhook endpoints, oldest first (deleted ones are gone)."""
+    rows = await repository.list_endpoints(session, limit=limit + 1,
+                                           after=_cursor_after(cursor), enabled=enabled)
+    return _page(rows, limit, lambda e: (e.created_at, e.id))
+
+
+@endpoints.get("/webhook-endpoints/{endpoint_id}", response_model=EndpointPublic,
+               dependencies=[require(*MANAGEMENT_READERS)], responses=problem_responses(404))
+async def get_webhook_endpoint(endpoint: EndpointOr404, response: Response) -> WebhookEndpoint:
+    """One webhook endpoint (without its secret)."""
+    set_etag(response, endpoint.version)
+    return endpoint
+
+
+@endpoints.patch("/webhook-endpoints/{endpoint_id}", response_model=EndpointPublic,
+                 dependencies=[require(*MANAGERS)], responses=problem_responses(404, 412))
+async def update_webhook_endpoint(endpoint: EndpointOr404, body: EndpointUpdate, request: Request,
+                                  response: Response, session: SessionDep,
+                                  principal: CurrentPrincipal) -> WebhookEndpoint:
+    """Change URL, event types, description or enabled; `If-Match` guards against lost updates."""
+    check_if_match(request, endpoint.version)
+    endpoint = await service.update_endpoint(
+        session=session, clock=request.app.state.clock, settings=request.app.state.settings,
+        principal=principal, endpoint=endpoint, data=body)
+    set_etag(response, endpoint.version)
+    return endpoint
+
+
+@endpoints.delete("/webhook-endpoints/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT,
+                  dependencies=[require(*MANAGERS)], responses=problem_responses(404, 412))
+async def delete_webhook_endpoint(endpoint: EndpointOr404, request: Request, session: SessionDep,
+                                  principal: CurrentPrincipal) -> Response:
+    """Delete an endpoint: nothing more is sent to it; its deliveries stay readable."""
+    check_if_match(request, endpoint.version)
+    await service.delete_endpoint(session=session, clock=request.app.state.clock,
+                                  principal=principal, endpoint=endpoint)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@endpoints.post("/webhook-endpoints/{endpoint_id}/rotate-secret",
+                response_model=EndpointWithSecret, dependencies=[require(*MANAGERS)],
+                responses=problem_responses(404, 412))
+async def rotate_webhook_secret(endpoint: EndpointOr404, request: Request, response: Response,
+                                session: SessionDep) -> WebhookEndpoint:
+    """Issue a new signing secret (shown this once); the old one keeps signing for 24 h."""
+    check_if_match(request, endpoint.version)
+    endpoint = await service.rotate_secret(session=session, clock=request.app.state.clock,
+                                           settings=request.app.state.settings, endpoint=endpoint)
+    set_etag(response, endpoint.version)
+    return endpoint
+
+
+@endpoints.post("/webhook-endpoints/{endpoint_id}/replay", status_code=status.HTTP_202_ACCEPTED,
+                response_model=ReplayResult, dependencies=[require(*MANAGERS)],
+                responses=problem_responses(404, 409))
+async def replay_webhook_events(endpoint: EndpointOr404, body: ReplayRequest, request: Request,
+                                session: SessionDep) -> ReplayResult:
+    """Send again every stored event since a time that the endpoint's filter matches."""
+    count = await service.replay(session=session, clock=request.app.state.clock,
+                                 endpoint=endpoint, since=body.since, wake=_wake(request))
+    return ReplayResult(endpoint_id=endpoint.id, since=body.since, count=count)
+
+
+# deliveries
+
+async def load_delivery(session: SessionDep, delivery_id: Id) -> Delivery:
+    return await service.get_delivery(session, delivery_id)
+
+
+DeliveryOr404 = Annotated[Delivery, Depends(load_delivery)]
+
+
+@deliveries.get("/deliveries", response_model=Page[DeliveryPublic],
+                dependencies=[require(*MANAGEMENT_READERS)])
+async def list_deliveries(
+    session: SessionDep, limit: Limit = 50, cursor: Cursor = None,
+    endpoint_id: Annotated[str | None, Query(max_length=36)] = None,
+    status_: Annotated[DeliveryStatus | None, Query(alias="status")] = None,
+    event_id: Annotated[str | None, Query(max_length=36)] = None,
+) -> Page[Delivery]:
+    """List deliveries with their attempts, oldest first."""
+    rows = await repository.list_deliveries(
+        session, limit=limit + 1, after=_cursor_after(cursor), endpoint_id=endpoint_id,
+        status=status_, event_id=event_id)
+    return _page(rows, limit, lambda d: (d.created_at, d.id))
+
+
+@deliveries.get("/deliveries/{delivery_id}", response_model=DeliveryPublic,
+                dependencies=[require(*MANAGEMENT_READERS)], responses=problem_responses(404))
+async def get_delivery(delivery: DeliveryOr404) -> Delivery:
+    """One delivery and the log of its attempts (time, response status, error, duration)."""
+    return delivery
+
+
+@deliveries.post("/deliveries/{delivery_id}/retry", response_model=DeliveryPublic,
+                 dependencies=[require(*MANAGERS)], responses=problem_responses(404, 409))
+async def retry_delivery(delivery: DeliveryOr404, request: Request,
+                         session: SessionDep) -> Delivery:
+    """Try a delivery again now, even one that has failed."""
+    return await service.retry_delivery(session=session, clock=request.app.state.clock,
+                                        delivery=delivery, wake=_wake(request))

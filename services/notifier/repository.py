@@ -1,0 +1,199 @@
+"""Every query of the notifier service."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.notifier.models import Delivery, DeliveryStatus, StoredEvent, WebhookEndpoint
+
+
+def _after(columns: tuple[Any, Any], after: tuple[datetime, str] | None) -> Any:
+    """Keyset condition: rows strictly after the (timestamp, id) of the previous page."""
+    if after is None:
+        return None
+    at_col, id_col = columns
+    at, ident = after
+    return or_(at_col > at, and_(at_col == at, id_col > ident))
+
+
+# events
+
+async def get_event(session: AsyncSession, event_id: str) -> StoredEvent | None:
+    return await session.get(StoredEvent, event_id)
+
+
+async def list_events(session: AsyncSession, *, limit: int, after: tuple[datetime, str] | None,
+                      type_: str | None, occurred_after: datetime | None) -> list[StoredEvent]:
+    stmt = select(StoredEvent)
+    if type_ is not None:
+        stmt = stmt.where(StoredEvent.type == type_)
+    if occurred_after is not None:
+        stmt = stmt.where(StoredEvent.occurred_at > occurred_after)
+    cursor = _after((StoredEvent.occurred_at, StoredEvent.id), after)
+    if cursor is not None:
+        stmt = stmt.where(cursor)
+    stmt = stmt.order_by(StoredEvent.occurred_at, StoredEvent.id).limit(limit)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def events_since(session: AsyncSession, *, since: datetime,
+                       types: Sequence[str] | None) -> list[tuple[str, str]]:
+    """(id, type) of every event that occurred at or after `since`, of `types` (None: all)."""
+    stmt = select(StoredEvent.id, StoredEvent.type).where(StoredEvent.occurred_at >= since)
+    if types is not None:
+        stmt = stmt.where(StoredEvent.type.in_(list(types)))
+    stmt = stmt.order_by(StoredEvent.occurred_at, StoredEvent.id)
+    return [(row.id, row.type) for row in await session.execute(stmt)]
+
+
+# endpoints
+
+async def get_endpoint(session: AsyncSession, endpoint_id: str) -> WebhookEndpoint | None:
+    endpoint = await session.get(WebhookEndpoint, endpoint_id)
+    return None if endpoint is None or endpoint.deleted_at is not None else endpoint
+
+
+async def enabled_endpoints(session: AsyncSession) -> list[WebhookEndpoint]:
+    stmt = select(WebhookEndpoint).where(WebhookEndpoint.enabled.is_(True),
+                                         WebhookEndpoint.deleted_at.is_(None))
+    return list((await session.execute(stmt)).scalars())
+
+
+async def list_endpoints(session: AsyncSession, *, limit: int,
+                         after: tuple[datetime, str] | None,
+                         enabled: bool | None) -> list[WebhookEndpoint]:
+    stmt = select(WebhookEndpoint).where(WebhookEndpoint.deleted_at.is_(None))
+    if enabled is not None:
+        stmt = stmt.where(WebhookEndpoint.enabled.is_(enabled))
+    cursor = _after((WebhookEndpoint.created_at, WebhookEndpoint.id), after)
+    if cursor is not None:
+        stmt = stmt.where(cursor)
+    stmt = stmt.order_by(WebhookEndpoint.created_at, WebhookEndpoint.id).limit(limit)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def bump_endpoint(session: AsyncSession, endpoint_id: str, expected: int,
+                        values: dict[str, Any]) -> bool:
+    """Compare-and-set update; False when another writer changed the row first."""
+    result = await session.execute(
+        update(WebhookEndpoint)
+        .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.version == expected)
+        .values(**values, version=expected + 1))
+    return result.rowcount == 1
+
+
+async def mark_endpoint_failing(session: AsyncSession, endpoint_id: str,
+                                now: datetime) -> WebhookEndpoint | None:
+    """Start the endpoint's failing run unless one is already running; returns the endpoint."""
+    await session.execute(
+        update(WebhookEndpoint)
+        .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.failing_since.is_(None))
+        .values(failing_since=now))
+    stmt = (select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
+            .execution_options(populate_existing=True))
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def mark_endpoint_healthy(session: AsyncSession, endpoint_id: str) -> None:
+    await session.execute(
+        update(WebhookEndpoint)
+        .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.failing_since.is_not(None))
+        .values(failing_since=None))
+
+
+async def disable_endpoint(session: AsyncSession, endpoint_id: str, reason: str,
+                           now: datetime) -> bool:
+    result = await session.execute(
+        update(WebhookEndpoint)
+        .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.enabled.is_(True))
+        .values(enabled=False, disabled_reason=reason, updated_at=now,
+                version=WebhookEndpoint.version + 1))
+    return result.rowcount == 1
+
+
+# deliveries
+
+async def get_delivery(session: AsyncSession, delivery_id: str) -> Delivery | None:
+    return await session.get(Delivery, delivery_id)
+
+
+async def list_deliveries(session: AsyncSession, *, limit: int,
+                          after: tuple[datetime, str] | None, endpoint_id: str | None,
+                          status: DeliveryStatus | None, event_id: str | None) -> list[Delivery]:
+    stmt = select(Delivery)
+    if endpoint_id is not None:
+        stmt = stmt.where(Delivery.endpoint_id == endpoint_id)
+    if status is not None:
+        stmt = stmt.where(Delivery.status == status)
+    if event_id is not None:
+        stmt = stmt.where(Delivery.event_id == event_id)
+    cursor = _after((Delivery.created_at, Delivery.id), after)
+    if cursor is not None:
+        stmt = stmt.where(cursor)
+    stmt = stmt.order_by(Delivery.created_at, Delivery.id).limit(limit)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def add_deliveries(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(Delivery.__table__.insert(), rows)
+
+
+async def give_up_pending(session: AsyncSession, endpoint_id: str) -> None:
+    """Pending deliveries of a deleted endpoint will never be sent: mark them failed."""
+    await session.execute(
+        update(Delivery)
+        .where(Delivery.endpoint_id == endpoint_id, Delivery.status == DeliveryStatus.pending)
+        .values(status=DeliveryStatus.failed, next_attempt_at=None))
+
+
+async def claim_due_deliveries(session: AsyncSession, *, now: datetime, lease_until: datetime,
+                               limit: int) -> list[tuple[Delivery, WebhookEndpoint, StoredEvent]]:
+    """Lease due pending deliveries of enabled endpoints (SKIP LOCKED on PostgreSQL)."""
+    live = select(WebhookEndpoint.id).where(WebhookEndpoint.enabled.is_(True),
+                                            WebhookEndpoint.deleted_at.is_(None))
+    due = (
+        select(Delivery.id)
+        .where(Delivery.status == DeliveryStatus.pending, Delivery.next_attempt_at <= now,
+               or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now),
+               Delivery.endpoint_id.in_(live))
+        .order_by(Delivery.next_attempt_at, Delivery.id).limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list((await session.execute(due)).scalars())
+    if not ids:
+        return []
+    await session.execute(update(Delivery).where(Delivery.id.in_(ids))
+                          .values(claimed_until=lease_until))
+    stmt = (
+        select(Delivery, WebhookEndpoint, StoredEvent)
+        .join(WebhookEndpoint, WebhookEndpoint.id == Delivery.endpoint_id)
+        .join(StoredEvent, StoredEvent.id == Delivery.event_id)
+        .where(Delivery.id.in_(ids))
+        .order_by(Delivery.next_attempt_at, Delivery.id)
+        .execution_options(populate_existing=True)
+    )
+    return [(row[0], row[1], row[2]) for row in await session.execute(stmt)]
+
+
+async def record_attempt(session: AsyncSession, delivery_id: str,
+                         values: dict[str, Any], attempt: dict[str, Any]) -> None:
+    """Append one attempt to the delivery's log and apply its outcome."""
+    delivery = (await session.execute(
+        select(Delivery).where(Delivery.id == delivery_id).with_for_update()
+        .execution_options(populate_existing=True))).scalar_one()
+    await session.execute(
+        update(Delivery).where(Delivery.id == delivery_id)
+        .values(**values, attempts=[*delivery.attempts, attempt],
+                attempt_count=Delivery.attempt_count + 1, claimed_until=None))
+
+
+async def pending_deliveries(session: AsyncSession) -> int:
+    stmt = select(func.count()).select_from(Delivery).where(
+        Delivery.status == DeliveryStatus.pending)
+    return int((await session.execute(stmt)).scalar_one())

@@ -1,0 +1,219 @@
+"""Use cases of the notifier service: store events once, fan them out to the endpoints that
+want them, manage endpoints and steer deliveries. Everything happens in the caller's
+transaction; the delivery worker sends after commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.notifier import destinations, repository
+from services.notifier.config import NotifierSettings
+from services.notifier.errors import (
+    DeliveryNotFound,
+    EndpointDisabled,
+    EndpointNotFound,
+    EventNotFound,
+    UrlRefused,
+)
+from services.notifier.models import Delivery, DeliveryStatus, StoredEvent, WebhookEndpoint
+from services.notifier.schemas import EndpointCreate, EndpointUpdate
+from shared.auth import Principal, Role
+from shared.clock import Clock, as_utc
+from shared.db import after_commit
+from shared.errors import ValidationFailed, VersionConflict
+from shared.events import Event
+from shared.webhooks import new_secret
+
+Wake = Callable[[], None] | None
+ALL_TYPES = "*"
+
+
+def wants(event_types: list[str], event_type: str) -> bool:
+    """Whether an endpoint with this filter receives events of `event_type`."""
+    return not event_types or ALL_TYPES in event_types or event_type in event_types
+
+
+def _normalize_types(event_types: list[str]) -> list[str]:
+    unique = list(dict.fromkeys(event_types))
+    return [ALL_TYPES] if ALL_TYPES in unique else unique
+
+
+def _delivery_row(endpoint_id: str, event_id: str, event_type: str, now: datetime) -> dict[str, Any]:
+    return {"id": str(uuid.uuid4()), "endpoint_id": endpoint_id, "event_id": event_id,
+            "event_type": event_type, "status": DeliveryStatus.pending.value, "attempt_count": 0,
+            "next_attempt_at": now, "attempts": [], "created_at": now}
+
+
+# events
+
+async def record_event(session: AsyncSession, *, clock: Clock, event: Event,
+                       wake: Wake = None) -> tuple[StoredEvent, bool]:
+    """Store `event` once (dedup by id) and queue a delivery to every endpoint that wants it.
+
+    Returns the stored event and whether it is new. Notifier's own events (for example
+    `dunning.escalated`) go through here too: notifier has no outbox.
+    """
+    event_id = str(event.id)
+    existing = await repository.get_event(session, event_id)
+    if existing is not None:
+        return existing, False
+    now = clock.now()
+    envelope = event.model_dump(mode="json")
+    stored = StoredEvent(id=event_id, type=event.type, source=event.source, subject=event.subject,
+                         occurred_at=as_utc(event.occurred_at), data=envelope["data"],
+                         received_at=now)
+    try:
+        async with session.begin_nested():
+            session.add(stored)
+    except IntegrityError:  # a concurrent request stored the same id first
+        existing = await repository.get_event(session, event_id)
+        if existing is None:
+            raise
+        return existing, False
+    rows = [_delivery_row(endpoint.id, stored.id, stored.type, now)
+            for endpoint in await repository.enabled_endpoints(session)
+            if wants(endpoint.event_types, stored.type)]
+    await repository.add_deliveries(session, rows)
+    if rows and wake is not None:
+        after_commit(session, wake)
+    return stored, True
+
+
+async def get_event(session: AsyncSession, event_id: str) -> StoredEvent:
+    event = await repository.get_event(session, event_id)
+    if event is None:
+        raise EventNotFound(event_id)
+    return event
+
+
+# endpoints
+
+async def _check_destination(settings: NotifierSettings, principal: Principal, url: str) -> bool:
+    """Refuse unusable or non-public URLs; returns whether private addresses are allowed."""
+    problem = destinations.url_problem(url)
+    if problem is not None:
+        raise UrlRefused(problem)
+    allow_private = Role.service in principal.roles
+    if not (allow_private or settings.webhook_allow_private):
+        problem = await destinations.private_address_problem(
+            url, dns_timeout=settings.webhook_dns_timeout_seconds)
+        if problem is not None:
+            raise UrlRefused(problem)
+    return allow_private
+
+
+async def get_endpoint(session: AsyncSession, endpoint_id: str) -> WebhookEndpoint:
+    endpoint = await repository.get_endpoint(session, endpoint_id)
+    if endpoint is None:
+        raise EndpointNotFound(endpoint_id)
+    return endpoint
+
+
+async def create_endpoint(*, session: AsyncSession, clock: Clock, settings: NotifierSettings,
+                          principal: Principal, data: EndpointCreate) -> WebhookEndpoint:
+    """Register a webhook endpoint with a fresh signing secret."""
+    allow_private = await _check_destination(settings, principal, data.url)
+    now = clock.now()
+    endpoint = WebhookEndpoint(
+        url=data.url, description=data.description, event_types=_normalize_types(data.event_types),
+        secret=new_secret(), allow_private=allow_private, created_by=principal.name,
+        created_at=now, updated_at=now)
+    session.add(endpoint)
+    await session.flush()
+    return endpoint
+
+
+async def _change(session: AsyncSession, endpoint: WebhookEndpoint,
+                  values: dict[str, Any]) -> WebhookEndpoint:
+    if not await repository.bump_endpoint(session, endpoint.id, endpoint.version, values):
+        raise VersionConflict("The webhook endpoint was changed by another request; "
+                              "fetch it again.")
+    await session.refresh(endpoint)
+    return endpoint
+
+
+async def update_endpoint(*, session: AsyncSession, clock: Clock, settings: NotifierSettings,
+                          principal: Principal, endpoint: WebhookEndpoint,
+                          data: EndpointUpdate) -> WebhookEndpoint:
+    """Change URL, filter, description or enabled; enabling again clears the failure run."""
+    changes = data.model_dump(exclude_unset=True)
+    nulls = [f for f in ("url", "event_types", "enabled") if f in changes and changes[f] is None]
+    if nulls:
+        raise ValidationFailed("These fields cannot be null.",
+                               errors=[{"field": f, "message": "may not be null"} for f in nulls])
+    if not changes:
+        return endpoint
+    if "url" in changes:
+        changes["allow_private"] = await _check_destination(settings, principal, changes["url"])
+    if "event_types" in changes:
+        changes["event_types"] = _normalize_types(changes["event_types"])
+    if changes.get("enabled") is True:
+        changes.update(disabled_reason=None, failing_since=None)
+    elif changes.get("enabled") is False and endpoint.enabled:
+        changes["disabled_reason"] = f"disabled by {principal.name}"
+    return await _change(session, endpoint, {**changes, "updated_at": clock.now()})
+
+
+async def delete_endpoint(*, session: AsyncSession, clock: Clock, principal: Principal,
+                          endpoint: WebhookEndpoint) -> None:
+    """Retire an endpoint: it receives nothing more; its deliveries stay readable."""
+    now = clock.now()
+    await _change(session, endpoint, {"deleted_at": now, "enabled": False, "updated_at": now,
+                                      "disabled_reason": f"deleted by {principal.name}"})
+    await repository.give_up_pending(session, endpoint.id)
+
+
+async def rotate_secret(*, session: AsyncSession, clock: Clock, settings: NotifierSettings,
+                        endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    """New signing secret; the old one also signs for `webhook_previous_secret_hours`."""
+    now = clock.now()
+    return await _change(session, endpoint, {
+        "secret": new_secret(), "previous_secret": endpoint.secret, "updated_at": now,
+        "previous_secret_expires_at": now + timedelta(hours=settings.webhook_previous_secret_hours)})
+
+
+async def replay(*, session: AsyncSession, clock: Clock, endpoint: WebhookEndpoint,
+                 since: datetime, wake: Wake = None) -> int:
+    """Queue a new delivery to `endpoint` of every stored event since `since` it wants."""
+    if not endpoint.enabled:
+        raise EndpointDisabled(endpoint.id)
+    types = None if wants(endpoint.event_types, "") else endpoint.event_types
+    now = clock.now()
+    rows = [_delivery_row(endpoint.id, event_id, event_type, now)
+            for event_id, event_type in await repository.events_since(
+                session, since=as_utc(since), types=types)]
+    await repository.add_deliveries(session, rows)
+    if rows and wake is not None:
+        after_commit(session, wake)
+    return len(rows)
+
+
+# deliveries
+
+async def get_delivery(session: AsyncSession, delivery_id: str) -> Delivery:
+    delivery = await repository.get_delivery(session, delivery_id)
+    if delivery is None:
+        raise DeliveryNotFound(delivery_id)
+    return delivery
+
+
+async def retry_delivery(*, session: AsyncSession, clock: Clock, delivery: Delivery,
+                         wake: Wake = None) -> Delivery:
+    """Make a delivery pending and due now, even one that has failed or succeeded."""
+    endpoint = await repository.get_endpoint(session, delivery.endpoint_id)
+    if endpoint is None or not endpoint.enabled:
+        raise EndpointDisabled(delivery.endpoint_id)
+    delivery.status = DeliveryStatus.pending
+    delivery.next_attempt_at = clock.now()
+    delivery.claimed_until = None
+    await session.flush()
+    if wake is not None:
+        after_commit(session, wake)
+    return delivery
