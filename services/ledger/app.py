@@ -1,23 +1,38 @@
-"""The ledger service."""
+"""The ledger service: double-entry journal, chart of accounts, invoices and receivables."""
 
 from __future__ import annotations
 
 import httpx
 from fastapi import FastAPI
 
+from services.ledger import api, service
 from services.ledger.config import LedgerSettings
 from services.ledger.models import idempotency_keys, metadata, outbox
 from shared.app import ServiceSpec, create_service_app
 from shared.clock import Clock
 
+
+async def _seed_chart(app: FastAPI) -> None:
+    await service.ensure_chart(app.state.db, app.state.clock)
+
+
 SPEC = ServiceSpec(
     name="ledger",
     title="o2c ledger",
-    description="",
+    description="The double-entry journal behind order-to-cash: chart of accounts, balanced and "
+                "immutable journal entries (corrected by reversal), trial balance, and the "
+                "invoices that make up each customer's receivables.",
     metadata=metadata,
     idempotency=idempotency_keys,
     outbox=outbox,
-    routers=[],
+    routers=api.routers,
+    tags=[
+        {"name": "accounts", "description": "The chart of accounts."},
+        {"name": "journal", "description": "Balanced, immutable journal entries and reversals."},
+        {"name": "reports", "description": "Trial balance and the ledger's self-check."},
+        {"name": "invoices", "description": "Invoices and what is still outstanding on them."},
+    ],
+    on_startup=_seed_chart,
 )
 
 

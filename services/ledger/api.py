@@ -1,0 +1,237 @@
+"""Routes of the ledger service: parse, authorize, call the service, shape the response."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+
+from services.ledger import repository, service
+from services.ledger.errors import AccountNotFound
+from services.ledger.models import Account, AccountKind, EntryKind, Invoice, InvoiceStatus
+from services.ledger.schemas import (
+    AccountPublic,
+    InvoiceCreate,
+    InvoicePublic,
+    JournalEntryCreate,
+    JournalEntryPublic,
+    LedgerCheckPublic,
+    ReverseRequest,
+    TrialBalancePublic,
+)
+from shared.auth import CurrentPrincipal, Role, require
+from shared.db import SessionDep
+from shared.errors import problem_responses
+from shared.money import Currency
+from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+from shared.versioning import set_etag
+
+JOURNAL_WRITERS = (Role.finance,)
+LEDGER_READERS = (Role.finance, Role.credit_manager, Role.auditor, Role.service)
+INVOICE_ISSUERS = (Role.finance, Role.service)
+INVOICE_READERS = (*LEDGER_READERS, Role.sales)
+
+accounts_router = APIRouter(prefix="/v1", tags=["accounts"],
+                            responses=problem_responses(401, 403, 422))
+journal_router = APIRouter(prefix="/v1", tags=["journal"],
+                           responses=problem_responses(401, 403, 422))
+reports_router = APIRouter(prefix="/v1", tags=["reports"],
+                           responses=problem_responses(401, 403, 422))
+invoices_router = APIRouter(prefix="/v1", tags=["invoices"],
+                            responses=problem_responses(401, 403, 422))
+
+EntryId = Annotated[str, Path(max_length=36)]
+
+
+def _after(cursor: str | None) -> tuple[datetime, str] | None:
+    after = decode_cursor(cursor, 2)
+    return (datetime.fromisoformat(after[0]), after[1]) if after else None
+
+
+# ---------------------------------------------------------------- accounts
+
+
+@accounts_router.get("/accounts", response_model=Page[AccountPublic],
+                     dependencies=[require(*LEDGER_READERS)])
+async def list_accounts(session: SessionDep, limit: Limit = 50, cursor: Cursor = None,
+                        kind: AccountKind | None = None) -> Page[Account]:
+    """The chart of accounts, by code."""
+    after = decode_cursor(cursor, 1)
+    rows = await repository.list_accounts(session, limit=limit + 1,
+                                          after=after[0] if after else None, kind=kind)
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1].code)
+    return Page(items=rows, next_cursor=next_cursor)
+
+
+@accounts_router.get("/accounts/{code}", response_model=AccountPublic,
+                     dependencies=[require(*LEDGER_READERS)], responses=problem_responses(404))
+async def get_account(session: SessionDep, code: Annotated[str, Path(max_length=20)]) -> Account:
+    """One account of the chart."""
+    account = await repository.get_account(session, code)
+    if account is None:
+        raise AccountNotFound(code)
+    return account
+
+
+# ---------------------------------------------------------------- journal
+
+
+@journal_router.post("/journal-entries", status_code=status.HTTP_201_CREATED,
+                     response_model=JournalEntryPublic, dependencies=[require(*JOURNAL_WRITERS)])
+async def post_journal_entry(body: JournalEntryCreate, request: Request, response: Response,
+                             session: SessionDep,
+                             principal: CurrentPrincipal) -> JournalEntryPublic:
+    """Post a balanced manual journal entry (Σ debit = Σ credit); it can never be edited."""
+    posted = await service.post_manual_entry(
+        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
+        principal=principal, data=body)
+    response.headers["Location"] = f"/v1/journal-entries/{posted.entry.id}"
+    return JournalEntryPublic.of(posted)
+
+
+@journal_router.get("/journal-entries", response_model=Page[JournalEntryPublic],
+                    dependencies=[require(*LEDGER_READERS)])
+async def list_journal_entries(
+    session: SessionDep, limit: Limit = 50, cursor: Cursor = None,
+    account_code: Annotated[str | None, Query(max_length=20)] = None,
+    customer_id: Annotated[str | None, Query(max_length=36)] = None,
+    from_: Annotated[date | None, Query(alias="from", description="Posted on or after")] = None,
+    to: Annotated[date | None, Query(description="Posted on or before")] = None,
+    kind: EntryKind | None = None,
+    source_type: Annotated[str | None, Query(max_length=30)] = None,
+    source_id: Annotated[str | None, Query(max_length=36)] = None,
+) -> Page[JournalEntryPublic]:
+    """Journal entries in posting order, with their lines; filter by account, customer, dates."""
+    rows = await repository.list_entries(
+        session, limit=limit + 1, after=_after(cursor), account_code=account_code,
+        customer_id=customer_id,
+        posted_from=service.start_of_day(from_) if from_ else None,
+        posted_before=service.end_of_day(to) if to else None, kind=kind,
+        source_type=source_type, source_id=source_id)
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1].posted_at.isoformat(), rows[-1].id)
+    entries = await service.with_lines(session, rows)
+    return Page(items=[JournalEntryPublic.of(e) for e in entries], next_cursor=next_cursor)
+
+
+@journal_router.get("/journal-entries/{entry_id}", response_model=JournalEntryPublic,
+                    dependencies=[require(*LEDGER_READERS)], responses=problem_responses(404))
+async def get_journal_entry(session: SessionDep, entry_id: EntryId) -> JournalEntryPublic:
+    """One journal entry with its lines."""
+    return JournalEntryPublic.of(await service.get_entry(session, entry_id))
+
+
+@journal_router.post("/journal-entries/{entry_id}/reverse", status_code=status.HTTP_201_CREATED,
+                     response_model=JournalEntryPublic, dependencies=[require(*JOURNAL_WRITERS)],
+                     responses=problem_responses(404, 409))
+async def reverse_journal_entry(entry_id: EntryId, body: ReverseRequest, request: Request,
+                                response: Response, session: SessionDep,
+                                principal: CurrentPrincipal) -> JournalEntryPublic:
+    """Correct an entry: post its mirror image, linked both ways. An entry is reversed once."""
+    reversal = await service.reverse_entry(
+        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
+        principal=principal, entry_id=entry_id, reason=body.reason)
+    response.headers["Location"] = f"/v1/journal-entries/{reversal.entry.id}"
+    return JournalEntryPublic.of(reversal)
+
+
+# ---------------------------------------------------------------- reports
+
+
+@reports_router.get("/trial-balance", response_model=TrialBalancePublic,
+                    dependencies=[require(Role.finance, Role.credit_manager, Role.auditor)])
+async def get_trial_balance(
+    request: Request, session: SessionDep,
+    as_of: Annotated[date | None, Query(description="Up to the end of this day (UTC); today "
+                                                    "when absent")] = None,
+    currency: Annotated[Currency | None, Query(description="Only entries in this currency")] = None,
+) -> service.TrialBalance:
+    """Σ debit, Σ credit and balance per account up to a date; the two totals are always equal."""
+    return await service.trial_balance(session, as_of=as_of or request.app.state.clock.today(),
+                                       currency=currency)
+
+
+@reports_router.get("/ledger-check", response_model=LedgerCheckPublic,
+                    dependencies=[require(Role.finance, Role.credit_manager, Role.auditor)])
+async def check_ledger(request: Request, session: SessionDep) -> LedgerCheckPublic:
+    """Recompute the journal from its lines: every entry and the whole journal must balance."""
+    check = await service.check_ledger(session, request.app.state.clock)
+    return LedgerCheckPublic.model_validate({**vars(check), "balanced": check.balanced})
+
+
+# ---------------------------------------------------------------- invoices
+
+
+async def load_invoice(session: SessionDep, principal: CurrentPrincipal,
+                       invoice_id: Annotated[str, Path(max_length=36)]) -> Invoice:
+    return await service.get_visible_invoice(session, principal, invoice_id)
+
+
+InvoiceOr404 = Annotated[Invoice, Depends(load_invoice)]
+
+
+@invoices_router.post("/invoices", status_code=status.HTTP_201_CREATED, response_model=InvoicePublic,
+                      dependencies=[require(*INVOICE_ISSUERS)],
+                      responses={200: {"description": "The order was already invoiced with "
+                                                      "these terms; the existing invoice"},
+                                 **problem_responses(409)})
+async def issue_invoice(body: InvoiceCreate, request: Request, response: Response,
+                        session: SessionDep, principal: CurrentPrincipal) -> InvoicePublic:
+    """Issue an order's invoice and post Dr receivables / Cr revenue; idempotent per order."""
+    clock = request.app.state.clock
+    invoice, created = await service.issue_invoice(
+        session=session, outbox=request.app.state.outbox, clock=clock, principal=principal,
+        data=body)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    response.headers["Location"] = f"/v1/invoices/{invoice.id}"
+    set_etag(response, invoice.version)
+    return InvoicePublic.of(invoice, clock.today())
+
+
+@invoices_router.get("/invoices", response_model=Page[InvoicePublic],
+                     dependencies=[require(*INVOICE_READERS)])
+async def list_invoices(
+    request: Request, session: SessionDep, principal: CurrentPrincipal,
+    limit: Limit = 50, cursor: Cursor = None,
+    customer_id: Annotated[str | None, Query(max_length=36)] = None,
+    order_id: Annotated[str | None, Query(max_length=36)] = None,
+    salesperson_id: Annotated[str | None, Query(max_length=64)] = None,
+    status_: Annotated[InvoiceStatus | None, Query(alias="status")] = None,
+    due_from: Annotated[date | None, Query(description="Due on or after")] = None,
+    due_to: Annotated[date | None, Query(description="Due on or before")] = None,
+    overdue: Annotated[bool | None, Query(description="Only (not) overdue invoices")] = None,
+) -> Page[InvoicePublic]:
+    """List invoices, oldest first; sales principals see only their own."""
+    own = principal.restricted_to_salesperson
+    if own is not None:
+        if salesperson_id not in (None, own):
+            return Page(items=[])
+        salesperson_id = own
+    today = request.app.state.clock.today()
+    rows = await repository.list_invoices(
+        session, limit=limit + 1, after=_after(cursor), customer_id=customer_id,
+        order_id=order_id, salesperson_id=salesperson_id, status=status_, due_from=due_from,
+        due_to=due_to, overdue=overdue, today=today)
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1].created_at.isoformat(), rows[-1].id)
+    return Page(items=[InvoicePublic.of(i, today) for i in rows], next_cursor=next_cursor)
+
+
+@invoices_router.get("/invoices/{invoice_id}", response_model=InvoicePublic,
+                     dependencies=[require(*INVOICE_READERS)], responses=problem_responses(404))
+async def get_invoice(invoice: InvoiceOr404, request: Request, response: Response) -> InvoicePublic:
+    """One invoice with its outstanding amount and whether it is overdue."""
+    set_etag(response, invoice.version)
+    return InvoicePublic.of(invoice, request.app.state.clock.today())
+
+
+routers = [accounts_router, journal_router, reports_router, invoices_router]
