@@ -1,10 +1,11 @@
-"""The orders service."""
+"""The orders service: orders and their lines, from draft to close."""
 
 from __future__ import annotations
 
 import httpx
 from fastapi import FastAPI
 
+from services.orders import api
 from services.orders.config import OrdersSettings
 from services.orders.models import idempotency_keys, metadata, outbox
 from shared.app import ServiceSpec, create_service_app
@@ -13,11 +14,12 @@ from shared.clock import Clock
 SPEC = ServiceSpec(
     name="orders",
     title="o2c orders",
-    description="",
+    description="Orders from intake to close: draft orders with their lines and totals.",
     metadata=metadata,
     idempotency=idempotency_keys,
     outbox=outbox,
-    routers=[],
+    routers=[api.router],
+    tags=[{"name": "orders", "description": "Orders and their lines."}],
 )
 
 

@@ -1,11 +1,28 @@
 """Tables of the orders service."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: SQLModel resolves relationship annotations at
+# class creation and needs them as real types (or quoted forward references).
 
-from sqlalchemy import MetaData
-from sqlmodel import SQLModel
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
 
-from shared.db import service_metadata
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    ForeignKey,
+    MetaData,
+    Numeric,
+    String,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlmodel import Field, Relationship, SQLModel
+
+from shared.db import UTCDateTime, service_metadata
 from shared.idempotency import idempotency_table
 from shared.numbering import counter_table
 from shared.outbox import outbox_table
@@ -19,3 +36,110 @@ metadata: MetaData = OrdersBase.metadata
 outbox = outbox_table(metadata)
 idempotency_keys = idempotency_table(metadata)
 counters = counter_table(metadata)
+
+
+class OrderState(StrEnum):
+    """The states of DESIGN.md §4; only `lifecycle` (a later issue) moves an order between them."""
+
+    draft = "draft"
+    in_review = "in_review"
+    approved = "approved"
+    rejected = "rejected"
+    contracted = "contracted"
+    in_fulfillment = "in_fulfillment"
+    delivered = "delivered"
+    invoiced = "invoiced"
+    closed = "closed"
+    cancelled = "cancelled"
+
+
+class PaymentMethod(StrEnum):
+    credit = "credit"
+    prepaid = "prepaid"
+
+
+class CreditStatus(StrEnum):
+    pending = "pending"
+    reserved = "reserved"
+    requires_guarantee = "requires_guarantee"
+    rejected = "rejected"
+    not_required = "not_required"
+
+
+def pending_credit() -> dict[str, Any]:
+    """The credit block of an order nobody has asked credit about yet."""
+    return {"status": CreditStatus.pending.value, "reservation_id": None, "reasons": []}
+
+
+class ExactQuantity(TypeDecorator[Decimal]):
+    """A quantity with 3 decimal places: NUMERIC(18, 3) on PostgreSQL, exact text on SQLite.
+
+    SQLite has no decimal type and SQLAlchemy's Numeric would round-trip through a float,
+    so there the value is stored as its canonical string.
+    """
+
+    impl = Numeric(18, 3)
+    cache_ok = True
+    _places = Decimal("0.001")
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(24))
+        return dialect.type_descriptor(Numeric(18, 3))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Any) -> Any:
+        if value is None:
+            return None
+        value = Decimal(value).quantize(self._places)
+        return str(value) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Any) -> Decimal | None:
+        if value is None:
+            return None
+        return Decimal(str(value)).quantize(self._places)
+
+
+class Order(OrdersBase, table=True):
+    __tablename__ = "orders"
+
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()), primary_key=True, max_length=36)
+    number: str = Field(max_length=20, unique=True)
+    customer_id: str = Field(max_length=36, index=True)
+    salesperson_id: str | None = Field(default=None, max_length=64, index=True)
+    external_ref: str | None = Field(default=None, max_length=100, index=True)
+    currency: str = Field(max_length=3)
+    payment_method: str | None = Field(default=None, max_length=16)
+    payment_terms_days: int | None = Field(default=None)
+    delivery_date: date | None = Field(default=None)
+    delivery_place: str | None = Field(default=None, max_length=500)
+    total_minor: int = Field(default=0, sa_type=BigInteger)
+    state: str = Field(default=OrderState.draft.value, max_length=20, index=True)
+    revision: int = Field(default=1)
+    version: int = Field(default=1)
+    credit: dict[str, Any] = Field(default_factory=pending_credit, sa_type=JSON)
+    review_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_by: str = Field(max_length=200)
+    created_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+    lines: list["OrderLine"] = Relationship(sa_relationship_kwargs={
+        "lazy": "selectin", "order_by": "OrderLine.position", "cascade": "all, delete-orphan"})
+
+
+class OrderLine(OrdersBase, table=True):
+    __tablename__ = "order_lines"
+    __table_args__ = (UniqueConstraint("order_id", "position"),)
+
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()), primary_key=True, max_length=36)
+    order_id: str = Field(sa_column=Column(String(36), ForeignKey("orders.id", ondelete="CASCADE"),
+                                           nullable=False, index=True))
+    position: int
+    sku: str | None = Field(default=None, max_length=64)
+    name: str = Field(max_length=200)
+    specification: str | None = Field(default=None, max_length=1000)
+    quantity: Decimal = Field(sa_type=ExactQuantity)
+    unit_price_minor: int = Field(sa_type=BigInteger)
+    quality_standard: str | None = Field(default=None, max_length=200)
+    delivered_quantity: Decimal = Field(default=Decimal("0.000"), sa_type=ExactQuantity)
+    returned_quantity: Decimal = Field(default=Decimal("0.000"), sa_type=ExactQuantity)
+    total_minor: int = Field(sa_type=BigInteger)

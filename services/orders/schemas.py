@@ -1,0 +1,147 @@
+"""Request and response bodies of the orders service."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import ConfigDict, Field, PlainSerializer, field_validator
+
+from services.orders.models import CreditStatus, PaymentMethod
+from shared.money import AmountMinor, Currency, Quantity
+from shared.schemas import RequestModel, ResponseModel
+
+MAX_LINES = 500
+
+Ident = Annotated[str, Field(min_length=1, max_length=36, pattern=r"^[A-Za-z0-9_\-]+$")]
+ExternalRef = Annotated[str, Field(min_length=1, max_length=100)]
+DeliveryPlace = Annotated[str, Field(min_length=1, max_length=500)]
+PaymentTermsDays = Annotated[int, Field(ge=0, le=365, description="Days from invoice to due date.")]
+
+
+def _three_places(value: Decimal) -> str:
+    return str(value.quantize(Decimal("0.001")))
+
+
+QuantityText = Annotated[Decimal, PlainSerializer(_three_places, return_type=str),
+                         Field(examples=["12.500"], description="Decimal as a string, 3 places.")]
+
+LINE_EXAMPLE = {"sku": "PCB-4L-160", "name": "4-layer PCB, 160 x 100 mm",
+                "specification": "FR-4, 1.6 mm, ENIG finish", "quantity": "1200",
+                "unit_price_minor": 1850, "quality_standard": "IPC-A-600 Class 2"}
+
+
+class OrderLineIn(RequestModel):
+    """One line of an order; its total is `quantity × unit_price_minor`, rounded half-even."""
+
+    sku: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    specification: Annotated[str, Field(max_length=1000)] | None = None
+    quantity: Quantity
+    unit_price_minor: AmountMinor
+    quality_standard: Annotated[str, Field(max_length=200)] | None = None
+
+
+Lines = Annotated[list[OrderLineIn], Field(max_length=MAX_LINES)]
+
+
+class OrderCreate(RequestModel):
+    """A new draft order. Terms may stay open until the order is submitted."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "customer_id": "0b9a7c1e-4d1f-4f51-9f0a-1f3d5c2b7a10",
+        "external_ref": "ERP-PO-2026-0042",
+        "currency": "CNY",
+        "payment_method": "credit",
+        "payment_terms_days": 60,
+        "delivery_date": "2026-03-15",
+        "delivery_place": "Warehouse 3, 88 Keji Road, Nanshan, Shenzhen",
+        "lines": [LINE_EXAMPLE],
+    }]})
+
+    customer_id: Ident
+    external_ref: ExternalRef | None = None
+    currency: Currency
+    payment_method: PaymentMethod | None = None
+    payment_terms_days: PaymentTermsDays | None = None
+    delivery_date: date | None = None
+    delivery_place: DeliveryPlace | None = None
+    lines: Lines = []
+
+
+class OrderUpdate(RequestModel):
+    """Fields to change on a draft; absent fields stay, `null` clears an optional term.
+
+    `lines` replaces the whole list. The customer cannot change: cancel and create anew.
+    """
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "delivery_date": "2026-03-20",
+        "lines": [{**LINE_EXAMPLE, "quantity": "1500"}],
+    }]})
+
+    external_ref: ExternalRef | None = None
+    currency: Currency | None = None
+    payment_method: PaymentMethod | None = None
+    payment_terms_days: PaymentTermsDays | None = None
+    delivery_date: date | None = None
+    delivery_place: DeliveryPlace | None = None
+    lines: Lines | None = None
+
+    @field_validator("currency", "lines")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("may not be null")
+        return value
+
+
+class OrderLinePublic(ResponseModel):
+    id: str
+    sku: str | None
+    name: str
+    specification: str | None
+    quantity: QuantityText
+    unit_price_minor: int
+    quality_standard: str | None
+    delivered_quantity: QuantityText
+    returned_quantity: QuantityText
+    total_minor: int
+
+
+class OrderCreditPublic(ResponseModel):
+    status: CreditStatus
+    reservation_id: str | None = None
+    reasons: list[str] = []
+
+
+class ReviewPublic(ResponseModel):
+    department: str
+    decision: str
+    comment: str | None = None
+    by: str
+    at: datetime
+
+
+class OrderPublic(ResponseModel):
+    id: str
+    number: str
+    customer_id: str
+    salesperson_id: str | None
+    external_ref: str | None
+    currency: str
+    payment_method: PaymentMethod | None
+    payment_terms_days: int | None
+    delivery_date: date | None
+    delivery_place: str | None
+    lines: list[OrderLinePublic]
+    total_minor: int
+    state: str
+    revision: int
+    version: int
+    credit: OrderCreditPublic
+    reviews: list[ReviewPublic] = []
+    review_due_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
