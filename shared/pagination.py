@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
@@ -42,6 +43,24 @@ def decode_cursor(cursor: str | None, parts: int) -> list[str] | None:
         raise ValidationFailed("The cursor is not valid; start again without one.",
                                errors=[{"field": "query.cursor", "message": "invalid cursor"}]
                                ) from exc
+
+
+def decode_time_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    """Decode the usual keyset cursor: a row's timestamp and its id."""
+    values = decode_cursor(cursor, 2)
+    if values is None:
+        return None
+    try:
+        at = datetime.fromisoformat(values[0])
+    except ValueError as exc:
+        raise ValidationFailed("The cursor is not valid; start again without one.",
+                               errors=[{"field": "query.cursor", "message": "invalid cursor"}]
+                               ) from exc
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)), values[1]
+
+
+def encode_time_cursor(at: datetime, ident: str) -> str:
+    return encode_cursor(at.isoformat(), ident)
 
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (1–200).")]

@@ -56,6 +56,21 @@ def write_keys(path: Path) -> dict[str, str]:
     return keys
 
 
+class RoutingTransport(httpx.AsyncBaseTransport):
+    """Routes each request by `scheme://host` to `mounts`, looked up at request time, so a
+    test can take a service down (or bring it back) by swapping its entry in `System.mounts`."""
+
+    def __init__(self, mounts: dict[str, httpx.AsyncBaseTransport]) -> None:
+        self.mounts = mounts
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        origin = f"{request.url.scheme}://{request.url.host}"
+        transport = self.mounts.get(origin)
+        if transport is None:
+            raise httpx.ConnectError(f"no test route to {origin}", request=request)
+        return await transport.handle_async_request(request)
+
+
 class WebhookReceiver:
     """A webhook endpoint in-process at `http://hooks.test`; answers with `status`."""
 
@@ -137,7 +152,8 @@ async def running_system(*, database_urls: dict[str, str], keys_file: Path, keys
         settings = settings_for(service, **{f"{service}_database_url": database_urls[service]},
                                 **common, **overrides.get(service, {}))
         app_module = importlib.import_module(f"services.{service}.app")
-        apps[service] = app_module.create_app(settings, clock=clock, http_mounts=mounts)
+        apps[service] = app_module.create_app(settings, clock=clock,
+                                              http_mounts={"all://": RoutingTransport(mounts)})
         mounts[f"http://{service}.test"] = httpx.ASGITransport(
             app=apps[service], raise_app_exceptions=False)
     receiver = WebhookReceiver()

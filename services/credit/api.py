@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
@@ -13,7 +12,7 @@ from services.credit.schemas import CustomerCreate, CustomerPublic, CustomerUpda
 from shared.auth import CurrentPrincipal, Role, require
 from shared.db import SessionDep
 from shared.errors import problem_responses
-from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+from shared.pagination import Cursor, Limit, Page, decode_time_cursor, encode_time_cursor
 from shared.versioning import check_if_match, set_etag
 
 WRITERS = (Role.sales, Role.credit_manager)
@@ -54,7 +53,7 @@ async def list_customers(
     registration_no: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Page[Customer]:
     """List customers, oldest first; sales principals see only their own."""
-    after = decode_cursor(cursor, 2)
+    after = decode_time_cursor(cursor)
     own = principal.restricted_to_salesperson
     if own is not None:
         if salesperson_id not in (None, own):
@@ -62,12 +61,12 @@ async def list_customers(
         salesperson_id = own
     rows = await repository.list_customers(
         session, limit=limit + 1,
-        after=(datetime.fromisoformat(after[0]), after[1]) if after else None,
+        after=after,
         salesperson_id=salesperson_id, name=name, registration_no=registration_no)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1].created_at.isoformat(), rows[-1].id)
+        next_cursor = encode_time_cursor(rows[-1].created_at, rows[-1].id)
     return Page(items=rows, next_cursor=next_cursor)
 
 

@@ -215,3 +215,11 @@ async def test_outbox_event_posted_twice_is_stored_once(system):
     assert await state.relay.dispatch_once() == 1  # accepted as a duplicate
     events = (await system.client("notifier").get("/v1/events")).json()["items"]
     assert len(events) == 1
+
+
+async def test_forged_cursor_is_422_not_500(system):
+    from shared.pagination import encode_cursor
+
+    r = await system.client("credit", "credit_manager").get(
+        "/v1/customers", params={"cursor": encode_cursor("not-a-time", "x")})
+    assert r.status_code == 422 and r.json()["code"] == "validation_failed"
