@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -26,7 +27,8 @@ async def start_deliveries(app: FastAPI) -> None:
         client=make_webhook_client(settings, app.state.webhook_mounts))
 
 
-async def delivery_worker(app: FastAPI, stop: Any) -> None:
+async def delivery_worker(app: FastAPI, stop: asyncio.Event) -> None:
+    """Background delivery loop, woken when an ingest or retry commits."""
     await app.state.deliveries.run(stop)
 
 

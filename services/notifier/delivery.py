@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notifier import destinations, repository
 from services.notifier.config import NotifierSettings
@@ -40,7 +41,7 @@ class Job:
     attempt: int  # 1-based number of the attempt about to be made
     endpoint_id: str
     url: str
-    allow_private: bool
+    allow_private: bool  # the endpoint may be on a private address
     secrets: tuple[str, ...]  # current secret first, then a rotated one still valid
     msg_id: str
     body: bytes
@@ -167,7 +168,7 @@ class DeliveryWorker:
             await repository.record_attempt(session, job.delivery_id,
                                             {**values, "last_attempt_at": outcome.at}, attempt)
 
-    async def _note_failure(self, session: Any, endpoint_id: str, now: datetime) -> None:
+    async def _note_failure(self, session: AsyncSession, endpoint_id: str, now: datetime) -> None:
         endpoint = await repository.mark_endpoint_failing(session, endpoint_id, now)
         if endpoint is None or not endpoint.enabled or endpoint.failing_since is None:
             return
