@@ -55,6 +55,7 @@ class ServiceSpec:
     workers: Sequence[Worker] = ()
     queue_probe: QueueProbe | None = None
     on_startup: Callable[[FastAPI], Awaitable[None]] | None = None
+    on_shutdown: Callable[[FastAPI], Awaitable[None]] | None = None  # after workers stopped
 
 
 def _state(app: FastAPI) -> tuple[Database, Clock, KeyStore, BaseServiceSettings]:
@@ -114,6 +115,8 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings, *,
                 _, pending = await asyncio.wait(tasks, timeout=10)
                 for task in pending:
                     task.cancel()
+            if spec.on_shutdown is not None:
+                await spec.on_shutdown(app)
             await app.state.http_client.aclose()
             await app.state.db.dispose()
 
@@ -126,6 +129,7 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings, *,
     app.state.clock = clock or SystemClock()
     app.state.metrics = metrics
     app.state.service = spec.name
+    app.state.http_mounts = http_mounts  # services with clients of their own route through these
     app.state.keys = KeyStore(settings.api_keys_file,
                               settings.service_key.get_secret_value() if settings.service_key else None)
     app.state.outbox = Outbox(spec.outbox) if spec.outbox is not None else None

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -24,12 +21,19 @@ async def start_deliveries(app: FastAPI) -> None:
     settings: NotifierSettings = app.state.settings
     app.state.deliveries = DeliveryWorker(
         db=app.state.db, clock=app.state.clock, settings=settings,
-        client=make_webhook_client(settings, app.state.webhook_mounts))
+        client=make_webhook_client(settings, app.state.http_mounts))
 
 
 async def delivery_worker(app: FastAPI, stop: asyncio.Event) -> None:
     """Background delivery loop, woken when an ingest or retry commits."""
     await app.state.deliveries.run(stop)
+
+
+async def stop_deliveries(app: FastAPI) -> None:
+    """Close the webhook client once the workers have stopped."""
+    worker: DeliveryWorker | None = getattr(app.state, "deliveries", None)
+    if worker is not None:
+        await worker.aclose()
 
 
 async def queue_depths(session: AsyncSession) -> dict[str, int]:
@@ -53,31 +57,11 @@ SPEC = ServiceSpec(
     workers=[delivery_worker],
     queue_probe=queue_depths,
     on_startup=start_deliveries,
+    on_shutdown=stop_deliveries,
 )
-
-
-def _close_webhook_client_on_shutdown(app: FastAPI) -> None:
-    """Wrap the common lifespan so the webhook client closes after the workers stopped."""
-    inner = app.router.lifespan_context
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app_: FastAPI) -> AsyncIterator[Any]:
-        try:
-            async with inner(app_) as state:
-                yield state
-        finally:
-            worker: DeliveryWorker | None = getattr(app_.state, "deliveries", None)
-            if worker is not None:
-                await worker.aclose()
-
-    app.router.lifespan_context = lifespan
 
 
 def create_app(settings: NotifierSettings | None = None, *, clock: Clock | None = None,
                http_mounts: dict[str, httpx.AsyncBaseTransport] | None = None) -> FastAPI:
-    app = create_service_app(SPEC, settings or NotifierSettings(), clock=clock,
-                             http_mounts=http_mounts)
-    # The same dict the harness fills with the other apps and the test receiver.
-    app.state.webhook_mounts = http_mounts
-    _close_webhook_client_on_shutdown(app)
-    return app
+    return create_service_app(SPEC, settings or NotifierSettings(), clock=clock,
+                              http_mounts=http_mounts)

@@ -41,13 +41,6 @@ O2C_CONTAINERS = ("migrate", *APP_SERVICES)
 CLI_ENV = {
     "O2C_HOST": "services/cli.py: default of `serve --host`",
 }
-# Named by DESIGN.md §2 but not yet a field of any settings class. The compose file sets
-# them already; the check for them is an expected failure until the field exists, and then
-# an ordinary check.
-PENDING_SETTINGS = {
-    "O2C_WEBHOOK_ALLOW_PRIVATE": "DESIGN.md §2 / §7; NotifierSettings has no "
-    "`webhook_allow_private` yet",
-}
 
 _INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:?[-?+])?(?P<arg>[^}]*)\}")
 _BARE_VARIABLE = re.compile(r"\$(?P<name>[A-Za-z_][A-Za-z0-9_]*)")
@@ -236,18 +229,15 @@ def test_every_o2c_variable_is_a_real_setting(name: str) -> None:
     fields = {f for cls in classes for f in cls.model_fields}
     env = environment(name)
     assert env, f"{name}: no environment"
-    unknown, pending = [], []
+    unknown = []
     for var in env:
         assert var.startswith("O2C_"), f"{name}: unexpected variable {var} (not an o2c setting)"
         if var[len("O2C_"):].lower() in fields or var in CLI_ENV:
             continue
-        (pending if var in PENDING_SETTINGS else unknown).append(var)
+        unknown.append(var)
     assert not unknown, (
         f"{name}: {unknown} are not fields of {[c.__name__ for c in classes]} "
         f"nor read by the CLI; the services would silently ignore them")
-    if pending:
-        pytest.xfail(f"{name}: {pending} not settings yet: "
-                     + "; ".join(PENDING_SETTINGS[v] for v in pending))
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
