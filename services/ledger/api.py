@@ -178,7 +178,8 @@ InvoiceOr404 = Annotated[Invoice, Depends(load_invoice)]
 
 @invoices_router.post("/invoices", status_code=status.HTTP_201_CREATED, response_model=InvoicePublic,
                       dependencies=[require(*INVOICE_ISSUERS)],
-                      responses={200: {"description": "The order was already invoiced with "
+                      responses={200: {"model": InvoicePublic,
+                                       "description": "The order was already invoiced with "
                                                       "these terms; the existing invoice"},
                                  **problem_responses(409)})
 async def issue_invoice(body: InvoiceCreate, request: Request, response: Response,

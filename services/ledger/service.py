@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.ledger import chart, repository
@@ -18,7 +18,15 @@ from services.ledger.errors import (
     InvoiceNotFound,
     ReversalOfReversal,
 )
-from services.ledger.models import Account, EntryKind, Invoice, InvoiceStatus, NormalSide, counters
+from services.ledger.models import (
+    Account,
+    EntryKind,
+    Invoice,
+    InvoiceStatus,
+    JournalEntry,
+    NormalSide,
+    counters,
+)
 from services.ledger.posting import Line, PostedEntry, credit, debit, post_entry
 from services.ledger.schemas import InvoiceCreate, JournalEntryCreate
 from shared.auth import Principal
@@ -59,7 +67,11 @@ async def seed_chart(db: Database, clock: Clock) -> list[str]:
 
 
 async def ensure_chart(db: Database, clock: Clock) -> None:
-    """Start-up hook: seed the chart; another replica seeding at the same moment is fine."""
+    """Start-up hook: seed the chart; another replica seeding at the same moment is fine.
+
+    A database without the ledger's tables (not migrated yet) is logged, not fatal: `/ready`
+    reports it, and the next start after `o2c migrate ledger` seeds the chart.
+    """
     for attempt in range(3):
         try:
             added = await seed_chart(db, clock)
@@ -67,6 +79,10 @@ async def ensure_chart(db: Database, clock: Clock) -> None:
             if attempt == 2:
                 raise
             continue
+        except DBAPIError:
+            log.error("ledger accounts not seeded: is the database migrated? "
+                      "Run `o2c migrate ledger` and restart.", exc_info=True)
+            return
         if added:
             log.info("seeded ledger accounts %s", ", ".join(added))
         return
@@ -76,13 +92,15 @@ async def ensure_chart(db: Database, clock: Clock) -> None:
 
 
 async def get_entry(session: AsyncSession, entry_id: str) -> PostedEntry:
+    """The entry with its lines, or 404."""
     entry = await repository.get_entry(session, entry_id)
     if entry is None:
         raise EntryNotFound(entry_id)
     return PostedEntry(entry, (await repository.lines_of(session, [entry.id]))[entry.id])
 
 
-async def with_lines(session: AsyncSession, entries: list) -> list[PostedEntry]:
+async def with_lines(session: AsyncSession, entries: list[JournalEntry]) -> list[PostedEntry]:
+    """The entries with their lines, in one query for all of them."""
     lines = await repository.lines_of(session, (e.id for e in entries))
     return [PostedEntry(e, lines[e.id]) for e in entries]
 

@@ -76,6 +76,38 @@ class TestIssueInvoice:
         entries = (await system.client("ledger", "finance").get("/v1/journal-entries")).json()
         assert len(entries["items"]) == 1
 
+    async def test_concurrent_issues_for_one_order_make_one_invoice(self, system):
+        import asyncio
+
+        ledger = system.client("ledger", "service")
+        body = invoice_body()
+        results = await asyncio.gather(*(ledger.post("/v1/invoices", json=body) for _ in range(4)))
+        assert sorted(r.status_code for r in results) == [200, 200, 200, 201], [r.text for r in results]
+        assert len({r.json()["id"] for r in results}) == 1
+        finance = system.client("ledger", "finance")
+        assert len((await finance.get("/v1/journal-entries")).json()["items"]) == 1
+        assert (await finance.get("/v1/ledger-check")).json()["balanced"] is True
+
+    async def test_losing_the_insert_race_returns_the_winner(self, system, monkeypatch):
+        from services.ledger import repository
+
+        ledger = system.client("ledger", "service")
+        body = invoice_body()
+        winner = (await ledger.post("/v1/invoices", json=body)).json()
+        real = repository.get_invoice_by_order
+        calls = []
+
+        async def miss_once(session, order_id):  # the pre-check ran before the winner committed
+            calls.append(order_id)
+            return None if len(calls) == 1 else await real(session, order_id)
+
+        monkeypatch.setattr(repository, "get_invoice_by_order", miss_once)
+        again = await ledger.post("/v1/invoices", json=body)
+        assert again.status_code == 200, again.text
+        assert again.json()["id"] == winner["id"] and len(calls) == 2
+        other = await ledger.post("/v1/invoices", json={**body, "due_date": "2026-03-01"})
+        assert other.status_code == 409
+
     async def test_invalid_invoices_are_refused(self, system):
         ledger = system.client("ledger", "finance")
         early = await ledger.post("/v1/invoices", json=invoice_body(

@@ -351,3 +351,35 @@ class TestLedgerCheck:
         codes = {p["code"] for p in check["problems"]}
         assert {"unbalanced_entry", "journal_unbalanced", "broken_reversal_link"} <= codes
         assert any("debits 900 ≠ credits 800" in p["detail"] for p in check["problems"])
+
+
+class TestStartUp:
+    async def test_seeding_is_idempotent_and_keeps_local_changes(self, system):
+        from sqlalchemy import func, select, update
+
+        from services.ledger import service
+        from services.ledger.models import Account
+
+        state = system.state("ledger")
+        async with state.db.session() as session, session.begin():
+            await session.execute(update(Account).where(Account.code == "1000")
+                                  .values(name="Bank of China current account"))
+        assert await service.seed_chart(state.db, state.clock) == []
+        async with state.db.session() as session:
+            count = (await session.execute(select(func.count()).select_from(Account))).scalar_one()
+            renamed = await session.get(Account, "1000")
+        assert count == 9 and renamed.name == "Bank of China current account"
+
+    async def test_ready_reports_migrations_at_head(self, system):
+        r = await system.client("ledger", None).get("/ready")
+        assert r.status_code == 200 and r.json()["status"] == "ready"
+
+    async def test_unmigrated_database_does_not_stop_start_up(self, tmp_path, clock):
+        from services.ledger import service
+        from shared.db import Database
+
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
+        try:
+            await service.ensure_chart(db, clock)  # logs, does not raise
+        finally:
+            await db.dispose()
