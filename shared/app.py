@@ -30,7 +30,7 @@ from shared.db import Database
 from shared.errors import DependencyUnavailable, install_problem_handlers, problem_response
 from shared.http import ServiceHttp, make_client
 from shared.idempotency import IdempotencyMiddleware, purge_expired
-from shared.observability import Metrics, RequestContextMiddleware
+from shared.observability import Metrics, RequestContextMiddleware, set_service
 from shared.outbox import Outbox, OutboxRelay
 from shared.settings import BaseServiceSettings
 
@@ -83,6 +83,7 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings, *,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        set_service(spec.name)
         app.state.db = Database(settings.database_url(), pool_size=settings.db_pool_size,
                                 busy_timeout_ms=settings.sqlite_busy_timeout_ms)
         app.state.http_client = make_client(settings, http_mounts)

@@ -42,12 +42,31 @@ def set_request_id(value: str | None) -> contextvars.Token[str | None]:
     return _request_id.set(value)
 
 
+def set_service(name: str) -> None:
+    """Name the service on log lines outside requests (workers started from the lifespan)."""
+    _service.set(name)
+
+
 def reset_request_id(token: contextvars.Token[str | None]) -> None:
     _request_id.reset(token)
 
 
 def new_request_id() -> str:
     return uuid.uuid4().hex
+
+
+_base_record_factory = logging.getLogRecordFactory()
+
+
+def _record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    """Stamp every log record, when it is made, with the service and request it belongs to."""
+    record = _base_record_factory(*args, **kwargs)
+    record.request_id = _request_id.get()
+    record.service = _service.get()
+    return record
+
+
+logging.setLogRecordFactory(_record_factory)
 
 
 class JsonFormatter(logging.Formatter):
