@@ -69,11 +69,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from shared.observability import configure_logging
+    from shared.observability import configure_logging, set_service
 
     (service,) = _services(args.service)
     settings = _settings(service)
     configure_logging(settings.log_level, settings.log_json)
+    set_service(service)
     uvicorn.run(_create_app(service, settings), host=args.host, port=args.port,
                 log_config=None, access_log=False, timeout_graceful_shutdown=10)
     return 0
