@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
@@ -24,7 +24,15 @@ from shared.auth import CurrentPrincipal, Role, require
 from shared.db import SessionDep
 from shared.errors import problem_responses
 from shared.money import Currency
-from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+from shared.pagination import (
+    Cursor,
+    Limit,
+    Page,
+    decode_cursor,
+    decode_time_cursor,
+    encode_cursor,
+    encode_time_cursor,
+)
 from shared.versioning import set_etag
 
 JOURNAL_WRITERS = (Role.finance,)
@@ -42,11 +50,6 @@ invoices_router = APIRouter(prefix="/v1", tags=["invoices"],
                             responses=problem_responses(401, 403, 422))
 
 EntryId = Annotated[str, Path(max_length=36)]
-
-
-def _after(cursor: str | None) -> tuple[datetime, str] | None:
-    after = decode_cursor(cursor, 2)
-    return (datetime.fromisoformat(after[0]), after[1]) if after else None
 
 
 # ---------------------------------------------------------------- accounts
@@ -107,7 +110,7 @@ async def list_journal_entries(
 ) -> Page[JournalEntryPublic]:
     """Journal entries in posting order, with their lines; filter by account, customer, dates."""
     rows = await repository.list_entries(
-        session, limit=limit + 1, after=_after(cursor), account_code=account_code,
+        session, limit=limit + 1, after=decode_time_cursor(cursor), account_code=account_code,
         customer_id=customer_id,
         posted_from=service.start_of_day(from_) if from_ else None,
         posted_before=service.end_of_day(to) if to else None, kind=kind,
@@ -115,7 +118,7 @@ async def list_journal_entries(
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1].posted_at.isoformat(), rows[-1].id)
+        next_cursor = encode_time_cursor(rows[-1].posted_at, rows[-1].id)
     entries = await service.with_lines(session, rows)
     return Page(items=[JournalEntryPublic.of(e) for e in entries], next_cursor=next_cursor)
 
@@ -217,13 +220,13 @@ async def list_invoices(
         salesperson_id = own
     today = request.app.state.clock.today()
     rows = await repository.list_invoices(
-        session, limit=limit + 1, after=_after(cursor), customer_id=customer_id,
+        session, limit=limit + 1, after=decode_time_cursor(cursor), customer_id=customer_id,
         order_id=order_id, salesperson_id=salesperson_id, status=status_, due_from=due_from,
         due_to=due_to, overdue=overdue, today=today)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1].created_at.isoformat(), rows[-1].id)
+        next_cursor = encode_time_cursor(rows[-1].created_at, rows[-1].id)
     return Page(items=[InvoicePublic.of(i, today) for i in rows], next_cursor=next_cursor)
 
 

@@ -316,7 +316,12 @@ class TestJournalList:
             if cursor is None:
                 break
         assert seen == posted
-        bad = await ledger.get("/v1/journal-entries", params={"cursor": "garbage"})
+        from shared.pagination import encode_cursor
+
+        for forged in ("garbage", encode_cursor("not-a-time", "x"), encode_cursor("a")):
+            bad = await ledger.get("/v1/journal-entries", params={"cursor": forged})
+            assert bad.status_code == 422 and bad.json()["code"] == "validation_failed"
+        bad = await ledger.get("/v1/invoices", params={"cursor": encode_cursor("nope", "x")})
         assert bad.status_code == 422
 
 
