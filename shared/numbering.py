@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, select, update
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
@@ -16,20 +18,18 @@ def counter_table(metadata: MetaData) -> Table:
 
 async def next_number(session: AsyncSession, table: Table, name: str, prefix: str,
                       width: int = 6) -> str:
-    """Take the next value of counter `name` inside the caller's transaction."""
-    result = await session.execute(
-        update(table).where(table.c.name == name).values(value=table.c.value + 1)
-        .returning(table.c.value))
-    value = result.scalar_one_or_none()
+    """Take the next value of counter `name` inside the caller's transaction.
+
+    The UPDATE locks the counter row until the caller commits, so numbers are never handed
+    out twice; a counter used for the first time is created with INSERT … ON CONFLICT DO
+    NOTHING, which is safe when two first uses race.
+    """
+    bump = update(table).where(table.c.name == name).values(value=table.c.value + 1) \
+        .returning(table.c.value)
+    value = (await session.execute(bump)).scalar_one_or_none()
     if value is None:
-        # First use: create the counter. A concurrent first use loses on the primary key and
-        # its transaction is retried by the caller's client (rare, once per counter).
-        existing = (await session.execute(select(table.c.value).where(table.c.name == name))
-                    ).scalar_one_or_none()
-        if existing is None:
-            await session.execute(table.insert().values(name=name, value=1))
-            value = 1
-        else:  # pragma: no cover - only after a concurrent insert
-            value = existing + 1
-            await session.execute(update(table).where(table.c.name == name).values(value=value))
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        await session.execute(insert(table).values(name=name, value=0)
+                              .on_conflict_do_nothing(index_elements=[table.c.name]))
+        value = (await session.execute(bump)).scalar_one()
     return f"{prefix}-{value:0{width}d}"

@@ -223,3 +223,12 @@ async def test_forged_cursor_is_422_not_500(system):
     r = await system.client("credit", "credit_manager").get(
         "/v1/customers", params={"cursor": encode_cursor("not-a-time", "x")})
     assert r.status_code == 422 and r.json()["code"] == "validation_failed"
+
+
+async def test_concurrent_first_numbers_are_distinct(system):
+    credit = system.client("credit", "credit_manager")
+    results = await asyncio.gather(*[
+        credit.post("/v1/customers", json={**CUSTOMER, "name": f"C{i}"}) for i in range(6)])
+    assert all(r.status_code == 201 for r in results), [r.text for r in results]
+    numbers = sorted(r.json()["number"] for r in results)
+    assert numbers == [f"CUS-00000{i}" for i in range(1, 7)]
