@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel
+from sqlalchemy import and_, or_, true
 
 from shared.errors import ValidationFailed
 
 T = TypeVar("T")
+R = TypeVar("R")
 MAX_LIMIT = 200
 
 
@@ -61,6 +64,25 @@ def decode_time_cursor(cursor: str | None) -> tuple[datetime, str] | None:
 
 def encode_time_cursor(at: datetime, ident: str) -> str:
     return encode_cursor(at.isoformat(), ident)
+
+
+def after_keyset(at_column: Any, id_column: Any, after: tuple[datetime, str] | None) -> Any:
+    """WHERE condition for rows strictly after a `(timestamp, id)` cursor (None: no cursor)."""
+    if after is None:
+        return true()
+    at, ident = after
+    return or_(at_column > at, and_(at_column == at, id_column > ident))
+
+
+def time_page(rows: Sequence[R], limit: int, key: Callable[[R], tuple[datetime, str]],
+              shape: Callable[[R], Any] | None = None) -> Page[Any]:
+    """A page from `limit + 1` fetched rows: the extra row only says a next page exists."""
+    rows = list(rows)
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_time_cursor(*key(rows[-1]))
+    return Page(items=[shape(r) for r in rows] if shape else rows, next_cursor=next_cursor)
 
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (1–200).")]

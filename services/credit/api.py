@@ -12,7 +12,7 @@ from services.credit.schemas import CustomerCreate, CustomerPublic, CustomerUpda
 from shared.auth import CurrentPrincipal, Role, require
 from shared.db import SessionDep
 from shared.errors import problem_responses
-from shared.pagination import Cursor, Limit, Page, decode_time_cursor, encode_time_cursor
+from shared.pagination import Cursor, Limit, Page, decode_time_cursor, time_page
 from shared.versioning import check_if_match, set_etag
 
 WRITERS = (Role.sales, Role.credit_manager)
@@ -63,11 +63,7 @@ async def list_customers(
         session, limit=limit + 1,
         after=after,
         salesperson_id=salesperson_id, name=name, registration_no=registration_no)
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_time_cursor(rows[-1].created_at, rows[-1].id)
-    return Page(items=rows, next_cursor=next_cursor)
+    return time_page(rows, limit, lambda c: (c.created_at, c.id))
 
 
 @router.get("/customers/{customer_id}", response_model=CustomerPublic,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.credit.models import Customer
+from shared.pagination import after_keyset
 
 
 async def get_customer(session: AsyncSession, customer_id: str) -> Customer | None:
@@ -25,10 +26,7 @@ async def list_customers(session: AsyncSession, *, limit: int, after: tuple[date
     if name:
         escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         stmt = stmt.where(Customer.name.ilike(f"%{escaped}%", escape="\\"))
-    if after is not None:
-        at, ident = after
-        stmt = stmt.where(or_(Customer.created_at > at,
-                              and_(Customer.created_at == at, Customer.id > ident)))
+    stmt = stmt.where(after_keyset(Customer.created_at, Customer.id, after))
     stmt = stmt.order_by(Customer.created_at, Customer.id).limit(limit)
     return list((await session.execute(stmt)).scalars())
 

@@ -31,7 +31,7 @@ from shared.pagination import (
     decode_cursor,
     decode_time_cursor,
     encode_cursor,
-    encode_time_cursor,
+    time_page,
 )
 from shared.versioning import set_etag
 
@@ -115,12 +115,9 @@ async def list_journal_entries(
         posted_from=service.start_of_day(from_) if from_ else None,
         posted_before=service.end_of_day(to) if to else None, kind=kind,
         source_type=source_type, source_id=source_id)
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_time_cursor(rows[-1].posted_at, rows[-1].id)
-    entries = await service.with_lines(session, rows)
-    return Page(items=[JournalEntryPublic.of(e) for e in entries], next_cursor=next_cursor)
+    page = time_page(rows, limit, lambda e: (e.posted_at, e.id))
+    entries = await service.with_lines(session, page.items)
+    return Page(items=[JournalEntryPublic.of(e) for e in entries], next_cursor=page.next_cursor)
 
 
 @journal_router.get("/journal-entries/{entry_id}", response_model=JournalEntryPublic,
@@ -223,11 +220,8 @@ async def list_invoices(
         session, limit=limit + 1, after=decode_time_cursor(cursor), customer_id=customer_id,
         order_id=order_id, salesperson_id=salesperson_id, status=status_, due_from=due_from,
         due_to=due_to, overdue=overdue, today=today)
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_time_cursor(rows[-1].created_at, rows[-1].id)
-    return Page(items=[InvoicePublic.of(i, today) for i in rows], next_cursor=next_cursor)
+    return time_page(rows, limit, lambda i: (i.created_at, i.id),
+                     lambda i: InvoicePublic.of(i, today))
 
 
 @invoices_router.get("/invoices/{invoice_id}", response_model=InvoicePublic,

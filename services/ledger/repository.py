@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from services.ledger.models import Account, Invoice, JournalEntry, JournalLine, counters
+from shared.pagination import after_keyset
 
 # ---------------------------------------------------------------- accounts
 
@@ -96,10 +97,7 @@ async def list_entries(session: AsyncSession, *, limit: int, after: tuple[dateti
         stmt = stmt.where(JournalEntry.source_type == source_type)
     if source_id is not None:
         stmt = stmt.where(JournalEntry.source_id == source_id)
-    if after is not None:
-        at, ident = after
-        stmt = stmt.where(or_(JournalEntry.posted_at > at,
-                              and_(JournalEntry.posted_at == at, JournalEntry.id > ident)))
+    stmt = stmt.where(after_keyset(JournalEntry.posted_at, JournalEntry.id, after))
     stmt = stmt.order_by(JournalEntry.posted_at, JournalEntry.id).limit(limit)
     return list((await session.execute(stmt)).scalars())
 
@@ -240,9 +238,6 @@ async def list_invoices(session: AsyncSession, *, limit: int, after: tuple[datet
     if overdue is not None:
         is_overdue = and_(Invoice.due_date < today, Invoice.outstanding_minor > 0)
         stmt = stmt.where(is_overdue if overdue else ~is_overdue)
-    if after is not None:
-        at, ident = after
-        stmt = stmt.where(or_(Invoice.created_at > at,
-                              and_(Invoice.created_at == at, Invoice.id > ident)))
+    stmt = stmt.where(after_keyset(Invoice.created_at, Invoice.id, after))
     stmt = stmt.order_by(Invoice.created_at, Invoice.id).limit(limit)
     return list((await session.execute(stmt)).scalars())

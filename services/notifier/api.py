@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
@@ -24,8 +24,8 @@ from services.notifier.schemas import (
 from shared.auth import CurrentPrincipal, Role, require
 from shared.clock import as_utc
 from shared.db import SessionDep
-from shared.errors import ValidationFailed, problem_responses
-from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+from shared.errors import problem_responses
+from shared.pagination import Cursor, Limit, Page, decode_time_cursor, time_page
 from shared.versioning import check_if_match, set_etag
 
 EVENT_READERS = (Role.auditor, Role.finance, Role.service)
@@ -39,27 +39,6 @@ deliveries = APIRouter(prefix="/v1", tags=["deliveries"], responses=problem_resp
 
 Row = TypeVar("Row")
 Id = Annotated[str, Path(max_length=36)]
-
-
-def _cursor_after(cursor: str | None) -> tuple[datetime, str] | None:
-    after = decode_cursor(cursor, 2)
-    if after is None:
-        return None
-    try:
-        return as_utc(datetime.fromisoformat(after[0])), after[1]
-    except ValueError as exc:
-        raise ValidationFailed("The cursor is not valid; start again without one.",
-                               errors=[{"field": "query.cursor", "message": "invalid cursor"}]
-                               ) from exc
-
-
-def _page(rows: Sequence[Row], limit: int, key: Callable[[Row], tuple[datetime, str]]) -> Page[Any]:
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        at, ident = key(rows[-1])
-        next_cursor = encode_cursor(at.isoformat(), ident)
-    return Page(items=list(rows), next_cursor=next_cursor)
 
 
 def _wake(request: Request) -> Callable[[], None]:
@@ -97,9 +76,9 @@ async def list_events(
 ) -> Page[StoredEvent]:
     """List stored events in the order they occurred."""
     rows = await repository.list_events(
-        session, limit=limit + 1, after=_cursor_after(cursor), type_=type_,
+        session, limit=limit + 1, after=decode_time_cursor(cursor), type_=type_,
         occurred_after=as_utc(after) if after else None)
-    return _page(rows, limit, lambda e: (e.occurred_at, e.id))
+    return time_page(rows, limit, lambda e: (e.occurred_at, e.id))
 
 
 @events.get("/events/{event_id}", response_model=EventPublic,
@@ -140,8 +119,8 @@ async def list_webhook_endpoints(
 ) -> Page[WebhookEndpoint]:
     """List webhook endpoints, oldest first (deleted ones are gone)."""
     rows = await repository.list_endpoints(session, limit=limit + 1,
-                                           after=_cursor_after(cursor), enabled=enabled)
-    return _page(rows, limit, lambda e: (e.created_at, e.id))
+                                           after=decode_time_cursor(cursor), enabled=enabled)
+    return time_page(rows, limit, lambda e: (e.created_at, e.id))
 
 
 @endpoints.get("/webhook-endpoints/{endpoint_id}", response_model=EndpointPublic,
@@ -220,9 +199,9 @@ async def list_deliveries(
 ) -> Page[Delivery]:
     """List deliveries with their attempts, oldest first."""
     rows = await repository.list_deliveries(
-        session, limit=limit + 1, after=_cursor_after(cursor), endpoint_id=endpoint_id,
+        session, limit=limit + 1, after=decode_time_cursor(cursor), endpoint_id=endpoint_id,
         status=status_, event_id=event_id)
-    return _page(rows, limit, lambda d: (d.created_at, d.id))
+    return time_page(rows, limit, lambda d: (d.created_at, d.id))
 
 
 @deliveries.get("/deliveries/{delivery_id}", response_model=DeliveryPublic,

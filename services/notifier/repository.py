@@ -6,20 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notifier.models import Delivery, DeliveryStatus, StoredEvent, WebhookEndpoint
-
-
-def _after(columns: tuple[Any, Any], after: tuple[datetime, str] | None) -> Any:
-    """Keyset condition: rows strictly after the (timestamp, id) of the previous page."""
-    if after is None:
-        return None
-    at_col, id_col = columns
-    at, ident = after
-    return or_(at_col > at, and_(at_col == at, id_col > ident))
-
+from shared.pagination import after_keyset
 
 # events
 
@@ -34,9 +25,7 @@ async def list_events(session: AsyncSession, *, limit: int, after: tuple[datetim
         stmt = stmt.where(StoredEvent.type == type_)
     if occurred_after is not None:
         stmt = stmt.where(StoredEvent.occurred_at > occurred_after)
-    cursor = _after((StoredEvent.occurred_at, StoredEvent.id), after)
-    if cursor is not None:
-        stmt = stmt.where(cursor)
+    stmt = stmt.where(after_keyset(StoredEvent.occurred_at, StoredEvent.id, after))
     stmt = stmt.order_by(StoredEvent.occurred_at, StoredEvent.id).limit(limit)
     return list((await session.execute(stmt)).scalars())
 
@@ -70,9 +59,7 @@ async def list_endpoints(session: AsyncSession, *, limit: int,
     stmt = select(WebhookEndpoint).where(WebhookEndpoint.deleted_at.is_(None))
     if enabled is not None:
         stmt = stmt.where(WebhookEndpoint.enabled.is_(enabled))
-    cursor = _after((WebhookEndpoint.created_at, WebhookEndpoint.id), after)
-    if cursor is not None:
-        stmt = stmt.where(cursor)
+    stmt = stmt.where(after_keyset(WebhookEndpoint.created_at, WebhookEndpoint.id, after))
     stmt = stmt.order_by(WebhookEndpoint.created_at, WebhookEndpoint.id).limit(limit)
     return list((await session.execute(stmt)).scalars())
 
@@ -132,9 +119,7 @@ async def list_deliveries(session: AsyncSession, *, limit: int,
         stmt = stmt.where(Delivery.status == status)
     if event_id is not None:
         stmt = stmt.where(Delivery.event_id == event_id)
-    cursor = _after((Delivery.created_at, Delivery.id), after)
-    if cursor is not None:
-        stmt = stmt.where(cursor)
+    stmt = stmt.where(after_keyset(Delivery.created_at, Delivery.id, after))
     stmt = stmt.order_by(Delivery.created_at, Delivery.id).limit(limit)
     return list((await session.execute(stmt)).scalars())
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
@@ -14,8 +13,8 @@ from services.orders.models import Order, OrderState
 from services.orders.schemas import OrderCreate, OrderPublic, OrderUpdate
 from shared.auth import CurrentPrincipal, Role, require
 from shared.db import SessionDep
-from shared.errors import ValidationFailed, problem_responses
-from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+from shared.errors import problem_responses
+from shared.pagination import Cursor, Limit, Page, decode_time_cursor, time_page
 from shared.versioning import check_if_match, set_etag
 
 WRITERS = (Role.sales,)
@@ -40,20 +39,6 @@ async def load_order(
 
 
 OrderOr404 = Annotated[Order, Depends(load_order)]
-
-
-def _after(cursor: str | None) -> tuple[datetime, str] | None:
-    after = decode_cursor(cursor, 2)
-    if after is None:
-        return None
-    try:
-        at = datetime.fromisoformat(after[0])
-    except ValueError:
-        at = None
-    if at is None or at.tzinfo is None:
-        raise ValidationFailed("The cursor is not valid; start again without one.",
-                               errors=[{"field": "query.cursor", "message": "invalid cursor"}])
-    return at, after[1]
 
 
 @router.post("/orders", status_code=status.HTTP_201_CREATED, response_model=OrderPublic,
@@ -83,7 +68,7 @@ async def list_orders(
     external_ref: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Page[Order]:
     """List orders, oldest first; sales principals see only their own."""
-    after = _after(cursor)
+    after = decode_time_cursor(cursor)
     own = principal.restricted_to_salesperson
     if own is not None:
         if salesperson_id not in (None, own):
@@ -93,11 +78,7 @@ async def list_orders(
         session, limit=limit + 1, after=after, customer_id=customer_id,
         salesperson_id=salesperson_id, state=state.value if state else None,
         created_from=created_from, created_to=created_to, external_ref=external_ref)
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1].created_at.isoformat(), rows[-1].id)
-    return Page(items=rows, next_cursor=next_cursor)
+    return time_page(rows, limit, lambda o: (o.created_at, o.id))
 
 
 @router.get("/orders/{order_id}", response_model=OrderPublic, dependencies=[require(*READERS)],

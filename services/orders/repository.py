@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.orders.models import Order
+from shared.pagination import after_keyset
 
 
 async def get_order(session: AsyncSession, order_id: str) -> Order | None:
@@ -35,10 +36,7 @@ async def list_orders(session: AsyncSession, *, limit: int, after: tuple[datetim
         stmt = stmt.where(Order.created_at >= created_from)
     if created_to is not None:
         stmt = stmt.where(Order.created_at < created_to)
-    if after is not None:
-        at, ident = after
-        stmt = stmt.where(or_(Order.created_at > at,
-                              and_(Order.created_at == at, Order.id > ident)))
+    stmt = stmt.where(after_keyset(Order.created_at, Order.id, after))
     stmt = stmt.order_by(Order.created_at, Order.id).limit(limit)
     return list((await session.execute(stmt)).scalars())
 
