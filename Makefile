@@ -8,13 +8,14 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test test-postgres lint clean help
+.PHONY: run test test-postgres lint bench clean help
 
 help:
 	@echo "make run            start all four services on SQLite (./var)"
 	@echo "make test           run the whole suite on SQLite"
 	@echo "make test-postgres  run the suite on a throwaway PostgreSQL database"
 	@echo "make lint           ruff"
+	@echo "make bench          throughput figures (service-to-service calls)"
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
@@ -40,6 +41,9 @@ test-postgres: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.http_client
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache
