@@ -33,6 +33,7 @@ from shared.idempotency import IdempotencyMiddleware, purge_expired
 from shared.observability import Metrics, RequestContextMiddleware, set_service
 from shared.outbox import Outbox, OutboxRelay
 from shared.settings import BaseServiceSettings
+from shared.subscriptions import Subscriber
 
 log = logging.getLogger("o2c.app")
 
@@ -56,6 +57,7 @@ class ServiceSpec:
     queue_probe: QueueProbe | None = None
     on_startup: Callable[[FastAPI], Awaitable[None]] | None = None
     on_shutdown: Callable[[FastAPI], Awaitable[None]] | None = None  # after workers stopped
+    subscriber: Subscriber | None = None  # events from the other services, via notifier
 
 
 def _state(app: FastAPI) -> tuple[Database, Clock, KeyStore, BaseServiceSettings]:
@@ -106,6 +108,9 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings, *,
             tasks.append(asyncio.create_task(run_periodically(
                 stop, 3600, lambda: purge_expired(app.state.db, spec.idempotency, app.state.clock),
                 "idempotency-purge"), name="idempotency-purge"))
+            if spec.subscriber is not None:
+                tasks.append(asyncio.create_task(
+                    spec.subscriber.keep_registered(app, stop), name="subscription"))
             for worker in spec.workers:
                 tasks.append(asyncio.create_task(worker(app, stop), name=worker.__name__))
         try:
@@ -134,6 +139,7 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings, *,
     app.state.keys = KeyStore(settings.api_keys_file,
                               settings.service_key.get_secret_value() if settings.service_key else None)
     app.state.outbox = Outbox(spec.outbox) if spec.outbox is not None else None
+    app.state.subscriber = spec.subscriber
 
     install_problem_handlers(app)
     app.add_middleware(IdempotencyMiddleware, table=spec.idempotency, get_state=_state)
@@ -141,6 +147,8 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings, *,
 
     for router in spec.routers:
         app.include_router(router)
+    if spec.subscriber is not None:
+        app.include_router(spec.subscriber.router)
     app.include_router(_operations_router(spec, metrics))
     for route in app.routes:
         if isinstance(route, APIRoute) and not route.summary:

@@ -163,6 +163,10 @@ async def running_system(*, database_urls: dict[str, str], keys_file: Path, keys
         for service in SERVICES:
             await stack.enter_async_context(LifespanManager(apps[service], startup_timeout=30,
                                                             shutdown_timeout=30))
+        for service in SERVICES:  # what `keep_registered` does once notifier is up
+            subscriber = apps[service].state.subscriber
+            if subscriber is not None:
+                await subscriber.register(apps[service])
         try:
             yield system
         finally:

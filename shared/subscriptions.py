@@ -1,0 +1,178 @@
+"""How a service receives other services' events: as a webhook endpoint of notifier.
+
+DESIGN.md §1: credit and orders subscribe to the events they need as webhook endpoints of
+their own, so there is one delivery mechanism, signed and logged. A `Subscriber`:
+
+- registers the service with notifier (`POST /v1/webhook-endpoints`, as the service
+  principal, which may use private addresses) and keeps the endpoint id and secret in the
+  service's own `subscriptions` table; registration is retried by a worker until notifier
+  answers, and re-done when the wanted event types change;
+- serves `POST /v1/inbox`, which verifies the Standard Webhooks signature with that secret,
+  records the event id in the `inbox` table (so a redelivery is acknowledged and ignored),
+  and runs the handler for the event type in the request's transaction. A handler that
+  raises rolls everything back and the 5xx makes notifier retry later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import JSON, Column, MetaData, String, Table, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared import webhooks
+from shared.db import SessionDep, UTCDateTime
+from shared.errors import DependencyUnavailable, Unauthorized, ValidationFailed
+from shared.events import Event
+
+log = logging.getLogger("o2c.subscriptions")
+
+Handler = Callable[[AsyncSession, FastAPI, Event], Awaitable[None]]
+INBOX_PATH = "/v1/inbox"
+
+
+def subscription_table(metadata: MetaData) -> Table:
+    return Table(
+        "subscriptions", metadata,
+        Column("name", String(50), primary_key=True),
+        Column("endpoint_id", String(36), nullable=False),
+        Column("secret", String(100), nullable=False),
+        Column("url", String(2000), nullable=False),
+        Column("event_types", JSON, nullable=False),
+        Column("registered_at", UTCDateTime, nullable=False),
+    )
+
+
+def inbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "inbox", metadata,
+        Column("event_id", String(36), primary_key=True),
+        Column("type", String(100), nullable=False),
+        Column("received_at", UTCDateTime, nullable=False),
+    )
+
+
+class Subscriber:
+    """One service's subscription to events delivered by notifier."""
+
+    def __init__(self, *, service: str, handlers: dict[str, Handler],
+                 subscriptions: Table, inbox: Table) -> None:
+        self.service = service
+        self.handlers = handlers
+        self.subscriptions = subscriptions
+        self.inbox = inbox
+        self.router = self._router()
+        self._secret: str | None = None
+
+    @property
+    def event_types(self) -> list[str]:
+        return sorted(self.handlers)
+
+    async def registered(self, app: FastAPI) -> bool:
+        async with app.state.db.session(read_only=True) as session:
+            row = (await session.execute(select(self.subscriptions).where(
+                self.subscriptions.c.name == self.service))).one_or_none()
+        return row is not None and row.event_types == self.event_types and \
+            row.url == self._url(app)
+
+    def _url(self, app: FastAPI) -> str:
+        return app.state.settings.service_url(self.service) + INBOX_PATH
+
+    async def register(self, app: FastAPI) -> None:
+        """Create or update this service's endpoint at notifier; raise if it does not answer."""
+        if await self.registered(app):
+            return
+        url, types = self._url(app), self.event_types
+        http = app.state.http
+        async with app.state.db.session(read_only=True) as session:
+            row = (await session.execute(select(self.subscriptions).where(
+                self.subscriptions.c.name == self.service))).one_or_none()
+        if row is not None:
+            response = await http.call("notifier", "PATCH", f"/v1/webhook-endpoints/{row.endpoint_id}",
+                                       json={"url": url, "event_types": types, "enabled": True})
+            if response.status_code == 200:
+                await self._store(app, row.endpoint_id, row.secret, url, types)
+                return
+            if response.status_code != 404:
+                raise DependencyUnavailable(f"notifier refused the subscription update: "
+                                            f"{response.status_code}", dependency="notifier")
+        key = f"subscribe:{self.service}:{url}:{','.join(types)}"
+        response = await http.call("notifier", "POST", "/v1/webhook-endpoints", json={
+            "url": url, "event_types": types,
+            "description": f"o2c {self.service}: events it acts on"}, idempotency_key=key[:255])
+        if response.status_code not in (200, 201):
+            raise DependencyUnavailable(f"notifier refused the subscription: {response.status_code}"
+                                        f" {response.text[:200]}", dependency="notifier")
+        body = response.json()
+        await self._store(app, body["id"], body["secret"], url, types)
+        log.info("subscribed %s to %s", self.service, ", ".join(types))
+
+    async def _store(self, app: FastAPI, endpoint_id: str, secret: str, url: str,
+                     types: list[str]) -> None:
+        t = self.subscriptions
+        async with app.state.db.session() as session, session.begin():
+            await session.execute(t.delete().where(t.c.name == self.service))
+            await session.execute(t.insert().values(
+                name=self.service, endpoint_id=endpoint_id, secret=secret, url=url,
+                event_types=types, registered_at=app.state.clock.now()))
+        self._secret = secret
+
+    async def _current_secret(self, session: AsyncSession) -> str | None:
+        if self._secret is None:
+            self._secret = (await session.execute(select(self.subscriptions.c.secret).where(
+                self.subscriptions.c.name == self.service))).scalar_one_or_none()
+        return self._secret
+
+    def _router(self) -> APIRouter:
+        router = APIRouter(tags=["inbox"])
+        subscriber = self
+
+        @router.post(INBOX_PATH, summary="Receive an event from notifier",
+                     openapi_extra={"x-o2c-auth": "standard-webhooks-signature"},
+                     responses={401: {"description": "Missing or invalid webhook signature"}})
+        async def receive_event(request: Request, session: SessionDep) -> JSONResponse:
+            """Events this service subscribed to, signed by notifier per Standard Webhooks."""
+            body = await request.body()
+            secret = await subscriber._current_secret(session)
+            if secret is None:
+                raise Unauthorized("This service has not subscribed yet.")
+            try:
+                webhooks.verify(secret, request.headers, body, now=request.app.state.clock.now())
+            except webhooks.InvalidSignature as exc:
+                raise Unauthorized(f"Invalid webhook signature: {exc}.") from exc
+            try:
+                event = Event.model_validate(json.loads(body))
+            except ValueError as exc:
+                raise ValidationFailed("The delivery is not an o2c event envelope.") from exc
+            handler = subscriber.handlers.get(event.type)
+            try:
+                async with session.begin_nested():
+                    await session.execute(subscriber.inbox.insert().values(
+                        event_id=str(event.id), type=event.type,
+                        received_at=request.app.state.clock.now()))
+            except IntegrityError:
+                return JSONResponse({"event_id": str(event.id), "status": "duplicate"})
+            if handler is not None:
+                await handler(session, request.app, event)
+            return JSONResponse({"event_id": str(event.id),
+                                 "status": "handled" if handler else "ignored"})
+
+        return router
+
+    async def keep_registered(self, app: FastAPI, stop: asyncio.Event) -> None:
+        """Worker: register at start-up, retrying every 30 s until notifier answers."""
+        while not stop.is_set():
+            try:
+                await self.register(app)
+                return
+            except Exception as exc:  # notifier not up yet: try again
+                log.warning("subscription of %s not registered yet: %s", self.service, exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=30)
