@@ -167,7 +167,8 @@ class Subscriber:
         return router
 
     async def keep_registered(self, app: FastAPI, stop: asyncio.Event) -> None:
-        """Worker: register at start-up, retrying every 30 s until notifier answers."""
+        """Worker: register at start-up, retrying (1 s, 2 s, … up to 30 s) until notifier answers."""
+        delay = 1.0
         while not stop.is_set():
             try:
                 await self.register(app)
@@ -175,4 +176,5 @@ class Subscriber:
             except Exception as exc:  # notifier not up yet: try again
                 log.warning("subscription of %s not registered yet: %s", self.service, exc)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=30)
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            delay = min(30.0, delay * 2)
