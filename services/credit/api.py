@@ -2,16 +2,55 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from services.credit import repository, service
-from services.credit.models import Customer
-from services.credit.schemas import CustomerCreate, CustomerPublic, CustomerUpdate
+from services.credit.clients import LedgerClient
+from services.credit.models import (
+    Asset,
+    CreditHold,
+    CreditInquiry,
+    CreditProfile,
+    Customer,
+    Evaluation,
+    Guarantee,
+    HoldStatus,
+    Reservation,
+    ReservationStatus,
+)
+from services.credit.schemas import (
+    AssetCreate,
+    AssetPublic,
+    CreditLimitUpdate,
+    CreditPolicyUpdate,
+    CreditProfilePublic,
+    CustomerCreate,
+    CustomerPublic,
+    CustomerUpdate,
+    EvaluationCreate,
+    EvaluationPublic,
+    ExposurePublic,
+    GuaranteeCreate,
+    GuaranteePublic,
+    HoldCreate,
+    HoldPublic,
+    InquiryCreate,
+    InquiryPublic,
+    ReservationConvert,
+    ReservationCreate,
+    ReservationPublic,
+    ReservationUpdate,
+)
 from shared.auth import CurrentPrincipal, Role, require
+from shared.clock import Clock
 from shared.db import SessionDep
 from shared.errors import problem_responses
+from shared.outbox import Outbox
 from shared.pagination import Cursor, Limit, Page, decode_time_cursor, time_page
 from shared.versioning import check_if_match, set_etag
 
@@ -86,3 +125,390 @@ async def update_customer(customer: CustomerOr404, body: CustomerUpdate, request
         principal=principal, customer=customer, data=body)
     set_etag(response, customer.version)
     return customer
+
+
+# ---------------------------------------------------------------- credit
+
+CREDIT_WRITERS = (Role.credit_manager,)
+CREDIT_READERS = READERS  # sales (own customers only), credit_manager, finance, auditor, service
+RESERVERS = (Role.service,)
+RESERVATION_READERS = (Role.service, Role.credit_manager, Role.finance, Role.auditor)
+
+credit_router = APIRouter(prefix="/v1/customers/{customer_id}", tags=["credit"],
+                          responses=problem_responses(401, 403, 404, 422))
+evaluations_router = APIRouter(prefix="/v1/customers/{customer_id}", tags=["evaluations"],
+                               responses=problem_responses(401, 403, 404, 422))
+reservations_router = APIRouter(prefix="/v1/reservations", tags=["reservations"],
+                                responses=problem_responses(401, 403, 422))
+
+
+@dataclass(frozen=True)
+class CreditContext:
+    """What the credit use cases need from the app besides the session."""
+
+    outbox: Outbox
+    clock: Clock
+    default_currency: str
+
+
+def credit_context(request: Request) -> CreditContext:
+    state = request.app.state
+    return CreditContext(state.outbox, state.clock, state.settings.default_currency)
+
+
+Ctx = Annotated[CreditContext, Depends(credit_context)]
+ItemId = Annotated[str, Path(max_length=36)]
+
+
+def _if_match(request: Request) -> Callable[[int], None]:
+    return lambda version: check_if_match(request, version)
+
+
+def _profile_public(view: service.ProfileView) -> CreditProfilePublic:
+    p, e = view.profile, view.exposure
+    return CreditProfilePublic(
+        customer_id=p.customer_id, limit_minor=p.limit_minor, currency=p.currency,
+        terms_days=p.terms_days, grade=p.grade, policy=p.policy, status=p.status,
+        exposure=ExposurePublic(open_receivables_minor=e.open_receivables_minor,
+                                reserved_minor=e.reserved_minor,
+                                guarantees_minor=e.guarantees_minor,
+                                available_minor=e.available_minor),
+        overdue_minor=0, max_days_overdue=0,
+        holds=[HoldPublic.model_validate(h) for h in view.holds],
+        evaluation_id=p.evaluation_id, version=p.version,
+        updated_at=p.updated_at if view.persisted else None)
+
+
+async def _shaped_profile(session: SessionDep, ctx: CreditContext, response: Response,
+                          profile: CreditProfile) -> CreditProfilePublic:
+    set_etag(response, profile.version)
+    return _profile_public(await service.view_profile(session, ctx.clock, profile))
+
+
+def _guarantee_public(guarantee: Guarantee, today: date) -> GuaranteePublic:
+    return GuaranteePublic.model_validate(
+        {**guarantee.model_dump(), "status": service.guarantee_status(guarantee, today)})
+
+
+@credit_router.get("/credit", response_model=CreditProfilePublic,
+                   dependencies=[require(*CREDIT_READERS)])
+async def get_credit_profile(customer: CustomerOr404, session: SessionDep, ctx: Ctx,
+                             response: Response) -> CreditProfilePublic:
+    """The customer's credit profile: limit, terms, grade, policy, status, exposure and active holds.
+
+    `available_minor` = limit + active guarantees − (open receivables + reserved). Until ledger
+    reports receivables (a later issue), open receivables are the reservations converted on
+    invoicing, and `overdue_minor` / `max_days_overdue` are 0.
+    """
+    view = await service.read_profile(session, ctx.clock, ctx.default_currency, customer)
+    set_etag(response, view.profile.version)
+    return _profile_public(view)
+
+
+@credit_router.put("/credit-limit", response_model=CreditProfilePublic,
+                   dependencies=[require(*CREDIT_WRITERS)], responses=problem_responses(409, 412))
+async def set_credit_limit(customer: CustomerOr404, body: CreditLimitUpdate, request: Request,
+                           response: Response, session: SessionDep, ctx: Ctx,
+                           principal: CurrentPrincipal) -> CreditProfilePublic:
+    """Set the credit limit, its currency and payment terms; emits `credit.limit_changed`.
+
+    The currency cannot change (409 `conflict`) while the customer has active reservations,
+    open receivables or active guarantees in the old one. Send `If-Match` with the profile's
+    ETag to avoid overwriting a change you have not seen.
+    """
+    profile = await service.set_credit_limit(
+        session=session, outbox=ctx.outbox, clock=ctx.clock, default_currency=ctx.default_currency,
+        principal=principal, customer=customer, data=body, check_version=_if_match(request))
+    return await _shaped_profile(session, ctx, response, profile)
+
+
+@credit_router.put("/credit-policy", response_model=CreditProfilePublic,
+                   dependencies=[require(*CREDIT_WRITERS)], responses=problem_responses(409, 412))
+async def set_credit_policy(customer: CustomerOr404, body: CreditPolicyUpdate, request: Request,
+                            response: Response, session: SessionDep, ctx: Ctx,
+                            principal: CurrentPrincipal) -> CreditProfilePublic:
+    """Set the credit policy and/or block or unblock the customer; emits `credit.limit_changed`.
+
+    `policy`: `credit`, `prepaid_only` (every reservation rejected) or `guarantee_required`
+    (reservations need an active guarantee). `status`: `blocked` rejects every reservation;
+    `active` lifts a block — the customer stays `on_hold` while a hold is active (holds are
+    placed and released under `/holds`).
+    """
+    profile = await service.set_credit_policy(
+        session=session, outbox=ctx.outbox, clock=ctx.clock, default_currency=ctx.default_currency,
+        principal=principal, customer=customer, data=body, check_version=_if_match(request))
+    return await _shaped_profile(session, ctx, response, profile)
+
+
+@credit_router.post("/holds", status_code=status.HTTP_201_CREATED, response_model=HoldPublic,
+                    dependencies=[require(*CREDIT_WRITERS)])
+async def place_hold(customer: CustomerOr404, body: HoldCreate, response: Response,
+                     session: SessionDep, ctx: Ctx, principal: CurrentPrincipal) -> CreditHold:
+    """Put the customer on a manual credit hold (status `on_hold`); emits `credit.hold_placed`."""
+    hold = await service.place_hold(
+        session=session, outbox=ctx.outbox, clock=ctx.clock, default_currency=ctx.default_currency,
+        principal=principal, customer=customer, reason=body.reason)
+    response.headers["Location"] = f"/v1/customers/{customer.id}/holds/{hold.id}"
+    return hold
+
+
+@credit_router.get("/holds", response_model=Page[HoldPublic],
+                   dependencies=[require(*CREDIT_READERS)])
+async def list_holds(customer: CustomerOr404, session: SessionDep, limit: Limit = 50,
+                     cursor: Cursor = None,
+                     status_: Annotated[HoldStatus | None, Query(alias="status")] = None
+                     ) -> Page[CreditHold]:
+    """The customer's holds, oldest first, active and released (filter with `status`)."""
+    rows = await repository.list_holds(session, customer.id, limit=limit + 1,
+                                       after=decode_time_cursor(cursor), status=status_)
+    return time_page(rows, limit, lambda h: (h.placed_at, h.id))
+
+
+@credit_router.delete("/holds/{hold_id}", response_model=HoldPublic,
+                      dependencies=[require(*CREDIT_WRITERS)])
+async def release_hold(customer: CustomerOr404, hold_id: ItemId, session: SessionDep, ctx: Ctx,
+                       principal: CurrentPrincipal) -> CreditHold:
+    """Release a hold; with no active hold left the customer is `active` again.
+
+    Emits `credit.hold_released`. Releasing a released hold answers 200 with it again.
+    """
+    return await service.release_hold(
+        session=session, outbox=ctx.outbox, clock=ctx.clock, default_currency=ctx.default_currency,
+        principal=principal, customer=customer, hold_id=hold_id)
+
+
+@credit_router.post("/guarantees", status_code=status.HTTP_201_CREATED,
+                    response_model=GuaranteePublic, dependencies=[require(*CREDIT_WRITERS)])
+async def add_guarantee(customer: CustomerOr404, body: GuaranteeCreate, response: Response,
+                        session: SessionDep, ctx: Ctx, principal: CurrentPrincipal) -> GuaranteePublic:
+    """Register a guarantee in the credit currency; it adds to available credit until
+    `expires_on` (inclusive) or until released."""
+    guarantee = await service.add_guarantee(
+        session=session, clock=ctx.clock, default_currency=ctx.default_currency,
+        principal=principal, customer=customer, data=body)
+    response.headers["Location"] = f"/v1/customers/{customer.id}/guarantees/{guarantee.id}"
+    return _guarantee_public(guarantee, ctx.clock.today())
+
+
+@credit_router.get("/guarantees", response_model=Page[GuaranteePublic],
+                   dependencies=[require(*CREDIT_READERS)])
+async def list_guarantees(customer: CustomerOr404, session: SessionDep, ctx: Ctx,
+                          limit: Limit = 50, cursor: Cursor = None) -> Page[GuaranteePublic]:
+    """The customer's guarantees, oldest first, with status active, expired or released."""
+    rows = await repository.list_guarantees(session, customer.id, limit=limit + 1,
+                                            after=decode_time_cursor(cursor))
+    today = ctx.clock.today()
+    return time_page(rows, limit, lambda g: (g.created_at, g.id),
+                     lambda g: _guarantee_public(g, today))
+
+
+@credit_router.delete("/guarantees/{guarantee_id}", response_model=GuaranteePublic,
+                      dependencies=[require(*CREDIT_WRITERS)])
+async def release_guarantee(customer: CustomerOr404, guarantee_id: ItemId, session: SessionDep,
+                            ctx: Ctx, principal: CurrentPrincipal) -> GuaranteePublic:
+    """Release (return) a guarantee: it no longer counts toward available credit. Idempotent."""
+    guarantee = await service.release_guarantee(session=session, clock=ctx.clock,
+                                                principal=principal, customer=customer,
+                                                guarantee_id=guarantee_id)
+    return _guarantee_public(guarantee, ctx.clock.today())
+
+
+@credit_router.post("/credit-inquiries", status_code=status.HTTP_201_CREATED,
+                    response_model=InquiryPublic, dependencies=[require(*CREDIT_WRITERS)])
+async def add_credit_inquiry(customer: CustomerOr404, body: InquiryCreate, session: SessionDep,
+                             ctx: Ctx, principal: CurrentPrincipal) -> CreditInquiry:
+    """Record a report from an external enterprise credit system (rating, defaults, lawsuits).
+
+    An evaluation without an `inquiry` scores the latest record on file.
+    """
+    return await service.add_inquiry(session=session, clock=ctx.clock, principal=principal,
+                                     customer=customer, data=body)
+
+
+@credit_router.get("/credit-inquiries", response_model=Page[InquiryPublic],
+                   dependencies=[require(*CREDIT_READERS)])
+async def list_credit_inquiries(customer: CustomerOr404, session: SessionDep, limit: Limit = 50,
+                                cursor: Cursor = None) -> Page[CreditInquiry]:
+    """The customer's credit-inquiry records, oldest first."""
+    rows = await repository.list_inquiries(session, customer.id, limit=limit + 1,
+                                           after=decode_time_cursor(cursor))
+    return time_page(rows, limit, lambda i: (i.created_at, i.id))
+
+
+@credit_router.post("/assets", status_code=status.HTTP_201_CREATED, response_model=AssetPublic,
+                    dependencies=[require(*CREDIT_WRITERS)])
+async def add_asset(customer: CustomerOr404, body: AssetCreate, session: SessionDep, ctx: Ctx,
+                    principal: CurrentPrincipal) -> Asset:
+    """Record an asset of the customer (bank account, capital, equipment, …) and whether it is
+    mortgaged or pledged; evaluations score the encumbered share."""
+    return await service.add_asset(session=session, clock=ctx.clock, principal=principal,
+                                   customer=customer, data=body)
+
+
+@credit_router.get("/assets", response_model=Page[AssetPublic],
+                   dependencies=[require(*CREDIT_READERS)])
+async def list_assets(customer: CustomerOr404, session: SessionDep, limit: Limit = 50,
+                      cursor: Cursor = None) -> Page[Asset]:
+    """The customer's assets, oldest first."""
+    rows = await repository.list_assets(session, customer.id, limit=limit + 1,
+                                        after=decode_time_cursor(cursor))
+    return time_page(rows, limit, lambda a: (a.created_at, a.id))
+
+
+# ---------------------------------------------------------------- evaluations
+
+
+@evaluations_router.post("/evaluations", status_code=status.HTTP_201_CREATED,
+                         response_model=EvaluationPublic, dependencies=[require(*CREDIT_WRITERS)])
+async def create_evaluation(customer: CustomerOr404, body: EvaluationCreate, request: Request,
+                            response: Response, session: SessionDep, ctx: Ctx,
+                            principal: CurrentPrincipal) -> Evaluation:
+    """Score the customer: seven named factors (each with input, points, max points) sum to a
+    score 0–100, banded into grade A–E with a recommended limit, terms and policy.
+
+    Payment history comes from ledger; when ledger has none or does not answer, that factor is
+    neutral and says so. Nothing changes on the profile until the evaluation is applied.
+    """
+    evaluation = await service.evaluate(session=session, clock=ctx.clock, principal=principal,
+                                        customer=customer, data=body,
+                                        ledger=LedgerClient(request.app.state.http))
+    response.headers["Location"] = f"/v1/customers/{customer.id}/evaluations/{evaluation.id}"
+    return evaluation
+
+
+@evaluations_router.get("/evaluations", response_model=Page[EvaluationPublic],
+                        dependencies=[require(*CREDIT_READERS)])
+async def list_evaluations(customer: CustomerOr404, session: SessionDep, limit: Limit = 50,
+                           cursor: Cursor = None) -> Page[Evaluation]:
+    """The customer's evaluations, oldest first."""
+    rows = await repository.list_evaluations(session, customer.id, limit=limit + 1,
+                                             after=decode_time_cursor(cursor))
+    return time_page(rows, limit, lambda e: (e.created_at, e.id))
+
+
+@evaluations_router.get("/evaluations/{evaluation_id}", response_model=EvaluationPublic,
+                        dependencies=[require(*CREDIT_READERS)])
+async def get_evaluation(customer: CustomerOr404, evaluation_id: ItemId,
+                         session: SessionDep) -> Evaluation:
+    """One evaluation with its scorecard."""
+    return await service.get_evaluation(session, customer, evaluation_id)
+
+
+@evaluations_router.post("/evaluations/{evaluation_id}/apply", response_model=CreditProfilePublic,
+                         dependencies=[require(*CREDIT_WRITERS)], responses=problem_responses(409))
+async def apply_evaluation(customer: CustomerOr404, evaluation_id: ItemId, response: Response,
+                           session: SessionDep, ctx: Ctx,
+                           principal: CurrentPrincipal) -> CreditProfilePublic:
+    """Make the evaluation the profile (limit, currency, terms, grade, policy); emits
+    `credit.limit_changed`. An evaluation is applied once (409 after that)."""
+    _, profile = await service.apply_evaluation(
+        session=session, outbox=ctx.outbox, clock=ctx.clock, default_currency=ctx.default_currency,
+        principal=principal, customer=customer, evaluation_id=evaluation_id)
+    return await _shaped_profile(session, ctx, response, profile)
+
+
+# ---------------------------------------------------------------- reservations
+
+
+@reservations_router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=ReservationPublic,
+    dependencies=[require(*RESERVERS)],
+    responses={200: {"model": ReservationPublic,
+                     "description": "The order already has this active reservation; it is "
+                                    "returned unchanged"},
+               **problem_responses(404, 409)})
+async def create_reservation(body: ReservationCreate, response: Response, session: SessionDep,
+                             ctx: Ctx, principal: CurrentPrincipal) -> Reservation:
+    """Decide on credit for an order: `reserved`, `requires_guarantee` or `rejected`, with reasons.
+
+    Rules, first match wins: blocked → rejected; on hold → rejected (with the hold's reason);
+    policy prepaid_only → rejected; policy guarantee_required without an active guarantee →
+    requires_guarantee; amount ≤ available (limit + active guarantees − open receivables −
+    reserved) → reserved; otherwise requires_guarantee for guarantee_required customers and
+    rejected for the rest, naming the shortfall. Only `reserved` holds credit (status
+    `active`); other decisions are stored with status `declined` and a later POST for the same
+    order decides again. Idempotent per order: while the order has an active reservation the
+    same amount returns it (200) and another amount is 409 (use PATCH). Unknown customer →
+    404; a currency other than the customer's credit currency → 422. Emits
+    `credit.reservation_decided`.
+    """
+    reservation, created = await service.reserve(
+        session=session, outbox=ctx.outbox, clock=ctx.clock, default_currency=ctx.default_currency,
+        principal=principal, data=body)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    response.headers["Location"] = f"/v1/reservations/{reservation.id}"
+    set_etag(response, reservation.version)
+    return reservation
+
+
+@reservations_router.get("", response_model=Page[ReservationPublic],
+                         dependencies=[require(*RESERVATION_READERS)])
+async def list_reservations(
+    session: SessionDep, limit: Limit = 50, cursor: Cursor = None,
+    order_id: Annotated[str | None, Query(max_length=36)] = None,
+    customer_id: Annotated[str | None, Query(max_length=36)] = None,
+    status_: Annotated[ReservationStatus | None, Query(alias="status")] = None,
+) -> Page[Reservation]:
+    """Reservations and declined decisions, oldest first; filter by order, customer, status."""
+    rows = await repository.list_reservations(
+        session, limit=limit + 1, after=decode_time_cursor(cursor), order_id=order_id,
+        customer_id=customer_id, status=status_)
+    return time_page(rows, limit, lambda r: (r.created_at, r.id))
+
+
+@reservations_router.get("/{reservation_id}", response_model=ReservationPublic,
+                         dependencies=[require(*RESERVATION_READERS)],
+                         responses=problem_responses(404))
+async def get_reservation(reservation_id: ItemId, session: SessionDep,
+                          response: Response) -> Reservation:
+    """One reservation or declined decision."""
+    reservation = await service.get_reservation(session, reservation_id)
+    set_etag(response, reservation.version)
+    return reservation
+
+
+@reservations_router.patch("/{reservation_id}", response_model=ReservationPublic,
+                           dependencies=[require(*RESERVERS)],
+                           responses=problem_responses(404, 409, 412))
+async def change_reservation(reservation_id: ItemId, body: ReservationUpdate, request: Request,
+                             response: Response, session: SessionDep, ctx: Ctx,
+                             principal: CurrentPrincipal) -> Reservation:
+    """Change an active reservation's amount. A decrease always succeeds; an increase is
+    checked like a new reservation of the difference and refused with 409 `guard_failed`
+    (guard `credit_reserved`, the reason) when it does not fit — nothing changes then.
+    Emits `credit.reservation_decided`."""
+    reservation = await service.change_reservation(
+        session=session, outbox=ctx.outbox, clock=ctx.clock, default_currency=ctx.default_currency,
+        principal=principal, reservation_id=reservation_id, amount_minor=body.amount_minor,
+        check_version=_if_match(request))
+    set_etag(response, reservation.version)
+    return reservation
+
+
+@reservations_router.delete("/{reservation_id}", status_code=status.HTTP_204_NO_CONTENT,
+                            dependencies=[require(*RESERVERS)], responses=problem_responses(404, 409))
+async def release_reservation(reservation_id: ItemId, session: SessionDep, ctx: Ctx) -> Response:
+    """Release the reservation's credit (order revised or cancelled). Releasing a released or
+    declined one is 204 again; a converted one is 409 `invalid_transition`."""
+    await service.release_reservation(session=session, clock=ctx.clock,
+                                      default_currency=ctx.default_currency,
+                                      reservation_id=reservation_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@reservations_router.post("/{reservation_id}/convert", response_model=ReservationPublic,
+                          dependencies=[require(*RESERVERS)], responses=problem_responses(404, 409))
+async def convert_reservation(reservation_id: ItemId, session: SessionDep, ctx: Ctx,
+                              response: Response, body: ReservationConvert | None = None
+                              ) -> Reservation:
+    """The order was invoiced: the active reservation becomes open receivable exposure
+    (status `converted`), for the invoiced amount when one is given. Idempotent."""
+    reservation = await service.convert_reservation(
+        session=session, clock=ctx.clock, default_currency=ctx.default_currency,
+        reservation_id=reservation_id, data=body or ReservationConvert())
+    set_etag(response, reservation.version)
+    return reservation
+
+
+routers = [router, credit_router, evaluations_router, reservations_router]

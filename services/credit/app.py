@@ -19,8 +19,15 @@ SPEC = ServiceSpec(
     metadata=metadata,
     idempotency=idempotency_keys,
     outbox=outbox,
-    routers=[api.router],
-    tags=[{"name": "customers", "description": "Customers and their contacts."}],
+    routers=api.routers,
+    tags=[{"name": "customers", "description": "Customers and their contacts."},
+          {"name": "credit", "description": "Credit profiles (limit, terms, grade, policy, "
+                                            "status, exposure), holds, guarantees, credit "
+                                            "inquiries and assets."},
+          {"name": "evaluations", "description": "Credit scorecards and applying them to the "
+                                                 "profile."},
+          {"name": "reservations", "description": "Credit decisions for orders: reserve, "
+                                                  "change, release, convert on invoicing."}],
 )
 
 

@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.credit.models import Customer
+from services.credit.models import (
+    Asset,
+    CreditHold,
+    CreditInquiry,
+    CreditProfile,
+    Customer,
+    Evaluation,
+    Guarantee,
+    GuaranteeStatus,
+    HoldStatus,
+    Reservation,
+    ReservationStatus,
+)
 from shared.pagination import after_keyset
+
+# ---------------------------------------------------------------- customers
 
 
 async def get_customer(session: AsyncSession, customer_id: str) -> Customer | None:
@@ -38,3 +55,188 @@ async def bump_version(session: AsyncSession, customer_id: str, expected: int,
         update(Customer).where(Customer.id == customer_id, Customer.version == expected)
         .values(**values, version=expected + 1))
     return result.rowcount == 1
+
+
+# ---------------------------------------------------------------- credit profiles
+
+
+async def get_profile(session: AsyncSession, customer_id: str) -> CreditProfile | None:
+    return await session.get(CreditProfile, customer_id)
+
+
+async def lock_profile(session: AsyncSession, customer_id: str, *, defaults: dict[str, Any]
+                       ) -> CreditProfile:
+    """The customer's profile, created with `defaults` if missing, locked until commit.
+
+    INSERT … ON CONFLICT DO NOTHING makes racing first uses safe; `FOR UPDATE` then serializes
+    every writer of this customer's credit on PostgreSQL (SQLite writers are serialized by
+    BEGIN IMMEDIATE already).
+    """
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    await session.execute(insert(CreditProfile).values(customer_id=customer_id, **defaults)
+                          .on_conflict_do_nothing(index_elements=["customer_id"]))
+    stmt = (select(CreditProfile).where(CreditProfile.customer_id == customer_id)
+            .with_for_update().execution_options(populate_existing=True))
+    return (await session.execute(stmt)).scalar_one()
+
+
+async def sum_reservations(session: AsyncSession, customer_id: str, status: str) -> int:
+    stmt = select(func.coalesce(func.sum(Reservation.amount_minor), 0)).where(
+        Reservation.customer_id == customer_id, Reservation.status == status)
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def count_reservations(session: AsyncSession, customer_id: str, statuses: list[str]) -> int:
+    stmt = select(func.count()).select_from(Reservation).where(
+        Reservation.customer_id == customer_id, Reservation.status.in_(statuses))
+    return int((await session.execute(stmt)).scalar_one())
+
+
+def _active_guarantees(customer_id: str, today: date) -> Any:
+    return (Guarantee.customer_id == customer_id, Guarantee.status == GuaranteeStatus.active,
+            Guarantee.expires_on >= today)
+
+
+async def active_guarantee_totals(session: AsyncSession, customer_id: str, currency: str,
+                                  today: date) -> tuple[int, int]:
+    """(Σ amount, count) of guarantees in `currency` not released and not expired on `today`."""
+    stmt = select(func.coalesce(func.sum(Guarantee.amount_minor), 0), func.count()).where(
+        *_active_guarantees(customer_id, today), Guarantee.currency == currency)
+    total, count = (await session.execute(stmt)).one()
+    return int(total), int(count)
+
+
+async def count_active_guarantees(session: AsyncSession, customer_id: str, today: date) -> int:
+    stmt = select(func.count()).select_from(Guarantee).where(*_active_guarantees(customer_id, today))
+    return int((await session.execute(stmt)).scalar_one())
+
+
+# ---------------------------------------------------------------- holds
+
+
+async def active_holds(session: AsyncSession, customer_id: str) -> list[CreditHold]:
+    stmt = (select(CreditHold).where(CreditHold.customer_id == customer_id,
+                                     CreditHold.status == HoldStatus.active)
+            .order_by(CreditHold.placed_at, CreditHold.id))
+    return list((await session.execute(stmt)).scalars())
+
+
+async def list_holds(session: AsyncSession, customer_id: str, *, limit: int,
+                     after: tuple[datetime, str] | None, status: str | None) -> list[CreditHold]:
+    stmt = select(CreditHold).where(CreditHold.customer_id == customer_id)
+    if status is not None:
+        stmt = stmt.where(CreditHold.status == status)
+    stmt = stmt.where(after_keyset(CreditHold.placed_at, CreditHold.id, after))
+    return list((await session.execute(
+        stmt.order_by(CreditHold.placed_at, CreditHold.id).limit(limit))).scalars())
+
+
+async def get_hold(session: AsyncSession, hold_id: str, *, for_update: bool = False
+                   ) -> CreditHold | None:
+    stmt = select(CreditHold).where(CreditHold.id == hold_id)
+    if for_update:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+# ---------------------------------------------------------------- guarantees, inquiries, assets
+
+
+async def get_guarantee(session: AsyncSession, guarantee_id: str) -> Guarantee | None:
+    stmt = (select(Guarantee).where(Guarantee.id == guarantee_id).with_for_update()
+            .execution_options(populate_existing=True))
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def list_guarantees(session: AsyncSession, customer_id: str, *, limit: int,
+                          after: tuple[datetime, str] | None) -> list[Guarantee]:
+    stmt = (select(Guarantee).where(Guarantee.customer_id == customer_id)
+            .where(after_keyset(Guarantee.created_at, Guarantee.id, after))
+            .order_by(Guarantee.created_at, Guarantee.id).limit(limit))
+    return list((await session.execute(stmt)).scalars())
+
+
+async def list_inquiries(session: AsyncSession, customer_id: str, *, limit: int,
+                         after: tuple[datetime, str] | None) -> list[CreditInquiry]:
+    stmt = (select(CreditInquiry).where(CreditInquiry.customer_id == customer_id)
+            .where(after_keyset(CreditInquiry.created_at, CreditInquiry.id, after))
+            .order_by(CreditInquiry.created_at, CreditInquiry.id).limit(limit))
+    return list((await session.execute(stmt)).scalars())
+
+
+async def latest_inquiry(session: AsyncSession, customer_id: str) -> CreditInquiry | None:
+    stmt = (select(CreditInquiry).where(CreditInquiry.customer_id == customer_id)
+            .order_by(CreditInquiry.inquired_on.desc(), CreditInquiry.created_at.desc()).limit(1))
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def list_assets(session: AsyncSession, customer_id: str, *, limit: int,
+                      after: tuple[datetime, str] | None) -> list[Asset]:
+    stmt = (select(Asset).where(Asset.customer_id == customer_id)
+            .where(after_keyset(Asset.created_at, Asset.id, after))
+            .order_by(Asset.created_at, Asset.id).limit(limit))
+    return list((await session.execute(stmt)).scalars())
+
+
+async def asset_totals(session: AsyncSession, customer_id: str, currency: str
+                       ) -> tuple[int, int, int]:
+    """(Σ value, Σ encumbered value, count) of the customer's assets in `currency`."""
+    encumbered = func.sum(Asset.value_minor).filter(Asset.encumbered.is_(True))
+    stmt = select(func.coalesce(func.sum(Asset.value_minor), 0), func.coalesce(encumbered, 0),
+                  func.count()).where(Asset.customer_id == customer_id, Asset.currency == currency)
+    total, pledged, count = (await session.execute(stmt)).one()
+    return int(total), int(pledged), int(count)
+
+
+# ---------------------------------------------------------------- reservations
+
+
+async def get_reservation(session: AsyncSession, reservation_id: str, *, for_update: bool = False
+                          ) -> Reservation | None:
+    stmt = select(Reservation).where(Reservation.id == reservation_id)
+    if for_update:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def live_reservation_for_order(session: AsyncSession, order_id: str) -> Reservation | None:
+    """The order's active or converted reservation, if any (at most one, by a unique index)."""
+    stmt = (select(Reservation).where(
+        Reservation.order_id == order_id,
+        Reservation.status.in_([ReservationStatus.active, ReservationStatus.converted]))
+        .execution_options(populate_existing=True))
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def list_reservations(session: AsyncSession, *, limit: int,
+                            after: tuple[datetime, str] | None, order_id: str | None,
+                            customer_id: str | None, status: str | None) -> list[Reservation]:
+    stmt = select(Reservation)
+    if order_id is not None:
+        stmt = stmt.where(Reservation.order_id == order_id)
+    if customer_id is not None:
+        stmt = stmt.where(Reservation.customer_id == customer_id)
+    if status is not None:
+        stmt = stmt.where(Reservation.status == status)
+    stmt = stmt.where(after_keyset(Reservation.created_at, Reservation.id, after))
+    return list((await session.execute(
+        stmt.order_by(Reservation.created_at, Reservation.id).limit(limit))).scalars())
+
+
+# ---------------------------------------------------------------- evaluations
+
+
+async def get_evaluation(session: AsyncSession, evaluation_id: str, *, for_update: bool = False
+                         ) -> Evaluation | None:
+    stmt = select(Evaluation).where(Evaluation.id == evaluation_id)
+    if for_update:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def list_evaluations(session: AsyncSession, customer_id: str, *, limit: int,
+                           after: tuple[datetime, str] | None) -> list[Evaluation]:
+    stmt = (select(Evaluation).where(Evaluation.customer_id == customer_id)
+            .where(after_keyset(Evaluation.created_at, Evaluation.id, after))
+            .order_by(Evaluation.created_at, Evaluation.id).limit(limit))
+    return list((await session.execute(stmt)).scalars())

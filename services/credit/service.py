@@ -2,21 +2,71 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.credit import repository
-from services.credit.errors import CustomerNotFound, NotYourCustomer
-from services.credit.models import Customer, counters
-from services.credit.schemas import CustomerCreate, CustomerUpdate
+from services.credit import repository, scorecard
+from services.credit.clients import LedgerClient
+from services.credit.errors import (
+    ConvertAmountTooHigh,
+    CreditIncreaseRefused,
+    CurrencyChangeRefused,
+    CurrencyMismatch,
+    CustomerNotFound,
+    EvaluationAlreadyApplied,
+    EvaluationNotFound,
+    GuaranteeNotFound,
+    HoldNotFound,
+    InvalidDate,
+    NotYourCustomer,
+    ReservationAmountConflict,
+    ReservationNotFound,
+    ReservationOtherCustomer,
+    ReservationTransitionRefused,
+)
+from services.credit.models import (
+    Asset,
+    CreditHold,
+    CreditInquiry,
+    CreditPolicy,
+    CreditProfile,
+    CreditStatus,
+    Customer,
+    Evaluation,
+    Guarantee,
+    GuaranteeStatus,
+    HoldKind,
+    HoldStatus,
+    Reservation,
+    ReservationStatus,
+    counters,
+)
+from services.credit.rules import CreditFacts, Exposure, decide, format_money
+from services.credit.schemas import (
+    AssetCreate,
+    CreditLimitUpdate,
+    CreditPolicyUpdate,
+    CustomerCreate,
+    CustomerUpdate,
+    EvaluationCreate,
+    GuaranteeCreate,
+    InquiryCreate,
+    ReservationConvert,
+    ReservationCreate,
+)
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.errors import VersionConflict
 from shared.events import new_event
 from shared.numbering import next_number
 from shared.outbox import Outbox
+
+DEFAULT_TERMS_DAYS = 30
 
 
 def _customer_event(clock: Clock, type_: str, customer: Customer, **extra: Any):
@@ -71,3 +121,476 @@ async def update_customer(*, session: AsyncSession, outbox: Outbox, clock: Clock
     await outbox.enqueue(session, _customer_event(clock, "customer.updated", customer,
                                                   changed=sorted(changes)))
     return customer
+
+
+# ---------------------------------------------------------------- credit profile
+
+
+@dataclass
+class ProfileView:
+    """A profile with what its response shows beside the row: exposure and active holds."""
+
+    profile: CreditProfile
+    exposure: Exposure
+    holds: list[CreditHold]
+    persisted: bool = True
+
+
+def _profile_defaults(currency: str, now: datetime) -> dict[str, Any]:
+    return {"limit_minor": 0, "currency": currency, "terms_days": DEFAULT_TERMS_DAYS,
+            "grade": None, "policy": CreditPolicy.credit.value,
+            "status": CreditStatus.active.value, "version": 1, "created_at": now,
+            "updated_at": now}
+
+
+async def _lock_profile(session: AsyncSession, clock: Clock, default_currency: str,
+                        customer_id: str) -> CreditProfile:
+    return await repository.lock_profile(
+        session, customer_id, defaults=_profile_defaults(default_currency, clock.now()))
+
+
+async def _exposure(session: AsyncSession, profile: CreditProfile, today: date) -> Exposure:
+    guarantees, _ = await repository.active_guarantee_totals(
+        session, profile.customer_id, profile.currency, today)
+    return Exposure(
+        limit_minor=profile.limit_minor,
+        open_receivables_minor=await repository.sum_reservations(
+            session, profile.customer_id, ReservationStatus.converted),
+        reserved_minor=await repository.sum_reservations(
+            session, profile.customer_id, ReservationStatus.active),
+        guarantees_minor=guarantees)
+
+
+async def _facts(session: AsyncSession, profile: CreditProfile, today: date) -> CreditFacts:
+    holds = await repository.active_holds(session, profile.customer_id)
+    return CreditFacts(
+        currency=profile.currency, policy=profile.policy, status=profile.status,
+        exposure=await _exposure(session, profile, today),
+        hold_reasons=tuple(h.reason for h in holds),
+        active_guarantees=(await repository.active_guarantee_totals(
+            session, profile.customer_id, profile.currency, today))[1])
+
+
+async def view_profile(session: AsyncSession, clock: Clock, profile: CreditProfile,
+                       *, persisted: bool = True) -> ProfileView:
+    return ProfileView(profile, await _exposure(session, profile, clock.today()),
+                       await repository.active_holds(session, profile.customer_id), persisted)
+
+
+async def read_profile(session: AsyncSession, clock: Clock, default_currency: str,
+                       customer: Customer) -> ProfileView:
+    """The customer's credit profile; a customer never changed shows the defaults (not stored:
+    reads never write; the row is created by the first change, hold or reservation)."""
+    profile = await repository.get_profile(session, customer.id)
+    if profile is None:
+        defaults = _profile_defaults(default_currency, clock.now())
+        return await view_profile(session, clock, CreditProfile(customer_id=customer.id, **defaults),
+                                  persisted=False)
+    return await view_profile(session, clock, profile)
+
+
+async def _currency_blockers(session: AsyncSession, profile: CreditProfile, today: date) -> list[str]:
+    blockers = []
+    if await repository.count_reservations(session, profile.customer_id, [ReservationStatus.active]):
+        blockers.append("active reservations")
+    if await repository.count_reservations(session, profile.customer_id,
+                                           [ReservationStatus.converted]):
+        blockers.append("open receivables")
+    if await repository.count_active_guarantees(session, profile.customer_id, today):
+        blockers.append("active guarantees")
+    return blockers
+
+
+async def _change_terms(session: AsyncSession, outbox: Outbox, clock: Clock, principal: Principal,
+                        profile: CreditProfile, changes: dict[str, Any], reason: str,
+                        evaluation_id: str | None = None) -> CreditProfile:
+    """Apply `changes` to the locked profile and emit `credit.limit_changed`; no-op if equal."""
+    changed = sorted(k for k, v in changes.items() if getattr(profile, k) != v)
+    if not changed:
+        return profile
+    new_currency = changes.get("currency", profile.currency)
+    if new_currency != profile.currency:
+        blockers = await _currency_blockers(session, profile, clock.today())
+        if blockers:
+            raise CurrencyChangeRefused(profile.currency, new_currency, blockers)
+    old_limit, old_currency = profile.limit_minor, profile.currency
+    for key in changed:
+        setattr(profile, key, changes[key])
+    if evaluation_id is not None:
+        profile.evaluation_id = evaluation_id
+    profile.version += 1
+    profile.updated_at = clock.now()
+    await session.flush()
+    await outbox.enqueue(session, new_event(
+        clock, type="credit.limit_changed", source="credit", subject=profile.customer_id, data={
+            "customer_id": profile.customer_id, "old_limit_minor": old_limit,
+            "new_limit_minor": profile.limit_minor, "old_currency": old_currency,
+            "currency": profile.currency, "terms_days": profile.terms_days,
+            "grade": profile.grade, "policy": profile.policy, "status": profile.status,
+            "changed": changed, "reason": reason, "evaluation_id": evaluation_id,
+            "by": principal.name}))
+    return profile
+
+
+VersionCheck = Callable[[int], None]
+
+
+async def set_credit_limit(*, session: AsyncSession, outbox: Outbox, clock: Clock,
+                           default_currency: str, principal: Principal, customer: Customer,
+                           data: CreditLimitUpdate, check_version: VersionCheck) -> CreditProfile:
+    """Set limit, currency and terms; the currency is fixed while anything is owed or secured in it."""
+    profile = await _lock_profile(session, clock, default_currency, customer.id)
+    check_version(profile.version)
+    return await _change_terms(session, outbox, clock, principal, profile, {
+        "limit_minor": data.limit_minor, "currency": data.currency,
+        "terms_days": data.terms_days}, data.reason)
+
+
+async def set_credit_policy(*, session: AsyncSession, outbox: Outbox, clock: Clock,
+                            default_currency: str, principal: Principal, customer: Customer,
+                            data: CreditPolicyUpdate, check_version: VersionCheck) -> CreditProfile:
+    """Change the policy and/or block or unblock; unblocking returns to on_hold if a hold remains."""
+    profile = await _lock_profile(session, clock, default_currency, customer.id)
+    check_version(profile.version)
+    changes: dict[str, Any] = {}
+    if data.policy is not None:
+        changes["policy"] = data.policy.value
+    if data.status == CreditStatus.blocked:
+        changes["status"] = CreditStatus.blocked.value
+    elif data.status == CreditStatus.active and profile.status == CreditStatus.blocked:
+        held = await repository.active_holds(session, customer.id)
+        changes["status"] = (CreditStatus.on_hold if held else CreditStatus.active).value
+    return await _change_terms(session, outbox, clock, principal, profile, changes, data.reason)
+
+
+# ---------------------------------------------------------------- holds
+
+
+def _hold_event(clock: Clock, type_: str, hold: CreditHold, by: str):
+    return new_event(clock, type=type_, source="credit", subject=hold.customer_id, data={
+        "hold_id": hold.id, "customer_id": hold.customer_id, "kind": hold.kind,
+        "reason": hold.reason, "source_ref": hold.source_ref, "by": by})
+
+
+async def place_hold(*, session: AsyncSession, outbox: Outbox, clock: Clock, default_currency: str,
+                     principal: Principal, customer: Customer, reason: str,
+                     kind: HoldKind = HoldKind.manual, source_ref: str | None = None) -> CreditHold:
+    """Put the customer on credit hold: every new reservation is rejected until released."""
+    profile = await _lock_profile(session, clock, default_currency, customer.id)
+    now = clock.now()
+    hold = CreditHold(customer_id=customer.id, kind=kind, reason=reason, source_ref=source_ref,
+                      status=HoldStatus.active, placed_by=principal.name, placed_at=now)
+    session.add(hold)
+    if profile.status == CreditStatus.active:
+        profile.status = CreditStatus.on_hold
+    profile.version += 1
+    profile.updated_at = now
+    await session.flush()
+    await outbox.enqueue(session, _hold_event(clock, "credit.hold_placed", hold, principal.name))
+    return hold
+
+
+async def release_hold(*, session: AsyncSession, outbox: Outbox, clock: Clock,
+                       default_currency: str, principal: Principal, customer: Customer,
+                       hold_id: str) -> CreditHold:
+    """Release a hold; the customer is active again when no active hold remains. Idempotent."""
+    hold = await repository.get_hold(session, hold_id)
+    if hold is None or hold.customer_id != customer.id:
+        raise HoldNotFound(hold_id)
+    profile = await _lock_profile(session, clock, default_currency, customer.id)
+    hold = await repository.get_hold(session, hold_id, for_update=True)
+    assert hold is not None
+    if hold.status == HoldStatus.released:
+        return hold
+    now = clock.now()
+    hold.status, hold.released_by, hold.released_at = HoldStatus.released, principal.name, now
+    await session.flush()
+    if profile.status == CreditStatus.on_hold and not await repository.active_holds(session,
+                                                                                    customer.id):
+        profile.status = CreditStatus.active
+    profile.version += 1
+    profile.updated_at = now
+    await session.flush()
+    await outbox.enqueue(session, _hold_event(clock, "credit.hold_released", hold, principal.name))
+    return hold
+
+
+# ---------------------------------------------------------------- guarantees, inquiries, assets
+
+
+def guarantee_status(guarantee: Guarantee, today: date) -> str:
+    if guarantee.status == GuaranteeStatus.active and guarantee.expires_on < today:
+        return GuaranteeStatus.expired
+    return guarantee.status
+
+
+async def add_guarantee(*, session: AsyncSession, clock: Clock, default_currency: str,
+                        principal: Principal, customer: Customer, data: GuaranteeCreate) -> Guarantee:
+    """Register a guarantee; it counts toward available credit until it expires or is released."""
+    profile = await _lock_profile(session, clock, default_currency, customer.id)
+    if data.currency != profile.currency:
+        raise CurrencyMismatch(data.currency, profile.currency, "the guarantee")
+    if data.expires_on < clock.today():
+        raise InvalidDate("expires_on", "is in the past: the guarantee has already expired")
+    guarantee = Guarantee(customer_id=customer.id, kind=data.kind, amount_minor=data.amount_minor,
+                          currency=data.currency, issuer=data.issuer, expires_on=data.expires_on,
+                          status=GuaranteeStatus.active, created_by=principal.name,
+                          created_at=clock.now())
+    session.add(guarantee)
+    await session.flush()
+    return guarantee
+
+
+async def release_guarantee(*, session: AsyncSession, clock: Clock, principal: Principal,
+                            customer: Customer, guarantee_id: str) -> Guarantee:
+    """Return a guarantee to its issuer: it stops counting at once. Idempotent."""
+    guarantee = await repository.get_guarantee(session, guarantee_id)
+    if guarantee is None or guarantee.customer_id != customer.id:
+        raise GuaranteeNotFound(guarantee_id)
+    if guarantee.status != GuaranteeStatus.released:
+        guarantee.status = GuaranteeStatus.released
+        guarantee.released_by, guarantee.released_at = principal.name, clock.now()
+        await session.flush()
+    return guarantee
+
+
+async def add_inquiry(*, session: AsyncSession, clock: Clock, principal: Principal,
+                      customer: Customer, data: InquiryCreate) -> CreditInquiry:
+    """Record what an external enterprise credit system reported about the customer."""
+    if data.inquired_on > clock.today():
+        raise InvalidDate("inquired_on", "is in the future")
+    inquiry = CreditInquiry(customer_id=customer.id, **data.model_dump(),
+                            created_by=principal.name, created_at=clock.now())
+    session.add(inquiry)
+    await session.flush()
+    return inquiry
+
+
+async def add_asset(*, session: AsyncSession, clock: Clock, principal: Principal,
+                    customer: Customer, data: AssetCreate) -> Asset:
+    """Record an asset of the customer, and whether it is mortgaged or pledged."""
+    asset = Asset(customer_id=customer.id, **data.model_dump(), created_by=principal.name,
+                  created_at=clock.now())
+    session.add(asset)
+    await session.flush()
+    return asset
+
+
+# ---------------------------------------------------------------- reservations
+
+
+def _decided_event(clock: Clock, reservation: Reservation, **extra: Any):
+    return new_event(clock, type="credit.reservation_decided", source="credit",
+                     subject=reservation.id, data={
+                         "reservation_id": reservation.id, "order_id": reservation.order_id,
+                         "customer_id": reservation.customer_id,
+                         "amount_minor": reservation.amount_minor,
+                         "currency": reservation.currency, "decision": reservation.decision,
+                         "status": reservation.status, "reasons": list(reservation.reasons),
+                         **extra})
+
+
+def _same_order(existing: Reservation, data: ReservationCreate) -> Reservation:
+    if existing.customer_id != data.customer_id:
+        raise ReservationOtherCustomer(existing.order_id, existing.id, existing.customer_id)
+    if existing.amount_minor != data.amount_minor:
+        raise ReservationAmountConflict(existing.order_id, existing.id, existing.amount_minor,
+                                        existing.status)
+    return existing
+
+
+async def reserve(*, session: AsyncSession, outbox: Outbox, clock: Clock, default_currency: str,
+                  principal: Principal, data: ReservationCreate) -> tuple[Reservation, bool]:
+    """Decide on credit for an order; returns (reservation, created).
+
+    Idempotent per order: while the order has an active (or converted) reservation, the same
+    amount gives it back and another amount is a conflict. Declined and released ones do not
+    count, so asking again after a guarantee or a limit change makes a new decision. The
+    customer's profile row is locked before available credit is computed, so two orders racing
+    for the last credit never both win.
+    """
+    customer = await repository.get_customer(session, data.customer_id)
+    if customer is None:
+        raise CustomerNotFound(data.customer_id)
+    profile = await _lock_profile(session, clock, default_currency, customer.id)
+    currency = data.currency or profile.currency
+    if currency != profile.currency:
+        raise CurrencyMismatch(currency, profile.currency)
+    existing = await repository.live_reservation_for_order(session, data.order_id)
+    if existing is not None:
+        return _same_order(existing, data), False
+    verdict = decide(await _facts(session, profile, clock.today()), data.amount_minor)
+    now = clock.now()
+    reservation = Reservation(
+        customer_id=customer.id, order_id=data.order_id, amount_minor=data.amount_minor,
+        currency=currency, decision=verdict.decision,
+        status=ReservationStatus.active if verdict.reserved else ReservationStatus.declined,
+        reasons=verdict.reasons, decided_at=now, decided_by=principal.name, created_at=now,
+        updated_at=now)
+    try:
+        async with session.begin_nested():
+            session.add(reservation)
+            await session.flush()
+    except IntegrityError:  # the same order reserved at once under another customer's lock
+        existing = await repository.live_reservation_for_order(session, data.order_id)
+        if existing is None:
+            raise
+        return _same_order(existing, data), False
+    await outbox.enqueue(session, _decided_event(clock, reservation))
+    return reservation, True
+
+
+async def get_reservation(session: AsyncSession, reservation_id: str) -> Reservation:
+    reservation = await repository.get_reservation(session, reservation_id)
+    if reservation is None:
+        raise ReservationNotFound(reservation_id)
+    return reservation
+
+
+async def _lock_reservation(session: AsyncSession, clock: Clock, default_currency: str,
+                            reservation_id: str) -> tuple[Reservation, CreditProfile]:
+    """The reservation and its customer's profile, locked in the same order as `reserve`."""
+    found = await get_reservation(session, reservation_id)
+    profile = await _lock_profile(session, clock, default_currency, found.customer_id)
+    reservation = await repository.get_reservation(session, reservation_id, for_update=True)
+    assert reservation is not None
+    return reservation, profile
+
+
+async def change_reservation(*, session: AsyncSession, outbox: Outbox, clock: Clock,
+                             default_currency: str, principal: Principal, reservation_id: str,
+                             amount_minor: int, check_version: VersionCheck) -> Reservation:
+    """Change an active reservation's amount; an increase must fit in available credit."""
+    reservation, profile = await _lock_reservation(session, clock, default_currency, reservation_id)
+    check_version(reservation.version)
+    if reservation.status != ReservationStatus.active:
+        raise ReservationTransitionRefused(reservation.id, reservation.status, "change")
+    old = reservation.amount_minor
+    delta = amount_minor - old
+    if delta == 0:
+        return reservation
+    cur = reservation.currency
+    if delta > 0:
+        verdict = decide(await _facts(session, profile, clock.today()), delta)
+        what = (f"increase of {format_money(delta, cur)} (from {format_money(old, cur)} to "
+                f"{format_money(amount_minor, cur)})")
+        if not verdict.reserved:
+            raise CreditIncreaseRefused([f"{what} refused: {verdict.reasons[0]}",
+                                         *verdict.reasons[1:]])
+        reasons = [f"{what}: {verdict.reasons[0]}"]
+    else:
+        reasons = [f"reduced from {format_money(old, cur)} to {format_money(amount_minor, cur)}; "
+                   f"{format_money(-delta, cur)} released"]
+    now = clock.now()
+    reservation.amount_minor, reservation.reasons = amount_minor, reasons
+    reservation.decided_at, reservation.decided_by = now, principal.name
+    reservation.version += 1
+    reservation.updated_at = now
+    await session.flush()
+    await outbox.enqueue(session, _decided_event(clock, reservation, previous_amount_minor=old))
+    return reservation
+
+
+async def release_reservation(*, session: AsyncSession, clock: Clock, default_currency: str,
+                              reservation_id: str) -> Reservation:
+    """Give the credit back (order revised or cancelled); releasing twice is fine."""
+    reservation, _ = await _lock_reservation(session, clock, default_currency, reservation_id)
+    if reservation.status in (ReservationStatus.released, ReservationStatus.declined):
+        return reservation
+    if reservation.status != ReservationStatus.active:
+        raise ReservationTransitionRefused(reservation.id, reservation.status, "release")
+    now = clock.now()
+    reservation.status, reservation.released_at = ReservationStatus.released, now
+    reservation.version += 1
+    reservation.updated_at = now
+    await session.flush()
+    return reservation
+
+
+async def convert_reservation(*, session: AsyncSession, clock: Clock, default_currency: str,
+                              reservation_id: str, data: ReservationConvert) -> Reservation:
+    """The order was invoiced: the reservation becomes open receivable exposure. Idempotent."""
+    reservation, _ = await _lock_reservation(session, clock, default_currency, reservation_id)
+    if reservation.status == ReservationStatus.converted:
+        return reservation
+    if reservation.status != ReservationStatus.active:
+        raise ReservationTransitionRefused(reservation.id, reservation.status, "convert")
+    amount = data.amount_minor or reservation.amount_minor
+    if amount > reservation.amount_minor:
+        raise ConvertAmountTooHigh(amount, reservation.amount_minor)
+    now = clock.now()
+    reservation.status, reservation.converted_at = ReservationStatus.converted, now
+    reservation.amount_minor, reservation.invoice_id = amount, data.invoice_id
+    reservation.version += 1
+    reservation.updated_at = now
+    await session.flush()
+    return reservation
+
+
+# ---------------------------------------------------------------- evaluations
+
+
+async def evaluate(*, session: AsyncSession, clock: Clock, principal: Principal, customer: Customer,
+                   data: EvaluationCreate, ledger: LedgerClient) -> Evaluation:
+    """Score the customer from the financials, the inquiry record, assets and payment history."""
+    fin = data.financials
+    financials = scorecard.Financials(**fin.model_dump())
+    if data.inquiry is not None:
+        inquiry: scorecard.InquiryRecord | None = scorecard.InquiryRecord(
+            **data.inquiry.model_dump(), source="given with the evaluation")
+    else:
+        on_file = await repository.latest_inquiry(session, customer.id)
+        inquiry = None if on_file is None else scorecard.InquiryRecord(
+            defaults_count=on_file.defaults_count, lawsuits_count=on_file.lawsuits_count,
+            rating=on_file.rating, source=f"{on_file.source} {on_file.reference}, "
+                                          f"{on_file.inquired_on.isoformat()}")
+    total, pledged, count = await repository.asset_totals(session, customer.id, fin.currency)
+    assets = scorecard.AssetFacts(total, pledged, count)
+    answer = await ledger.payment_history(customer.id)
+    card = scorecard.evaluate(financials, inquiry, assets, answer.history,
+                              history_unavailable_because=answer.unavailable_because)
+    evaluation = Evaluation(
+        customer_id=customer.id,
+        inputs={"financials": fin.model_dump(mode="json"),
+                "inquiry": None if inquiry is None else asdict(inquiry),
+                "assets": asdict(assets),
+                "payment_history": None if answer.history is None else asdict(answer.history),
+                "payment_history_note": answer.unavailable_because or None,
+                "limit_basis": card.limit_basis},
+        factors=card.factors_json(), score=card.score, grade=card.grade, currency=card.currency,
+        recommended_limit_minor=card.recommended_limit_minor,
+        recommended_terms_days=card.recommended_terms_days,
+        recommended_policy=card.recommended_policy, created_by=principal.name,
+        created_at=clock.now())
+    session.add(evaluation)
+    await session.flush()
+    return evaluation
+
+
+async def get_evaluation(session: AsyncSession, customer: Customer, evaluation_id: str,
+                         *, for_update: bool = False) -> Evaluation:
+    evaluation = await repository.get_evaluation(session, evaluation_id, for_update=for_update)
+    if evaluation is None or evaluation.customer_id != customer.id:
+        raise EvaluationNotFound(evaluation_id)
+    return evaluation
+
+
+async def apply_evaluation(*, session: AsyncSession, outbox: Outbox, clock: Clock,
+                           default_currency: str, principal: Principal, customer: Customer,
+                           evaluation_id: str) -> tuple[Evaluation, CreditProfile]:
+    """Make an evaluation the profile: limit, currency, terms, grade and policy; applied once."""
+    await get_evaluation(session, customer, evaluation_id)
+    profile = await _lock_profile(session, clock, default_currency, customer.id)
+    evaluation = await get_evaluation(session, customer, evaluation_id, for_update=True)
+    if evaluation.applied_at is not None:
+        raise EvaluationAlreadyApplied(evaluation.id, evaluation.applied_at.isoformat())
+    profile = await _change_terms(
+        session, outbox, clock, principal, profile, {
+            "limit_minor": evaluation.recommended_limit_minor, "currency": evaluation.currency,
+            "terms_days": evaluation.recommended_terms_days, "grade": evaluation.grade,
+            "policy": evaluation.recommended_policy, "evaluation_id": evaluation.id},
+        f"evaluation {evaluation.id} applied: score {evaluation.score}, grade {evaluation.grade}",
+        evaluation_id=evaluation.id)
+    evaluation.applied_by, evaluation.applied_at = principal.name, clock.now()
+    await session.flush()
+    return evaluation, profile

@@ -1,0 +1,64 @@
+"""Typed clients for the services credit calls, over the app's one `ServiceHttp`."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from services.credit.scorecard import PaymentHistory
+from shared.errors import DependencyUnavailable
+from shared.http import ServiceHttp
+
+log = logging.getLogger("o2c.credit.clients")
+
+
+class LedgerExposure(BaseModel):
+    """The part of ledger's `GET /v1/customers/{id}/exposure` the scorecard reads."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    overdue_minor: int = 0
+    max_days_overdue: int = 0
+    invoices_paid_on_time: int = 0
+    invoices_paid_late: int = 0
+    avg_days_late: float | None = None
+
+
+@dataclass(frozen=True)
+class HistoryAnswer:
+    """Ledger's payment history, or None with the reason there is none."""
+
+    history: PaymentHistory | None
+    unavailable_because: str
+
+
+class LedgerClient:
+    """Calls to the ledger service. Payment history is advisory: no answer is not an error."""
+
+    def __init__(self, http: ServiceHttp) -> None:
+        self.http = http
+
+    async def payment_history(self, customer_id: str) -> HistoryAnswer:
+        """How the customer pays, from ledger; None when ledger has none or does not answer."""
+        try:
+            response = await self.http.call(
+                "ledger", "GET", f"/v1/customers/{quote(customer_id, safe='')}/exposure")
+        except DependencyUnavailable as exc:
+            return HistoryAnswer(None, f"ledger did not answer: {exc.detail}")
+        if response.status_code == 404:
+            return HistoryAnswer(None, "ledger reports no payment history for the customer")
+        if response.status_code != 200:
+            log.warning("ledger answered %s for the exposure of %s", response.status_code,
+                        customer_id)
+            return HistoryAnswer(None, f"ledger answered {response.status_code}")
+        try:
+            body = LedgerExposure.model_validate_json(response.content)
+        except ValidationError:
+            return HistoryAnswer(None, "ledger sent an exposure credit cannot read")
+        return HistoryAnswer(PaymentHistory(
+            invoices_paid_on_time=body.invoices_paid_on_time,
+            invoices_paid_late=body.invoices_paid_late, overdue_minor=body.overdue_minor,
+            max_days_overdue=body.max_days_overdue, avg_days_late=body.avg_days_late), "")
