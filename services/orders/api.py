@@ -4,24 +4,49 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 from pydantic import AwareDatetime
 
-from services.orders import repository, service
+from services.orders import lifecycle, repository, service
 from services.orders.clients import CreditClient
-from services.orders.models import Order, OrderState
-from services.orders.schemas import OrderCreate, OrderPublic, OrderUpdate
+from services.orders.config import OrdersSettings
+from services.orders.models import Order, OrderHistory, OrderState
+from services.orders.schemas import (
+    CancelRequest,
+    ContractRequest,
+    DiagramPublic,
+    HistoryEntryPublic,
+    OrderCreate,
+    OrderPublic,
+    OrderUpdate,
+    ReviewCreate,
+    ReviewSlaScanPublic,
+    ReviewSlaScanRequest,
+    ReviseRequest,
+    StateMachinePublic,
+)
 from shared.auth import CurrentPrincipal, Role, require
 from shared.db import SessionDep
-from shared.errors import problem_responses
-from shared.pagination import Cursor, Limit, Page, decode_time_cursor, time_page
+from shared.errors import ValidationFailed, problem_responses
+from shared.pagination import (
+    Cursor,
+    Limit,
+    Page,
+    decode_cursor,
+    decode_time_cursor,
+    encode_cursor,
+    time_page,
+)
 from shared.versioning import check_if_match, set_etag
 
 WRITERS = (Role.sales,)
 READERS = (Role.sales, Role.finance, Role.production, Role.technical, Role.quality,
            Role.credit_manager, Role.auditor, Role.service)
+REVIEWERS = (Role.sales, Role.production, Role.technical, Role.quality, Role.finance)
 
 router = APIRouter(prefix="/v1", tags=["orders"], responses=problem_responses(401, 403, 422))
+lifecycle_router = APIRouter(prefix="/v1", tags=["lifecycle"],
+                             responses=problem_responses(401, 403, 422))
 
 
 def credit_client(request: Request) -> CreditClient:
@@ -29,6 +54,13 @@ def credit_client(request: Request) -> CreditClient:
 
 
 CreditDep = Annotated[CreditClient, Depends(credit_client)]
+
+
+def orders_settings(request: Request) -> OrdersSettings:
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[OrdersSettings, Depends(orders_settings)]
 
 
 async def load_order(
@@ -39,6 +71,17 @@ async def load_order(
 
 
 OrderOr404 = Annotated[Order, Depends(load_order)]
+
+
+async def lock_order(order: OrderOr404, session: SessionDep, request: Request) -> Order:
+    """The visible order under its row lock; `If-Match` is checked against the locked version."""
+    locked = await service.lock(session, order)
+    check_if_match(request, locked.version)
+    return locked
+
+
+LockedOrder = Annotated[Order, Depends(lock_order)]
+TRANSITION_ERRORS = problem_responses(404, 409, 412)
 
 
 @router.post("/orders", status_code=status.HTTP_201_CREATED, response_model=OrderPublic,
@@ -100,3 +143,168 @@ async def update_order(order: OrderOr404, body: OrderUpdate, request: Request,
         order=order, data=body)
     set_etag(response, order.version)
     return order
+
+
+# --- The lifecycle ------------------------------------------------------------------------
+
+
+def _shaped(response: Response, order: Order) -> Order:
+    set_etag(response, order.version)
+    return order
+
+
+@lifecycle_router.post("/orders/{order_id}/submit", response_model=OrderPublic,
+                       dependencies=[require(*WRITERS)],
+                       responses={**TRANSITION_ERRORS, **problem_responses(503)})
+async def submit_order(order: LockedOrder, request: Request, response: Response,
+                       session: SessionDep, principal: CurrentPrincipal, credit: CreditDep,
+                       settings: SettingsDep) -> Order:
+    """Submit a draft for department review (draft → in_review).
+
+    The preliminary check lists every missing or inconsistent field at once (422, state
+    unchanged); a customer blocked in credit is refused (409 `guard_failed`,
+    `customer_not_blocked`); if credit cannot be read the answer is 503 and nothing changes.
+    Sets `review_due_at`; credit orders ask credit for a reservation — without an answer the
+    order still enters review with credit `pending`, and a worker asks again.
+    """
+    order = await service.submit_order(
+        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
+        credit=credit, settings=settings, principal=principal, order=order)
+    return _shaped(response, order)
+
+
+@lifecycle_router.post("/orders/{order_id}/reviews", response_model=OrderPublic,
+                       dependencies=[require(*REVIEWERS)], responses=TRANSITION_ERRORS)
+async def review_order(order: LockedOrder, body: ReviewCreate, request: Request,
+                       response: Response, session: SessionDep, principal: CurrentPrincipal,
+                       settings: SettingsDep) -> Order:
+    """Give a department's opinion (the caller must hold that department's role).
+
+    Any rejection moves the order to `rejected` with every reason; the last approval moves it
+    to `approved` when credit reserved (or the order is prepaid); otherwise it stays in review.
+    """
+    order = await service.review_order(
+        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
+        settings=settings, principal=principal, order=order, department=body.department,
+        decision=body.decision.value, comment=body.comment)
+    return _shaped(response, order)
+
+
+@lifecycle_router.post("/orders/{order_id}/approve", response_model=OrderPublic,
+                       dependencies=[require(*REVIEWERS)], responses=TRANSITION_ERRORS)
+async def approve_order(order: LockedOrder, request: Request, response: Response,
+                        session: SessionDep, principal: CurrentPrincipal,
+                        settings: SettingsDep) -> Order:
+    """Approve a reviewed order (in_review → approved); fired on its own after reviews and credit answers.
+
+    Refused with `guard_failed`: guard `all_departments_approved` names the departments still
+    missing, guard `credit_reserved` says what credit answered (or that it has not yet).
+    """
+    order = await service.approve_order(
+        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
+        settings=settings, actor=principal.name, order=order)
+    return _shaped(response, order)
+
+
+@lifecycle_router.post("/orders/{order_id}/credit-recheck", response_model=OrderPublic,
+                       dependencies=[require(*WRITERS)],
+                       responses={**TRANSITION_ERRORS, **problem_responses(503)})
+async def recheck_credit(order: LockedOrder, request: Request, response: Response,
+                         session: SessionDep, principal: CurrentPrincipal, credit: CreditDep,
+                         settings: SettingsDep) -> Order:
+    """Ask credit again after a guarantee or limit change: reserved may approve, refused rejects."""
+    order = await service.recheck_credit(
+        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
+        credit=credit, settings=settings, principal=principal, order=order)
+    return _shaped(response, order)
+
+
+@lifecycle_router.post("/orders/{order_id}/revise", response_model=OrderPublic,
+                       dependencies=[require(*WRITERS)],
+                       responses={**TRANSITION_ERRORS, **problem_responses(503)})
+async def revise_order(order: LockedOrder, request: Request, response: Response,
+                       session: SessionDep, principal: CurrentPrincipal, credit: CreditDep,
+                       settings: SettingsDep,
+                       body: Annotated[ReviseRequest | None, Body(examples=[
+                           {"reason": "Quality standard raised to Class 3."}])] = None) -> Order:
+    """Take a rejected order back to draft as revision + 1; credit's reservation is released."""
+    order = await service.revise_order(
+        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
+        credit=credit, settings=settings, principal=principal, order=order,
+        reason=body.reason if body else None)
+    return _shaped(response, order)
+
+
+@lifecycle_router.post("/orders/{order_id}/cancel", response_model=OrderPublic,
+                       dependencies=[require(*WRITERS)],
+                       responses={**TRANSITION_ERRORS, **problem_responses(503)})
+async def cancel_order(order: LockedOrder, body: CancelRequest, request: Request,
+                       response: Response, session: SessionDep, principal: CurrentPrincipal,
+                       credit: CreditDep, settings: SettingsDep) -> Order:
+    """Cancel an order before fulfilment, with a reason; credit's reservation is released."""
+    order = await service.cancel_order(
+        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
+        credit=credit, settings=settings, principal=principal, order=order, reason=body.reason)
+    return _shaped(response, order)
+
+
+@lifecycle_router.post("/orders/{order_id}/contract", response_model=OrderPublic,
+                       dependencies=[require(*WRITERS)], responses=TRANSITION_ERRORS)
+async def sign_contract(order: LockedOrder, body: ContractRequest, request: Request,
+                        response: Response, session: SessionDep, principal: CurrentPrincipal,
+                        settings: SettingsDep) -> Order:
+    """Record the signed contract of an approved order (approved → contracted); the reservation stays."""
+    order = await service.sign_contract(
+        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
+        settings=settings, principal=principal, order=order,
+        contract_number=body.contract_number, signed_at=body.signed_at)
+    return _shaped(response, order)
+
+
+def _history_cursor(cursor: str | None) -> int | None:
+    values = decode_cursor(cursor, 1)
+    if values is None:
+        return None
+    try:
+        return int(values[0])
+    except ValueError as exc:
+        raise ValidationFailed("The cursor is not valid; start again without one.", errors=[
+            {"field": "query.cursor", "message": "invalid cursor"}]) from exc
+
+
+@lifecycle_router.get("/orders/{order_id}/history", response_model=Page[HistoryEntryPublic],
+                      dependencies=[require(*READERS)], responses=problem_responses(404))
+async def order_history(order: OrderOr404, session: SessionDep, limit: Limit = 50,
+                        cursor: Cursor = None) -> Page[OrderHistory]:
+    """Every transition of the order, oldest first: from, to, trigger, actor, time, reason, request id."""
+    rows = await service.history(session, order, limit=limit + 1, after_seq=_history_cursor(cursor))
+    next_cursor = encode_cursor(rows[limit - 1].seq) if len(rows) > limit else None
+    return Page(items=rows[:limit], next_cursor=next_cursor)
+
+
+@lifecycle_router.get("/orders/{order_id}/diagram", response_model=DiagramPublic,
+                      dependencies=[require(*READERS)], responses=problem_responses(404))
+async def order_diagram(order: OrderOr404) -> DiagramPublic:
+    """The order machine as a Mermaid state diagram, the order's current state highlighted."""
+    return DiagramPublic(order_id=order.id, state=order.state, mermaid=lifecycle.mermaid(order.state))
+
+
+@lifecycle_router.get("/state-machine", response_model=StateMachinePublic,
+                      dependencies=[require(*READERS)])
+async def state_machine() -> dict:
+    """The order machine as data: its states and every transition with guards, effects and event."""
+    return lifecycle.describe()
+
+
+@lifecycle_router.post("/review-sla-scans", response_model=ReviewSlaScanPublic,
+                       dependencies=[require()])
+async def scan_review_deadlines(request: Request, session: SessionDep, settings: SettingsDep,
+                                body: Annotated[ReviewSlaScanRequest | None, Body(examples=[
+                                    {"as_of": "2026-01-09T09:00:00+00:00"}])] = None
+                                ) -> ReviewSlaScanPublic:
+    """Report reviews past their deadline as of `as_of` (admin): `order.review_overdue` once per order."""
+    clock = request.app.state.clock
+    as_of = body.as_of if body and body.as_of else clock.now()
+    reported = await service.scan_review_deadlines(
+        session=session, outbox=request.app.state.outbox, clock=clock, settings=settings, as_of=as_of)
+    return ReviewSlaScanPublic(as_of=as_of, orders=reported)

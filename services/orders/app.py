@@ -1,25 +1,69 @@
-"""The orders service: orders and their lines, from draft to close."""
+"""The orders service: orders from intake to contract, their review, history and machine."""
 
 from __future__ import annotations
+
+import asyncio
+import functools
 
 import httpx
 from fastapi import FastAPI
 
-from services.orders import api
+from services.orders import api, service
+from services.orders.clients import CreditClient
 from services.orders.config import OrdersSettings
 from services.orders.models import idempotency_keys, metadata, outbox
-from shared.app import ServiceSpec, create_service_app
+from shared.app import ServiceSpec, create_service_app, run_periodically
 from shared.clock import Clock
+
+
+async def _credit_retry_once(app: FastAPI) -> int:
+    """One pass of the credit retry: ask credit again for every unanswered reservation."""
+    state = app.state
+    return await service.retry_pending_credit(
+        db=state.db, outbox=state.outbox, clock=state.clock, credit=CreditClient(state.http),
+        settings=state.settings)
+
+
+async def _review_sla_scan_once(app: FastAPI) -> list[str]:
+    """One pass of the review deadline scan, as of now."""
+    state = app.state
+    return await service.scan_review_deadlines_once(db=state.db, outbox=state.outbox,
+                                                    clock=state.clock, settings=state.settings)
+
+
+async def expose_workers(app: FastAPI) -> None:
+    """Put one pass of each worker on `app.state`, so tests (and operators) can drive them."""
+    app.state.credit_retry_once = functools.partial(_credit_retry_once, app)
+    app.state.review_sla_scan_once = functools.partial(_review_sla_scan_once, app)
+
+
+async def credit_retry_worker(app: FastAPI, stop: asyncio.Event) -> None:
+    """Background loop: ask credit again for reservations it has not answered."""
+    await run_periodically(stop, app.state.settings.credit_retry_seconds,
+                           app.state.credit_retry_once, "credit-retry")
+
+
+async def review_sla_worker(app: FastAPI, stop: asyncio.Event) -> None:
+    """Background loop: report reviews past their deadline (`order.review_overdue`)."""
+    await run_periodically(stop, app.state.settings.review_sla_scan_seconds,
+                           app.state.review_sla_scan_once, "review-sla-scan")
+
 
 SPEC = ServiceSpec(
     name="orders",
     title="o2c orders",
-    description="Orders from intake to close: draft orders with their lines and totals.",
+    description="Orders from intake to close: draft orders with their lines and totals, "
+                "submission and the preliminary check, department reviews, credit "
+                "reservations, contracts; the order machine, its history and diagram.",
     metadata=metadata,
     idempotency=idempotency_keys,
     outbox=outbox,
-    routers=[api.router],
-    tags=[{"name": "orders", "description": "Orders and their lines."}],
+    routers=[api.router, api.lifecycle_router],
+    tags=[{"name": "orders", "description": "Orders and their lines."},
+          {"name": "lifecycle", "description": "Moving an order through its machine: submit, "
+                                               "reviews, credit, contract, cancel; its history."}],
+    workers=[credit_retry_worker, review_sla_worker],
+    on_startup=expose_workers,
 )
 
 

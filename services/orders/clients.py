@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Literal
 from urllib.parse import quote
 
+import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from shared.errors import DependencyUnavailable
@@ -21,23 +23,104 @@ class CreditCustomer(BaseModel):
     salesperson_id: str | None = None
 
 
+class CreditProfile(BaseModel):
+    """The part of credit's profile (`GET /v1/customers/{id}/credit`) the submit check reads."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    currency: str | None = None
+    status: str = "active"  # active | on_hold | blocked
+    policy: str = "credit"  # credit | prepaid_only | guarantee_required
+    status_reason: str | None = None
+
+
+class CreditAnswer(BaseModel):
+    """Credit's decision on a reservation (`POST /v1/reservations`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str | None = None
+    decision: Literal["reserved", "requires_guarantee", "rejected"]
+    status: str | None = None
+    reasons: list[str] = []
+
+
+def _path(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _unreadable(what: str, exc: Exception | None = None) -> DependencyUnavailable:
+    return DependencyUnavailable(f"The credit service sent {what} orders cannot read.",
+                                 dependency="credit")
+
+
 class CreditClient:
     """Calls to the credit service; anything but a clear answer fails closed (503)."""
 
     def __init__(self, http: ServiceHttp) -> None:
         self.http = http
 
+    def _unexpected(self, response: httpx.Response, what: str) -> DependencyUnavailable:
+        return DependencyUnavailable(
+            f"The credit service answered {response.status_code} for {what}.", dependency="credit")
+
     async def get_customer(self, customer_id: str) -> CreditCustomer | None:
         """The customer, or None when credit does not know it."""
-        response = await self.http.call("credit", "GET", f"/v1/customers/{quote(customer_id, safe='')}")
+        response = await self.http.call("credit", "GET", f"/v1/customers/{_path(customer_id)}")
         if response.status_code == 404:
             return None
         if response.status_code != 200:
-            raise DependencyUnavailable(
-                f"The credit service answered {response.status_code} for customer {customer_id}.",
-                dependency="credit")
+            raise self._unexpected(response, f"customer {customer_id}")
         try:
             return CreditCustomer.model_validate_json(response.content)
         except ValidationError as exc:
-            raise DependencyUnavailable("The credit service sent a customer orders cannot read.",
-                                        dependency="credit") from exc
+            raise _unreadable("a customer") from exc
+
+    async def get_profile(self, customer_id: str) -> CreditProfile | None:
+        """The customer's credit profile, or None when credit does not know the customer."""
+        response = await self.http.call("credit", "GET", f"/v1/customers/{_path(customer_id)}/credit")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._unexpected(response, f"the credit profile of customer {customer_id}")
+        try:
+            return CreditProfile.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise _unreadable("a credit profile") from exc
+
+    async def reserve(self, *, customer_id: str, order_id: str, amount_minor: int, currency: str,
+                      idempotency_key: str) -> CreditAnswer:
+        """Ask credit to reserve `amount_minor` for the order; the same key never reserves twice.
+
+        A refusal of the request itself (4xx: say, credit no longer knows the customer) is
+        returned as a `rejected` answer carrying credit's explanation.
+        """
+        response = await self.http.call("credit", "POST", "/v1/reservations", json={
+            "customer_id": customer_id, "order_id": order_id, "amount_minor": amount_minor,
+            "currency": currency}, idempotency_key=idempotency_key)
+        if response.status_code in (200, 201):
+            try:
+                return CreditAnswer.model_validate_json(response.content)
+            except ValidationError as exc:
+                raise _unreadable("a reservation") from exc
+        if 400 <= response.status_code < 500 and response.status_code not in (401, 403, 429):
+            return CreditAnswer(decision="rejected", reasons=[
+                f"credit refused the reservation request ({response.status_code}): {_detail(response)}"])
+        raise self._unexpected(response, f"the reservation of order {order_id}")
+
+    async def release(self, reservation_id: str) -> None:
+        """Give the reserved amount back; a reservation credit no longer holds is released already."""
+        response = await self.http.call("credit", "DELETE", f"/v1/reservations/{_path(reservation_id)}")
+        if response.status_code in (200, 204, 404):
+            return
+        raise self._unexpected(response, f"the release of reservation {reservation_id}")
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    if isinstance(body, dict):
+        return str(body.get("detail") or body.get("title") or body)[:300]
+    return str(body)[:300]

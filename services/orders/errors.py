@@ -1,6 +1,6 @@
 """Domain errors of the orders service."""
 
-from shared.errors import InvalidTransition, NotFound, ValidationFailed, VersionConflict
+from shared.errors import Forbidden, InvalidTransition, NotFound, ValidationFailed, VersionConflict
 
 
 class OrderNotFound(NotFound):
@@ -38,3 +38,35 @@ class OrderChanged(VersionConflict):
     def __init__(self, order_id: str) -> None:
         super().__init__(f"Order {order_id} was changed by another request; fetch it again "
                          "and re-apply your change.")
+
+
+class PreliminaryCheckFailed(ValidationFailed):
+    """Submit's preliminary check: every missing or inconsistent field at once."""
+
+    def __init__(self, detail: str, errors: list[dict[str, str]]) -> None:
+        super().__init__(detail, errors=errors)
+
+
+class UnknownDepartment(ValidationFailed):
+    def __init__(self, department: str, departments: list[str]) -> None:
+        super().__init__(
+            f"{department!r} is not a review department of orders; choose one of "
+            f"{', '.join(departments)}.",
+            errors=[{"field": "department", "message": f"must be one of {', '.join(departments)}"}])
+
+
+class NotTheDepartment(Forbidden):
+    def __init__(self, department: str) -> None:
+        super().__init__(f"Only a principal with role {department} may give the {department} "
+                         "department's opinion.")
+
+
+class ReasonRequired(ValidationFailed):
+    def __init__(self, field: str, why: str) -> None:
+        super().__init__(why, errors=[{"field": field, "message": "required"}])
+
+
+class SignedInFuture(ValidationFailed):
+    def __init__(self, now: str) -> None:
+        super().__init__(f"A contract cannot be signed after now ({now}).",
+                         errors=[{"field": "signed_at", "message": "must not be in the future"}])

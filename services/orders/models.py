@@ -14,9 +14,11 @@ from sqlalchemy import (
     BigInteger,
     Column,
     ForeignKey,
+    Integer,
     MetaData,
     Numeric,
     String,
+    Text,
     TypeDecorator,
     UniqueConstraint,
 )
@@ -39,7 +41,7 @@ counters = counter_table(metadata)
 
 
 class OrderState(StrEnum):
-    """The states of DESIGN.md §4; only `lifecycle` (a later issue) moves an order between them."""
+    """The states of DESIGN.md §4; only the machine in `lifecycle` moves an order between them."""
 
     draft = "draft"
     in_review = "in_review"
@@ -64,6 +66,7 @@ class CreditStatus(StrEnum):
     requires_guarantee = "requires_guarantee"
     rejected = "rejected"
     not_required = "not_required"
+    released = "released"  # the order was cancelled and its reservation given back
 
 
 def pending_credit() -> dict[str, Any]:
@@ -118,12 +121,21 @@ class Order(OrdersBase, table=True):
     version: int = Field(default=1)
     credit: dict[str, Any] = Field(default_factory=pending_credit, sa_type=JSON)
     review_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # When `order.review_overdue` was emitted for the current revision (once per revision).
+    review_overdue_notified_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    contract_number: str | None = Field(default=None, max_length=100)
+    contract_signed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_by: str = Field(max_length=200)
     created_at: datetime = Field(sa_type=UTCDateTime, index=True)
     updated_at: datetime = Field(sa_type=UTCDateTime)
 
     lines: list["OrderLine"] = Relationship(sa_relationship_kwargs={
         "lazy": "selectin", "order_by": "OrderLine.position", "cascade": "all, delete-orphan"})
+    # The opinions on the current revision; earlier revisions' opinions stay in the table.
+    reviews: list["OrderReview"] = Relationship(sa_relationship_kwargs={
+        "lazy": "selectin", "viewonly": True, "order_by": "OrderReview.department",
+        "primaryjoin": "and_(Order.id == foreign(OrderReview.order_id), "
+                       "Order.revision == foreign(OrderReview.revision))"})
 
 
 class OrderLine(OrdersBase, table=True):
@@ -143,3 +155,44 @@ class OrderLine(OrdersBase, table=True):
     delivered_quantity: Decimal = Field(default=Decimal("0.000"), sa_type=ExactQuantity)
     returned_quantity: Decimal = Field(default=Decimal("0.000"), sa_type=ExactQuantity)
     total_minor: int = Field(sa_type=BigInteger)
+
+
+class ReviewDecision(StrEnum):
+    approve = "approve"
+    reject = "reject"
+
+
+class OrderReview(OrdersBase, table=True):
+    """One department's current opinion on one revision of an order."""
+
+    __tablename__ = "order_reviews"
+    __table_args__ = (UniqueConstraint("order_id", "revision", "department"),)
+
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()), primary_key=True, max_length=36)
+    order_id: str = Field(sa_column=Column(String(36), ForeignKey("orders.id", ondelete="CASCADE"),
+                                           nullable=False, index=True))
+    revision: int
+    department: str = Field(max_length=20)
+    decision: str = Field(max_length=10)
+    comment: str | None = Field(default=None, max_length=2000)
+    by: str = Field(max_length=200)
+    at: datetime = Field(sa_type=UTCDateTime)
+
+
+class OrderHistory(OrdersBase, table=True):
+    """One transition of an order's machine: from, to, trigger, who, when, why, which request."""
+
+    __tablename__ = "order_history"
+
+    seq: int | None = Field(default=None, sa_column=Column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True))
+    order_id: str = Field(sa_column=Column(String(36), ForeignKey("orders.id", ondelete="CASCADE"),
+                                           nullable=False, index=True))
+    revision: int
+    from_state: str = Field(max_length=20)
+    to_state: str = Field(max_length=20)
+    trigger: str = Field(max_length=40)
+    actor: str = Field(max_length=200)
+    at: datetime = Field(sa_type=UTCDateTime)
+    reason: str | None = Field(default=None, sa_type=Text)
+    request_id: str | None = Field(default=None, max_length=64)

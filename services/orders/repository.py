@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.orders.models import Order
+from services.orders.models import CreditStatus, Order, OrderHistory, OrderReview, OrderState
 from shared.pagination import after_keyset
 
 
@@ -50,3 +53,65 @@ async def bump_draft_version(session: AsyncSession, order_id: str, expected: int
         .values(**values, version=expected + 1)
         .execution_options(synchronize_session=False))
     return result.rowcount == 1
+
+
+async def lock_order(session: AsyncSession, order_id: str, *, skip_locked: bool = False) -> Order | None:
+    """The order re-read under a row lock (`FOR UPDATE` on PostgreSQL; SQLite's write
+    transaction, begun IMMEDIATE, already excludes other writers). None when it is gone or,
+    with `skip_locked`, when another transaction holds it."""
+    stmt = (select(Order).where(Order.id == order_id)
+            .with_for_update(skip_locked=skip_locked)
+            .execution_options(populate_existing=True))
+    return (await session.execute(stmt)).scalars().one_or_none()
+
+
+async def reviews_of(session: AsyncSession, order_id: str, revision: int) -> list[OrderReview]:
+    """The current opinions on one revision of an order."""
+    stmt = (select(OrderReview)
+            .where(OrderReview.order_id == order_id, OrderReview.revision == revision)
+            .order_by(OrderReview.department))
+    return list((await session.execute(stmt)).scalars())
+
+
+async def upsert_review(session: AsyncSession, *, order_id: str, revision: int, department: str,
+                        decision: str, comment: str | None, by: str, at: datetime) -> None:
+    """Store a department's opinion on a revision, replacing the one it gave before."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(OrderReview).values(
+        id=str(uuid.uuid4()), order_id=order_id, revision=revision, department=department,
+        decision=decision, comment=comment, by=by, at=at)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["order_id", "revision", "department"],
+        set_={"decision": decision, "comment": comment, "by": by, "at": at})
+    await session.execute(stmt)
+
+
+async def list_history(session: AsyncSession, order_id: str, *, limit: int,
+                       after_seq: int | None) -> list[OrderHistory]:
+    """An order's transitions, oldest first, after the cursor's sequence number."""
+    stmt = select(OrderHistory).where(OrderHistory.order_id == order_id)
+    if after_seq is not None:
+        stmt = stmt.where(OrderHistory.seq > after_seq)
+    stmt = stmt.order_by(OrderHistory.seq).limit(limit)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def orders_awaiting_credit(session: AsyncSession, *, limit: int) -> list[str]:
+    """Ids of orders in review whose credit reservation has no answer yet, oldest first."""
+    stmt = (select(Order.id)
+            .where(Order.state == OrderState.in_review,
+                   Order.credit["status"].as_string() == CreditStatus.pending.value)
+            .order_by(Order.updated_at, Order.id).limit(limit))
+    return list((await session.execute(stmt)).scalars())
+
+
+async def claim_overdue_reviews(session: AsyncSession, *, as_of: datetime) -> list[Order]:
+    """Orders in review past their due time that were not reported yet, locked for reporting
+    (rows another scan is reporting right now are skipped)."""
+    stmt = (select(Order)
+            .where(Order.state == OrderState.in_review, Order.review_due_at < as_of,
+                   Order.review_overdue_notified_at.is_(None))
+            .order_by(Order.review_due_at, Order.id)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True))
+    return list((await session.execute(stmt)).scalars())

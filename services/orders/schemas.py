@@ -6,9 +6,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field, PlainSerializer, field_validator
+from pydantic import AwareDatetime, ConfigDict, Field, PlainSerializer, field_validator
 
-from services.orders.models import CreditStatus, PaymentMethod
+from services.orders.models import CreditStatus, PaymentMethod, ReviewDecision
 from shared.money import AmountMinor, Currency, Quantity
 from shared.schemas import RequestModel, ResponseModel
 
@@ -143,5 +143,114 @@ class OrderPublic(ResponseModel):
     credit: OrderCreditPublic
     reviews: list[ReviewPublic] = []
     review_due_at: datetime | None
+    contract_number: str | None = None
+    contract_signed_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
+
+
+Comment = Annotated[str, Field(min_length=1, max_length=2000)]
+Reason = Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+class ReviewCreate(RequestModel):
+    """One department's opinion on the order's current revision; a later one replaces it.
+
+    A rejection needs a comment: it is the reason the customer is told.
+    """
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"department": "production", "decision": "approve", "comment": "Line 2 has capacity in week 9."},
+        {"department": "quality", "decision": "reject",
+         "comment": "IPC-A-600 Class 3 is needed for this board, not Class 2."},
+    ]})
+
+    department: Annotated[str, Field(min_length=1, max_length=20, examples=["production"],
+                                      description="sales, production, technical, quality or finance "
+                                                  "(the configured review departments).")]
+    decision: ReviewDecision
+    comment: Comment | None = None
+
+
+class CancelRequest(RequestModel):
+    """Why the order is cancelled (recorded in its history and the `order.cancelled` event)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"reason": "Customer withdrew the enquiry by phone on 2026-01-06."}]})
+
+    reason: Reason
+
+
+class ReviseRequest(RequestModel):
+    """What changes in the new revision (optional; recorded in the history)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"reason": "Quality standard raised to IPC-A-600 Class 3 as the quality review asked."}]})
+
+    reason: Reason | None = None
+
+
+class ContractRequest(RequestModel):
+    """The signed contract: its number and when it was signed (not in the future)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"contract_number": "CT-2026-0042", "signed_at": "2026-01-08T10:30:00+08:00"}]})
+
+    contract_number: Annotated[str, Field(min_length=1, max_length=100)]
+    signed_at: AwareDatetime
+
+
+class HistoryEntryPublic(ResponseModel):
+    """One transition of the order's machine."""
+
+    seq: int
+    revision: int
+    from_state: str
+    to_state: str
+    trigger: str
+    actor: str
+    at: datetime
+    reason: str | None = None
+    request_id: str | None = None
+
+
+class DiagramPublic(ResponseModel):
+    order_id: str
+    state: str
+    mermaid: str = Field(description="Mermaid `stateDiagram-v2` text; the current state has class `current`.")
+
+
+class GuardPublic(ResponseModel):
+    name: str
+    description: str
+
+
+class TransitionPublic(ResponseModel):
+    trigger: str
+    source: list[str]
+    dest: str | None = Field(description="null: an internal transition, the state stays.")
+    internal: bool
+    endpoint: str
+    guards: list[GuardPublic]
+    effects: list[str]
+    event: str | None
+
+
+class StateMachinePublic(ResponseModel):
+    initial: str
+    states: list[str]
+    final_states: list[str]
+    transitions: list[TransitionPublic]
+
+
+class ReviewSlaScanRequest(RequestModel):
+    """Report reviews late as of `as_of` (default: now)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"as_of": "2026-01-09T09:00:00+00:00"}, {}]})
+
+    as_of: AwareDatetime | None = None
+
+
+class ReviewSlaScanPublic(ResponseModel):
+    as_of: datetime
+    orders: list[str] = Field(description="Ids of the orders newly reported overdue by this scan.")

@@ -1,53 +1,54 @@
-"""Use cases of the orders service: check, compare-and-set, change, outbox event."""
+"""Use cases of the orders service: lock → gather facts → fire the machine → outbox event.
+
+Transitions lock the order row first (`FOR UPDATE` on PostgreSQL; on SQLite the request's
+write transaction began IMMEDIATE, so writers are serialized), gather what the guards need —
+credit's answers included — and fire one trigger of `lifecycle`, which changes the order,
+writes its history and enqueues its event in the same transaction.
+
+Credit at submit, a deliberate split: the preliminary read of the customer's credit profile
+(currency, policy, blocked) fails closed — if credit does not answer, submit is 503
+`dependency_unavailable` and nothing changes, because those checks decide whether the order
+may enter review at all. The reservation that follows degrades instead: without an answer
+the order enters review with credit `pending`, a worker asks again with the same idempotency
+key, and approval waits (`guard_failed`, guard `credit_reserved`) until credit reserved.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
-from datetime import date
-from typing import Any
+from datetime import date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.orders import repository
+from services.orders import lifecycle, repository
 from services.orders.clients import CreditClient
+from services.orders.config import OrdersSettings
 from services.orders.errors import (
     AmountTooLarge,
     DeliveryDateInPast,
     NotADraft,
+    NotTheDepartment,
     OrderChanged,
     OrderNotFound,
+    ReasonRequired,
+    SignedInFuture,
     UnknownCustomer,
+    UnknownDepartment,
 )
-from services.orders.models import Order, OrderLine, OrderState, counters
+from services.orders.lifecycle import Effects, Facts, Opinion, order_event
+from services.orders.models import CreditStatus, Order, OrderHistory, OrderLine, OrderState, counters
 from services.orders.schemas import OrderCreate, OrderLineIn, OrderUpdate
 from shared.auth import Principal
 from shared.clock import Clock
-from shared.events import Event, new_event
+from shared.db import Database
+from shared.errors import DependencyUnavailable, GuardFailed
 from shared.money import MAX_MINOR, line_total
 from shared.numbering import next_number
+from shared.observability import new_request_id, reset_request_id, set_request_id
 from shared.outbox import Outbox
 
-# The triggers each state allows (DESIGN.md §4), reported with `invalid_transition` until
-# the order machine (lifecycle.py) owns this table.
-TRIGGERS_FROM: dict[str, list[str]] = {
-    OrderState.draft: ["update", "submit", "cancel"],
-    OrderState.in_review: ["review", "credit-recheck", "cancel"],
-    OrderState.approved: ["sign-contract", "cancel"],
-    OrderState.rejected: ["revise", "cancel"],
-    OrderState.contracted: ["start-fulfillment", "cancel"],
-    OrderState.in_fulfillment: ["deliveries"],
-    OrderState.delivered: ["settle"],
-    OrderState.invoiced: ["close"],
-    OrderState.closed: [],
-    OrderState.cancelled: [],
-}
-
-
-def _order_event(clock: Clock, type_: str, order: Order, **extra: Any) -> Event:
-    return new_event(clock, type=type_, source="orders", subject=order.id, data={
-        "order_id": order.id, "number": order.number, "customer_id": order.customer_id,
-        "salesperson_id": order.salesperson_id, "total_minor": order.total_minor,
-        "currency": order.currency, **extra})
+log = logging.getLogger("o2c.orders")
 
 
 def _check_delivery_date(clock: Clock, delivery_date: date | None) -> None:
@@ -104,15 +105,16 @@ async def create_order(*, session: AsyncSession, outbox: Outbox, clock: Clock, c
         created_by=principal.name, created_at=now, updated_at=now)
     session.add(order)
     await session.flush()
-    await outbox.enqueue(session, _order_event(clock, "order.created", order))
+    await session.refresh(order, attribute_names=["reviews"])
+    await outbox.enqueue(session, order_event(clock, "order.created", order))
     return order
 
 
 async def update_order(*, session: AsyncSession, outbox: Outbox, clock: Clock,
                        order: Order, data: OrderUpdate) -> Order:
     """Change a draft's terms or lines (lines replace the whole list); version + 1."""
-    if order.state != OrderState.draft:
-        raise NotADraft(order.id, order.state, TRIGGERS_FROM.get(order.state, []))
+    if not lifecycle.allows(order.state, "update"):
+        raise NotADraft(order.id, order.state, lifecycle.allowed_triggers(order.state))
     changes = data.model_dump(exclude_unset=True, exclude={"lines"})
     changed = sorted(data.model_fields_set)
     if not changed:
@@ -133,5 +135,226 @@ async def update_order(*, session: AsyncSession, outbox: Outbox, clock: Clock,
         order.lines.extend(lines)
         await session.flush()
     await session.refresh(order)
-    await outbox.enqueue(session, _order_event(clock, "order.updated", order, changed=changed))
+    await outbox.enqueue(session, order_event(clock, "order.updated", order, changed=changed))
     return order
+
+
+# --- The lifecycle ------------------------------------------------------------------------
+
+
+async def lock(session: AsyncSession, order: Order) -> Order:
+    """Re-read a visible order under its row lock, so one transition at a time changes it."""
+    locked = await repository.lock_order(session, order.id)
+    if locked is None:
+        raise OrderNotFound(order.id)
+    return locked
+
+
+def _effects(*, session: AsyncSession, outbox: Outbox, clock: Clock, settings: OrdersSettings,
+             actor: str, credit: CreditClient | None = None) -> Effects:
+    return Effects(session=session, outbox=outbox, clock=clock, actor=actor, credit=credit,
+                   review_sla_working_days=settings.review_sla_working_days,
+                   holidays=tuple(settings.holidays))
+
+
+async def _opinions(session: AsyncSession, order: Order) -> dict[str, Opinion]:
+    rows = await repository.reviews_of(session, order.id, order.revision)
+    return {r.department: Opinion(r.department, r.decision, r.comment) for r in rows}
+
+
+async def _after_transition(session: AsyncSession, order: Order) -> Order:
+    await session.flush()
+    await session.refresh(order, attribute_names=["reviews"])
+    return order
+
+
+async def submit_order(*, session: AsyncSession, outbox: Outbox, clock: Clock, credit: CreditClient,
+                       settings: OrdersSettings, principal: Principal, order: Order) -> Order:
+    """draft → in_review after the preliminary check; credit orders ask for a reservation."""
+    lifecycle.ensure_allowed(order, "submit")
+    profile = await credit.get_profile(order.customer_id)  # fails closed: 503, nothing changes
+    facts = Facts(today=clock.today(), profile=profile, customer_known=profile is not None,
+                  required_departments=tuple(settings.review_departments))
+    await lifecycle.fire(order, "submit", facts=facts, effects=_effects(
+        session=session, outbox=outbox, clock=clock, settings=settings, actor=principal.name,
+        credit=credit))
+    return await _after_transition(session, order)
+
+
+def check_reviewer(principal: Principal, department: str, settings: OrdersSettings) -> None:
+    """The department must be one that reviews orders, and the caller must hold its role."""
+    if department not in settings.review_departments:
+        raise UnknownDepartment(department, list(settings.review_departments))
+    if not principal.has(department):
+        raise NotTheDepartment(department)
+
+
+async def review_order(*, session: AsyncSession, outbox: Outbox, clock: Clock,
+                       settings: OrdersSettings, principal: Principal, order: Order,
+                       department: str, decision: str, comment: str | None) -> Order:
+    """Store a department's opinion; a reject rejects, the last approval (with credit) approves."""
+    check_reviewer(principal, department, settings)
+    if decision == "reject" and not comment:
+        raise ReasonRequired("comment", "A rejection needs a comment saying why.")
+    lifecycle.ensure_allowed(order, "review")
+    opinion = Opinion(department, decision, comment)
+    opinions = {**await _opinions(session, order), department: opinion}
+    facts = Facts(required_departments=tuple(settings.review_departments), opinions=opinions)
+    await lifecycle.fire(order, "review", facts=facts, opinion=opinion, effects=_effects(
+        session=session, outbox=outbox, clock=clock, settings=settings, actor=principal.name))
+    return await _after_transition(session, order)
+
+
+async def approve_order(*, session: AsyncSession, outbox: Outbox, clock: Clock,
+                        settings: OrdersSettings, actor: str, order: Order) -> Order:
+    """in_review → approved when every department approved and credit reserved (or not needed)."""
+    lifecycle.ensure_allowed(order, "approve")
+    facts = Facts(required_departments=tuple(settings.review_departments),
+                  opinions=await _opinions(session, order))
+    await lifecycle.fire(order, "approve", facts=facts, effects=_effects(
+        session=session, outbox=outbox, clock=clock, settings=settings, actor=actor))
+    return await _after_transition(session, order)
+
+
+async def recheck_credit(*, session: AsyncSession, outbox: Outbox, clock: Clock, credit: CreditClient,
+                         settings: OrdersSettings, principal: Principal, order: Order) -> Order:
+    """Ask credit again (say, after a guarantee or a limit change): approve, reject, or wait."""
+    lifecycle.ensure_allowed(order, "credit_recheck")
+    if order.payment_method != "credit" or order.total_minor == 0:
+        answer = {"status": CreditStatus.not_required.value, "reservation_id": None, "reasons": []}
+    else:
+        # A new key per attempt (the version moves with every change), so credit decides anew;
+        # no answer → 503 and nothing changes.
+        reply = await credit.reserve(
+            customer_id=order.customer_id, order_id=order.id, amount_minor=order.total_minor,
+            currency=order.currency,
+            idempotency_key=f"{lifecycle.reservation_key(order)}:recheck:v{order.version}")
+        answer = lifecycle.credit_block(reply)
+    facts = Facts(required_departments=tuple(settings.review_departments),
+                  opinions=await _opinions(session, order), credit=answer)
+    await lifecycle.fire(order, "credit_recheck", facts=facts, effects=_effects(
+        session=session, outbox=outbox, clock=clock, settings=settings, actor=principal.name))
+    return await _after_transition(session, order)
+
+
+async def revise_order(*, session: AsyncSession, outbox: Outbox, clock: Clock, credit: CreditClient,
+                       settings: OrdersSettings, principal: Principal, order: Order,
+                       reason: str | None) -> Order:
+    """rejected → draft as revision + 1; the reservation is released (503 if credit is down)."""
+    await lifecycle.fire(order, "revise", facts=Facts(), reason=reason, effects=_effects(
+        session=session, outbox=outbox, clock=clock, settings=settings, actor=principal.name,
+        credit=credit))
+    return await _after_transition(session, order)
+
+
+async def cancel_order(*, session: AsyncSession, outbox: Outbox, clock: Clock, credit: CreditClient,
+                       settings: OrdersSettings, principal: Principal, order: Order,
+                       reason: str) -> Order:
+    """Cancel before fulfilment; the reservation is released (503 if credit is down)."""
+    await lifecycle.fire(order, "cancel", facts=Facts(), reason=reason, effects=_effects(
+        session=session, outbox=outbox, clock=clock, settings=settings, actor=principal.name,
+        credit=credit))
+    return await _after_transition(session, order)
+
+
+async def sign_contract(*, session: AsyncSession, outbox: Outbox, clock: Clock,
+                        settings: OrdersSettings, principal: Principal, order: Order,
+                        contract_number: str, signed_at: datetime) -> Order:
+    """approved → contracted with the signed contract's number and time; the reservation stays."""
+    lifecycle.ensure_allowed(order, "sign_contract")
+    if signed_at > clock.now():
+        raise SignedInFuture(clock.now().isoformat())
+    await lifecycle.fire(order, "sign_contract", facts=Facts(), contract_number=contract_number,
+                         signed_at=signed_at, effects=_effects(
+                             session=session, outbox=outbox, clock=clock, settings=settings,
+                             actor=principal.name))
+    return await _after_transition(session, order)
+
+
+async def history(session: AsyncSession, order: Order, *, limit: int,
+                  after_seq: int | None) -> list[OrderHistory]:
+    """The order's transitions, oldest first."""
+    return await repository.list_history(session, order.id, limit=limit, after_seq=after_seq)
+
+
+# --- Workers ------------------------------------------------------------------------------
+
+SYSTEM_ACTOR = "system"
+
+
+async def retry_pending_credit(*, db: Database, outbox: Outbox, clock: Clock, credit: CreditClient,
+                               settings: OrdersSettings, limit: int = 100) -> int:
+    """Ask credit again for every order whose reservation has no answer; returns how many got one.
+
+    Each order is asked with the idempotency key of its unanswered request, so credit never
+    reserves twice; once it answers, the order is approved if its departments already did.
+    Stops at the first order credit does not answer for (credit is still down).
+    """
+    token = set_request_id(new_request_id())
+    try:
+        async with db.session(read_only=True) as session:
+            order_ids = await repository.orders_awaiting_credit(session, limit=limit)
+        answered = 0
+        for order_id in order_ids:
+            async with db.session() as session, session.begin():
+                order = await repository.lock_order(session, order_id, skip_locked=True)
+                if order is None or order.state != OrderState.in_review or \
+                        (order.credit or {}).get("status") != CreditStatus.pending:
+                    continue
+                key = (order.credit or {}).get("request_key") or lifecycle.reservation_key(order)
+                try:
+                    reply = await credit.reserve(
+                        customer_id=order.customer_id, order_id=order.id,
+                        amount_minor=order.total_minor, currency=order.currency, idempotency_key=key)
+                except DependencyUnavailable:
+                    log.info("credit still does not answer; %d order(s) wait for a reservation",
+                             len(order_ids) - answered)
+                    break
+                order.credit = lifecycle.credit_block(reply)
+                order.version += 1
+                order.updated_at = clock.now()
+                answered += 1
+                await _approve_if_ready(session=session, outbox=outbox, clock=clock,
+                                        settings=settings, order=order)
+        return answered
+    finally:
+        reset_request_id(token)
+
+
+async def _approve_if_ready(*, session: AsyncSession, outbox: Outbox, clock: Clock,
+                            settings: OrdersSettings, order: Order) -> None:
+    """Fire `approve` after a credit answer; its guards refusing just leaves the order in review."""
+    try:
+        await approve_order(session=session, outbox=outbox, clock=clock, settings=settings,
+                            actor=SYSTEM_ACTOR, order=order)
+    except GuardFailed as refused:
+        log.info("order %s stays in review: %s", order.id, refused.detail)
+
+
+async def scan_review_deadlines(*, session: AsyncSession, outbox: Outbox, clock: Clock,
+                                settings: OrdersSettings, as_of: datetime) -> list[str]:
+    """Emit `order.review_overdue` once per revision for orders in review past their deadline."""
+    reported = []
+    for order in await repository.claim_overdue_reviews(session, as_of=as_of):
+        opinions = await _opinions(session, order)
+        waiting = [d for d in settings.review_departments if d not in opinions]
+        order.review_overdue_notified_at = clock.now()
+        await outbox.enqueue(session, order_event(
+            clock, "order.review_overdue", order, revision=order.revision,
+            review_due_at=order.review_due_at.isoformat() if order.review_due_at else None,
+            as_of=as_of.isoformat(), waiting_for=waiting))
+        reported.append(order.id)
+    await session.flush()
+    return reported
+
+
+async def scan_review_deadlines_once(*, db: Database, outbox: Outbox, clock: Clock,
+                                     settings: OrdersSettings) -> list[str]:
+    """The periodic scan: one transaction, as of now."""
+    token = set_request_id(new_request_id())
+    try:
+        async with db.session() as session, session.begin():
+            return await scan_review_deadlines(session=session, outbox=outbox, clock=clock,
+                                               settings=settings, as_of=clock.now())
+    finally:
+        reset_request_id(token)

@@ -1,0 +1,675 @@
+"""The order machine: the lifecycle of DESIGN.md §4 as one `transitions` AsyncMachine.
+
+`TRANSITIONS` below is the lifecycle table, read top to bottom like DESIGN.md's: trigger,
+from, to, guards, effects and the event it emits. Where one trigger has several rows from the
+same state (a review may reject, approve or leave the order in review), the machine tries them
+in order and takes the first whose guards all pass; a row with `to=None` is an internal
+transition (the order stays where it is, the effects still run).
+
+How an order meets the machine:
+
+- A loaded `Order` is bound through `OrderLifecycle` (a SQLModel row cannot be a `transitions`
+  model) with `add_model(wrapper, initial=order.state)` and removed again in `finally`. The
+  wrapper's `state` is the order's `state` column: the machine is the only writer of it.
+- Guards are pure checks over `Facts` gathered before the trigger fires (credit's answer, the
+  current opinions, today's date). `AsyncMachine` evaluates a transition's conditions
+  concurrently, and it runs every callback *list* concurrently too, so nothing here shares the
+  `AsyncSession` across one list: each row's effects are compiled into a single callback
+  that runs them in order.
+- An effect may call credit (reserve, release); a release that gets no answer raises
+  `DependencyUnavailable`, the trigger fails and the request's transaction rolls back.
+- After every fired transition (internal ones included) `_RowCallbacks.after` bumps the
+  order's version, writes an `order_history` row and, where the row names one, enqueues the
+  event in the outbox, all in the caller's transaction.
+- An illegal trigger is `InvalidTransition` (409, with the triggers the state allows); a failed
+  guard is `GuardFailed` (409, guard and reason), or 422 for the preliminary check at submit.
+
+Rows for the later steps (start-fulfillment, deliveries, settle, close) are here so the machine
+is whole; their guards that need facts nobody gathers yet fail closed ("not checked"), and
+their effects arrive with the issues that implement them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from transitions.extensions.asyncio import AsyncEventData, AsyncMachine
+
+from services.orders import repository
+from services.orders.clients import CreditAnswer, CreditClient, CreditProfile
+from services.orders.errors import PreliminaryCheckFailed
+from services.orders.models import CreditStatus, Order, OrderHistory, OrderState, PaymentMethod
+from services.orders.working_days import add_working_days
+from shared.clock import Clock
+from shared.errors import DependencyUnavailable, GuardFailed, InvalidTransition
+from shared.events import Event, new_event
+from shared.observability import current_request_id
+from shared.outbox import Outbox
+
+log = logging.getLogger("o2c.orders.lifecycle")
+
+DRAFT, IN_REVIEW, APPROVED, REJECTED = "draft", "in_review", "approved", "rejected"
+CONTRACTED, IN_FULFILLMENT, DELIVERED = "contracted", "in_fulfillment", "delivered"
+INVOICED, CLOSED, CANCELLED = "invoiced", "closed", "cancelled"
+STATES: list[str] = [s.value for s in OrderState]
+FINAL_STATES = (CLOSED, CANCELLED)
+
+
+# --- What guards look at and what effects use -------------------------------------------
+
+
+@dataclass(frozen=True)
+class Opinion:
+    department: str
+    decision: str  # approve | reject
+    comment: str | None = None
+
+
+@dataclass
+class Facts:
+    """Everything the guards look at, gathered before a trigger fires; guards never do I/O.
+
+    `None` means "not gathered": a guard that needs it refuses (fails closed).
+    """
+
+    today: date | None = None
+    profile: CreditProfile | None = None          # credit's profile of the customer (submit)
+    customer_known: bool = True                    # credit knows the customer (submit)
+    required_departments: Sequence[str] = ()
+    opinions: dict[str, Opinion] = field(default_factory=dict)  # current revision, incl. new one
+    credit: dict[str, Any] | None = None           # the order's credit block after this trigger
+    ledger_paid: bool | None = None                # later: start-fulfillment of prepaid orders
+    outstanding_minor: int | None = None           # later: close
+    open_exceptions: int | None = None             # later: close
+    open_change_requests: int | None = None        # later: deliveries in full, settle, close
+
+
+@dataclass
+class Effects:
+    """What effects need besides the order: the transaction, the outbox, time, credit, who."""
+
+    session: AsyncSession
+    outbox: Outbox
+    clock: Clock
+    actor: str
+    credit: CreditClient | None = None
+    review_sla_working_days: int = 3
+    holidays: Sequence[date] = ()
+
+
+@dataclass(frozen=True)
+class Refusal:
+    reason: str
+    errors: list[dict[str, str]] | None = None  # field errors (the preliminary check only)
+
+
+GuardCheck = Callable[[Order, Facts], "str | Refusal | None"]
+
+
+@dataclass(frozen=True)
+class Guard:
+    """A named condition of the machine: `check` returns None to pass, or the reason it refuses."""
+
+    name: str
+    check: GuardCheck
+    doc: str
+
+    def __call__(self, event: AsyncEventData) -> bool:
+        binding: OrderLifecycle = event.model
+        outcome = self.check(binding.order, binding.facts)
+        if outcome is None:
+            return True
+        binding.refusals[self.name] = outcome if isinstance(outcome, Refusal) else Refusal(outcome)
+        return False
+
+
+def guard(check: GuardCheck) -> Guard:
+    return Guard(check.__name__, check, (check.__doc__ or "").strip())
+
+
+Effect = Callable[[AsyncEventData], Awaitable[None]]
+
+
+# --- Guards -------------------------------------------------------------------------------
+
+
+def _money(amount_minor: int, currency: str) -> str:
+    return f"{amount_minor / 100:,.2f} {currency}"
+
+
+@guard
+def preliminary_check_passed(order: Order, facts: Facts) -> Refusal | None:
+    """The application is complete and consistent (DESIGN §4 submit); lists every failure."""
+    errors: list[dict[str, str]] = []
+
+    def fail(path: str, message: str) -> None:
+        errors.append({"field": path, "message": message})
+
+    if not facts.customer_known:
+        fail("customer_id", "unknown customer")
+    if not order.lines:
+        fail("lines", "at least one line is required")
+    for i, line in enumerate(order.lines):
+        if line.quantity is None or line.quantity <= 0:
+            fail(f"lines[{i}].quantity", "must be greater than 0")
+        if line.unit_price_minor is None or line.unit_price_minor < 0:
+            fail(f"lines[{i}].unit_price_minor", "must be 0 or more")
+    if order.delivery_date is None:
+        fail("delivery_date", "required")
+    elif facts.today is not None and order.delivery_date < facts.today:
+        fail("delivery_date", f"must be {facts.today.isoformat()} or later")
+    if not order.delivery_place:
+        fail("delivery_place", "required")
+    if order.payment_method is None:
+        fail("payment_method", "required")
+    elif order.payment_method == PaymentMethod.credit:
+        if order.payment_terms_days is None:
+            fail("payment_terms_days", "required for credit orders")
+        if facts.profile is not None and facts.profile.policy == "prepaid_only":
+            fail("payment_method", "the customer's credit policy is prepaid_only")
+    profile = facts.profile
+    if profile is not None and profile.currency and order.currency != profile.currency:
+        fail("currency", f"must be the customer's credit currency {profile.currency}")
+    if not errors:
+        return None
+    return Refusal(f"{len(errors)} field(s) need attention before the order can be submitted.",
+                   errors)
+
+
+@guard
+def customer_not_blocked(order: Order, facts: Facts) -> str | None:
+    """Credit has not blocked the customer: no new orders for a blocked customer."""
+    if facts.profile is not None and facts.profile.status == "blocked":
+        why = f" ({facts.profile.status_reason})" if facts.profile.status_reason else ""
+        return (f"Customer {order.customer_id} is blocked in credit{why}; orders for it cannot be "
+                "submitted until credit lifts the block.")
+    return None
+
+
+@guard
+def a_department_rejected(order: Order, facts: Facts) -> str | None:
+    """Some department's current opinion is a rejection (the order goes back with reasons)."""
+    if any(o.decision == "reject" for o in facts.opinions.values()):
+        return None
+    return "No department rejected the order."
+
+
+@guard
+def all_departments_approved(order: Order, facts: Facts) -> str | None:
+    """Every required department's current opinion is an approval."""
+    missing = [d for d in facts.required_departments
+               if d not in facts.opinions or facts.opinions[d].decision != "approve"]
+    if not missing:
+        return None
+    return f"Waiting for the approval of: {', '.join(missing)}."
+
+
+def _credit_status(order: Order, facts: Facts) -> dict[str, Any]:
+    return facts.credit if facts.credit is not None else (order.credit or {})
+
+
+@guard
+def credit_reserved(order: Order, facts: Facts) -> str | None:
+    """Credit reserved the order's amount, or the order needs no credit (prepaid)."""
+    credit = _credit_status(order, facts)
+    status = credit.get("status")
+    reasons = "; ".join(credit.get("reasons") or [])
+    if status in (CreditStatus.reserved, CreditStatus.not_required):
+        return None
+    if status == CreditStatus.pending:
+        return ("Credit is pending: the credit service has not answered yet; the order is "
+                "approved automatically once it reserves the amount.")
+    if status == CreditStatus.requires_guarantee:
+        return (f"Credit requires a guarantee: {reasons or 'no reason given'}. Ask for a "
+                "credit-recheck once the guarantee is in place.")
+    return f"Credit refused the reservation: {reasons or 'no reason given'}."
+
+
+@guard
+def credit_refused(order: Order, facts: Facts) -> str | None:
+    """Credit's answer on a recheck is a refusal (the order is rejected with credit's reasons)."""
+    if _credit_status(order, facts).get("status") == CreditStatus.rejected:
+        return None
+    return "Credit did not refuse the reservation."
+
+
+@guard
+def prepaid_order_paid(order: Order, facts: Facts) -> str | None:
+    """A prepaid order starts production only once ledger shows it paid."""
+    if order.payment_method != PaymentMethod.prepaid:
+        return None
+    if facts.ledger_paid is None:
+        return "Payment of the prepaid order has not been checked with ledger."
+    return None if facts.ledger_paid else "Ledger does not show the prepaid order as paid."
+
+
+@guard
+def all_lines_delivered(order: Order, facts: Facts) -> str | None:
+    """Every line's delivered quantity reached its ordered quantity."""
+    short = [line.position for line in order.lines if line.delivered_quantity < line.quantity]
+    return None if not short else f"Lines not fully delivered: {', '.join(map(str, short))}."
+
+
+@guard
+def lines_outstanding(order: Order, facts: Facts) -> str | None:
+    """Some line is not fully delivered yet (a partial delivery keeps the order in fulfilment)."""
+    if all_lines_delivered.check(order, facts) is not None:
+        return None
+    return "Every line is delivered."
+
+
+@guard
+def no_open_change_request(order: Order, facts: Facts) -> str | None:
+    """No change request is open: the order's terms are settled."""
+    if facts.open_change_requests is None:
+        return "Open change requests have not been checked."
+    return None if facts.open_change_requests == 0 else (
+        f"{facts.open_change_requests} change request(s) are open.")
+
+
+@guard
+def no_open_exception(order: Order, facts: Facts) -> str | None:
+    """No exception (delay, quality issue) is open on the order."""
+    if facts.open_exceptions is None:
+        return "Open exceptions have not been checked."
+    return None if facts.open_exceptions == 0 else f"{facts.open_exceptions} exception(s) are open."
+
+
+@guard
+def nothing_outstanding(order: Order, facts: Facts) -> str | None:
+    """Ledger shows nothing outstanding for the order (paid, credited or written off)."""
+    if facts.outstanding_minor is None:
+        return "The order's balance has not been checked with ledger."
+    return None if facts.outstanding_minor == 0 else (
+        f"{_money(facts.outstanding_minor, order.currency)} is still outstanding.")
+
+
+# --- Effects ------------------------------------------------------------------------------
+
+
+def _binding(event: AsyncEventData) -> OrderLifecycle:
+    return event.model
+
+
+def holds_reservation(credit: dict[str, Any]) -> bool:
+    """Credit holds an amount for the order (a reservation to release or keep)."""
+    return bool(credit.get("reservation_id")) and credit.get("status") in (
+        CreditStatus.reserved, CreditStatus.requires_guarantee)
+
+
+def credit_block(answer: CreditAnswer) -> dict[str, Any]:
+    """The order's `credit` block for one answer of credit."""
+    return {"status": answer.decision, "reservation_id": answer.id, "reasons": list(answer.reasons)}
+
+
+def pending_block(request_key: str | None, reservation_id: str | None = None) -> dict[str, Any]:
+    """Credit has not answered yet; `request_key` is the idempotency key to ask again with."""
+    return {"status": CreditStatus.pending.value, "reservation_id": reservation_id, "reasons": [],
+            "request_key": request_key}
+
+
+def reservation_key(order: Order) -> str:
+    """The idempotency key of the reservation asked for at submit (one per revision)."""
+    return f"reserve:{order.id}:r{order.revision}"
+
+
+async def schedule_review(event: AsyncEventData) -> None:
+    """Review due = submission + N working days (weekends and holidays skipped)."""
+    b = _binding(event)
+    b.order.review_due_at = add_working_days(b.effects.clock.now(), b.effects.review_sla_working_days,
+                                             b.effects.holidays)
+    b.order.review_overdue_notified_at = None
+
+
+async def request_reservation(event: AsyncEventData) -> None:
+    """Credit orders ask credit to reserve the total; if credit does not answer, stay pending."""
+    b = _binding(event)
+    order = b.order
+    if order.payment_method != PaymentMethod.credit or order.total_minor == 0:
+        order.credit = {"status": CreditStatus.not_required.value, "reservation_id": None, "reasons": []}
+        return
+    key = reservation_key(order)
+    if b.effects.credit is None:
+        order.credit = pending_block(key)
+        return
+    try:
+        answer = await b.effects.credit.reserve(
+            customer_id=order.customer_id, order_id=order.id, amount_minor=order.total_minor,
+            currency=order.currency, idempotency_key=key)
+    except DependencyUnavailable:
+        log.warning("credit did not answer the reservation of order %s; it stays pending", order.id)
+        order.credit = pending_block(key)
+        return
+    order.credit = credit_block(answer)
+
+
+async def store_opinion(event: AsyncEventData) -> None:
+    """Store the department's opinion on this revision, replacing its earlier one."""
+    b = _binding(event)
+    opinion: Opinion = event.kwargs["opinion"]
+    await repository.upsert_review(
+        b.effects.session, order_id=b.order.id, revision=b.order.revision,
+        department=opinion.department, decision=opinion.decision, comment=opinion.comment,
+        by=b.effects.actor, at=b.effects.clock.now())
+
+
+async def store_credit_answer(event: AsyncEventData) -> None:
+    """Keep credit's latest answer on the order."""
+    b = _binding(event)
+    if b.facts.credit is not None:
+        b.order.credit = dict(b.facts.credit)
+
+
+async def release_reservation(event: AsyncEventData) -> None:
+    """Give credit back the reserved amount; fails closed when credit does not answer."""
+    b = _binding(event)
+    credit = dict(b.order.credit or {})
+    if credit.get("status") == CreditStatus.pending and credit.get("request_key"):
+        # Credit may have reserved without us hearing the answer: ask again with the same
+        # key (it replays the decision, never reserves twice) so it can be released.
+        if b.effects.credit is None:
+            raise DependencyUnavailable("The credit service is not configured.", dependency="credit")
+        answer = await b.effects.credit.reserve(
+            customer_id=b.order.customer_id, order_id=b.order.id, amount_minor=b.order.total_minor,
+            currency=b.order.currency, idempotency_key=credit["request_key"])
+        credit = credit_block(answer)
+    if holds_reservation(credit):
+        if b.effects.credit is None:
+            raise DependencyUnavailable("The credit service is not configured.", dependency="credit")
+        await b.effects.credit.release(credit["reservation_id"])
+        credit = {**credit, "status": "released"}
+    b.order.credit = {k: v for k, v in credit.items() if k != "request_key"}
+
+
+async def start_new_revision(event: AsyncEventData) -> None:
+    """Back to draft as revision + 1: fresh credit, no reviews, no deadline."""
+    b = _binding(event)
+    b.order.revision += 1
+    b.order.credit = {"status": CreditStatus.pending.value, "reservation_id": None, "reasons": []}
+    b.order.review_due_at = None
+    b.order.review_overdue_notified_at = None
+
+
+async def record_contract(event: AsyncEventData) -> None:
+    """Keep the signed contract's number and signing time; the reservation stays."""
+    b = _binding(event)
+    b.order.contract_number = event.kwargs["contract_number"]
+    b.order.contract_signed_at = event.kwargs["signed_at"]
+
+
+# --- The table ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    trigger: str
+    source: tuple[str, ...]
+    dest: str | None  # None: internal transition, the order stays in its state
+    guards: tuple[Guard, ...] = ()
+    effects: tuple[Effect, ...] = ()
+    event: str | None = None
+    endpoint: str = ""
+
+
+def row(trigger: str, source: str | tuple[str, ...], dest: str | None, *,
+        guards: Sequence[Guard] = (), effects: Sequence[Effect] = (), event: str | None = None,
+        endpoint: str = "") -> Row:
+    return Row(trigger, source if isinstance(source, tuple) else (source,), dest, tuple(guards),
+               tuple(effects), event, endpoint)
+
+
+P = "/v1/orders/{id}"
+TRANSITIONS: tuple[Row, ...] = (
+    # create (POST /v1/orders) makes a draft; it is the machine's initial state.
+    row("update", DRAFT, None, endpoint=f"PATCH {P}"),
+    row("submit", DRAFT, IN_REVIEW, guards=[preliminary_check_passed, customer_not_blocked],
+        effects=[schedule_review, request_reservation], event="order.submitted",
+        endpoint=f"POST {P}/submit"),
+    row("review", IN_REVIEW, REJECTED, guards=[a_department_rejected], effects=[store_opinion],
+        event="order.rejected", endpoint=f"POST {P}/reviews"),
+    row("review", IN_REVIEW, APPROVED, guards=[all_departments_approved, credit_reserved],
+        effects=[store_opinion], event="order.approved", endpoint=f"POST {P}/reviews"),
+    row("review", IN_REVIEW, None, effects=[store_opinion], endpoint=f"POST {P}/reviews"),
+    row("approve", IN_REVIEW, APPROVED, guards=[all_departments_approved, credit_reserved],
+        event="order.approved", endpoint=f"POST {P}/approve"),
+    row("credit_recheck", IN_REVIEW, REJECTED, guards=[credit_refused],
+        effects=[store_credit_answer], event="order.rejected", endpoint=f"POST {P}/credit-recheck"),
+    row("credit_recheck", IN_REVIEW, APPROVED, guards=[all_departments_approved, credit_reserved],
+        effects=[store_credit_answer], event="order.approved", endpoint=f"POST {P}/credit-recheck"),
+    row("credit_recheck", IN_REVIEW, None, effects=[store_credit_answer],
+        endpoint=f"POST {P}/credit-recheck"),
+    row("revise", REJECTED, DRAFT, effects=[release_reservation, start_new_revision],
+        endpoint=f"POST {P}/revise"),
+    row("sign_contract", APPROVED, CONTRACTED, effects=[record_contract], event="order.contracted",
+        endpoint=f"POST {P}/contract"),
+    row("start_fulfillment", CONTRACTED, IN_FULFILLMENT, guards=[prepaid_order_paid],
+        event="order.fulfillment_started", endpoint=f"POST {P}/start-fulfillment"),
+    row("deliver", IN_FULFILLMENT, DELIVERED, guards=[all_lines_delivered, no_open_change_request],
+        event="order.delivered", endpoint=f"POST {P}/deliveries"),
+    row("deliver", IN_FULFILLMENT, None, guards=[lines_outstanding], endpoint=f"POST {P}/deliveries"),
+    row("settle", DELIVERED, INVOICED, guards=[no_open_change_request], event="order.invoiced",
+        endpoint=f"POST {P}/settle"),
+    row("close", INVOICED, CLOSED, guards=[nothing_outstanding, no_open_exception,
+                                           no_open_change_request],
+        event="order.closed", endpoint=f"POST {P}/close"),
+    row("cancel", (DRAFT, IN_REVIEW, REJECTED, APPROVED, CONTRACTED), CANCELLED,
+        effects=[release_reservation], event="order.cancelled", endpoint=f"POST {P}/cancel"),
+)
+
+
+def api_name(trigger: str) -> str:
+    """The trigger as DESIGN.md and the endpoints spell it (`credit_recheck` → `credit-recheck`)."""
+    return trigger.replace("_", "-")
+
+
+# --- Events and history -------------------------------------------------------------------
+
+
+def order_event(clock: Clock, type_: str, order: Order, **extra: Any) -> Event:
+    """An `order.*` event with the fields every order event carries."""
+    return new_event(clock, type=type_, source="orders", subject=order.id, data={
+        "order_id": order.id, "number": order.number, "customer_id": order.customer_id,
+        "salesperson_id": order.salesperson_id, "total_minor": order.total_minor,
+        "currency": order.currency, **extra})
+
+
+def rejection_reasons(order: Order, facts: Facts) -> list[dict[str, str]]:
+    """Why the order is rejected: every rejecting department's comment, and credit's reasons."""
+    reasons = [{"source": o.department, "reason": o.comment or "rejected without a comment"}
+               for d in facts.required_departments or sorted(facts.opinions)
+               if (o := facts.opinions.get(d)) is not None and o.decision == "reject"]
+    credit = _credit_status(order, facts)
+    if credit.get("status") == CreditStatus.rejected:
+        reasons += [{"source": "credit", "reason": r} for r in credit.get("reasons") or []] or [
+            {"source": "credit", "reason": "credit refused the reservation"}]
+    return reasons
+
+
+def _transition_reason(r: Row, order: Order, facts: Facts, kwargs: dict[str, Any]) -> str | None:
+    if r.dest == REJECTED:
+        return "; ".join(f"{x['source']}: {x['reason']}" for x in rejection_reasons(order, facts))
+    opinion: Opinion | None = kwargs.get("opinion")
+    if opinion is not None:
+        said = f": {opinion.comment}" if opinion.comment else ""
+        return f"{opinion.department} {opinion.decision}{said}"
+    if r.trigger == "credit_recheck":
+        credit = _credit_status(order, facts)
+        return f"credit {credit.get('status')}" + (
+            f": {'; '.join(credit['reasons'])}" if credit.get("reasons") else "")
+    return kwargs.get("reason")
+
+
+def _event_extra(r: Row, order: Order, facts: Facts, kwargs: dict[str, Any],
+                 from_state: str) -> dict[str, Any]:
+    extra: dict[str, Any] = {"revision": order.revision, "state": order.state,
+                             "previous_state": from_state, "trigger": api_name(r.trigger)}
+    credit = order.credit or {}
+    if r.dest in (IN_REVIEW, APPROVED):
+        extra["credit"] = {"status": credit.get("status"), "reservation_id": credit.get("reservation_id")}
+    if r.dest == IN_REVIEW and order.review_due_at is not None:
+        extra["review_due_at"] = order.review_due_at.isoformat()
+        extra["departments"] = list(facts.required_departments)
+    if r.dest == REJECTED:
+        extra["reasons"] = rejection_reasons(order, facts)
+    if r.dest == CONTRACTED:
+        extra["contract_number"] = order.contract_number
+        extra["signed_at"] = order.contract_signed_at.isoformat() if order.contract_signed_at else None
+    if r.dest == CANCELLED:
+        extra["reason"] = kwargs.get("reason")
+        extra["reservation_released"] = credit.get("status") == "released"
+    return extra
+
+
+class _RowCallbacks:
+    """One row's callbacks: its effects in order (before), then history and event (after)."""
+
+    def __init__(self, r: Row) -> None:
+        self.row = r
+
+    async def before(self, event: AsyncEventData) -> None:
+        for effect in self.row.effects:
+            await effect(event)
+
+    async def after(self, event: AsyncEventData) -> None:
+        b = _binding(event)
+        order, fx = b.order, b.effects
+        now = fx.clock.now()
+        order.version += 1
+        order.updated_at = now
+        from_state = event.transition.source
+        fx.session.add(OrderHistory(
+            order_id=order.id, revision=order.revision, from_state=from_state, to_state=order.state,
+            trigger=api_name(self.row.trigger), actor=fx.actor, at=now,
+            reason=_transition_reason(self.row, order, b.facts, event.kwargs),
+            request_id=current_request_id()))
+        await fx.session.flush()
+        if self.row.event is not None:
+            await fx.outbox.enqueue(fx.session, order_event(
+                fx.clock, self.row.event, order,
+                **_event_extra(self.row, order, b.facts, event.kwargs, from_state)))
+        b.fired = self.row
+
+
+def _build_machine() -> AsyncMachine:
+    machine = AsyncMachine(model=None, states=STATES, initial=DRAFT, auto_transitions=False,
+                           send_event=True, name="order")
+    for r in TRANSITIONS:
+        callbacks = _RowCallbacks(r)
+        machine.add_transition(r.trigger, list(r.source), r.dest, conditions=list(r.guards),
+                               before=[callbacks.before], after=[callbacks.after])
+    return machine
+
+
+MACHINE = _build_machine()
+
+
+# --- Binding orders -----------------------------------------------------------------------
+
+
+class OrderLifecycle:
+    """A loaded order bound to the machine for one trigger; its `state` is the order's column."""
+
+    def __init__(self, order: Order, facts: Facts, effects: Effects) -> None:
+        self.order = order
+        self.facts = facts
+        self.effects = effects
+        self.refusals: dict[str, Refusal] = {}
+        self.fired: Row | None = None
+
+    @property
+    def state(self) -> str:
+        return self.order.state
+
+    @state.setter
+    def state(self, value: str) -> None:
+        self.order.state = value  # the only assignment of an order's state
+
+
+def allowed_triggers(state: str) -> list[str]:
+    """The triggers the table allows from `state`, as the API names them, in table order."""
+    triggers = set(MACHINE.get_triggers(state))
+    return list(dict.fromkeys(api_name(r.trigger) for r in TRANSITIONS if r.trigger in triggers))
+
+
+def allows(state: str, trigger: str) -> bool:
+    """Whether the table has `trigger` from `state` (its guards aside)."""
+    return trigger in MACHINE.get_triggers(state)
+
+
+def ensure_allowed(order: Order, trigger: str) -> None:
+    """Refuse with `invalid_transition` unless the table has `trigger` from the order's state."""
+    if not allows(order.state, trigger):
+        raise InvalidTransition(
+            f"Order {order.number} is {order.state}; {api_name(trigger)} is not possible from "
+            f"{order.state}.", state=order.state, allowed=allowed_triggers(order.state))
+
+
+def _first_refusal(state: str, trigger: str, refusals: dict[str, Refusal]) -> tuple[str, Refusal]:
+    for transition in MACHINE.events[trigger].transitions[state]:
+        for condition in transition.conditions:
+            name = condition.func.name
+            if name in refusals:
+                return name, refusals[name]
+    if refusals:
+        return next(iter(refusals.items()))
+    return trigger, Refusal(f"{api_name(trigger)} did not fire.")
+
+
+async def fire(order: Order, trigger: str, *, facts: Facts, effects: Effects, **kwargs: Any) -> Row:
+    """Fire `trigger` on `order`; returns the row that fired, or raises why it could not."""
+    ensure_allowed(order, trigger)
+    binding = OrderLifecycle(order, facts, effects)
+    state = order.state
+    MACHINE.add_model(binding, initial=order.state)
+    try:
+        fired = await binding.trigger(trigger, **kwargs)  # type: ignore[attr-defined]
+    finally:
+        MACHINE.remove_model(binding)
+    if not fired or binding.fired is None:
+        name, refusal = _first_refusal(state, trigger, binding.refusals)
+        if refusal.errors:
+            raise PreliminaryCheckFailed(refusal.reason, refusal.errors)
+        raise GuardFailed(name, refusal.reason)
+    return binding.fired
+
+
+# --- Description and diagram --------------------------------------------------------------
+
+
+def describe() -> dict[str, Any]:
+    """The machine as data: states and every transition with its guards, effects and event."""
+    return {
+        "initial": DRAFT,
+        "states": STATES,
+        "final_states": list(FINAL_STATES),
+        "transitions": [{
+            "trigger": api_name(r.trigger), "source": list(r.source), "dest": r.dest,
+            "internal": r.dest is None, "endpoint": r.endpoint,
+            "guards": [{"name": g.name, "description": g.doc} for g in r.guards],
+            "effects": [e.__name__ for e in r.effects], "event": r.event,
+        } for r in TRANSITIONS],
+    }
+
+
+def mermaid(current: str | None = None) -> str:
+    """The machine as a Mermaid `stateDiagram-v2`, with `current` highlighted."""
+    labels: dict[tuple[str, str], list[str]] = {}
+    for r in TRANSITIONS:
+        for source in r.source:
+            labels.setdefault((source, r.dest or source), [])
+            name = api_name(r.trigger)
+            if name not in labels[(source, r.dest or source)]:
+                labels[(source, r.dest or source)].append(name)
+    lines = ["stateDiagram-v2",
+             "    classDef current fill:#fde68a,stroke:#b45309,stroke-width:3px,font-weight:bold",
+             f"    [*] --> {DRAFT}"]
+    lines += [f"    {src} --> {dst}: {' / '.join(names)}" for (src, dst), names in labels.items()]
+    lines += [f"    {state} --> [*]" for state in FINAL_STATES]
+    if current is not None:
+        lines.append(f"    class {current} current")
+    return "\n".join(lines) + "\n"
