@@ -9,16 +9,40 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from services.ledger import repository, service
 from services.ledger.errors import AccountNotFound
-from services.ledger.models import Account, AccountKind, EntryKind, Invoice, InvoiceStatus
+from services.ledger.models import (
+    Account,
+    AccountKind,
+    CreditNote,
+    DebitNote,
+    EntryKind,
+    Invoice,
+    InvoiceStatus,
+    PaymentMethod,
+    PaymentStatus,
+)
 from services.ledger.schemas import (
     AccountPublic,
+    AllocationPublic,
+    CreditNoteCreate,
+    CreditNotePublic,
+    DebitNoteCreate,
+    DebitNotePublic,
+    ExposurePublic,
     InvoiceCreate,
     InvoicePublic,
     JournalEntryCreate,
     JournalEntryPublic,
     LedgerCheckPublic,
+    OrderBalancePublic,
+    PaymentCreate,
+    PaymentPublic,
     ReverseRequest,
+    StatementPublic,
     TrialBalancePublic,
+    UnappliedAllocationCreate,
+    UnappliedAllocationPublic,
+    UnappliedBalancePublic,
+    UnappliedPublic,
 )
 from shared.auth import CurrentPrincipal, Role, require
 from shared.db import SessionDep
@@ -39,6 +63,9 @@ JOURNAL_WRITERS = (Role.finance,)
 LEDGER_READERS = (Role.finance, Role.credit_manager, Role.auditor, Role.service)
 INVOICE_ISSUERS = (Role.finance, Role.service)
 INVOICE_READERS = (*LEDGER_READERS, Role.sales)
+PAYMENT_WRITERS = (Role.finance,)
+NOTE_ISSUERS = (Role.finance, Role.service)
+RECEIVABLE_READERS = (*LEDGER_READERS, Role.sales)  # sales: own customers and orders only
 
 accounts_router = APIRouter(prefix="/v1", tags=["accounts"],
                             responses=problem_responses(401, 403, 422))
@@ -49,7 +76,15 @@ reports_router = APIRouter(prefix="/v1", tags=["reports"],
 invoices_router = APIRouter(prefix="/v1", tags=["invoices"],
                             responses=problem_responses(401, 403, 422))
 
+payments_router = APIRouter(prefix="/v1", tags=["payments"],
+                            responses=problem_responses(401, 403, 422))
+notes_router = APIRouter(prefix="/v1", tags=["notes"],
+                         responses=problem_responses(401, 403, 422))
+receivables_router = APIRouter(prefix="/v1", tags=["receivables"],
+                               responses=problem_responses(401, 403, 422))
+
 EntryId = Annotated[str, Path(max_length=36)]
+DocumentId = Annotated[str, Path(max_length=36)]
 
 
 # ---------------------------------------------------------------- accounts
@@ -232,4 +267,227 @@ async def get_invoice(invoice: InvoiceOr404, request: Request, response: Respons
     return InvoicePublic.of(invoice, request.app.state.clock.today())
 
 
-routers = [accounts_router, journal_router, reports_router, invoices_router]
+# ---------------------------------------------------------------- payments
+
+
+def _payment_public(view: service.PaymentView) -> PaymentPublic:
+    return PaymentPublic.of(view.payment, view.allocations, view.invoice_numbers)
+
+
+@payments_router.post("/payments", status_code=status.HTTP_201_CREATED, response_model=PaymentPublic,
+                      dependencies=[require(*PAYMENT_WRITERS)])
+async def receive_payment(body: PaymentCreate, request: Request, response: Response,
+                          session: SessionDep, principal: CurrentPrincipal) -> PaymentPublic:
+    """Post a payment: to the named invoices or oldest due first; the rest stays unapplied."""
+    payment = await service.receive_payment(
+        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
+        principal=principal, data=body)
+    response.headers["Location"] = f"/v1/payments/{payment.id}"
+    set_etag(response, payment.version)
+    return _payment_public((await service.payment_views(session, [payment]))[0])
+
+
+@payments_router.get("/payments", response_model=Page[PaymentPublic],
+                     dependencies=[require(*LEDGER_READERS)])
+async def list_payments(
+    session: SessionDep, limit: Limit = 50, cursor: Cursor = None,
+    customer_id: Annotated[str | None, Query(max_length=36)] = None,
+    currency: Currency | None = None,
+    status_: Annotated[PaymentStatus | None, Query(alias="status")] = None,
+    method: PaymentMethod | None = None,
+    received_from: Annotated[date | None, Query(description="Received on or after")] = None,
+    received_to: Annotated[date | None, Query(description="Received on or before")] = None,
+) -> Page[PaymentPublic]:
+    """Payments in the order they were posted, with their allocations."""
+    rows = await repository.list_payments(
+        session, limit=limit + 1, after=decode_time_cursor(cursor), customer_id=customer_id,
+        currency=currency, status=status_, method=method,
+        received_from=service.start_of_day(received_from) if received_from else None,
+        received_before=service.end_of_day(received_to) if received_to else None)
+    page = time_page(rows, limit, lambda p: (p.created_at, p.id))
+    views = await service.payment_views(session, page.items)
+    return Page(items=[_payment_public(v) for v in views], next_cursor=page.next_cursor)
+
+
+@payments_router.get("/payments/{payment_id}", response_model=PaymentPublic,
+                     dependencies=[require(*LEDGER_READERS)], responses=problem_responses(404))
+async def get_payment(session: SessionDep, payment_id: DocumentId,
+                      response: Response) -> PaymentPublic:
+    """One payment with every allocation made from it."""
+    view = await service.get_payment(session, payment_id)
+    set_etag(response, view.payment.version)
+    return _payment_public(view)
+
+
+@payments_router.post("/payments/{payment_id}/reverse", response_model=PaymentPublic,
+                      dependencies=[require(*PAYMENT_WRITERS)], responses=problem_responses(404, 409))
+async def reverse_payment(payment_id: DocumentId, body: ReverseRequest, request: Request,
+                          response: Response, session: SessionDep,
+                          principal: CurrentPrincipal) -> PaymentPublic:
+    """Reverse a payment that did not hold (bounced): invoices and unapplied cash are restored, once."""
+    payment = await service.reverse_payment(
+        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
+        principal=principal, payment_id=payment_id, reason=body.reason)
+    set_etag(response, payment.version)
+    return _payment_public((await service.payment_views(session, [payment]))[0])
+
+
+# ---------------------------------------------------------------- unapplied cash
+
+
+async def load_customer(session: SessionDep, principal: CurrentPrincipal,
+                        customer_id: Annotated[str, Path(max_length=36)]) -> str:
+    return await service.ensure_customer_visible(session, principal, customer_id)
+
+
+VisibleCustomer = Annotated[str, Depends(load_customer)]
+
+
+@payments_router.get("/customers/{customer_id}/unapplied", response_model=UnappliedPublic,
+                     dependencies=[require(*RECEIVABLE_READERS)], responses=problem_responses(404))
+async def get_unapplied(session: SessionDep, customer_id: VisibleCustomer) -> UnappliedPublic:
+    """The customer's unapplied cash (received, not yet applied to an invoice), per currency."""
+    balances = await service.unapplied_balances(session, customer_id)
+    return UnappliedPublic(customer_id=customer_id, balances=[
+        UnappliedBalancePublic(currency=b.currency, unapplied_minor=b.unapplied_minor)
+        for b in balances])
+
+
+@payments_router.post("/customers/{customer_id}/unapplied/allocations",
+                      status_code=status.HTTP_201_CREATED, response_model=UnappliedAllocationPublic,
+                      dependencies=[require(*PAYMENT_WRITERS)])
+async def apply_unapplied(customer_id: Annotated[str, Path(max_length=36)],
+                          body: UnappliedAllocationCreate, request: Request, session: SessionDep,
+                          principal: CurrentPrincipal) -> UnappliedAllocationPublic:
+    """Apply unapplied cash to invoices (named, or oldest due first): Dr unapplied / Cr receivables."""
+    applied = await service.apply_unapplied(
+        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
+        principal=principal, customer_id=customer_id, data=body)
+    return UnappliedAllocationPublic(
+        customer_id=applied.customer_id, currency=applied.currency,
+        allocated_minor=applied.allocated_minor, unapplied_minor=applied.unapplied_minor,
+        journal_entry_id=applied.journal_entry_id,
+        allocations=[AllocationPublic.model_validate(
+            {**a.model_dump(), "invoice_number": applied.invoice_numbers.get(a.invoice_id)})
+            for a in applied.allocations])
+
+
+# ---------------------------------------------------------------- credit and debit notes
+
+
+@notes_router.post("/credit-notes", status_code=status.HTTP_201_CREATED,
+                   response_model=CreditNotePublic, dependencies=[require(*NOTE_ISSUERS)])
+async def issue_credit_note(body: CreditNoteCreate, request: Request, response: Response,
+                            session: SessionDep, principal: CurrentPrincipal) -> CreditNote:
+    """Credit an invoice (return, allowance): Dr sales returns / Cr receivables; never above outstanding."""
+    note = await service.issue_credit_note(
+        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
+        principal=principal, data=body)
+    response.headers["Location"] = f"/v1/credit-notes/{note.id}"
+    return note
+
+
+@notes_router.get("/credit-notes", response_model=Page[CreditNotePublic],
+                  dependencies=[require(*LEDGER_READERS)])
+async def list_credit_notes(
+    session: SessionDep, limit: Limit = 50, cursor: Cursor = None,
+    invoice_id: Annotated[str | None, Query(max_length=36)] = None,
+    customer_id: Annotated[str | None, Query(max_length=36)] = None,
+) -> Page[CreditNote]:
+    """Credit notes in the order they were issued."""
+    rows = await repository.list_notes(session, CreditNote, limit=limit + 1,
+                                       after=decode_time_cursor(cursor), invoice_id=invoice_id,
+                                       customer_id=customer_id)
+    return time_page(rows, limit, lambda n: (n.created_at, n.id))
+
+
+@notes_router.get("/credit-notes/{note_id}", response_model=CreditNotePublic,
+                  dependencies=[require(*LEDGER_READERS)], responses=problem_responses(404))
+async def get_credit_note(session: SessionDep, note_id: DocumentId) -> CreditNote:
+    """One credit note."""
+    return await service.get_credit_note(session, note_id)
+
+
+@notes_router.post("/debit-notes", status_code=status.HTTP_201_CREATED,
+                   response_model=DebitNotePublic, dependencies=[require(*NOTE_ISSUERS)])
+async def issue_debit_note(body: DebitNoteCreate, request: Request, response: Response,
+                           session: SessionDep, principal: CurrentPrincipal) -> DebitNote:
+    """Charge late-payment interest or a fee on an invoice: Dr receivables / Cr late-payment income."""
+    note = await service.issue_debit_note(
+        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
+        principal=principal, data=body)
+    response.headers["Location"] = f"/v1/debit-notes/{note.id}"
+    return note
+
+
+@notes_router.get("/debit-notes", response_model=Page[DebitNotePublic],
+                  dependencies=[require(*LEDGER_READERS)])
+async def list_debit_notes(
+    session: SessionDep, limit: Limit = 50, cursor: Cursor = None,
+    invoice_id: Annotated[str | None, Query(max_length=36)] = None,
+    customer_id: Annotated[str | None, Query(max_length=36)] = None,
+) -> Page[DebitNote]:
+    """Debit notes in the order they were issued."""
+    rows = await repository.list_notes(session, DebitNote, limit=limit + 1,
+                                       after=decode_time_cursor(cursor), invoice_id=invoice_id,
+                                       customer_id=customer_id)
+    return time_page(rows, limit, lambda n: (n.created_at, n.id))
+
+
+@notes_router.get("/debit-notes/{note_id}", response_model=DebitNotePublic,
+                  dependencies=[require(*LEDGER_READERS)], responses=problem_responses(404))
+async def get_debit_note(session: SessionDep, note_id: DocumentId) -> DebitNote:
+    """One debit note."""
+    return await service.get_debit_note(session, note_id)
+
+
+# ---------------------------------------------------------------- receivables
+
+
+@receivables_router.get("/orders/{order_id}/balance", response_model=OrderBalancePublic,
+                        dependencies=[require(*RECEIVABLE_READERS)], responses=problem_responses(404))
+async def get_order_balance(session: SessionDep, principal: CurrentPrincipal,
+                            order_id: Annotated[str, Path(max_length=36)]) -> OrderBalancePublic:
+    """What was invoiced for an order and what is left of it; 404 until the order is invoiced."""
+    invoice = await service.order_balance(session, principal, order_id)
+    return OrderBalancePublic(
+        order_id=invoice.order_id, invoice_id=invoice.id, invoice_number=invoice.number,
+        currency=invoice.currency, invoiced_minor=invoice.amount_minor,
+        debit_notes_minor=invoice.debit_notes_minor, paid_minor=invoice.paid_minor,
+        credited_minor=invoice.credited_minor, written_off_minor=invoice.written_off_minor,
+        outstanding_minor=invoice.outstanding_minor, status=invoice.status)
+
+
+@receivables_router.get("/customers/{customer_id}/statement", response_model=StatementPublic,
+                        dependencies=[require(*RECEIVABLE_READERS)], responses=problem_responses(404))
+async def get_statement(
+    request: Request, session: SessionDep, customer_id: VisibleCustomer,
+    from_: Annotated[date | None, Query(alias="from", description="First day; the 1st of "
+                                                                   "`to`'s month when absent")] = None,
+    to: Annotated[date | None, Query(description="Last day; today when absent")] = None,
+    currency: Annotated[Currency | None, Query(description="Required when the customer has "
+                                                           "receivables in several")] = None,
+) -> StatementPublic:
+    """The customer's statement: opening balance, every document with a running balance, closing."""
+    to = to or request.app.state.clock.today()
+    got = await service.statement(session, customer_id=customer_id, currency=currency,
+                                  from_=from_ or to.replace(day=1), to=to)
+    return StatementPublic.model_validate(
+        {**vars(got), "lines": [vars(line) for line in got.lines]})
+
+
+@receivables_router.get("/customers/{customer_id}/exposure", response_model=ExposurePublic,
+                        dependencies=[require(*RECEIVABLE_READERS)], responses=problem_responses(404))
+async def get_exposure(
+    request: Request, session: SessionDep, customer_id: VisibleCustomer,
+    currency: Annotated[Currency | None, Query(description="Required when the customer has "
+                                                           "receivables in several")] = None,
+) -> ExposurePublic:
+    """Open and overdue receivables and payment history as of today (credit's evaluations read it)."""
+    got = await service.exposure(session, customer_id=customer_id, currency=currency,
+                                 today=request.app.state.clock.today())
+    return ExposurePublic.model_validate(vars(got))
+
+
+routers = [accounts_router, journal_router, reports_router, invoices_router, payments_router,
+           notes_router, receivables_router]

@@ -20,8 +20,9 @@ SPEC = ServiceSpec(
     name="ledger",
     title="o2c ledger",
     description="The double-entry journal behind order-to-cash: chart of accounts, balanced and "
-                "immutable journal entries (corrected by reversal), trial balance, and the "
-                "invoices that make up each customer's receivables.",
+                "immutable journal entries (corrected by reversal), trial balance, the "
+                "invoices that make up each customer's receivables, payments, credit and "
+                "debit notes, statements and exposure.",
     metadata=metadata,
     idempotency=idempotency_keys,
     outbox=outbox,
@@ -31,6 +32,12 @@ SPEC = ServiceSpec(
         {"name": "journal", "description": "Balanced, immutable journal entries and reversals."},
         {"name": "reports", "description": "Trial balance and the ledger's self-check."},
         {"name": "invoices", "description": "Invoices and what is still outstanding on them."},
+        {"name": "payments", "description": "Payments, their allocations, reversals and the "
+                                            "customers' unapplied cash."},
+        {"name": "notes", "description": "Credit notes (returns, allowances) and debit notes "
+                                         "(late-payment interest, fees) against invoices."},
+        {"name": "receivables", "description": "Balances per order, customer statements and "
+                                               "exposure for credit decisions."},
     ],
     on_startup=_seed_chart,
 )

@@ -14,6 +14,7 @@ from services.ledger.models import AccountKind, NormalSide
 
 CASH = "1000"
 RECEIVABLES = "1100"
+OFFSET_GOODS = "1200"
 UNAPPLIED_CASH = "2100"
 OPENING_BALANCE_EQUITY = "3000"
 REVENUE = "4000"
@@ -36,6 +37,7 @@ SYSTEM_ACCOUNTS: tuple[AccountSpec, ...] = (
     AccountSpec(CASH, "Cash and bank", AccountKind.asset, NormalSide.debit),
     AccountSpec(RECEIVABLES, "Trade receivables", AccountKind.asset, NormalSide.debit,
                 requires_customer=True),
+    AccountSpec(OFFSET_GOODS, "Goods received in offset", AccountKind.asset, NormalSide.debit),
     AccountSpec(UNAPPLIED_CASH, "Unapplied customer cash", AccountKind.liability,
                 NormalSide.credit, requires_customer=True),
     AccountSpec(OPENING_BALANCE_EQUITY, "Opening balance equity", AccountKind.equity,
@@ -51,4 +53,5 @@ SYSTEM_ACCOUNTS: tuple[AccountSpec, ...] = (
 )
 
 # Document counters created at start-up, so the first postings never race to create them.
-COUNTERS = {"journal_entry": "JE", "invoice": "INV"}
+COUNTERS = {"journal_entry": "JE", "invoice": "INV", "payment": "PAY", "credit_note": "CN",
+            "debit_note": "DN"}

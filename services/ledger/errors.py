@@ -46,3 +46,58 @@ class InvoiceConflict(Conflict):
     def __init__(self, order_id: str, invoice_id: str, fields: list[str]) -> None:
         super().__init__(f"Order {order_id} is already invoiced ({invoice_id}) with different "
                          f"{', '.join(fields)}.", invoice_id=invoice_id, fields=fields)
+
+
+class DocumentEntry(Conflict):
+    """A document's journal entry is corrected through the document, not the journal."""
+
+    def __init__(self, number: str, source_type: str | None, how: str) -> None:
+        super().__init__(f"Journal entry {number} belongs to a {source_type or 'document'}; "
+                         f"{how}.", source_type=source_type)
+
+
+class PaymentNotFound(NotFound):
+    def __init__(self, payment_id: str) -> None:
+        super().__init__(f"Payment {payment_id} not found.")
+
+
+class CreditNoteNotFound(NotFound):
+    def __init__(self, note_id: str) -> None:
+        super().__init__(f"Credit note {note_id} not found.")
+
+
+class DebitNoteNotFound(NotFound):
+    def __init__(self, note_id: str) -> None:
+        super().__init__(f"Debit note {note_id} not found.")
+
+
+class OrderNotInvoiced(NotFound):
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"Order {order_id} has no invoice in the ledger.")
+
+
+class CustomerNotFound(NotFound):
+    def __init__(self, customer_id: str) -> None:
+        super().__init__(f"Customer {customer_id} has no receivables in the ledger.")
+
+
+class DocumentRefused(ValidationFailed):
+    """A payment, allocation or note that cannot be posted; `errors` names every reason."""
+
+    def __init__(self, what: str, errors: list[dict[str, str]]) -> None:
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        super().__init__(f"The {what} cannot be posted: {detail}.", errors=errors)
+
+
+class CurrencyRequired(ValidationFailed):
+    def __init__(self, customer_id: str, currencies: list[str]) -> None:
+        super().__init__(f"Customer {customer_id} has receivables in {', '.join(currencies)}; "
+                         "name one with ?currency=.",
+                         errors=[{"field": "query.currency",
+                                  "message": f"one of {', '.join(currencies)}"}])
+
+
+class PaymentAlreadyReversed(Conflict):
+    def __init__(self, number: str, reversal_entry_id: str | None) -> None:
+        super().__init__(f"Payment {number} is already reversed.",
+                         reversal_entry_id=reversal_entry_id)

@@ -1,9 +1,16 @@
-"""Tables of the ledger service: chart of accounts, journal, invoices.
+"""Tables of the ledger service: chart of accounts, journal, invoices, payments, notes.
 
 Receivables per customer are a sub-ledger of control account 1100: every journal line on an
 account with `requires_customer` (1100 receivables, 2100 unapplied cash) carries the
 customer's id, so a customer's balance is `SUM(...) WHERE account_code = '1100' AND
 customer_id = :c` and the control account always equals the sum of its customers.
+
+An invoice keeps its money as columns that the database checks against each other:
+`outstanding = amount + debit notes − paid − credited − written off`, and
+`0 ≤ outstanding ≤ amount + debit notes`; the journal holds the same movements as entries.
+A customer's unapplied cash per currency lives in `customer_balances` (its row is also the
+lock every money movement of that customer takes first) and, payment by payment, in
+`payments.unapplied_remaining_minor`.
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ class EntryKind(StrEnum):
     payment = "payment"
     credit_note = "credit_note"
     debit_note = "debit_note"
+    allocation = "allocation"  # unapplied cash applied to invoices
     write_off = "write_off"
     recovery = "recovery"
 
@@ -65,6 +73,33 @@ class InvoiceStatus(StrEnum):
     paid = "paid"
     disputed = "disputed"
     written_off = "written_off"
+
+
+class PaymentMethod(StrEnum):
+    bank_transfer = "bank_transfer"
+    cash = "cash"
+    bill = "bill"
+    offset_goods = "offset_goods"  # goods of equal value taken against the debt
+
+
+class PaymentStatus(StrEnum):
+    posted = "posted"
+    reversed = "reversed"
+
+
+class AllocationKind(StrEnum):
+    payment = "payment"  # allocated when the payment was received
+    unapplied = "unapplied"  # drawn later from the payment's unapplied cash
+
+
+class DebitNoteKind(StrEnum):
+    interest = "interest"
+    fee = "fee"
+
+
+def _money(**kw: object) -> object:
+    """A BIGINT minor-units column that starts at 0 (server default for existing rows)."""
+    return Field(default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": "0"}, **kw)
 
 
 class Account(LedgerBase, table=True):
@@ -124,8 +159,13 @@ class Invoice(LedgerBase, table=True):
     __tablename__ = "invoices"
     __table_args__ = (
         CheckConstraint("amount_minor > 0", name="amount_positive"),
-        CheckConstraint("outstanding_minor >= 0 AND outstanding_minor <= amount_minor",
+        CheckConstraint("outstanding_minor >= 0 AND "
+                        "outstanding_minor <= amount_minor + debit_notes_minor",
                         name="outstanding_range"),
+        CheckConstraint("outstanding_minor = amount_minor + debit_notes_minor - paid_minor "
+                        "- credited_minor - written_off_minor", name="outstanding_sum"),
+        CheckConstraint("paid_minor >= 0 AND credited_minor >= 0 AND debit_notes_minor >= 0 "
+                        "AND written_off_minor >= 0", name="movements_non_negative"),
     )
 
     id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
@@ -134,13 +174,120 @@ class Invoice(LedgerBase, table=True):
     customer_id: str = Field(max_length=36, index=True)
     salesperson_id: str | None = Field(default=None, max_length=64, index=True)
     currency: str = Field(max_length=3)
-    amount_minor: int = Field(sa_type=BigInteger)
+    amount_minor: int = Field(sa_type=BigInteger)  # as invoiced; debit notes are apart
     outstanding_minor: int = Field(sa_type=BigInteger)
+    debit_notes_minor: int = _money()
+    paid_minor: int = _money()  # by payments and unapplied cash, net of reversed payments
+    credited_minor: int = _money()
+    written_off_minor: int = _money()
     status: str = Field(default=InvoiceStatus.open, max_length=20, index=True)
     issued_at: datetime = Field(sa_type=UTCDateTime)
     due_date: date = Field(index=True)
+    paid_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # when it reached 0
     journal_entry_id: str | None = Field(default=None, max_length=36,
                                          foreign_key="journal_entries.id")
     version: int = Field(default=1)
     created_at: datetime = Field(sa_type=UTCDateTime, index=True)
     updated_at: datetime = Field(sa_type=UTCDateTime)
+
+    @property
+    def total_minor(self) -> int:
+        """What the customer owes in all: the invoice plus its debit notes."""
+        return self.amount_minor + self.debit_notes_minor
+
+
+class CustomerBalance(LedgerBase, table=True):
+    """A customer's unapplied cash in one currency; its row serializes the customer's money."""
+
+    __tablename__ = "customer_balances"
+    __table_args__ = (CheckConstraint("unapplied_minor >= 0", name="unapplied_non_negative"),)
+
+    customer_id: str = Field(primary_key=True, max_length=36)
+    currency: str = Field(primary_key=True, max_length=3)
+    unapplied_minor: int = _money()
+    version: int = Field(default=1)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Payment(LedgerBase, table=True):
+    __tablename__ = "payments"
+    __table_args__ = (
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+        CheckConstraint("unapplied_minor >= 0 AND unapplied_minor <= amount_minor",
+                        name="unapplied_range"),
+        CheckConstraint("unapplied_remaining_minor >= 0 AND "
+                        "unapplied_remaining_minor <= unapplied_minor", name="remaining_range"),
+    )
+
+    id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
+    number: str = Field(max_length=20, unique=True)
+    customer_id: str = Field(max_length=36, index=True)
+    currency: str = Field(max_length=3)
+    amount_minor: int = Field(sa_type=BigInteger)
+    method: str = Field(max_length=20)
+    reference: str | None = Field(default=None, max_length=100)
+    received_at: datetime = Field(sa_type=UTCDateTime)
+    unapplied_minor: int = Field(sa_type=BigInteger)  # not allocated when received
+    unapplied_remaining_minor: int = Field(sa_type=BigInteger)  # of that, not drawn on since
+    status: str = Field(default=PaymentStatus.posted, max_length=20, index=True)
+    journal_entry_id: str | None = Field(default=None, max_length=36,
+                                         foreign_key="journal_entries.id")
+    reversal_entry_id: str | None = Field(default=None, max_length=36,
+                                          foreign_key="journal_entries.id")
+    reversed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    reversal_reason: str | None = Field(default=None, max_length=400)
+    created_by: str = Field(max_length=100)
+    version: int = Field(default=1)
+    created_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class PaymentAllocation(LedgerBase, table=True):
+    """Money of one payment applied to one invoice, when received or later from unapplied cash."""
+
+    __tablename__ = "payment_allocations"
+    __table_args__ = (CheckConstraint("amount_minor > 0", name="amount_positive"),)
+
+    id: int | None = Field(default=None, sa_column=Column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True))
+    payment_id: str = Field(sa_column=Column(String(36), ForeignKey("payments.id"),
+                                             nullable=False, index=True))
+    invoice_id: str = Field(sa_column=Column(String(36), ForeignKey("invoices.id"),
+                                             nullable=False, index=True))
+    amount_minor: int = Field(sa_type=BigInteger)
+    kind: str = Field(max_length=20)
+    journal_entry_id: str = Field(max_length=36, foreign_key="journal_entries.id")
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class CreditNote(LedgerBase, table=True):
+    __tablename__ = "credit_notes"
+    __table_args__ = (CheckConstraint("amount_minor > 0", name="amount_positive"),)
+
+    id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
+    number: str = Field(max_length=20, unique=True)
+    invoice_id: str = Field(max_length=36, foreign_key="invoices.id", index=True)
+    customer_id: str = Field(max_length=36, index=True)
+    currency: str = Field(max_length=3)
+    amount_minor: int = Field(sa_type=BigInteger)
+    reason: str = Field(max_length=400)
+    journal_entry_id: str = Field(max_length=36, foreign_key="journal_entries.id")
+    created_by: str = Field(max_length=100)
+    created_at: datetime = Field(sa_type=UTCDateTime, index=True)
+
+
+class DebitNote(LedgerBase, table=True):
+    __tablename__ = "debit_notes"
+    __table_args__ = (CheckConstraint("amount_minor > 0", name="amount_positive"),)
+
+    id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
+    number: str = Field(max_length=20, unique=True)
+    invoice_id: str = Field(max_length=36, foreign_key="invoices.id", index=True)
+    customer_id: str = Field(max_length=36, index=True)
+    currency: str = Field(max_length=3)
+    amount_minor: int = Field(sa_type=BigInteger)
+    kind: str = Field(max_length=20)
+    reason: str = Field(max_length=400)
+    journal_entry_id: str = Field(max_length=36, foreign_key="journal_entries.id")
+    created_by: str = Field(max_length=100)
+    created_at: datetime = Field(sa_type=UTCDateTime, index=True)

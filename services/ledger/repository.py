@@ -7,10 +7,25 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from services.ledger.models import Account, Invoice, JournalEntry, JournalLine, counters
+from services.ledger.models import (
+    Account,
+    CreditNote,
+    CustomerBalance,
+    DebitNote,
+    Invoice,
+    InvoiceStatus,
+    JournalEntry,
+    JournalLine,
+    Payment,
+    PaymentAllocation,
+    PaymentStatus,
+    counters,
+)
 from shared.pagination import after_keyset
 
 # ---------------------------------------------------------------- accounts
@@ -208,8 +223,61 @@ async def journal_counts(session: AsyncSession) -> tuple[int, int, int, int]:
 # ---------------------------------------------------------------- invoices
 
 
-async def get_invoice(session: AsyncSession, invoice_id: str) -> Invoice | None:
-    return await session.get(Invoice, invoice_id)
+async def get_invoice(session: AsyncSession, invoice_id: str, *, for_update: bool = False
+                      ) -> Invoice | None:
+    """The invoice; `for_update` locks its row (PostgreSQL) and re-reads it."""
+    if not for_update:
+        return await session.get(Invoice, invoice_id)
+    stmt = (select(Invoice).where(Invoice.id == invoice_id).with_for_update()
+            .execution_options(populate_existing=True))
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def lock_invoices(session: AsyncSession, invoice_ids: Iterable[str]) -> dict[str, Invoice]:
+    """Lock and re-read the invoices, in id order so that two lockers never deadlock."""
+    ids = sorted(set(invoice_ids))
+    if not ids:
+        return {}
+    stmt = (select(Invoice).where(Invoice.id.in_(ids)).order_by(Invoice.id).with_for_update()
+            .execution_options(populate_existing=True))
+    return {i.id: i for i in (await session.execute(stmt)).scalars()}
+
+
+async def open_invoices_oldest_first(session: AsyncSession, *, customer_id: str, currency: str,
+                                     limit: int, offset: int = 0) -> list[Invoice]:
+    """The customer's open and partially paid invoices in `currency`, oldest due first, locked.
+
+    The caller holds the customer's balance lock, so no other allocation for the customer can
+    run between this read and its commit; the row locks are for the notes that touch one
+    invoice.
+    """
+    stmt = (select(Invoice)
+            .where(Invoice.customer_id == customer_id, Invoice.currency == currency,
+                   Invoice.status.in_((InvoiceStatus.open, InvoiceStatus.partially_paid)),
+                   Invoice.outstanding_minor > 0)
+            .order_by(Invoice.due_date, Invoice.issued_at, Invoice.id).limit(limit).offset(offset)
+            .with_for_update().execution_options(populate_existing=True))
+    return list((await session.execute(stmt)).scalars())
+
+
+async def invoice_currencies(session: AsyncSession, customer_id: str) -> set[str]:
+    stmt = select(Invoice.currency).where(Invoice.customer_id == customer_id).distinct()
+    return set((await session.execute(stmt)).scalars())
+
+
+async def customer_invoices(session: AsyncSession, customer_id: str, currency: str) -> list[Invoice]:
+    stmt = (select(Invoice).where(Invoice.customer_id == customer_id,
+                                  Invoice.currency == currency)
+            .order_by(Invoice.due_date, Invoice.id))
+    return list((await session.execute(stmt)).scalars())
+
+
+async def customer_has_salesperson(session: AsyncSession, customer_id: str,
+                                   salesperson_id: str) -> bool:
+    """Whether any invoice of the customer is the salesperson's (the sales row-level rule)."""
+    stmt = select(exists().where(Invoice.customer_id == customer_id,
+                                 Invoice.salesperson_id == salesperson_id))
+    return bool((await session.execute(stmt)).scalar())
 
 
 async def get_invoice_by_order(session: AsyncSession, order_id: str) -> Invoice | None:
@@ -241,3 +309,181 @@ async def list_invoices(session: AsyncSession, *, limit: int, after: tuple[datet
     stmt = stmt.where(after_keyset(Invoice.created_at, Invoice.id, after))
     stmt = stmt.order_by(Invoice.created_at, Invoice.id).limit(limit)
     return list((await session.execute(stmt)).scalars())
+
+
+# ---------------------------------------------------------------- customer balances
+
+
+async def lock_customer_balance(session: AsyncSession, *, customer_id: str, currency: str,
+                                now: datetime) -> CustomerBalance:
+    """The customer's balance row in `currency`, created on first use, locked until commit.
+
+    Every movement of a customer's money takes this lock first, so allocations, notes and
+    reversals of one customer run one after the other (on SQLite, BEGIN IMMEDIATE already
+    serializes every writer).
+    """
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    await session.execute(
+        insert(CustomerBalance.__table__)
+        .values(customer_id=customer_id, currency=currency, unapplied_minor=0, version=1,
+                updated_at=now)
+        .on_conflict_do_nothing(index_elements=["customer_id", "currency"]))
+    stmt = (select(CustomerBalance)
+            .where(CustomerBalance.customer_id == customer_id,
+                   CustomerBalance.currency == currency)
+            .with_for_update().execution_options(populate_existing=True))
+    return (await session.execute(stmt)).scalar_one()
+
+
+async def customer_balances(session: AsyncSession, customer_id: str) -> list[CustomerBalance]:
+    stmt = (select(CustomerBalance).where(CustomerBalance.customer_id == customer_id)
+            .order_by(CustomerBalance.currency))
+    return list((await session.execute(stmt)).scalars())
+
+
+# ---------------------------------------------------------------- payments
+
+
+async def get_payment(session: AsyncSession, payment_id: str, *, for_update: bool = False
+                      ) -> Payment | None:
+    if not for_update:
+        return await session.get(Payment, payment_id)
+    stmt = (select(Payment).where(Payment.id == payment_id).with_for_update()
+            .execution_options(populate_existing=True))
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def payments_with_unapplied(session: AsyncSession, *, customer_id: str,
+                                  currency: str) -> list[Payment]:
+    """Posted payments of the customer with unapplied cash left, oldest received first, locked."""
+    stmt = (select(Payment)
+            .where(Payment.customer_id == customer_id, Payment.currency == currency,
+                   Payment.status == PaymentStatus.posted, Payment.unapplied_remaining_minor > 0)
+            .order_by(Payment.received_at, Payment.created_at, Payment.id)
+            .with_for_update().execution_options(populate_existing=True))
+    return list((await session.execute(stmt)).scalars())
+
+
+async def allocations_of(session: AsyncSession, payment_ids: Iterable[str]
+                         ) -> dict[str, list[PaymentAllocation]]:
+    ids = list(payment_ids)
+    result: dict[str, list[PaymentAllocation]] = {i: [] for i in ids}
+    if not ids:
+        return result
+    rows = await session.execute(select(PaymentAllocation)
+                                 .where(PaymentAllocation.payment_id.in_(ids))
+                                 .order_by(PaymentAllocation.payment_id, PaymentAllocation.id))
+    for allocation in rows.scalars():
+        result[allocation.payment_id].append(allocation)
+    return result
+
+
+async def list_payments(session: AsyncSession, *, limit: int, after: tuple[datetime, str] | None,
+                        customer_id: str | None, currency: str | None, status: str | None,
+                        method: str | None, received_from: datetime | None,
+                        received_before: datetime | None) -> list[Payment]:
+    stmt = select(Payment)
+    if customer_id is not None:
+        stmt = stmt.where(Payment.customer_id == customer_id)
+    if currency is not None:
+        stmt = stmt.where(Payment.currency == currency)
+    if status is not None:
+        stmt = stmt.where(Payment.status == status)
+    if method is not None:
+        stmt = stmt.where(Payment.method == method)
+    if received_from is not None:
+        stmt = stmt.where(Payment.received_at >= received_from)
+    if received_before is not None:
+        stmt = stmt.where(Payment.received_at < received_before)
+    stmt = stmt.where(after_keyset(Payment.created_at, Payment.id, after))
+    stmt = stmt.order_by(Payment.created_at, Payment.id).limit(limit)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def customer_has_payments(session: AsyncSession, customer_id: str) -> bool:
+    stmt = select(exists().where(Payment.customer_id == customer_id))
+    return bool((await session.execute(stmt)).scalar())
+
+
+# ---------------------------------------------------------------- credit and debit notes
+
+
+async def get_credit_note(session: AsyncSession, note_id: str) -> CreditNote | None:
+    return await session.get(CreditNote, note_id)
+
+
+async def get_debit_note(session: AsyncSession, note_id: str) -> DebitNote | None:
+    return await session.get(DebitNote, note_id)
+
+
+async def list_notes(session: AsyncSession, model: type[CreditNote] | type[DebitNote], *,
+                     limit: int, after: tuple[datetime, str] | None, invoice_id: str | None,
+                     customer_id: str | None) -> list[CreditNote] | list[DebitNote]:
+    stmt = select(model)
+    if invoice_id is not None:
+        stmt = stmt.where(model.invoice_id == invoice_id)
+    if customer_id is not None:
+        stmt = stmt.where(model.customer_id == customer_id)
+    stmt = stmt.where(after_keyset(model.created_at, model.id, after))
+    stmt = stmt.order_by(model.created_at, model.id).limit(limit)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def document_numbers(session: AsyncSession, model: type, ids: Iterable[str]) -> dict[str, str]:
+    """Human numbers of invoices, payments or notes by id."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    rows = await session.execute(select(model.id, model.number).where(model.id.in_(wanted)))
+    return {r[0]: r[1] for r in rows}
+
+
+# ---------------------------------------------------------------- customer sub-ledger
+
+
+async def subledger_currencies(session: AsyncSession, customer_id: str, account_code: str) -> set[str]:
+    stmt = (select(JournalEntry.currency).distinct()
+            .join(JournalLine, JournalLine.entry_id == JournalEntry.id)
+            .where(JournalLine.account_code == account_code,
+                   JournalLine.customer_id == customer_id))
+    return set((await session.execute(stmt)).scalars())
+
+
+async def subledger_balance(session: AsyncSession, *, customer_id: str, account_code: str,
+                            currency: str, before: datetime | None = None) -> int:
+    """Σ debit − Σ credit of the customer's lines on the account, posted before `before`."""
+    stmt = (select(func.coalesce(func.sum(JournalLine.debit_minor - JournalLine.credit_minor), 0))
+            .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+            .where(JournalLine.account_code == account_code,
+                   JournalLine.customer_id == customer_id, JournalEntry.currency == currency))
+    if before is not None:
+        stmt = stmt.where(JournalEntry.posted_at < before)
+    return int((await session.execute(stmt)).scalar_one())
+
+
+@dataclass(frozen=True)
+class SubledgerLine:
+    entry_id: str
+    entry_number: str
+    kind: str
+    memo: str
+    posted_at: datetime
+    source_type: str | None
+    source_id: str | None
+    debit_minor: int
+    credit_minor: int
+
+
+async def subledger_lines(session: AsyncSession, *, customer_id: str, account_code: str,
+                          currency: str, posted_from: datetime,
+                          posted_before: datetime) -> list[SubledgerLine]:
+    """The customer's lines on the account in a period, in posting order."""
+    stmt = (select(JournalEntry.id, JournalEntry.number, JournalEntry.kind, JournalEntry.memo,
+                   JournalEntry.posted_at, JournalEntry.source_type, JournalEntry.source_id,
+                   JournalLine.debit_minor, JournalLine.credit_minor)
+            .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+            .where(JournalLine.account_code == account_code,
+                   JournalLine.customer_id == customer_id, JournalEntry.currency == currency,
+                   JournalEntry.posted_at >= posted_from, JournalEntry.posted_at < posted_before)
+            .order_by(JournalEntry.posted_at, JournalEntry.number, JournalLine.line_no))
+    return [SubledgerLine(*row) for row in await session.execute(stmt)]

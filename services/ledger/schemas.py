@@ -7,7 +7,15 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, ConfigDict, Field
 
-from services.ledger.models import Invoice
+from services.ledger.models import (
+    CreditNote,
+    DebitNote,
+    DebitNoteKind,
+    Invoice,
+    Payment,
+    PaymentAllocation,
+    PaymentMethod,
+)
 from services.ledger.posting import PostedEntry
 from shared.money import AmountMinor, Currency, PositiveAmountMinor
 from shared.schemas import RequestModel, ResponseModel
@@ -158,13 +166,19 @@ class InvoicePublic(ResponseModel):
     customer_id: str
     salesperson_id: str | None
     currency: str
-    amount_minor: int
-    outstanding_minor: int
+    amount_minor: int = Field(description="As invoiced; debit notes are counted apart")
+    outstanding_minor: int = Field(description="amount + debit notes − paid − credited − "
+                                               "written off")
+    debit_notes_minor: int
+    paid_minor: int = Field(description="Applied from payments, net of reversed payments")
+    credited_minor: int
+    written_off_minor: int
     status: str = Field(description="open, partially_paid, paid, disputed or written_off")
     overdue: bool = Field(description="Past its due date (as of today) with money outstanding")
     days_overdue: int = Field(description="Days past the due date while overdue, else 0")
     issued_at: datetime
     due_date: date
+    paid_at: datetime | None = Field(description="When outstanding reached 0")
     journal_entry_id: str | None
     version: int
     created_at: datetime
@@ -176,3 +190,220 @@ class InvoicePublic(ResponseModel):
         return cls.model_validate({
             **invoice.model_dump(), "overdue": overdue,
             "days_overdue": (today - invoice.due_date).days if overdue else 0})
+
+
+# ---------------------------------------------------------------- payments
+
+EXAMPLE_CUSTOMER = "5b1f7c3e-2a64-4d59-9a43-3f0d2f0c9a11"
+EXAMPLE_INVOICE = "9d2e4f61-3b7a-4c1e-8f0a-6a5b4c3d2e1f"
+
+
+class AllocationIn(RequestModel):
+    invoice_id: Ident
+    amount_minor: PositiveAmountMinor
+
+
+Allocations = Annotated[list[AllocationIn], Field(max_length=200)]
+
+
+class PaymentCreate(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "customer_id": EXAMPLE_CUSTOMER, "amount_minor": 150000, "currency": "CNY",
+        "received_at": "2026-02-03T10:00:00Z", "method": "bank_transfer",
+        "reference": "BANK-20260203-0042",
+        "allocations": [{"invoice_id": EXAMPLE_INVOICE, "amount_minor": 125000}],
+    }, {
+        "customer_id": EXAMPLE_CUSTOMER, "amount_minor": 80000, "currency": "CNY",
+        "method": "offset_goods", "reference": "Goods returned against the debt, GRN-117",
+    }]})
+
+    customer_id: Ident
+    amount_minor: PositiveAmountMinor
+    currency: Currency
+    received_at: AwareDatetime | None = Field(
+        default=None, description="When the money arrived; now when absent, never future")
+    method: PaymentMethod
+    reference: Annotated[str | None, Field(max_length=100)] = None
+    allocations: Allocations | None = Field(
+        default=None, description="Where the money goes; absent: oldest due first. What is "
+                                  "not allocated stays as the customer's unapplied cash.")
+
+
+class AllocationPublic(ResponseModel):
+    invoice_id: str
+    invoice_number: str | None = None
+    amount_minor: int
+    kind: str = Field(description="payment (when received) or unapplied (drawn later)")
+    journal_entry_id: str
+    created_at: datetime
+
+
+class PaymentPublic(ResponseModel):
+    id: str
+    number: str
+    customer_id: str
+    currency: str
+    amount_minor: int
+    method: str
+    reference: str | None
+    received_at: datetime
+    allocated_minor: int = Field(description="Applied to invoices when received")
+    unapplied_minor: int = Field(description="Not allocated when received")
+    unapplied_remaining_minor: int = Field(description="Of that, not drawn on since")
+    status: str = Field(description="posted or reversed")
+    journal_entry_id: str | None
+    reversal_entry_id: str | None
+    reversed_at: datetime | None
+    reversal_reason: str | None
+    allocations: list[AllocationPublic]
+    created_by: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, payment: Payment, allocations: list[PaymentAllocation],
+           numbers: dict[str, str]) -> PaymentPublic:
+        return cls.model_validate({
+            **payment.model_dump(), "allocated_minor": payment.amount_minor - payment.unapplied_minor,
+            "allocations": [AllocationPublic.model_validate(
+                {**a.model_dump(), "invoice_number": numbers.get(a.invoice_id)})
+                for a in allocations]})
+
+
+class UnappliedBalancePublic(ResponseModel):
+    currency: str
+    unapplied_minor: int
+
+
+class UnappliedPublic(ResponseModel):
+    customer_id: str
+    balances: list[UnappliedBalancePublic] = Field(description="One row per currency")
+
+
+class UnappliedAllocationCreate(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "currency": "CNY",
+        "allocations": [{"invoice_id": EXAMPLE_INVOICE, "amount_minor": 25000}],
+    }]})
+
+    currency: Currency
+    allocations: Allocations | None = Field(
+        default=None, description="Where the unapplied cash goes; absent: oldest due first")
+
+
+class UnappliedAllocationPublic(ResponseModel):
+    customer_id: str
+    currency: str
+    allocated_minor: int
+    unapplied_minor: int = Field(description="What is left unapplied afterwards")
+    journal_entry_id: str
+    allocations: list[AllocationPublic]
+
+
+# ---------------------------------------------------------------- credit and debit notes
+
+
+Reason = Annotated[str, Field(min_length=1, max_length=400)]
+
+
+class CreditNoteCreate(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "invoice_id": EXAMPLE_INVOICE, "amount_minor": 12500,
+        "reason": "Return of 10 units, quality complaint QC-88"}]})
+
+    invoice_id: Ident
+    amount_minor: PositiveAmountMinor
+    reason: Reason
+
+
+class CreditNotePublic(ResponseModel):
+    id: str
+    number: str
+    invoice_id: str
+    customer_id: str
+    currency: str
+    amount_minor: int
+    reason: str
+    journal_entry_id: str
+    created_by: str
+    created_at: datetime
+
+
+class DebitNoteCreate(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "invoice_id": EXAMPLE_INVOICE, "amount_minor": 1800, "kind": "interest",
+        "reason": "Late-payment interest, 30 days at 0.05 % a day"}]})
+
+    invoice_id: Ident
+    amount_minor: PositiveAmountMinor
+    reason: Reason
+    kind: DebitNoteKind
+
+
+class DebitNotePublic(CreditNotePublic):
+    kind: str = Field(description="interest or fee")
+
+
+def note_public(note: CreditNote | DebitNote) -> CreditNotePublic:
+    shape = DebitNotePublic if isinstance(note, DebitNote) else CreditNotePublic
+    return shape.model_validate(note)
+
+
+# ---------------------------------------------------------------- receivables
+
+
+class OrderBalancePublic(ResponseModel):
+    order_id: str
+    invoice_id: str
+    invoice_number: str
+    currency: str
+    invoiced_minor: int = Field(description="The invoice as issued")
+    debit_notes_minor: int = Field(description="Interest and fees added since")
+    paid_minor: int
+    credited_minor: int
+    written_off_minor: int
+    outstanding_minor: int = Field(description="invoiced + debit notes − paid − credited − "
+                                               "written off")
+    status: str
+
+
+class StatementLine(ResponseModel):
+    date: date
+    document_type: str = Field(description="invoice, payment, credit_note, debit_note, reversal, "
+                                           "allocation (of unapplied cash) or manual")
+    document_id: str
+    number: str
+    journal_entry_number: str
+    description: str
+    debit_minor: int
+    credit_minor: int
+    balance_minor: int = Field(description="Running receivable balance after this line")
+
+
+class StatementPublic(ResponseModel):
+    customer_id: str
+    currency: str
+    from_: date = Field(alias="from", serialization_alias="from")
+    to: date
+    opening_balance_minor: int
+    lines: list[StatementLine]
+    closing_balance_minor: int
+    unapplied_minor: int = Field(description="The customer's unapplied cash at the end of `to` "
+                                             "(not part of the receivable balance)")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class ExposurePublic(ResponseModel):
+    customer_id: str
+    currency: str
+    as_of: date
+    open_receivables_minor: int = Field(description="Σ outstanding of the customer's invoices")
+    overdue_minor: int = Field(description="Σ outstanding of invoices past their due date")
+    max_days_overdue: int
+    invoices_open: int = Field(description="Invoices with money outstanding")
+    invoices_paid_on_time: int = Field(description="Paid (by payments) on or before the due date")
+    invoices_paid_late: int
+    avg_days_late: float | None = Field(description="Over invoices paid late; null when none")
+    unapplied_minor: int

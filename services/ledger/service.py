@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -12,23 +13,48 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.ledger import chart, repository
 from services.ledger.errors import (
     AlreadyReversed,
+    CreditNoteNotFound,
+    CurrencyRequired,
+    CustomerNotFound,
+    DebitNoteNotFound,
+    DocumentEntry,
+    DocumentRefused,
     EntryNotFound,
     InvalidPosting,
     InvoiceConflict,
     InvoiceNotFound,
+    OrderNotInvoiced,
+    PaymentAlreadyReversed,
+    PaymentNotFound,
     ReversalOfReversal,
 )
 from services.ledger.models import (
     Account,
+    AllocationKind,
+    CreditNote,
+    CustomerBalance,
+    DebitNote,
     EntryKind,
     Invoice,
     InvoiceStatus,
     JournalEntry,
     NormalSide,
+    Payment,
+    PaymentAllocation,
+    PaymentMethod,
+    PaymentStatus,
     counters,
 )
 from services.ledger.posting import Line, PostedEntry, credit, debit, post_entry
-from services.ledger.schemas import InvoiceCreate, JournalEntryCreate
+from services.ledger.schemas import (
+    AllocationIn,
+    CreditNoteCreate,
+    DebitNoteCreate,
+    InvoiceCreate,
+    JournalEntryCreate,
+    PaymentCreate,
+    UnappliedAllocationCreate,
+)
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.db import Database
@@ -117,12 +143,23 @@ async def post_manual_entry(*, session: AsyncSession, outbox: Outbox, clock: Clo
                for line in data.lines])
 
 
+DOCUMENT_CORRECTIONS = {
+    EntryKind.invoice: "issue a credit note (POST /v1/credit-notes) to reduce it",
+    EntryKind.payment: "reverse the payment (POST /v1/payments/{id}/reverse)",
+    EntryKind.credit_note: "issue a debit note to undo a credit note",
+    EntryKind.debit_note: "issue a credit note to undo a debit note",
+}
+
+
 async def reverse_entry(*, session: AsyncSession, outbox: Outbox, clock: Clock,
                         principal: Principal, entry_id: str, reason: str) -> PostedEntry:
     """Post the mirror image of an entry and link both; an entry is reversed at most once."""
     original = await repository.get_entry(session, entry_id, for_update=True)
     if original is None:
         raise EntryNotFound(entry_id)
+    if original.kind not in (EntryKind.manual, EntryKind.reversal):
+        raise DocumentEntry(original.number, original.source_type, DOCUMENT_CORRECTIONS.get(
+            original.kind, "correct it through its document"))
     if original.reversed_by_entry_id is not None:
         raise AlreadyReversed(original.id, original.reversed_by_entry_id)
     if original.reverses_entry_id is not None:
@@ -290,3 +327,636 @@ async def issue_invoice(*, session: AsyncSession, outbox: Outbox, clock: Clock,
             "issued_at": invoice.issued_at.isoformat(),
             "due_date": invoice.due_date.isoformat()}))
     return invoice, True
+
+
+# ---------------------------------------------------------------- allocations (shared by payments)
+
+OLDEST_FIRST_BATCH = 50
+
+
+@dataclass
+class Allocation:
+    """Money to apply to one invoice (locked by the caller's transaction)."""
+
+    invoice: Invoice
+    amount_minor: int
+
+
+def _settle_status(invoice: Invoice, *, closed_at: datetime) -> bool:
+    """Set the status from the money; True when this change brought outstanding to 0.
+
+    Paid at 0, open while nothing has been taken off the total, partially paid in between.
+    Disputed and written-off invoices keep their status unless they reach 0.
+    """
+    was_paid = invoice.status == InvoiceStatus.paid
+    if invoice.outstanding_minor == 0:
+        if invoice.status != InvoiceStatus.written_off:
+            invoice.status = InvoiceStatus.paid
+            invoice.paid_at = invoice.paid_at or closed_at
+        return not was_paid and invoice.status == InvoiceStatus.paid
+    invoice.paid_at = None
+    if invoice.status in (InvoiceStatus.open, InvoiceStatus.partially_paid, InvoiceStatus.paid):
+        invoice.status = (InvoiceStatus.open if invoice.outstanding_minor == invoice.total_minor
+                          else InvoiceStatus.partially_paid)
+    return False
+
+
+def _touch(row: Invoice | Payment | CustomerBalance, now: datetime) -> None:
+    row.version += 1
+    row.updated_at = now
+
+
+def _apply_payment(invoice: Invoice, amount: int, *, paid_at: datetime, now: datetime) -> bool:
+    """Take `amount` of payment off the invoice; True when that paid it in full."""
+    invoice.outstanding_minor -= amount
+    invoice.paid_minor += amount
+    _touch(invoice, now)
+    return _settle_status(invoice, closed_at=paid_at)
+
+
+async def _explicit_allocations(session: AsyncSession, *, customer_id: str, currency: str,
+                                wanted: list[AllocationIn], available: int,
+                                available_what: str, what: str) -> list[Allocation]:
+    """Lock and check the named invoices; every reason to refuse is reported at once."""
+    errors: list[dict[str, str]] = []
+    invoices = await repository.lock_invoices(session, (a.invoice_id for a in wanted))
+    seen: set[str] = set()
+    plan = []
+    for i, a in enumerate(wanted):
+        field = f"allocations[{i}]"
+        invoice = invoices.get(a.invoice_id)
+        if a.invoice_id in seen:
+            errors.append({"field": f"{field}.invoice_id", "message": "invoice listed twice"})
+        elif invoice is None:
+            errors.append({"field": f"{field}.invoice_id",
+                           "message": f"unknown invoice {a.invoice_id}"})
+        elif invoice.customer_id != customer_id:
+            errors.append({"field": f"{field}.invoice_id",
+                           "message": f"invoice {invoice.number} belongs to another customer"})
+        elif invoice.currency != currency:
+            errors.append({"field": f"{field}.invoice_id",
+                           "message": f"invoice {invoice.number} is in {invoice.currency}, "
+                                      f"not {currency}"})
+        elif invoice.status == InvoiceStatus.written_off:
+            errors.append({"field": f"{field}.invoice_id",
+                           "message": f"invoice {invoice.number} is written off"})
+        elif a.amount_minor > invoice.outstanding_minor:
+            errors.append({"field": f"{field}.amount_minor",
+                           "message": f"{a.amount_minor} is more than the "
+                                      f"{invoice.outstanding_minor} outstanding on "
+                                      f"{invoice.number}"})
+        else:
+            plan.append(Allocation(invoice, a.amount_minor))
+        seen.add(a.invoice_id)
+    total = sum(a.amount_minor for a in wanted)
+    if total > available:
+        errors.append({"field": "allocations",
+                       "message": f"allocations total {total}, more than the {available_what} "
+                                  f"{available}"})
+    if errors:
+        raise DocumentRefused(what, errors)
+    return plan
+
+
+async def _oldest_due_first(session: AsyncSession, *, customer_id: str, currency: str,
+                            amount: int) -> list[Allocation]:
+    """Spread `amount` over the customer's open invoices in `currency`, oldest due first."""
+    plan: list[Allocation] = []
+    left, offset = amount, 0
+    while left > 0:
+        batch = await repository.open_invoices_oldest_first(
+            session, customer_id=customer_id, currency=currency, limit=OLDEST_FIRST_BATCH,
+            offset=offset)
+        for invoice in batch:
+            take = min(left, invoice.outstanding_minor)
+            plan.append(Allocation(invoice, take))
+            left -= take
+            if left == 0:
+                break
+        if len(batch) < OLDEST_FIRST_BATCH:
+            break
+        offset += len(batch)
+    return plan
+
+
+def _allocation_data(plan: list[Allocation]) -> list[dict[str, object]]:
+    return [{"invoice_id": a.invoice.id, "invoice_number": a.invoice.number,
+             "amount_minor": a.amount_minor} for a in plan]
+
+
+async def _invoice_paid(outbox: Outbox, session: AsyncSession, clock: Clock,
+                        invoice: Invoice) -> None:
+    paid_on = invoice.paid_at.date() if invoice.paid_at else clock.today()
+    await outbox.enqueue(session, new_event(
+        clock, type="invoice.paid", source="ledger", subject=invoice.id, data={
+            "invoice_id": invoice.id, "number": invoice.number, "order_id": invoice.order_id,
+            "customer_id": invoice.customer_id, "salesperson_id": invoice.salesperson_id,
+            "currency": invoice.currency, "amount_minor": invoice.amount_minor,
+            "total_minor": invoice.total_minor, "paid_minor": invoice.paid_minor,
+            "credited_minor": invoice.credited_minor, "due_date": invoice.due_date.isoformat(),
+            "paid_at": invoice.paid_at.isoformat() if invoice.paid_at else None,
+            "days_late": max(0, (paid_on - invoice.due_date).days)}))
+
+
+# ---------------------------------------------------------------- payments
+
+
+def _cash_account(method: str) -> str:
+    """Where the money (or the goods taken in offset) lands."""
+    return chart.OFFSET_GOODS if method == PaymentMethod.offset_goods else chart.CASH
+
+
+async def receive_payment(*, session: AsyncSession, outbox: Outbox, clock: Clock,
+                          principal: Principal, data: PaymentCreate) -> Payment:
+    """Post a payment: Dr cash (or goods in offset) / Cr receivables, the rest Cr unapplied.
+
+    The customer's balance row is locked first, so concurrent payments of one customer
+    allocate one after the other and never more than an invoice's outstanding.
+    """
+    now = clock.now()
+    received_at = (data.received_at or now).astimezone(UTC)
+    if received_at > now:
+        raise DocumentRefused("payment", [{"field": "received_at",
+                                           "message": "must not be in the future"}])
+    balance = await repository.lock_customer_balance(
+        session, customer_id=data.customer_id, currency=data.currency, now=now)
+    if data.allocations is not None:
+        plan = await _explicit_allocations(
+            session, customer_id=data.customer_id, currency=data.currency,
+            wanted=data.allocations, available=data.amount_minor,
+            available_what="payment amount", what="payment")
+    else:
+        currencies = await repository.invoice_currencies(session, data.customer_id)
+        if currencies and data.currency not in currencies:
+            raise DocumentRefused("payment", [{
+                "field": "currency", "message": f"customer {data.customer_id} has invoices only "
+                                                f"in {', '.join(sorted(currencies))}"}])
+        plan = await _oldest_due_first(session, customer_id=data.customer_id,
+                                       currency=data.currency, amount=data.amount_minor)
+    allocated = sum(a.amount_minor for a in plan)
+    unapplied = data.amount_minor - allocated
+    payment_id = str(uuid.uuid4())
+    number = await next_number(session, counters, "payment", "PAY")
+    lines = [debit(_cash_account(data.method), data.amount_minor)]
+    if allocated:
+        lines.append(credit(chart.RECEIVABLES, allocated, data.customer_id))
+    if unapplied:
+        lines.append(credit(chart.UNAPPLIED_CASH, unapplied, data.customer_id))
+    posted = await post_entry(
+        session, outbox=outbox, clock=clock, kind=EntryKind.payment,
+        memo=(f"Payment {number} ({data.method})"
+              + (f", ref {data.reference}" if data.reference else ""))[:500],
+        currency=data.currency, posted_at=received_at, created_by=principal.name,
+        source_type="payment", source_id=payment_id, lines=lines)
+    payment = Payment(
+        id=payment_id, number=number, customer_id=data.customer_id, currency=data.currency,
+        amount_minor=data.amount_minor, method=data.method, reference=data.reference,
+        received_at=received_at, unapplied_minor=unapplied, unapplied_remaining_minor=unapplied,
+        status=PaymentStatus.posted, journal_entry_id=posted.entry.id,
+        created_by=principal.name, created_at=now, updated_at=now)
+    session.add(payment)
+    await session.flush()
+    closed = []
+    for a in plan:
+        session.add(PaymentAllocation(payment_id=payment.id, invoice_id=a.invoice.id,
+                                      amount_minor=a.amount_minor, kind=AllocationKind.payment,
+                                      journal_entry_id=posted.entry.id, created_at=now))
+        if _apply_payment(a.invoice, a.amount_minor, paid_at=received_at, now=now):
+            closed.append(a.invoice)
+    if unapplied:
+        balance.unapplied_minor += unapplied
+        _touch(balance, now)
+    await session.flush()
+    await outbox.enqueue(session, new_event(
+        clock, type="payment.received", source="ledger", subject=payment.id, data={
+            "payment_id": payment.id, "number": payment.number,
+            "customer_id": payment.customer_id, "amount_minor": payment.amount_minor,
+            "currency": payment.currency, "method": payment.method,
+            "received_at": payment.received_at.isoformat(),
+            "allocations": _allocation_data(plan), "unapplied_minor": unapplied}))
+    for invoice in closed:
+        await _invoice_paid(outbox, session, clock, invoice)
+    return payment
+
+
+@dataclass
+class PaymentView:
+    payment: Payment
+    allocations: list[PaymentAllocation]
+    invoice_numbers: dict[str, str]
+
+
+async def payment_views(session: AsyncSession, payments: list[Payment]) -> list[PaymentView]:
+    """The payments with their allocations and the invoices' numbers, in two queries."""
+    allocations = await repository.allocations_of(session, (p.id for p in payments))
+    numbers = await repository.document_numbers(
+        session, Invoice, (a.invoice_id for rows in allocations.values() for a in rows))
+    return [PaymentView(p, allocations[p.id], numbers) for p in payments]
+
+
+async def get_payment(session: AsyncSession, payment_id: str) -> PaymentView:
+    """The payment with its allocations, or 404."""
+    payment = await repository.get_payment(session, payment_id)
+    if payment is None:
+        raise PaymentNotFound(payment_id)
+    return (await payment_views(session, [payment]))[0]
+
+
+async def reverse_payment(*, session: AsyncSession, outbox: Outbox, clock: Clock,
+                          principal: Principal, payment_id: str, reason: str) -> Payment:
+    """Undo a payment that did not hold (a bounced transfer), once.
+
+    One reversal entry takes the money back off cash and puts it back where the payment
+    took it from: receivables of every invoice it paid (when received or later from its
+    unapplied cash) and the unapplied cash it still had.
+    """
+    found = await repository.get_payment(session, payment_id)
+    if found is None:
+        raise PaymentNotFound(payment_id)
+    now = clock.now()
+    balance = await repository.lock_customer_balance(
+        session, customer_id=found.customer_id, currency=found.currency, now=now)
+    payment = await repository.get_payment(session, payment_id, for_update=True)
+    assert payment is not None
+    if payment.status == PaymentStatus.reversed:
+        raise PaymentAlreadyReversed(payment.number, payment.reversal_entry_id)
+    restored: dict[str, int] = {}
+    for allocation in (await repository.allocations_of(session, [payment.id]))[payment.id]:
+        restored[allocation.invoice_id] = restored.get(allocation.invoice_id, 0) + allocation.amount_minor
+    invoices = await repository.lock_invoices(session, restored)
+    for invoice_id, amount in restored.items():
+        invoice = invoices[invoice_id]
+        invoice.outstanding_minor += amount
+        invoice.paid_minor -= amount
+        _touch(invoice, now)
+        _settle_status(invoice, closed_at=now)
+    back_to_receivables = sum(restored.values())
+    remaining = payment.unapplied_remaining_minor
+    lines = [credit(_cash_account(payment.method), payment.amount_minor)]
+    if back_to_receivables:
+        lines.append(debit(chart.RECEIVABLES, back_to_receivables, payment.customer_id))
+    if remaining:
+        lines.append(debit(chart.UNAPPLIED_CASH, remaining, payment.customer_id))
+    reversal = await post_entry(
+        session, outbox=outbox, clock=clock, kind=EntryKind.reversal,
+        memo=f"Reversal of payment {payment.number}: {reason}"[:500], currency=payment.currency,
+        created_by=principal.name, source_type="payment", source_id=payment.id,
+        reverses_entry_id=payment.journal_entry_id, lines=lines)
+    if payment.journal_entry_id is not None and not await repository.mark_reversed(
+            session, payment.journal_entry_id, reversal.entry.id):
+        raise PaymentAlreadyReversed(payment.number, None)
+    if remaining:
+        balance.unapplied_minor -= remaining
+        _touch(balance, now)
+    payment.status = PaymentStatus.reversed
+    payment.reversed_at = now
+    payment.reversal_entry_id = reversal.entry.id
+    payment.reversal_reason = reason
+    payment.unapplied_remaining_minor = 0
+    _touch(payment, now)
+    await session.flush()
+    await outbox.enqueue(session, new_event(
+        clock, type="payment.reversed", source="ledger", subject=payment.id, data={
+            "payment_id": payment.id, "number": payment.number,
+            "customer_id": payment.customer_id, "currency": payment.currency,
+            "amount_minor": payment.amount_minor, "reason": reason,
+            "restored": [{"invoice_id": i, "invoice_number": invoices[i].number,
+                          "amount_minor": a, "outstanding_minor": invoices[i].outstanding_minor}
+                         for i, a in restored.items()],
+            "unapplied_reversed_minor": remaining}))
+    return payment
+
+
+# ---------------------------------------------------------------- unapplied cash
+
+
+async def unapplied_balances(session: AsyncSession, customer_id: str) -> list[CustomerBalance]:
+    """The customer's unapplied cash, one row per currency it ever had."""
+    return await repository.customer_balances(session, customer_id)
+
+
+@dataclass
+class UnappliedApplication:
+    customer_id: str
+    currency: str
+    allocated_minor: int
+    unapplied_minor: int
+    journal_entry_id: str
+    allocations: list[PaymentAllocation]
+    invoice_numbers: dict[str, str]
+
+
+async def apply_unapplied(*, session: AsyncSession, outbox: Outbox, clock: Clock,
+                          principal: Principal, customer_id: str,
+                          data: UnappliedAllocationCreate) -> UnappliedApplication:
+    """Apply the customer's unapplied cash to invoices: Dr unapplied / Cr receivables.
+
+    The cash is drawn from the customer's payments oldest received first, so a later
+    reversal of one of them knows which invoices to reopen.
+    """
+    now = clock.now()
+    balance = await repository.lock_customer_balance(
+        session, customer_id=customer_id, currency=data.currency, now=now)
+    available = balance.unapplied_minor
+    if available == 0:
+        raise DocumentRefused("allocation", [{
+            "field": "currency", "message": f"customer {customer_id} has no unapplied "
+                                            f"{data.currency} cash"}])
+    if data.allocations is not None:
+        plan = await _explicit_allocations(
+            session, customer_id=customer_id, currency=data.currency, wanted=data.allocations,
+            available=available, available_what="unapplied balance", what="allocation")
+    else:
+        plan = await _oldest_due_first(session, customer_id=customer_id,
+                                       currency=data.currency, amount=available)
+    total = sum(a.amount_minor for a in plan)
+    if total == 0:
+        raise DocumentRefused("allocation", [{
+            "field": "allocations", "message": f"customer {customer_id} has no open invoice in "
+                                               f"{data.currency}"}])
+    posted = await post_entry(
+        session, outbox=outbox, clock=clock, kind=EntryKind.allocation,
+        memo=("Unapplied cash applied to " + ", ".join(a.invoice.number for a in plan))[:500],
+        currency=data.currency, created_by=principal.name, source_type="allocation",
+        lines=[debit(chart.UNAPPLIED_CASH, total, customer_id),
+               credit(chart.RECEIVABLES, total, customer_id)])
+    payments = iter(await repository.payments_with_unapplied(
+        session, customer_id=customer_id, currency=data.currency))
+    rows: list[PaymentAllocation] = []
+    closed = []
+    payment: Payment | None = None
+    for a in plan:
+        left, latest = a.amount_minor, None
+        while left > 0:
+            if payment is None or payment.unapplied_remaining_minor == 0:
+                payment = next(payments)  # Σ remaining = the balance, locked above
+            take = min(left, payment.unapplied_remaining_minor)
+            payment.unapplied_remaining_minor -= take
+            _touch(payment, now)
+            rows.append(PaymentAllocation(payment_id=payment.id, invoice_id=a.invoice.id,
+                                          amount_minor=take, kind=AllocationKind.unapplied,
+                                          journal_entry_id=posted.entry.id, created_at=now))
+            latest = max(latest or payment.received_at, payment.received_at)
+            left -= take
+        if _apply_payment(a.invoice, a.amount_minor, paid_at=latest or now, now=now):
+            closed.append(a.invoice)
+    session.add_all(rows)
+    balance.unapplied_minor -= total
+    _touch(balance, now)
+    await session.flush()
+    await outbox.enqueue(session, new_event(
+        clock, type="unapplied_cash.applied", source="ledger", subject=customer_id, data={
+            "customer_id": customer_id, "currency": data.currency, "allocated_minor": total,
+            "allocations": _allocation_data(plan), "unapplied_minor": balance.unapplied_minor,
+            "journal_entry_id": posted.entry.id}))
+    for invoice in closed:
+        await _invoice_paid(outbox, session, clock, invoice)
+    return UnappliedApplication(customer_id, data.currency, total, balance.unapplied_minor,
+                                posted.entry.id, rows, {a.invoice.id: a.invoice.number for a in plan})
+
+
+# ---------------------------------------------------------------- credit and debit notes
+
+
+async def _lock_invoice_in_body(session: AsyncSession, principal: Principal, invoice_id: str,
+                                what: str, now: datetime) -> Invoice:
+    """The invoice a note names, locked after its customer's balance row; 422 when unknown."""
+    invoice = await repository.get_invoice(session, invoice_id)
+    if invoice is None or not principal.can_see(invoice.salesperson_id):
+        raise DocumentRefused(what, [{"field": "invoice_id",
+                                      "message": f"unknown invoice {invoice_id}"}])
+    await repository.lock_customer_balance(session, customer_id=invoice.customer_id,
+                                           currency=invoice.currency, now=now)
+    locked = await repository.get_invoice(session, invoice_id, for_update=True)
+    assert locked is not None
+    return locked
+
+
+async def issue_credit_note(*, session: AsyncSession, outbox: Outbox, clock: Clock,
+                            principal: Principal, data: CreditNoteCreate) -> CreditNote:
+    """Credit an invoice (a return, an allowance): Dr sales returns / Cr receivables.
+
+    Never more than is still outstanding on the invoice. A note that brings it to 0 marks it
+    paid (`paid_at` set) but emits only `credit_note.issued`, not `invoice.paid`: that event
+    means money arrived; the note's event carries the invoice's new outstanding and status.
+    """
+    now = clock.now()
+    invoice = await _lock_invoice_in_body(session, principal, data.invoice_id, "credit note", now)
+    if data.amount_minor > invoice.outstanding_minor:
+        raise DocumentRefused("credit note", [{
+            "field": "amount_minor",
+            "message": f"{data.amount_minor} is more than the {invoice.outstanding_minor} "
+                       f"still outstanding on {invoice.number}"}])
+    note_id = str(uuid.uuid4())
+    number = await next_number(session, counters, "credit_note", "CN")
+    posted = await post_entry(
+        session, outbox=outbox, clock=clock, kind=EntryKind.credit_note,
+        memo=f"Credit note {number} on {invoice.number}: {data.reason}"[:500],
+        currency=invoice.currency, created_by=principal.name, source_type="credit_note",
+        source_id=note_id, lines=[debit(chart.SALES_RETURNS, data.amount_minor),
+                                  credit(chart.RECEIVABLES, data.amount_minor,
+                                         invoice.customer_id)])
+    note = CreditNote(id=note_id, number=number, invoice_id=invoice.id,
+                      customer_id=invoice.customer_id, currency=invoice.currency,
+                      amount_minor=data.amount_minor, reason=data.reason,
+                      journal_entry_id=posted.entry.id, created_by=principal.name, created_at=now)
+    session.add(note)
+    invoice.outstanding_minor -= data.amount_minor
+    invoice.credited_minor += data.amount_minor
+    _touch(invoice, now)
+    _settle_status(invoice, closed_at=now)
+    await session.flush()
+    await outbox.enqueue(session, new_event(
+        clock, type="credit_note.issued", source="ledger", subject=note.id, data={
+            "credit_note_id": note.id, "number": note.number, "invoice_id": invoice.id,
+            "invoice_number": invoice.number, "order_id": invoice.order_id,
+            "customer_id": invoice.customer_id, "currency": invoice.currency,
+            "amount_minor": note.amount_minor, "reason": note.reason,
+            "invoice_outstanding_minor": invoice.outstanding_minor,
+            "invoice_status": invoice.status}))
+    return note
+
+
+async def issue_debit_note(*, session: AsyncSession, outbox: Outbox, clock: Clock,
+                           principal: Principal, data: DebitNoteCreate) -> DebitNote:
+    """Charge late-payment interest or a fee on an invoice: Dr receivables / Cr late-payment income."""
+    now = clock.now()
+    invoice = await _lock_invoice_in_body(session, principal, data.invoice_id, "debit note", now)
+    if invoice.status == InvoiceStatus.written_off:
+        raise DocumentRefused("debit note", [{"field": "invoice_id",
+                                              "message": f"invoice {invoice.number} is written off"}])
+    note_id = str(uuid.uuid4())
+    number = await next_number(session, counters, "debit_note", "DN")
+    posted = await post_entry(
+        session, outbox=outbox, clock=clock, kind=EntryKind.debit_note,
+        memo=f"Debit note {number} ({data.kind}) on {invoice.number}: {data.reason}"[:500],
+        currency=invoice.currency, created_by=principal.name, source_type="debit_note",
+        source_id=note_id, lines=[debit(chart.RECEIVABLES, data.amount_minor, invoice.customer_id),
+                                  credit(chart.LATE_PAYMENT_INCOME, data.amount_minor)])
+    note = DebitNote(id=note_id, number=number, invoice_id=invoice.id,
+                     customer_id=invoice.customer_id, currency=invoice.currency,
+                     amount_minor=data.amount_minor, kind=data.kind, reason=data.reason,
+                     journal_entry_id=posted.entry.id, created_by=principal.name, created_at=now)
+    session.add(note)
+    invoice.outstanding_minor += data.amount_minor
+    invoice.debit_notes_minor += data.amount_minor
+    _touch(invoice, now)
+    _settle_status(invoice, closed_at=now)
+    await session.flush()
+    await outbox.enqueue(session, new_event(
+        clock, type="debit_note.issued", source="ledger", subject=note.id, data={
+            "debit_note_id": note.id, "number": note.number, "kind": note.kind,
+            "invoice_id": invoice.id, "invoice_number": invoice.number,
+            "order_id": invoice.order_id, "customer_id": invoice.customer_id,
+            "currency": invoice.currency, "amount_minor": note.amount_minor,
+            "reason": note.reason, "invoice_outstanding_minor": invoice.outstanding_minor,
+            "invoice_status": invoice.status}))
+    return note
+
+
+async def get_credit_note(session: AsyncSession, note_id: str) -> CreditNote:
+    note = await repository.get_credit_note(session, note_id)
+    if note is None:
+        raise CreditNoteNotFound(note_id)
+    return note
+
+
+async def get_debit_note(session: AsyncSession, note_id: str) -> DebitNote:
+    note = await repository.get_debit_note(session, note_id)
+    if note is None:
+        raise DebitNoteNotFound(note_id)
+    return note
+
+
+# ---------------------------------------------------------------- receivables: order, statement, exposure
+
+
+async def order_balance(session: AsyncSession, principal: Principal, order_id: str) -> Invoice:
+    """The order's invoice, whose money columns are the order's balance; 404 when none."""
+    invoice = await repository.get_invoice_by_order(session, order_id)
+    if invoice is None or not principal.can_see(invoice.salesperson_id):
+        raise OrderNotInvoiced(order_id)
+    return invoice
+
+
+async def ensure_customer_visible(session: AsyncSession, principal: Principal,
+                                  customer_id: str) -> str:
+    """A sales principal sees a customer only through its own invoices (else 404)."""
+    own = principal.restricted_to_salesperson
+    if own is not None and not await repository.customer_has_salesperson(session, customer_id, own):
+        raise CustomerNotFound(customer_id)
+    return customer_id
+
+
+def _one_currency(customer_id: str, asked: str | None, have: set[str]) -> str:
+    if asked is not None:
+        return asked
+    if not have:
+        raise CustomerNotFound(customer_id)
+    if len(have) > 1:
+        raise CurrencyRequired(customer_id, sorted(have))
+    return next(iter(have))
+
+
+STATEMENT_TYPES = {EntryKind.invoice: "invoice", EntryKind.payment: "payment",
+                   EntryKind.credit_note: "credit_note", EntryKind.debit_note: "debit_note",
+                   EntryKind.reversal: "reversal", EntryKind.allocation: "allocation"}
+DOCUMENT_MODELS = {"invoice": Invoice, "payment": Payment, "credit_note": CreditNote,
+                   "debit_note": DebitNote}
+
+
+@dataclass
+class StatementLine:
+    date: date
+    document_type: str
+    document_id: str
+    number: str
+    journal_entry_number: str
+    description: str
+    debit_minor: int
+    credit_minor: int
+    balance_minor: int
+
+
+@dataclass
+class Statement:
+    customer_id: str
+    currency: str
+    from_: date
+    to: date
+    opening_balance_minor: int
+    lines: list[StatementLine]
+    closing_balance_minor: int
+    unapplied_minor: int
+
+
+async def statement(session: AsyncSession, *, customer_id: str, currency: str | None,
+                    from_: date, to: date) -> Statement:
+    """The customer's receivable account (1100) over a period: opening, every line, closing."""
+    if from_ > to:
+        raise DocumentRefused("statement", [{"field": "query.from",
+                                             "message": "must not be after `to`"}])
+    currency = _one_currency(customer_id, currency, await repository.subledger_currencies(
+        session, customer_id, chart.RECEIVABLES))
+    opening = await repository.subledger_balance(
+        session, customer_id=customer_id, account_code=chart.RECEIVABLES, currency=currency,
+        before=start_of_day(from_))
+    rows = await repository.subledger_lines(
+        session, customer_id=customer_id, account_code=chart.RECEIVABLES, currency=currency,
+        posted_from=start_of_day(from_), posted_before=end_of_day(to))
+    numbers: dict[str, str] = {}
+    for source_type, model in DOCUMENT_MODELS.items():
+        numbers |= await repository.document_numbers(
+            session, model, (r.source_id for r in rows if r.source_type == source_type and r.source_id))
+    lines, running = [], opening
+    for r in rows:
+        running += r.debit_minor - r.credit_minor
+        lines.append(StatementLine(
+            date=r.posted_at.date(), document_type=STATEMENT_TYPES.get(r.kind, "manual"),
+            document_id=r.source_id or r.entry_id,
+            number=numbers.get(r.source_id or "", r.entry_number),
+            journal_entry_number=r.entry_number, description=r.memo,
+            debit_minor=r.debit_minor, credit_minor=r.credit_minor, balance_minor=running))
+    unapplied = -await repository.subledger_balance(
+        session, customer_id=customer_id, account_code=chart.UNAPPLIED_CASH, currency=currency,
+        before=end_of_day(to))
+    return Statement(customer_id, currency, from_, to, opening, lines, running, unapplied)
+
+
+@dataclass
+class Exposure:
+    customer_id: str
+    currency: str
+    as_of: date
+    open_receivables_minor: int
+    overdue_minor: int
+    max_days_overdue: int
+    invoices_open: int
+    invoices_paid_on_time: int
+    invoices_paid_late: int
+    avg_days_late: float | None
+    unapplied_minor: int
+
+
+async def exposure(session: AsyncSession, *, customer_id: str, currency: str | None,
+                   today: date) -> Exposure:
+    """What the customer owes and how it has paid, as of `today`, for credit's decisions."""
+    balances = {b.currency: b for b in await repository.customer_balances(session, customer_id)}
+    currency = _one_currency(customer_id, currency,
+                             await repository.invoice_currencies(session, customer_id) | set(balances))
+    invoices = await repository.customer_invoices(session, customer_id, currency)
+    owing = [i for i in invoices if i.outstanding_minor > 0]
+    overdue = [i for i in owing if i.due_date < today]
+    days_late = [(i.paid_at.date() - i.due_date).days for i in invoices
+                 if i.status == InvoiceStatus.paid and i.paid_minor > 0 and i.paid_at is not None]
+    late = [d for d in days_late if d > 0]
+    balance = balances.get(currency)
+    return Exposure(
+        customer_id=customer_id, currency=currency, as_of=today,
+        open_receivables_minor=sum(i.outstanding_minor for i in owing),
+        overdue_minor=sum(i.outstanding_minor for i in overdue),
+        max_days_overdue=max(((today - i.due_date).days for i in overdue), default=0),
+        invoices_open=len(owing), invoices_paid_on_time=len(days_late) - len(late),
+        invoices_paid_late=len(late),
+        avg_days_late=round(sum(late) / len(late), 1) if late else None,
+        unapplied_minor=balance.unapplied_minor if balance else 0)

@@ -21,12 +21,13 @@ async def insert_invoice(system, **fields) -> Invoice:
     """An invoice row written straight into the ledger's database (as later issues will)."""
     clock = system.clock
     amount = fields.pop("amount_minor", 10_000)
+    outstanding = fields.pop("outstanding_minor", amount)
     invoice = Invoice(
         number=fields.pop("number", f"INV-T{uuid.uuid4().hex[:6]}"),
         order_id=fields.pop("order_id", str(uuid.uuid4())),
         customer_id=fields.pop("customer_id", ALICE_CUSTOMER),
         salesperson_id=fields.pop("salesperson_id", "S-ALICE"), currency="CNY",
-        amount_minor=amount, outstanding_minor=fields.pop("outstanding_minor", amount),
+        amount_minor=amount, outstanding_minor=outstanding, paid_minor=amount - outstanding,
         status=fields.pop("status", "open"), issued_at=clock.now(),
         due_date=fields.pop("due_date", clock.today() + timedelta(days=30)),
         created_at=clock.now(), updated_at=clock.now(), **fields)

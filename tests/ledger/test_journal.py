@@ -373,7 +373,7 @@ class TestStartUp:
         async with state.db.session() as session:
             count = (await session.execute(select(func.count()).select_from(Account))).scalar_one()
             renamed = await session.get(Account, "1000")
-        assert count == 9 and renamed.name == "Bank of China current account"
+        assert count == 10 and renamed.name == "Bank of China current account"  # 1200 added
 
     async def test_ready_reports_migrations_at_head(self, system):
         r = await system.client("ledger", None).get("/ready")
