@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 
 from services.credit import repository, service
 from services.credit.clients import LedgerClient
@@ -499,9 +499,12 @@ async def release_reservation(reservation_id: ItemId, session: SessionDep, ctx: 
 
 @reservations_router.post("/{reservation_id}/convert", response_model=ReservationPublic,
                           dependencies=[require(*RESERVERS)], responses=problem_responses(404, 409))
-async def convert_reservation(reservation_id: ItemId, session: SessionDep, ctx: Ctx,
-                              response: Response, body: ReservationConvert | None = None
-                              ) -> Reservation:
+async def convert_reservation(
+    reservation_id: ItemId, session: SessionDep, ctx: Ctx, response: Response,
+    body: Annotated[ReservationConvert | None, Body(examples=[
+        {"invoice_id": "7c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f", "amount_minor": 95_000_000},
+        {}])] = None,
+) -> Reservation:
     """The order was invoiced: the active reservation becomes open receivable exposure
     (status `converted`), for the invoiced amount when one is given. Idempotent."""
     reservation = await service.convert_reservation(

@@ -166,6 +166,7 @@ class TestIdempotencyPerOrder:
         declined = (await reserve(system, customer_id, yuan(700_000), order_id=order_id)).json()
         assert declined["status"] == "declined"
         await add_guarantee(system, customer_id, yuan(100_000))
+        system.clock.advance(seconds=1)  # lists are ordered by creation time
         again = await reserve(system, customer_id, yuan(700_000), order_id=order_id)
         assert again.status_code == 201 and again.json()["id"] != declined["id"]
         assert again.json()["decision"] == "reserved"
