@@ -8,7 +8,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from shared.errors import DependencyUnavailable
+from shared.errors import Conflict, DependencyUnavailable
 from shared.http import ServiceHttp
 
 
@@ -31,7 +31,6 @@ class CreditProfile(BaseModel):
     currency: str | None = None
     status: str = "active"  # active | on_hold | blocked
     policy: str = "credit"  # credit | prepaid_only | guarantee_required
-    status_reason: str | None = None
 
 
 class CreditAnswer(BaseModel):
@@ -109,10 +108,17 @@ class CreditClient:
         raise self._unexpected(response, f"the reservation of order {order_id}")
 
     async def release(self, reservation_id: str) -> None:
-        """Give the reserved amount back; a reservation credit no longer holds is released already."""
+        """Give the reserved amount back; releasing a released or unknown one is a no-op.
+
+        Credit refuses (409) to release a reservation converted on invoicing: that is a
+        `conflict` here too, not an outage.
+        """
         response = await self.http.call("credit", "DELETE", f"/v1/reservations/{_path(reservation_id)}")
         if response.status_code in (200, 204, 404):
             return
+        if response.status_code == 409:
+            raise Conflict(f"Credit refuses to release reservation {reservation_id}: "
+                           f"{_detail(response)}")
         raise self._unexpected(response, f"the release of reservation {reservation_id}")
 
 

@@ -185,9 +185,8 @@ def preliminary_check_passed(order: Order, facts: Facts) -> Refusal | None:
 def customer_not_blocked(order: Order, facts: Facts) -> str | None:
     """Credit has not blocked the customer: no new orders for a blocked customer."""
     if facts.profile is not None and facts.profile.status == "blocked":
-        why = f" ({facts.profile.status_reason})" if facts.profile.status_reason else ""
-        return (f"Customer {order.customer_id} is blocked in credit{why}; orders for it cannot be "
-                "submitted until credit lifts the block.")
+        return (f"Customer {order.customer_id} is blocked in credit; orders for it cannot be "
+                "submitted until a credit manager lifts the block.")
     return None
 
 
@@ -297,9 +296,8 @@ def _binding(event: AsyncEventData) -> OrderLifecycle:
 
 
 def holds_reservation(credit: dict[str, Any]) -> bool:
-    """Credit holds an amount for the order (a reservation to release or keep)."""
-    return bool(credit.get("reservation_id")) and credit.get("status") in (
-        CreditStatus.reserved, CreditStatus.requires_guarantee)
+    """Credit holds an amount for the order (only a `reserved` decision holds credit)."""
+    return bool(credit.get("reservation_id")) and credit.get("status") == CreditStatus.reserved
 
 
 def credit_block(answer: CreditAnswer) -> dict[str, Any]:
