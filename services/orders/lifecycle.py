@@ -305,9 +305,9 @@ def credit_block(answer: CreditAnswer) -> dict[str, Any]:
     return {"status": answer.decision, "reservation_id": answer.id, "reasons": list(answer.reasons)}
 
 
-def pending_block(request_key: str | None, reservation_id: str | None = None) -> dict[str, Any]:
+def pending_block(request_key: str) -> dict[str, Any]:
     """Credit has not answered yet; `request_key` is the idempotency key to ask again with."""
-    return {"status": CreditStatus.pending.value, "reservation_id": reservation_id, "reasons": [],
+    return {"status": CreditStatus.pending.value, "reservation_id": None, "reasons": [],
             "request_key": request_key}
 
 
