@@ -279,12 +279,12 @@ def _payment_public(view: service.PaymentView) -> PaymentPublic:
 async def receive_payment(body: PaymentCreate, request: Request, response: Response,
                           session: SessionDep, principal: CurrentPrincipal) -> PaymentPublic:
     """Post a payment: to the named invoices or oldest due first; the rest stays unapplied."""
-    payment = await service.receive_payment(
+    view = await service.receive_payment(
         session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
         principal=principal, data=body)
-    response.headers["Location"] = f"/v1/payments/{payment.id}"
-    set_etag(response, payment.version)
-    return _payment_public((await service.payment_views(session, [payment]))[0])
+    response.headers["Location"] = f"/v1/payments/{view.payment.id}"
+    set_etag(response, view.payment.version)
+    return _payment_public(view)
 
 
 @payments_router.get("/payments", response_model=Page[PaymentPublic],

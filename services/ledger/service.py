@@ -331,7 +331,7 @@ async def issue_invoice(*, session: AsyncSession, outbox: Outbox, clock: Clock,
 
 # ---------------------------------------------------------------- allocations (shared by payments)
 
-OLDEST_FIRST_BATCH = 50
+OLDEST_FIRST_FIRST_BATCH = 4
 
 
 @dataclass
@@ -420,22 +420,26 @@ async def _explicit_allocations(session: AsyncSession, *, customer_id: str, curr
 
 async def _oldest_due_first(session: AsyncSession, *, customer_id: str, currency: str,
                             amount: int) -> list[Allocation]:
-    """Spread `amount` over the customer's open invoices in `currency`, oldest due first."""
+    """Spread `amount` over the customer's open invoices in `currency`, oldest due first.
+
+    Invoices are locked a few at a time (4, then 16, 64, …): most payments settle one or two
+    invoices, and a large one still needs only a handful of queries.
+    """
     plan: list[Allocation] = []
-    left, offset = amount, 0
+    left, offset, batch_size = amount, 0, OLDEST_FIRST_FIRST_BATCH
     while left > 0:
         batch = await repository.open_invoices_oldest_first(
-            session, customer_id=customer_id, currency=currency, limit=OLDEST_FIRST_BATCH,
-            offset=offset)
+            session, customer_id=customer_id, currency=currency, limit=batch_size, offset=offset)
         for invoice in batch:
             take = min(left, invoice.outstanding_minor)
             plan.append(Allocation(invoice, take))
             left -= take
             if left == 0:
                 break
-        if len(batch) < OLDEST_FIRST_BATCH:
+        if len(batch) < batch_size:
             break
         offset += len(batch)
+        batch_size *= 4
     return plan
 
 
@@ -461,13 +465,22 @@ async def _invoice_paid(outbox: Outbox, session: AsyncSession, clock: Clock,
 # ---------------------------------------------------------------- payments
 
 
+@dataclass
+class PaymentView:
+    """A payment with its allocations and the numbers of the invoices they went to."""
+
+    payment: Payment
+    allocations: list[PaymentAllocation]
+    invoice_numbers: dict[str, str]
+
+
 def _cash_account(method: str) -> str:
     """Where the money (or the goods taken in offset) lands."""
     return chart.OFFSET_GOODS if method == PaymentMethod.offset_goods else chart.CASH
 
 
 async def receive_payment(*, session: AsyncSession, outbox: Outbox, clock: Clock,
-                          principal: Principal, data: PaymentCreate) -> Payment:
+                          principal: Principal, data: PaymentCreate) -> PaymentView:
     """Post a payment: Dr cash (or goods in offset) / Cr receivables, the rest Cr unapplied.
 
     The customer's balance row is locked first, so concurrent payments of one customer
@@ -486,13 +499,14 @@ async def receive_payment(*, session: AsyncSession, outbox: Outbox, clock: Clock
             wanted=data.allocations, available=data.amount_minor,
             available_what="payment amount", what="payment")
     else:
-        currencies = await repository.invoice_currencies(session, data.customer_id)
-        if currencies and data.currency not in currencies:
-            raise DocumentRefused("payment", [{
-                "field": "currency", "message": f"customer {data.customer_id} has invoices only "
-                                                f"in {', '.join(sorted(currencies))}"}])
         plan = await _oldest_due_first(session, customer_id=data.customer_id,
                                        currency=data.currency, amount=data.amount_minor)
+        if not plan:  # nothing open in this currency: is it the wrong currency?
+            currencies = await repository.invoice_currencies(session, data.customer_id)
+            if currencies and data.currency not in currencies:
+                raise DocumentRefused("payment", [{
+                    "field": "currency", "message": f"customer {data.customer_id} has invoices "
+                                                    f"only in {', '.join(sorted(currencies))}"}])
     allocated = sum(a.amount_minor for a in plan)
     unapplied = data.amount_minor - allocated
     payment_id = str(uuid.uuid4())
@@ -516,13 +530,14 @@ async def receive_payment(*, session: AsyncSession, outbox: Outbox, clock: Clock
         created_by=principal.name, created_at=now, updated_at=now)
     session.add(payment)
     await session.flush()
-    closed = []
+    closed, rows = [], []
     for a in plan:
-        session.add(PaymentAllocation(payment_id=payment.id, invoice_id=a.invoice.id,
+        rows.append(PaymentAllocation(payment_id=payment.id, invoice_id=a.invoice.id,
                                       amount_minor=a.amount_minor, kind=AllocationKind.payment,
                                       journal_entry_id=posted.entry.id, created_at=now))
         if _apply_payment(a.invoice, a.amount_minor, paid_at=received_at, now=now):
             closed.append(a.invoice)
+    session.add_all(rows)
     if unapplied:
         balance.unapplied_minor += unapplied
         _touch(balance, now)
@@ -536,14 +551,7 @@ async def receive_payment(*, session: AsyncSession, outbox: Outbox, clock: Clock
             "allocations": _allocation_data(plan), "unapplied_minor": unapplied}))
     for invoice in closed:
         await _invoice_paid(outbox, session, clock, invoice)
-    return payment
-
-
-@dataclass
-class PaymentView:
-    payment: Payment
-    allocations: list[PaymentAllocation]
-    invoice_numbers: dict[str, str]
+    return PaymentView(payment, rows, {a.invoice.id: a.invoice.number for a in plan})
 
 
 async def payment_views(session: AsyncSession, payments: list[Payment]) -> list[PaymentView]:
