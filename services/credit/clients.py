@@ -41,11 +41,12 @@ class LedgerClient:
     def __init__(self, http: ServiceHttp) -> None:
         self.http = http
 
-    async def payment_history(self, customer_id: str) -> HistoryAnswer:
-        """How the customer pays, from ledger; None when ledger has none or does not answer."""
+    async def payment_history(self, customer_id: str, currency: str) -> HistoryAnswer:
+        """How the customer pays in `currency`, from ledger; None when it has none or is down."""
         try:
             response = await self.http.call(
-                "ledger", "GET", f"/v1/customers/{quote(customer_id, safe='')}/exposure")
+                "ledger", "GET", f"/v1/customers/{quote(customer_id, safe='')}/exposure",
+                params={"currency": currency})
         except DependencyUnavailable as exc:
             return HistoryAnswer(None, f"ledger did not answer: {exc.detail}")
         if response.status_code == 404:

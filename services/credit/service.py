@@ -534,6 +534,9 @@ async def evaluate(*, session: AsyncSession, clock: Clock, principal: Principal,
                    data: EvaluationCreate, ledger: LedgerClient) -> Evaluation:
     """Score the customer from the financials, the inquiry record, assets and payment history."""
     fin = data.financials
+    # Ask ledger before the first query: on SQLite that query takes the write lock, which
+    # must not be held across a call to another service.
+    answer = await ledger.payment_history(customer.id, fin.currency)
     financials = scorecard.Financials(**fin.model_dump())
     if data.inquiry is not None:
         inquiry: scorecard.InquiryRecord | None = scorecard.InquiryRecord(
@@ -546,7 +549,6 @@ async def evaluate(*, session: AsyncSession, clock: Clock, principal: Principal,
                                           f"{on_file.inquired_on.isoformat()}")
     total, pledged, count = await repository.asset_totals(session, customer.id, fin.currency)
     assets = scorecard.AssetFacts(total, pledged, count)
-    answer = await ledger.payment_history(customer.id)
     card = scorecard.evaluate(financials, inquiry, assets, answer.history,
                               history_unavailable_because=answer.unavailable_because)
     evaluation = Evaluation(

@@ -242,3 +242,27 @@ class TestEvaluationsApi:
         sales = await system.client("credit", "alice").post(
             f"/v1/customers/{customer_id}/evaluations", json={"financials": FINANCIALS})
         assert sales.status_code == 403
+
+
+async def test_payment_history_comes_from_the_real_ledger(system):
+    """No mock: an invoice paid 10 days late in ledger shows in credit's scorecard."""
+    from datetime import timedelta
+
+    customer_id = await new_customer(system)
+    ledger = system.client("ledger", "finance")
+    today = system.clock.today()
+    issued = await ledger.post("/v1/invoices", json={
+        "order_id": "6b0f3f7e-2c1d-4e5f-8a9b-0c1d2e3f4a5b", "customer_id": customer_id,
+        "salesperson_id": "S-ALICE", "currency": "CNY", "amount_minor": yuan(1000),
+        "issued_at": system.clock.now().isoformat(), "due_date": today.isoformat()})
+    assert issued.status_code == 201, issued.text
+    system.clock.advance(timedelta(days=10))
+    paid = await ledger.post("/v1/payments", json={
+        "customer_id": customer_id, "amount_minor": yuan(1000), "currency": "CNY",
+        "method": "bank_transfer", "reference": "late"})
+    assert paid.status_code == 201, paid.text
+
+    body = (await post_evaluation(system, customer_id)).json()
+    history = body["inputs"]["payment_history"]
+    assert history is not None, body["inputs"]
+    assert history["invoices_paid_late"] == 1 and history["invoices_paid_on_time"] == 0
