@@ -15,7 +15,7 @@ help:
 	@echo "make test           run the whole suite on SQLite"
 	@echo "make test-postgres  run the suite on a throwaway PostgreSQL database"
 	@echo "make lint           ruff"
-	@echo "make bench          throughput figures (service-to-service calls)"
+	@echo "make bench          throughput figures: service calls; payments vs bare inserts (PostgreSQL)"
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
@@ -44,6 +44,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.http_client
+	$(BIN)/python -m bench.payments
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache
