@@ -8,12 +8,13 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, st
 from pydantic import AwareDatetime
 
 from services.orders import lifecycle, repository, service
-from services.orders.clients import CreditClient
+from services.orders.clients import CreditClient, LedgerClient
 from services.orders.config import OrdersSettings
 from services.orders.models import Order, OrderHistory, OrderState
 from services.orders.schemas import (
     CancelRequest,
     ContractRequest,
+    DeliveryCreate,
     DiagramPublic,
     HistoryEntryPublic,
     OrderCreate,
@@ -23,6 +24,7 @@ from services.orders.schemas import (
     ReviewSlaScanPublic,
     ReviewSlaScanRequest,
     ReviseRequest,
+    SettleRequest,
     StateMachinePublic,
 )
 from shared.auth import CurrentPrincipal, Role, require
@@ -43,6 +45,9 @@ WRITERS = (Role.sales,)
 READERS = (Role.sales, Role.finance, Role.production, Role.technical, Role.quality,
            Role.credit_manager, Role.auditor, Role.service)
 REVIEWERS = (Role.sales, Role.production, Role.technical, Role.quality, Role.finance)
+PRODUCTION = (Role.production,)
+FINANCE = (Role.finance,)
+CLOSERS = (Role.sales, Role.finance)
 
 router = APIRouter(prefix="/v1", tags=["orders"], responses=problem_responses(401, 403, 422))
 lifecycle_router = APIRouter(prefix="/v1", tags=["lifecycle"],
@@ -54,6 +59,13 @@ def credit_client(request: Request) -> CreditClient:
 
 
 CreditDep = Annotated[CreditClient, Depends(credit_client)]
+
+
+def ledger_client(request: Request) -> LedgerClient:
+    return LedgerClient(request.app.state.http)
+
+
+LedgerDep = Annotated[LedgerClient, Depends(ledger_client)]
 
 
 def orders_settings(request: Request) -> OrdersSettings:
@@ -258,6 +270,77 @@ async def sign_contract(order: LockedOrder, body: ContractRequest, request: Requ
         session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
         settings=settings, principal=principal, order=order,
         contract_number=body.contract_number, signed_at=body.signed_at)
+    return _shaped(response, order)
+
+
+@lifecycle_router.post("/orders/{order_id}/start-fulfillment", response_model=OrderPublic,
+                       dependencies=[require(*PRODUCTION)],
+                       responses={**TRANSITION_ERRORS, **problem_responses(503)})
+async def start_fulfillment(order: LockedOrder, request: Request, response: Response,
+                            session: SessionDep, principal: CurrentPrincipal, ledger: LedgerDep,
+                            settings: SettingsDep) -> Order:
+    """Start production of a contracted order (contracted → in_fulfillment).
+
+    A prepaid order starts only once ledger shows it paid (guard `prepaid_order_paid`); if
+    ledger does not answer, 503 and nothing changes.
+    """
+    order = await service.start_fulfillment(
+        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
+        ledger=ledger, settings=settings, principal=principal, order=order)
+    return _shaped(response, order)
+
+
+@lifecycle_router.post("/orders/{order_id}/deliveries", response_model=OrderPublic,
+                       dependencies=[require(*PRODUCTION)], responses=TRANSITION_ERRORS)
+async def record_delivery(order: LockedOrder, body: DeliveryCreate, request: Request,
+                          response: Response, session: SessionDep, principal: CurrentPrincipal,
+                          settings: SettingsDep) -> Order:
+    """Record a delivery of some quantity of some lines; partial deliveries are allowed.
+
+    A line never gets more than ordered − delivered (422, field `lines[i].quantity`); an unknown
+    line is 422 too. When every line is delivered in full the order becomes `delivered`.
+    """
+    order = await service.record_delivery(
+        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
+        settings=settings, principal=principal, order=order, data=body)
+    return _shaped(response, order)
+
+
+@lifecycle_router.post("/orders/{order_id}/settle", response_model=OrderPublic,
+                       dependencies=[require(*FINANCE)],
+                       responses={**TRANSITION_ERRORS, **problem_responses(503)})
+async def settle_order(order: LockedOrder, request: Request, response: Response,
+                       session: SessionDep, principal: CurrentPrincipal, credit: CreditDep,
+                       ledger: LedgerDep, settings: SettingsDep,
+                       body: Annotated[SettleRequest | None, Body(examples=[
+                           {"due_date": "2026-04-01"}])] = None) -> Order:
+    """Invoice a delivered order (delivered → invoiced) for what was delivered less returns.
+
+    Ledger issues the invoice (due today + payment terms unless `due_date` is given) and credit
+    converts the reservation into receivables. If either does not answer: 503, the order stays
+    delivered; retry with the same `Idempotency-Key` and it is invoiced once.
+    """
+    order = await service.settle_order(
+        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
+        credit=credit, ledger=ledger, settings=settings, principal=principal, order=order,
+        due_date=body.due_date if body else None)
+    return _shaped(response, order)
+
+
+@lifecycle_router.post("/orders/{order_id}/close", response_model=OrderPublic,
+                       dependencies=[require(*CLOSERS)],
+                       responses={**TRANSITION_ERRORS, **problem_responses(503)})
+async def close_order(order: LockedOrder, request: Request, response: Response,
+                      session: SessionDep, principal: CurrentPrincipal, ledger: LedgerDep,
+                      settings: SettingsDep) -> Order:
+    """Close an invoiced order (invoiced → closed) once ledger shows nothing outstanding.
+
+    Refused with `guard_failed` (`nothing_outstanding`) while money is owed; 503 if ledger does
+    not answer. Orders close on their own when ledger reports the invoice paid.
+    """
+    order = await service.close_order(
+        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
+        ledger=ledger, settings=settings, actor=principal.name, order=order)
     return _shaped(response, order)
 
 

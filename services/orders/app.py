@@ -11,9 +11,10 @@ from fastapi import FastAPI
 from services.orders import api, service
 from services.orders.clients import CreditClient
 from services.orders.config import OrdersSettings
-from services.orders.models import idempotency_keys, metadata, outbox
+from services.orders.models import idempotency_keys, inbox, metadata, outbox, subscriptions
 from shared.app import ServiceSpec, create_service_app, run_periodically
 from shared.clock import Clock
+from shared.subscriptions import Subscriber
 
 
 async def _credit_retry_once(app: FastAPI) -> int:
@@ -54,7 +55,8 @@ SPEC = ServiceSpec(
     title="o2c orders",
     description="Orders from intake to close: draft orders with their lines and totals, "
                 "submission and the preliminary check, department reviews, credit "
-                "reservations, contracts; the order machine, its history and diagram.",
+                "reservations, contracts, fulfilment, deliveries, settlement and close; the "
+                "order machine, its history and diagram.",
     metadata=metadata,
     idempotency=idempotency_keys,
     outbox=outbox,
@@ -64,6 +66,8 @@ SPEC = ServiceSpec(
                                                "reviews, credit, contract, cancel; its history."}],
     workers=[credit_retry_worker, review_sla_worker],
     on_startup=expose_workers,
+    subscriber=Subscriber(service="orders", handlers={"invoice.paid": service.on_invoice_paid},
+                          subscriptions=subscriptions, inbox=inbox),
 )
 
 

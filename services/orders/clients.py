@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Literal
 from urllib.parse import quote
 
@@ -107,6 +108,14 @@ class CreditClient:
                 f"credit refused the reservation request ({response.status_code}): {_detail(response)}"])
         raise self._unexpected(response, f"the reservation of order {order_id}")
 
+    async def convert(self, reservation_id: str, *, invoice_id: str) -> None:
+        """The order was invoiced: the reservation becomes open receivables (idempotent)."""
+        response = await self.http.call(
+            "credit", "POST", f"/v1/reservations/{_path(reservation_id)}/convert",
+            json={"invoice_id": invoice_id}, idempotency_key=f"convert:{reservation_id}")
+        if response.status_code != 200:
+            raise self._unexpected(response, f"the conversion of reservation {reservation_id}")
+
     async def release(self, reservation_id: str) -> None:
         """Give the reserved amount back; releasing a released or unknown one is a no-op.
 
@@ -130,3 +139,63 @@ def _detail(response: httpx.Response) -> str:
     if isinstance(body, dict):
         return str(body.get("detail") or body.get("title") or body)[:300]
     return str(body)[:300]
+
+
+class LedgerInvoice(BaseModel):
+    """The part of ledger's invoice (`POST /v1/invoices`) orders keeps."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    number: str
+    amount_minor: int
+
+
+class LedgerBalance(BaseModel):
+    """What ledger says is left of an order's invoice (`GET /v1/orders/{id}/balance`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    invoice_id: str
+    outstanding_minor: int
+
+
+class LedgerClient:
+    """Calls to the ledger service; anything but a clear answer fails closed (503)."""
+
+    def __init__(self, http: ServiceHttp) -> None:
+        self.http = http
+
+    def _unexpected(self, response: httpx.Response, what: str) -> DependencyUnavailable:
+        return DependencyUnavailable(
+            f"The ledger service answered {response.status_code} for {what}: {_detail(response)}",
+            dependency="ledger")
+
+    async def issue_invoice(self, *, order_id: str, customer_id: str, salesperson_id: str | None,
+                            currency: str, amount_minor: int, issued_at: datetime,
+                            due_date: date) -> LedgerInvoice:
+        """Issue the order's invoice; ledger answers with the same invoice for the same order."""
+        response = await self.http.call("ledger", "POST", "/v1/invoices", json={
+            "order_id": order_id, "customer_id": customer_id, "salesperson_id": salesperson_id,
+            "currency": currency, "amount_minor": amount_minor, "issued_at": issued_at.isoformat(),
+            "due_date": due_date.isoformat()}, idempotency_key=f"invoice:{order_id}")
+        if response.status_code not in (200, 201):
+            raise self._unexpected(response, f"the invoice of order {order_id}")
+        try:
+            return LedgerInvoice.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise DependencyUnavailable("The ledger service sent an invoice orders cannot read.",
+                                        dependency="ledger") from exc
+
+    async def order_balance(self, order_id: str) -> LedgerBalance | None:
+        """The balance of the order's invoice, or None when ledger has no invoice for it."""
+        response = await self.http.call("ledger", "GET", f"/v1/orders/{_path(order_id)}/balance")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._unexpected(response, f"the balance of order {order_id}")
+        try:
+            return LedgerBalance.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise DependencyUnavailable("The ledger service sent a balance orders cannot read.",
+                                        dependency="ledger") from exc

@@ -24,9 +24,11 @@ How an order meets the machine:
 - An illegal trigger is `InvalidTransition` (409, with the triggers the state allows); a failed
   guard is `GuardFailed` (409, guard and reason), or 422 for the preliminary check at submit.
 
-Rows for the later steps (start-fulfillment, deliveries, settle, close) are here so the machine
-is whole; their guards that need facts nobody gathers yet fail closed ("not checked"), and
-their effects arrive with the issues that implement them.
+From contract on: start-fulfillment checks ledger for prepaid orders; a delivery's quantities
+are added to the lines before `deliver` fires, so the machine picks `delivered` (every line in
+full) or stays in fulfilment; settle issues ledger's invoice and converts credit's reservation
+(either not answering: 503, the order does not move); close asks ledger for the order's
+balance. Change requests do not exist yet, so `open_change_requests` is gathered as 0.
 """
 
 from __future__ import annotations
@@ -41,13 +43,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from transitions.extensions.asyncio import AsyncEventData, AsyncMachine
 
 from services.orders import repository
-from services.orders.clients import CreditAnswer, CreditClient, CreditProfile
+from services.orders.clients import CreditAnswer, CreditClient, CreditProfile, LedgerClient
 from services.orders.errors import PreliminaryCheckFailed
 from services.orders.models import CreditStatus, Order, OrderHistory, OrderState, PaymentMethod
 from services.orders.working_days import add_working_days
 from shared.clock import Clock
 from shared.errors import DependencyUnavailable, GuardFailed, InvalidTransition
 from shared.events import Event, new_event
+from shared.money import line_total
 from shared.observability import current_request_id
 from shared.outbox import Outbox
 
@@ -98,6 +101,7 @@ class Effects:
     clock: Clock
     actor: str
     credit: CreditClient | None = None
+    ledger: LedgerClient | None = None
     review_sla_working_days: int = 3
     holidays: Sequence[date] = ()
 
@@ -400,6 +404,38 @@ async def record_contract(event: AsyncEventData) -> None:
     b.order.contract_signed_at = event.kwargs["signed_at"]
 
 
+def settlement_amount(order: Order) -> int:
+    """What the invoice asks: per line, delivered quantity × unit price (half-even) − returns."""
+    return sum(line_total(line.delivered_quantity, line.unit_price_minor)
+               - line_total(line.returned_quantity, line.unit_price_minor) for line in order.lines)
+
+
+async def issue_invoice(event: AsyncEventData) -> None:
+    """Ledger issues the order's invoice (idempotent per order); no answer fails closed."""
+    b = _binding(event)
+    if b.effects.ledger is None:
+        raise DependencyUnavailable("The ledger service is not configured.", dependency="ledger")
+    order = b.order
+    invoice = await b.effects.ledger.issue_invoice(
+        order_id=order.id, customer_id=order.customer_id, salesperson_id=order.salesperson_id,
+        currency=order.currency, amount_minor=settlement_amount(order),
+        issued_at=b.effects.clock.now(), due_date=event.kwargs["due_date"])
+    order.invoice_id = invoice.id
+
+
+async def convert_reservation(event: AsyncEventData) -> None:
+    """Credit's reservation for the order becomes open receivables; no answer fails closed."""
+    b = _binding(event)
+    credit = dict(b.order.credit or {})
+    if not holds_reservation(credit):
+        return
+    if b.effects.credit is None:
+        raise DependencyUnavailable("The credit service is not configured.", dependency="credit")
+    assert b.order.invoice_id is not None
+    await b.effects.credit.convert(credit["reservation_id"], invoice_id=b.order.invoice_id)
+    b.order.credit = {**credit, "status": CreditStatus.converted.value}
+
+
 # --- The table ----------------------------------------------------------------------------
 
 
@@ -450,7 +486,8 @@ TRANSITIONS: tuple[Row, ...] = (
     row("deliver", IN_FULFILLMENT, DELIVERED, guards=[all_lines_delivered, no_open_change_request],
         event="order.delivered", endpoint=f"POST {P}/deliveries"),
     row("deliver", IN_FULFILLMENT, None, guards=[lines_outstanding], endpoint=f"POST {P}/deliveries"),
-    row("settle", DELIVERED, INVOICED, guards=[no_open_change_request], event="order.invoiced",
+    row("settle", DELIVERED, INVOICED, guards=[no_open_change_request],
+        effects=[issue_invoice, convert_reservation], event="order.invoiced",
         endpoint=f"POST {P}/settle"),
     row("close", INVOICED, CLOSED, guards=[nothing_outstanding, no_open_exception,
                                            no_open_change_request],
@@ -517,6 +554,12 @@ def _event_extra(r: Row, order: Order, facts: Facts, kwargs: dict[str, Any],
     if r.dest == CONTRACTED:
         extra["contract_number"] = order.contract_number
         extra["signed_at"] = order.contract_signed_at.isoformat() if order.contract_signed_at else None
+    if r.dest == INVOICED:
+        extra["invoice_id"] = order.invoice_id
+        extra["amount_minor"] = settlement_amount(order)
+        extra["due_date"] = kwargs["due_date"].isoformat()
+    if r.dest == CLOSED:
+        extra["invoice_id"] = order.invoice_id
     if r.dest == CANCELLED:
         extra["reason"] = kwargs.get("reason")
         extra["reservation_released"] = credit.get("status") == "released"

@@ -28,6 +28,7 @@ from shared.db import UTCDateTime, service_metadata
 from shared.idempotency import idempotency_table
 from shared.numbering import counter_table
 from shared.outbox import outbox_table
+from shared.subscriptions import inbox_table, subscription_table
 
 
 class OrdersBase(SQLModel):
@@ -38,6 +39,8 @@ metadata: MetaData = OrdersBase.metadata
 outbox = outbox_table(metadata)
 idempotency_keys = idempotency_table(metadata)
 counters = counter_table(metadata)
+subscriptions = subscription_table(metadata)
+inbox = inbox_table(metadata)
 
 
 class OrderState(StrEnum):
@@ -67,6 +70,7 @@ class CreditStatus(StrEnum):
     rejected = "rejected"
     not_required = "not_required"
     released = "released"  # the order was cancelled and its reservation given back
+    converted = "converted"  # the order was invoiced: the reservation became receivables
 
 
 def pending_credit() -> dict[str, Any]:
@@ -125,6 +129,7 @@ class Order(OrdersBase, table=True):
     review_overdue_notified_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     contract_number: str | None = Field(default=None, max_length=100)
     contract_signed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    invoice_id: str | None = Field(default=None, max_length=36)  # ledger's invoice, at settle
     created_by: str = Field(max_length=200)
     created_at: datetime = Field(sa_type=UTCDateTime, index=True)
     updated_at: datetime = Field(sa_type=UTCDateTime)
@@ -196,3 +201,33 @@ class OrderHistory(OrdersBase, table=True):
     at: datetime = Field(sa_type=UTCDateTime)
     reason: str | None = Field(default=None, sa_type=Text)
     request_id: str | None = Field(default=None, max_length=64)
+
+
+class OrderDelivery(OrdersBase, table=True):
+    """One delivery of some of an order's lines (partial deliveries are allowed)."""
+
+    __tablename__ = "order_deliveries"
+
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()), primary_key=True, max_length=36)
+    order_id: str = Field(sa_column=Column(String(36), ForeignKey("orders.id", ondelete="CASCADE"),
+                                           nullable=False, index=True))
+    delivered_at: datetime = Field(sa_type=UTCDateTime)
+    recorded_by: str = Field(max_length=200)
+    recorded_at: datetime = Field(sa_type=UTCDateTime)
+
+    lines: list["OrderDeliveryLine"] = Relationship(sa_relationship_kwargs={
+        "lazy": "selectin", "cascade": "all, delete-orphan"})
+
+
+class OrderDeliveryLine(OrdersBase, table=True):
+    """How much of one order line a delivery carried."""
+
+    __tablename__ = "order_delivery_lines"
+    __table_args__ = (UniqueConstraint("delivery_id", "line_id"),)
+
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()), primary_key=True, max_length=36)
+    delivery_id: str = Field(sa_column=Column(
+        String(36), ForeignKey("order_deliveries.id", ondelete="CASCADE"), nullable=False,
+        index=True))
+    line_id: str = Field(sa_column=Column(String(36), ForeignKey("order_lines.id"), nullable=False))
+    quantity: Decimal = Field(sa_type=ExactQuantity)

@@ -145,6 +145,7 @@ class OrderPublic(ResponseModel):
     review_due_at: datetime | None
     contract_number: str | None = None
     contract_signed_at: datetime | None = None
+    invoice_id: str | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -254,3 +255,27 @@ class ReviewSlaScanRequest(RequestModel):
 class ReviewSlaScanPublic(ResponseModel):
     as_of: datetime
     orders: list[str] = Field(description="Ids of the orders newly reported overdue by this scan.")
+
+
+class DeliveryLineIn(RequestModel):
+    line_id: Ident
+    quantity: Quantity
+
+
+class DeliveryCreate(RequestModel):
+    """What left for the customer: some quantity of some lines (partial deliveries allowed)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "lines": [{"line_id": "3f1c2d4e-5a6b-4c7d-8e9f-0a1b2c3d4e5f", "quantity": "600"}],
+        "delivered_at": "2026-02-01T10:00:00+08:00"}]})
+
+    lines: Annotated[list[DeliveryLineIn], Field(min_length=1, max_length=MAX_LINES)]
+    delivered_at: AwareDatetime
+
+
+class SettleRequest(RequestModel):
+    """Settlement terms; the due date defaults to today + the order's payment terms."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"due_date": "2026-04-01"}, {}]})
+
+    due_date: date | None = None

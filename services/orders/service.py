@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.orders import lifecycle, repository
-from services.orders.clients import CreditClient
+from services.orders.clients import CreditClient, LedgerClient
 from services.orders.config import OrdersSettings
 from services.orders.errors import (
     AmountTooLarge,
@@ -37,12 +39,23 @@ from services.orders.errors import (
     UnknownDepartment,
 )
 from services.orders.lifecycle import Effects, Facts, Opinion, order_event
-from services.orders.models import CreditStatus, Order, OrderHistory, OrderLine, OrderState, counters
-from services.orders.schemas import OrderCreate, OrderLineIn, OrderUpdate
+from services.orders.models import (
+    CreditStatus,
+    Order,
+    OrderDelivery,
+    OrderDeliveryLine,
+    OrderHistory,
+    OrderLine,
+    OrderState,
+    PaymentMethod,
+    counters,
+)
+from services.orders.schemas import DeliveryCreate, OrderCreate, OrderLineIn, OrderUpdate
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.db import Database
-from shared.errors import DependencyUnavailable, GuardFailed
+from shared.errors import DependencyUnavailable, GuardFailed, ValidationFailed
+from shared.events import Event
 from shared.money import MAX_MINOR, line_total
 from shared.numbering import next_number
 from shared.observability import new_request_id, reset_request_id, set_request_id
@@ -151,8 +164,10 @@ async def lock(session: AsyncSession, order: Order) -> Order:
 
 
 def _effects(*, session: AsyncSession, outbox: Outbox, clock: Clock, settings: OrdersSettings,
-             actor: str, credit: CreditClient | None = None) -> Effects:
+             actor: str, credit: CreditClient | None = None,
+             ledger: LedgerClient | None = None) -> Effects:
     return Effects(session=session, outbox=outbox, clock=clock, actor=actor, credit=credit,
+                   ledger=ledger,
                    review_sla_working_days=settings.review_sla_working_days,
                    holidays=tuple(settings.holidays))
 
@@ -269,6 +284,122 @@ async def sign_contract(*, session: AsyncSession, outbox: Outbox, clock: Clock,
                              session=session, outbox=outbox, clock=clock, settings=settings,
                              actor=principal.name))
     return await _after_transition(session, order)
+
+
+# Change requests arrive with a later issue; until then none is ever open.
+NO_CHANGE_REQUESTS = 0
+
+
+async def start_fulfillment(*, session: AsyncSession, outbox: Outbox, clock: Clock,
+                            ledger: LedgerClient, settings: OrdersSettings, principal: Principal,
+                            order: Order) -> Order:
+    """contracted → in_fulfillment; a prepaid order only once ledger shows it paid."""
+    lifecycle.ensure_allowed(order, "start_fulfillment")
+    facts = Facts()
+    if order.payment_method == PaymentMethod.prepaid:
+        balance = await ledger.order_balance(order.id)  # no answer: 503, nothing changes
+        facts.ledger_paid = balance is not None and balance.outstanding_minor == 0
+    await lifecycle.fire(order, "start_fulfillment", facts=facts, effects=_effects(
+        session=session, outbox=outbox, clock=clock, settings=settings, actor=principal.name))
+    return await _after_transition(session, order)
+
+
+def _apply_delivery(order: Order, data: DeliveryCreate) -> list[tuple[OrderLine, Decimal]]:
+    """Check the delivered quantities against what is left of each line; lists every problem."""
+    lines = {line.id: line for line in order.lines}
+    wanted: dict[str, Decimal] = {}
+    errors: list[dict[str, str]] = []
+    for i, item in enumerate(data.lines):
+        line = lines.get(item.line_id)
+        if line is None:
+            errors.append({"field": f"lines[{i}].line_id", "message": "not a line of this order"})
+            continue
+        if item.line_id in wanted:
+            errors.append({"field": f"lines[{i}].line_id", "message": "listed twice"})
+            continue
+        left = line.quantity - line.delivered_quantity
+        if item.quantity > left:
+            errors.append({"field": f"lines[{i}].quantity",
+                           "message": f"only {left.quantize(Decimal('0.001'))} left to deliver"})
+        wanted[item.line_id] = item.quantity
+    if errors:
+        raise ValidationFailed("The delivery does not fit the order.", errors=errors)
+    return [(lines[line_id], quantity) for line_id, quantity in wanted.items()]
+
+
+async def record_delivery(*, session: AsyncSession, outbox: Outbox, clock: Clock,
+                          settings: OrdersSettings, principal: Principal, order: Order,
+                          data: DeliveryCreate) -> Order:
+    """Record a (partial) delivery; the last one in full moves the order to delivered."""
+    lifecycle.ensure_allowed(order, "deliver")
+    if data.delivered_at > clock.now():
+        raise ValidationFailed("A delivery cannot be recorded before it happens.", errors=[
+            {"field": "delivered_at", "message": f"must be {clock.now().isoformat()} or earlier"}])
+    delivered = _apply_delivery(order, data)
+    now = clock.now()
+    delivery = OrderDelivery(order_id=order.id, delivered_at=data.delivered_at,
+                             recorded_by=principal.name, recorded_at=now, lines=[
+                                 OrderDeliveryLine(line_id=line.id, quantity=quantity)
+                                 for line, quantity in delivered])
+    session.add(delivery)
+    for line, quantity in delivered:
+        line.delivered_quantity += quantity
+    await lifecycle.fire(order, "deliver", facts=Facts(open_change_requests=NO_CHANGE_REQUESTS),
+                         reason=f"delivery {delivery.id}", effects=_effects(
+                             session=session, outbox=outbox, clock=clock, settings=settings,
+                             actor=principal.name))
+    return await _after_transition(session, order)
+
+
+async def settle_order(*, session: AsyncSession, outbox: Outbox, clock: Clock, credit: CreditClient,
+                       ledger: LedgerClient, settings: OrdersSettings, principal: Principal,
+                       order: Order, due_date: date | None) -> Order:
+    """delivered → invoiced: ledger issues the invoice, credit converts the reservation.
+
+    Either not answering is 503 and the order stays delivered; asking again issues the same
+    invoice (ledger is idempotent per order) and converts once.
+    """
+    lifecycle.ensure_allowed(order, "settle")
+    today = clock.today()
+    if due_date is None:
+        due_date = today + timedelta(days=order.payment_terms_days or 0)
+    elif due_date < today:
+        raise ValidationFailed("The due date cannot be before the settlement date.", errors=[
+            {"field": "due_date", "message": f"must be {today.isoformat()} or later"}])
+    await lifecycle.fire(order, "settle", facts=Facts(open_change_requests=NO_CHANGE_REQUESTS),
+                         due_date=due_date, effects=_effects(
+                             session=session, outbox=outbox, clock=clock, settings=settings,
+                             actor=principal.name, credit=credit, ledger=ledger))
+    return await _after_transition(session, order)
+
+
+async def close_order(*, session: AsyncSession, outbox: Outbox, clock: Clock, ledger: LedgerClient,
+                      settings: OrdersSettings, actor: str, order: Order,
+                      reason: str | None = None) -> Order:
+    """invoiced → closed once ledger shows nothing outstanding (ledger down: 503, no change)."""
+    lifecycle.ensure_allowed(order, "close")
+    balance = await ledger.order_balance(order.id)
+    facts = Facts(outstanding_minor=balance.outstanding_minor if balance is not None else None,
+                  open_exceptions=0, open_change_requests=NO_CHANGE_REQUESTS)
+    await lifecycle.fire(order, "close", facts=facts, reason=reason, effects=_effects(
+        session=session, outbox=outbox, clock=clock, settings=settings, actor=actor))
+    return await _after_transition(session, order)
+
+
+async def on_invoice_paid(session: AsyncSession, app: Any, event: Event) -> None:
+    """`invoice.paid` from ledger (via notifier): close the order if its guards hold."""
+    order_id = str(event.data.get("order_id") or "")
+    order = await repository.lock_order(session, order_id) if order_id else None
+    if order is None or order.state != OrderState.invoiced:
+        log.info("invoice.paid for order %s: nothing to close", order_id or "?")
+        return
+    state = app.state
+    try:
+        await close_order(session=session, outbox=state.outbox, clock=state.clock,
+                          ledger=LedgerClient(state.http), settings=state.settings,
+                          actor=SYSTEM_ACTOR, order=order, reason="invoice paid")
+    except GuardFailed as refused:
+        log.info("order %s stays invoiced: %s", order.id, refused.detail)
 
 
 async def history(session: AsyncSession, order: Order, *, limit: int,

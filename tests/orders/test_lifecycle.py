@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from services.orders import lifecycle
-from services.orders.clients import CreditAnswer, CreditProfile
+from services.orders.clients import CreditAnswer, CreditProfile, LedgerInvoice
 from services.orders.errors import PreliminaryCheckFailed
 from services.orders.lifecycle import STATES, Effects, Facts, Opinion, fire
 from services.orders.models import Order, OrderHistory, OrderLine
@@ -100,6 +100,12 @@ class FakeCredit:
     down: bool = False
     reserved: list[dict[str, Any]] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
+    converted: list[tuple[str, str]] = field(default_factory=list)
+
+    async def convert(self, reservation_id: str, *, invoice_id: str) -> None:
+        if self.down:
+            raise DependencyUnavailable("The credit service did not answer.", dependency="credit")
+        self.converted.append((reservation_id, invoice_id))
 
     async def reserve(self, **kwargs: Any) -> CreditAnswer:
         if self.down:
@@ -114,15 +120,31 @@ class FakeCredit:
 
 
 @dataclass
+class FakeLedger:
+    """Ledger's invoices: one per order, or no answer when `down`."""
+
+    down: bool = False
+    issued: list[dict[str, Any]] = field(default_factory=list)
+
+    async def issue_invoice(self, **kwargs: Any) -> LedgerInvoice:
+        if self.down:
+            raise DependencyUnavailable("The ledger service did not answer.", dependency="ledger")
+        self.issued.append(kwargs)
+        return LedgerInvoice(id="inv-1", number="INV-000001", amount_minor=kwargs["amount_minor"])
+
+
+@dataclass
 class World:
     session: RecordingSession = field(default_factory=RecordingSession)
     outbox: RecordingOutbox = field(default_factory=RecordingOutbox)
     credit: FakeCredit = field(default_factory=FakeCredit)
+    ledger: FakeLedger = field(default_factory=FakeLedger)
     clock: FrozenClock = field(default_factory=lambda: FrozenClock(NOW))
 
     def effects(self, actor: str = "tester") -> Effects:
         return Effects(session=self.session, outbox=self.outbox, clock=self.clock,  # type: ignore[arg-type]
-                       actor=actor, credit=self.credit, review_sla_working_days=3,  # type: ignore[arg-type]
+                       actor=actor, credit=self.credit, ledger=self.ledger,  # type: ignore[arg-type]
+                       review_sla_working_days=3,
                        holidays=(date(2026, 1, 7),))
 
 
@@ -574,15 +596,48 @@ class TestDeliver:
         assert refusal.value.body()["guard"] == "no_open_change_request"
 
 
+def delivered_lines(*quantities: str) -> list[OrderLine]:
+    """Lines of 10 at 1 234 each, delivered as given, the last with 3 returned."""
+    return [OrderLine(position=i + 1, name="a", quantity=Decimal("10"), unit_price_minor=1_234,
+                      total_minor=12_340, delivered_quantity=Decimal(q),
+                      returned_quantity=Decimal("3") if i == len(quantities) - 1 else Decimal(0))
+            for i, q in enumerate(quantities)]
+
+
 class TestSettle:
     @pytest.mark.parametrize("state", refused("settle"))
     async def test_refused_from(self, world, state):
         await assert_refused(world, "settle", state)
 
     async def test_settles_without_open_change_requests(self, world):
-        order = an_order("delivered")
-        await fire(order, "settle", facts=Facts(open_change_requests=0), effects=world.effects())
+        order = an_order("delivered", credit=reserved_credit("res-7"),
+                         lines=delivered_lines("10", "5"))
+        await fire(order, "settle", facts=Facts(open_change_requests=0), effects=world.effects(),
+                   due_date=date(2026, 3, 6))
         assert order.state == "invoiced" and world.outbox.types == ["order.invoiced"]
+        [issued] = world.ledger.issued
+        assert issued["amount_minor"] == 1_234 * (10 + 5 - 3) and issued["due_date"] == date(2026, 3, 6)
+        assert order.invoice_id == "inv-1" and world.credit.converted == [("res-7", "inv-1")]
+        assert order.credit["status"] == "converted"
+        data = world.outbox.events[0].data
+        assert (data["invoice_id"], data["amount_minor"], data["due_date"]) == (
+            "inv-1", 14_808, "2026-03-06")
+
+    async def test_a_prepaid_order_has_no_reservation_to_convert(self, world):
+        order = an_order("delivered", payment_method="prepaid",
+                         credit={"status": "not_required", "reservation_id": None, "reasons": []})
+        await fire(order, "settle", facts=Facts(open_change_requests=0), effects=world.effects(),
+                   due_date=date(2026, 3, 6))
+        assert order.state == "invoiced" and world.credit.converted == []
+
+    @pytest.mark.parametrize("down", ["ledger", "credit"])
+    async def test_no_answer_fails_closed(self, world, down):
+        getattr(world, down).down = True
+        order = an_order("delivered", credit=reserved_credit())
+        with pytest.raises(DependencyUnavailable):
+            await fire(order, "settle", facts=Facts(open_change_requests=0),
+                       effects=world.effects(), due_date=date(2026, 3, 6))
+        assert order.state == "delivered" and world.outbox.events == []
 
     async def test_unchecked_change_requests_fail_closed(self, world):
         with pytest.raises(GuardFailed) as refusal:
