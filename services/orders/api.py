@@ -10,12 +10,15 @@ from pydantic import AwareDatetime
 from services.orders import lifecycle, repository, service
 from services.orders.clients import CreditClient, LedgerClient
 from services.orders.config import OrdersSettings
-from services.orders.models import Order, OrderHistory, OrderState
+from services.orders.models import Order, OrderException, OrderHistory, OrderState
 from services.orders.schemas import (
     CancelRequest,
     ContractRequest,
     DeliveryCreate,
     DiagramPublic,
+    ExceptionCreate,
+    ExceptionPublic,
+    ExceptionResolve,
     HistoryEntryPublic,
     OrderCreate,
     OrderPublic,
@@ -48,6 +51,7 @@ REVIEWERS = (Role.sales, Role.production, Role.technical, Role.quality, Role.fin
 PRODUCTION = (Role.production,)
 FINANCE = (Role.finance,)
 CLOSERS = (Role.sales, Role.finance)
+DEPARTMENT_ROLES = REVIEWERS  # every department's role: sales, production, technical, quality, finance
 
 router = APIRouter(prefix="/v1", tags=["orders"], responses=problem_responses(401, 403, 422))
 lifecycle_router = APIRouter(prefix="/v1", tags=["lifecycle"],
@@ -342,6 +346,39 @@ async def close_order(order: LockedOrder, request: Request, response: Response,
         session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
         ledger=ledger, settings=settings, actor=principal.name, order=order)
     return _shaped(response, order)
+
+
+@lifecycle_router.post("/orders/{order_id}/exceptions", status_code=status.HTTP_201_CREATED,
+                       response_model=ExceptionPublic, dependencies=[require(*DEPARTMENT_ROLES)],
+                       responses=TRANSITION_ERRORS)
+async def open_exception(order: LockedOrder, body: ExceptionCreate, request: Request,
+                         response: Response, session: SessionDep, principal: CurrentPrincipal,
+                         settings: SettingsDep) -> OrderException:
+    """Open an exception (a delay, a quality issue) on an order; open exceptions block close."""
+    exc = await service.open_exception(
+        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
+        settings=settings, principal=principal, order=order, data=body)
+    response.headers["Location"] = f"/v1/orders/{order.id}/exceptions/{exc.id}"
+    return exc
+
+
+@lifecycle_router.post("/orders/{order_id}/exceptions/{exception_id}/resolve",
+                       response_model=ExceptionPublic, dependencies=[require(*DEPARTMENT_ROLES)],
+                       responses=TRANSITION_ERRORS)
+async def resolve_exception(order: LockedOrder, body: ExceptionResolve, request: Request,
+                            session: SessionDep, principal: CurrentPrincipal,
+                            exception_id: Annotated[str, Path(max_length=36)]) -> OrderException:
+    """Resolve an open exception with what was done (409 `conflict` if already resolved)."""
+    return await service.resolve_exception(
+        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
+        principal=principal, order=order, exception_id=exception_id, resolution=body.resolution)
+
+
+@lifecycle_router.get("/orders/{order_id}/exceptions", response_model=list[ExceptionPublic],
+                      dependencies=[require(*READERS)], responses=problem_responses(404))
+async def list_exceptions(order: OrderOr404, session: SessionDep) -> list[OrderException]:
+    """The order's exceptions, open and resolved, oldest first."""
+    return await repository.exceptions_of(session, order.id)
 
 
 def _history_cursor(cursor: str | None) -> int | None:

@@ -231,3 +231,30 @@ class OrderDeliveryLine(OrdersBase, table=True):
         index=True))
     line_id: str = Field(sa_column=Column(String(36), ForeignKey("order_lines.id"), nullable=False))
     quantity: Decimal = Field(sa_type=ExactQuantity)
+
+
+class ExceptionKind(StrEnum):
+    production_delay = "production_delay"
+    quality_issue = "quality_issue"
+    logistics_delay = "logistics_delay"
+    other = "other"
+
+
+class OrderException(OrdersBase, table=True):
+    """Something gone wrong on an order (a delay, a quality issue); open ones block close."""
+
+    __tablename__ = "order_exceptions"
+
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()), primary_key=True, max_length=36)
+    order_id: str = Field(sa_column=Column(String(36), ForeignKey("orders.id", ondelete="CASCADE"),
+                                           nullable=False, index=True))
+    kind: str = Field(max_length=20)
+    description: str = Field(sa_type=Text)
+    owner_department: str = Field(max_length=20)
+    due_at: datetime = Field(sa_type=UTCDateTime)
+    status: str = Field(default="open", max_length=10, index=True)  # open | resolved
+    opened_by: str = Field(max_length=200)
+    opened_at: datetime = Field(sa_type=UTCDateTime)
+    resolution: str | None = Field(default=None, sa_type=Text)
+    resolved_by: str | None = Field(default=None, max_length=200)
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -6,12 +6,19 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.orders.models import CreditStatus, Order, OrderHistory, OrderReview, OrderState
+from services.orders.models import (
+    CreditStatus,
+    Order,
+    OrderException,
+    OrderHistory,
+    OrderReview,
+    OrderState,
+)
 from shared.pagination import after_keyset
 
 
@@ -115,3 +122,20 @@ async def claim_overdue_reviews(session: AsyncSession, *, as_of: datetime) -> li
             .with_for_update(skip_locked=True)
             .execution_options(populate_existing=True))
     return list((await session.execute(stmt)).scalars())
+
+
+async def exceptions_of(session: AsyncSession, order_id: str) -> list[OrderException]:
+    """The order's exceptions, oldest first."""
+    rows = await session.execute(select(OrderException).where(
+        OrderException.order_id == order_id).order_by(OrderException.opened_at, OrderException.id))
+    return list(rows.scalars())
+
+
+async def get_exception(session: AsyncSession, order_id: str, exception_id: str) -> OrderException | None:
+    return (await session.execute(select(OrderException).where(
+        OrderException.order_id == order_id, OrderException.id == exception_id))).scalar_one_or_none()
+
+
+async def count_open_exceptions(session: AsyncSession, order_id: str) -> int:
+    return (await session.execute(select(func.count()).select_from(OrderException).where(
+        OrderException.order_id == order_id, OrderException.status == "open"))).scalar_one()

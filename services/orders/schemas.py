@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, ConfigDict, Field, PlainSerializer, field_validator
 
-from services.orders.models import CreditStatus, PaymentMethod, ReviewDecision
+from services.orders.models import CreditStatus, ExceptionKind, PaymentMethod, ReviewDecision
 from shared.money import AmountMinor, Currency, Quantity
 from shared.schemas import RequestModel, ResponseModel
 
@@ -279,3 +279,38 @@ class SettleRequest(RequestModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"due_date": "2026-04-01"}, {}]})
 
     due_date: date | None = None
+
+
+class ExceptionCreate(RequestModel):
+    """An exception on an order: what went wrong, which department owns it, by when."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "kind": "production_delay", "description": "Laminator down; 600 boards slip a week.",
+        "owner_department": "production", "due_at": "2026-01-12T18:00:00+08:00"}]})
+
+    kind: ExceptionKind
+    description: Annotated[str, Field(min_length=1, max_length=4000)]
+    owner_department: Annotated[str, Field(min_length=1, max_length=20)]
+    due_at: AwareDatetime
+
+
+class ExceptionResolve(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"resolution": "Laminator repaired; boards shipped 2026-01-11."}]})
+
+    resolution: Annotated[str, Field(min_length=1, max_length=4000)]
+
+
+class ExceptionPublic(ResponseModel):
+    id: str
+    order_id: str
+    kind: ExceptionKind
+    description: str
+    owner_department: str
+    due_at: datetime
+    status: str
+    opened_by: str
+    opened_at: datetime
+    resolution: str | None = None
+    resolved_by: str | None = None
+    resolved_at: datetime | None = None

@@ -44,17 +44,31 @@ from services.orders.models import (
     Order,
     OrderDelivery,
     OrderDeliveryLine,
+    OrderException,
     OrderHistory,
     OrderLine,
     OrderState,
     PaymentMethod,
     counters,
 )
-from services.orders.schemas import DeliveryCreate, OrderCreate, OrderLineIn, OrderUpdate
+from services.orders.schemas import (
+    DeliveryCreate,
+    ExceptionCreate,
+    OrderCreate,
+    OrderLineIn,
+    OrderUpdate,
+)
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.db import Database
-from shared.errors import DependencyUnavailable, GuardFailed, ValidationFailed
+from shared.errors import (
+    Conflict,
+    DependencyUnavailable,
+    GuardFailed,
+    InvalidTransition,
+    NotFound,
+    ValidationFailed,
+)
 from shared.events import Event
 from shared.money import MAX_MINOR, line_total
 from shared.numbering import next_number
@@ -380,7 +394,8 @@ async def close_order(*, session: AsyncSession, outbox: Outbox, clock: Clock, le
     lifecycle.ensure_allowed(order, "close")
     balance = await ledger.order_balance(order.id)
     facts = Facts(outstanding_minor=balance.outstanding_minor if balance is not None else None,
-                  open_exceptions=0, open_change_requests=NO_CHANGE_REQUESTS)
+                  open_exceptions=await repository.count_open_exceptions(session, order.id),
+                  open_change_requests=NO_CHANGE_REQUESTS)
     await lifecycle.fire(order, "close", facts=facts, reason=reason, effects=_effects(
         session=session, outbox=outbox, clock=clock, settings=settings, actor=actor))
     return await _after_transition(session, order)
@@ -400,6 +415,55 @@ async def on_invoice_paid(session: AsyncSession, app: Any, event: Event) -> None
                           actor=SYSTEM_ACTOR, order=order, reason="invoice paid")
     except GuardFailed as refused:
         log.info("order %s stays invoiced: %s", order.id, refused.detail)
+
+
+# --- Exceptions ---------------------------------------------------------------------------
+
+
+def _exception_event(clock: Clock, type_: str, order: Order, exc: OrderException,
+                     **extra: Any) -> Event:
+    return order_event(clock, type_, order, exception_id=exc.id, kind=exc.kind,
+                       owner_department=exc.owner_department, due_at=exc.due_at.isoformat(),
+                       state=order.state, **extra)
+
+
+async def open_exception(*, session: AsyncSession, outbox: Outbox, clock: Clock,
+                         settings: OrdersSettings, principal: Principal, order: Order,
+                         data: ExceptionCreate) -> OrderException:
+    """Open an exception on an order that is not closed or cancelled; it blocks close."""
+    if order.state in lifecycle.FINAL_STATES:
+        raise InvalidTransition(
+            f"Order {order.number} is {order.state}; exceptions cannot be opened on it.",
+            state=order.state, allowed=lifecycle.allowed_triggers(order.state))
+    if data.owner_department not in settings.review_departments:
+        raise ValidationFailed(f"{data.owner_department} is not a department.", errors=[{
+            "field": "owner_department",
+            "message": f"must be one of {', '.join(settings.review_departments)}"}])
+    exc = OrderException(order_id=order.id, kind=data.kind.value, description=data.description,
+                         owner_department=data.owner_department, due_at=data.due_at,
+                         opened_by=principal.name, opened_at=clock.now())
+    session.add(exc)
+    await session.flush()
+    await outbox.enqueue(session, _exception_event(
+        clock, "order.exception_opened", order, exc, description=exc.description))
+    return exc
+
+
+async def resolve_exception(*, session: AsyncSession, outbox: Outbox, clock: Clock,
+                            principal: Principal, order: Order, exception_id: str,
+                            resolution: str) -> OrderException:
+    """Resolve an open exception (resolving it again is a conflict)."""
+    exc = await repository.get_exception(session, order.id, exception_id)
+    if exc is None:
+        raise NotFound(f"Order {order.number} has no exception {exception_id}.")
+    if exc.status != "open":
+        raise Conflict(f"Exception {exception_id} was already resolved.")
+    exc.status, exc.resolution = "resolved", resolution
+    exc.resolved_by, exc.resolved_at = principal.name, clock.now()
+    await session.flush()
+    await outbox.enqueue(session, _exception_event(
+        clock, "order.exception_resolved", order, exc, resolution=resolution))
+    return exc
 
 
 async def history(session: AsyncSession, order: Order, *, limit: int,

@@ -57,6 +57,26 @@ def upgrade() -> None:
     with op.batch_alter_table('order_delivery_lines', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_order_delivery_lines_delivery_id'), ['delivery_id'], unique=False)
 
+    op.create_table('order_exceptions',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+    sa.Column('order_id', sa.String(length=36), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('description', sa.Text(), nullable=False),
+    sa.Column('owner_department', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('due_at', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+    sa.Column('opened_by', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('opened_at', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('resolution', sa.Text(), nullable=True),
+    sa.Column('resolved_by', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+    sa.Column('resolved_at', shared.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_order_exceptions_order_id_orders'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_order_exceptions'))
+    )
+    with op.batch_alter_table('order_exceptions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_order_exceptions_order_id'), ['order_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_order_exceptions_status'), ['status'], unique=False)
+
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.add_column(sa.Column('invoice_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=True))
 
@@ -75,3 +95,8 @@ def downgrade() -> None:
     op.drop_table('order_deliveries')
     op.drop_table('subscriptions')
     op.drop_table('inbox')
+    with op.batch_alter_table('order_exceptions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_order_exceptions_status'))
+        batch_op.drop_index(batch_op.f('ix_order_exceptions_order_id'))
+
+    op.drop_table('order_exceptions')
