@@ -173,7 +173,7 @@ def _profile_public(view: service.ProfileView) -> CreditProfilePublic:
                                 reserved_minor=e.reserved_minor,
                                 guarantees_minor=e.guarantees_minor,
                                 available_minor=e.available_minor),
-        overdue_minor=0, max_days_overdue=0,
+        overdue_minor=view.overdue_minor, max_days_overdue=view.max_days_overdue,
         holds=[HoldPublic.model_validate(h) for h in view.holds],
         evaluation_id=p.evaluation_id, version=p.version,
         updated_at=p.updated_at if view.persisted else None)
@@ -196,9 +196,11 @@ async def get_credit_profile(customer: CustomerOr404, session: SessionDep, ctx: 
                              response: Response) -> CreditProfilePublic:
     """The customer's credit profile: limit, terms, grade, policy, status, exposure and active holds.
 
-    `available_minor` = limit + active guarantees − (open receivables + reserved). Until ledger
-    reports receivables (a later issue), open receivables are the reservations converted on
-    invoicing, and `overdue_minor` / `max_days_overdue` are 0.
+    `available_minor` = limit + active guarantees − (open receivables + reserved). Open
+    receivables, `overdue_minor` and `max_days_overdue` are ledger's figures in the profile's
+    currency, refreshed from ledger's exposure whenever a ledger event about the customer's
+    invoices, payments or notes arrives (plus, until its `invoice.issued` arrives, a reservation
+    converted on invoicing). Overdue figures are as of the last refresh.
     """
     view = await service.read_profile(session, ctx.clock, ctx.default_currency, customer)
     set_etag(response, view.profile.version)

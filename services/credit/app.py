@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from fastapi import FastAPI
 
-from services.credit import api
+from services.credit import api, receivables
 from services.credit.config import CreditSettings
 from services.credit.models import idempotency_keys, metadata, outbox
 from shared.app import ServiceSpec, create_service_app
@@ -20,6 +20,7 @@ SPEC = ServiceSpec(
     idempotency=idempotency_keys,
     outbox=outbox,
     routers=api.routers,
+    subscriber=receivables.subscriber(),
     tags=[{"name": "customers", "description": "Customers and their contacts."},
           {"name": "credit", "description": "Credit profiles (limit, terms, grade, policy, "
                                             "status, exposure), holds, guarantees, credit "

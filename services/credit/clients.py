@@ -27,6 +27,16 @@ class LedgerExposure(BaseModel):
     avg_days_late: float | None = None
 
 
+class LedgerReceivables(BaseModel):
+    """The part of ledger's `GET /v1/customers/{id}/exposure` the receivables snapshot keeps."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    open_receivables_minor: int = 0
+    overdue_minor: int = 0
+    max_days_overdue: int = 0
+
+
 @dataclass(frozen=True)
 class HistoryAnswer:
     """Ledger's payment history, or None with the reason there is none."""
@@ -40,6 +50,27 @@ class LedgerClient:
 
     def __init__(self, http: ServiceHttp) -> None:
         self.http = http
+
+    async def receivables(self, customer_id: str, currency: str) -> LedgerReceivables:
+        """Ledger's open and overdue receivables of the customer in `currency`, now.
+
+        Raises `DependencyUnavailable` when ledger does not answer or answers something other
+        than the figures (an event handler then fails and notifier delivers the event again);
+        404 (ledger knows nothing of the customer) is no receivables.
+        """
+        response = await self.http.call(
+            "ledger", "GET", f"/v1/customers/{quote(customer_id, safe='')}/exposure",
+            params={"currency": currency})
+        if response.status_code == 404:
+            return LedgerReceivables()
+        if response.status_code != 200:
+            raise DependencyUnavailable(f"ledger answered {response.status_code} for the "
+                                        f"exposure of customer {customer_id}", dependency="ledger")
+        try:
+            return LedgerReceivables.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise DependencyUnavailable("ledger sent an exposure credit cannot read",
+                                        dependency="ledger") from exc
 
     async def payment_history(self, customer_id: str, currency: str) -> HistoryAnswer:
         """How the customer pays in `currency`, from ledger; None when it has none or is down."""

@@ -24,6 +24,7 @@ from shared.db import UTCDateTime, service_metadata
 from shared.idempotency import idempotency_table
 from shared.numbering import counter_table
 from shared.outbox import outbox_table
+from shared.subscriptions import inbox_table, subscription_table
 
 
 class CreditBase(SQLModel):
@@ -244,6 +245,9 @@ class Reservation(CreditBase, table=True):
     invoice_id: str | None = Field(default=None, max_length=36)
     released_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     converted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # When ledger's receivables snapshot was refreshed on this order's `invoice.issued`: from
+    # then on the invoiced amount is in the snapshot, not counted from the reservation.
+    receivable_seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     version: int = Field(default=1)
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
@@ -270,3 +274,29 @@ class Evaluation(CreditBase, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
     applied_by: str | None = Field(default=None, max_length=100)
     applied_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+# ---------------------------------------------------------------- receivables from ledger
+
+subscriptions = subscription_table(metadata)
+inbox = inbox_table(metadata)
+
+
+class ReceivablesSnapshot(CreditBase, table=True):
+    """Ledger's receivables of a customer in one currency, as ledger last answered them.
+
+    Refreshed from `GET /v1/customers/{id}/exposure?currency=` whenever a ledger event says
+    the customer's receivables changed; the figures are ledger's, never summed up here.
+    """
+
+    __tablename__ = "receivables_snapshots"
+
+    customer_id: str = Field(primary_key=True, max_length=36)
+    currency: str = Field(primary_key=True, max_length=3)
+    open_receivables_minor: int = Field(default=0, sa_type=BigInteger)
+    overdue_minor: int = Field(default=0, sa_type=BigInteger)
+    max_days_overdue: int = Field(default=0)
+    as_of: date
+    refreshed_at: datetime = Field(sa_type=UTCDateTime)
+    last_event_id: str | None = Field(default=None, max_length=36)
+    last_event_type: str | None = Field(default=None, max_length=100)

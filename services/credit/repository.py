@@ -20,6 +20,7 @@ from services.credit.models import (
     Guarantee,
     GuaranteeStatus,
     HoldStatus,
+    ReceivablesSnapshot,
     Reservation,
     ReservationStatus,
 )
@@ -84,6 +85,42 @@ async def sum_reservations(session: AsyncSession, customer_id: str, status: str)
     stmt = select(func.coalesce(func.sum(Reservation.amount_minor), 0)).where(
         Reservation.customer_id == customer_id, Reservation.status == status)
     return int((await session.execute(stmt)).scalar_one())
+
+
+async def sum_converted_not_in_snapshot(session: AsyncSession, customer_id: str,
+                                        currency: str) -> int:
+    """Reservations converted on invoicing whose `invoice.issued` has not refreshed the snapshot."""
+    stmt = select(func.coalesce(func.sum(Reservation.amount_minor), 0)).where(
+        Reservation.customer_id == customer_id, Reservation.currency == currency,
+        Reservation.status == ReservationStatus.converted,
+        Reservation.receivable_seen_at.is_(None))
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def get_snapshot(session: AsyncSession, customer_id: str, currency: str
+                       ) -> ReceivablesSnapshot | None:
+    stmt = (select(ReceivablesSnapshot).where(ReceivablesSnapshot.customer_id == customer_id,
+                                              ReceivablesSnapshot.currency == currency)
+            .execution_options(populate_existing=True))
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def save_snapshot(session: AsyncSession, values: dict[str, Any]) -> None:
+    """Insert or overwrite the (customer, currency) snapshot with `values` in one statement."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(ReceivablesSnapshot).values(**values)
+    changed = {k: v for k, v in values.items() if k not in ("customer_id", "currency")}
+    await session.execute(stmt.on_conflict_do_update(
+        index_elements=["customer_id", "currency"], set_=changed))
+
+
+async def mark_receivable_seen(session: AsyncSession, order_id: str, customer_id: str,
+                               at: datetime) -> None:
+    """The order's converted reservation is now in ledger's snapshot."""
+    await session.execute(update(Reservation).where(
+        Reservation.order_id == order_id, Reservation.customer_id == customer_id,
+        Reservation.status == ReservationStatus.converted,
+        Reservation.receivable_seen_at.is_(None)).values(receivable_seen_at=at))
 
 
 async def count_reservations(session: AsyncSession, customer_id: str, statuses: list[str]) -> int:

@@ -155,8 +155,9 @@ class HoldPublic(ResponseModel):
 
 class ExposurePublic(ResponseModel):
     open_receivables_minor: int = Field(
-        description="Invoiced and not yet paid. Until ledger reports it (a later issue) this is "
-                    "the sum of reservations converted on invoicing.")
+        description="Invoiced and not yet paid, as ledger reported it on its last event about the "
+                    "customer; plus reservations converted on invoicing whose invoice.issued has "
+                    "not arrived yet.")
     reserved_minor: int = Field(description="Active reservations of orders not yet invoiced")
     guarantees_minor: int = Field(description="Active guarantees not expired as of today")
     available_minor: int = Field(
@@ -172,8 +173,10 @@ class CreditProfilePublic(ResponseModel):
     policy: str = Field(description="credit, prepaid_only or guarantee_required")
     status: str = Field(description="active, on_hold (an active hold) or blocked")
     exposure: ExposurePublic
-    overdue_minor: int = Field(description="Always 0 until ledger reports overdue amounts")
-    max_days_overdue: int = Field(description="Always 0 until ledger reports overdue amounts")
+    overdue_minor: int = Field(description="Ledger's outstanding past due date, as of its last "
+                                           "event about the customer")
+    max_days_overdue: int = Field(description="Ledger's figure, as of its last event about the "
+                                              "customer")
     holds: list[HoldPublic] = Field(description="Active holds")
     evaluation_id: str | None = Field(description="The evaluation last applied, if any")
     version: int

@@ -134,6 +134,8 @@ class ProfileView:
     exposure: Exposure
     holds: list[CreditHold]
     persisted: bool = True
+    overdue_minor: int = 0
+    max_days_overdue: int = 0
 
 
 def _profile_defaults(currency: str, now: datetime) -> dict[str, Any]:
@@ -150,12 +152,22 @@ async def _lock_profile(session: AsyncSession, clock: Clock, default_currency: s
 
 
 async def _exposure(session: AsyncSession, profile: CreditProfile, today: date) -> Exposure:
+    """Limit, guarantees and use in the profile's currency.
+
+    Open receivables are ledger's (the receivables snapshot, refreshed on ledger's events)
+    plus reservations converted on invoicing whose `invoice.issued` has not refreshed the
+    snapshot yet, so an invoice never drops out of exposure between the conversion and the
+    event's delivery. Reserved is the active reservations only: a converted one is open
+    receivable, never both.
+    """
     guarantees, _ = await repository.active_guarantee_totals(
         session, profile.customer_id, profile.currency, today)
+    snapshot = await repository.get_snapshot(session, profile.customer_id, profile.currency)
+    in_transit = await repository.sum_converted_not_in_snapshot(
+        session, profile.customer_id, profile.currency)
     return Exposure(
         limit_minor=profile.limit_minor,
-        open_receivables_minor=await repository.sum_reservations(
-            session, profile.customer_id, ReservationStatus.converted),
+        open_receivables_minor=(snapshot.open_receivables_minor if snapshot else 0) + in_transit,
         reserved_minor=await repository.sum_reservations(
             session, profile.customer_id, ReservationStatus.active),
         guarantees_minor=guarantees)
@@ -173,8 +185,11 @@ async def _facts(session: AsyncSession, profile: CreditProfile, today: date) -> 
 
 async def view_profile(session: AsyncSession, clock: Clock, profile: CreditProfile,
                        *, persisted: bool = True) -> ProfileView:
+    snapshot = await repository.get_snapshot(session, profile.customer_id, profile.currency)
     return ProfileView(profile, await _exposure(session, profile, clock.today()),
-                       await repository.active_holds(session, profile.customer_id), persisted)
+                       await repository.active_holds(session, profile.customer_id), persisted,
+                       overdue_minor=snapshot.overdue_minor if snapshot else 0,
+                       max_days_overdue=snapshot.max_days_overdue if snapshot else 0)
 
 
 async def read_profile(session: AsyncSession, clock: Clock, default_currency: str,
@@ -193,8 +208,7 @@ async def _currency_blockers(session: AsyncSession, profile: CreditProfile, toda
     blockers = []
     if await repository.count_reservations(session, profile.customer_id, [ReservationStatus.active]):
         blockers.append("active reservations")
-    if await repository.count_reservations(session, profile.customer_id,
-                                           [ReservationStatus.converted]):
+    if (await _exposure(session, profile, today)).open_receivables_minor:
         blockers.append("open receivables")
     if await repository.count_active_guarantees(session, profile.customer_id, today):
         blockers.append("active guarantees")
