@@ -222,3 +222,23 @@ async def test_events_out_of_order_end_at_ledgers_figure(system):
     assert await _exposure(system, customer_id) == {
         "open_receivables_minor": yuan(40_000), "reserved_minor": 0, "guarantees_minor": 0,
         "available_minor": yuan(560_000)}
+
+
+async def test_converted_by_hand_before_the_event_is_counted_once(system):
+    """Orders converts on settle; until invoice.issued arrives the reservation counts as
+    open receivable, after it ledger's figure replaces it — never both, never neither."""
+    customer_id = await _customer(system)
+    order_id = str(uuid.uuid4())
+    reservation = (await reserve(system, customer_id, yuan(100_000), order_id=order_id)).json()
+    invoice = await _invoice(system, customer_id, order_id, yuan(100_000))
+    r = await system.client("credit", "service").post(
+        f"/v1/reservations/{reservation['id']}/convert", json={"invoice_id": invoice["id"]})
+    assert r.status_code == 200, r.text
+    expected = {"open_receivables_minor": yuan(100_000), "reserved_minor": 0,
+                "guarantees_minor": 0, "available_minor": yuan(500_000)}
+    assert await _exposure(system, customer_id) == expected  # in transit
+    await system.pump()
+    assert await _exposure(system, customer_id) == expected  # ledger's figure
+    await _pay(system, customer_id, invoice["id"], yuan(100_000))
+    await system.pump()
+    assert (await _exposure(system, customer_id))["open_receivables_minor"] == 0
