@@ -19,6 +19,8 @@ from services.orders.schemas import (
     ExceptionCreate,
     ExceptionPublic,
     ExceptionResolve,
+    ExceptionScanPublic,
+    ExceptionScanRequest,
     HistoryEntryPublic,
     OrderCreate,
     OrderPublic,
@@ -428,3 +430,18 @@ async def scan_review_deadlines(request: Request, session: SessionDep, settings:
     reported = await service.scan_review_deadlines(
         session=session, outbox=request.app.state.outbox, clock=clock, settings=settings, as_of=as_of)
     return ReviewSlaScanPublic(as_of=as_of, orders=reported)
+
+
+@lifecycle_router.post("/exception-scans", response_model=ExceptionScanPublic,
+                       dependencies=[require()])
+async def scan_overdue_exceptions(request: Request, session: SessionDep,
+                                  body: Annotated[ExceptionScanRequest | None, Body(examples=[
+                                      {"as_of": "2026-01-13T09:00:00+00:00"}])] = None
+                                  ) -> ExceptionScanPublic:
+    """Report open exceptions past their due time as of `as_of` (admin): `order.exception_overdue`
+    once per exception (an extension of DESIGN.md's event list)."""
+    clock = request.app.state.clock
+    as_of = body.as_of if body and body.as_of else clock.now()
+    reported = await service.scan_overdue_exceptions(
+        session=session, outbox=request.app.state.outbox, clock=clock, as_of=as_of)
+    return ExceptionScanPublic(as_of=as_of, exceptions=reported)

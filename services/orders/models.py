@@ -258,3 +258,5 @@ class OrderException(OrdersBase, table=True):
     resolution: str | None = Field(default=None, sa_type=Text)
     resolved_by: str | None = Field(default=None, max_length=200)
     resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # When `order.exception_overdue` was emitted for it (once per exception).
+    overdue_notified_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -139,3 +139,14 @@ async def get_exception(session: AsyncSession, order_id: str, exception_id: str)
 async def count_open_exceptions(session: AsyncSession, order_id: str) -> int:
     return (await session.execute(select(func.count()).select_from(OrderException).where(
         OrderException.order_id == order_id, OrderException.status == "open"))).scalar_one()
+
+
+async def claim_overdue_exceptions(session: AsyncSession, *, as_of: datetime) -> list[OrderException]:
+    """Open exceptions past their due time not reported yet, locked for reporting."""
+    stmt = (select(OrderException)
+            .where(OrderException.status == "open", OrderException.due_at < as_of,
+                   OrderException.overdue_notified_at.is_(None))
+            .order_by(OrderException.due_at, OrderException.id)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True))
+    return list((await session.execute(stmt)).scalars())

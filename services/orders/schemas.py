@@ -314,3 +314,16 @@ class ExceptionPublic(ResponseModel):
     resolution: str | None = None
     resolved_by: str | None = None
     resolved_at: datetime | None = None
+
+
+class ExceptionScanRequest(RequestModel):
+    """Report open exceptions late as of `as_of` (default: now)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"as_of": "2026-01-13T09:00:00+00:00"}, {}]})
+
+    as_of: AwareDatetime | None = None
+
+
+class ExceptionScanPublic(ResponseModel):
+    as_of: datetime
+    exceptions: list[str] = Field(description="Ids of the exceptions newly reported overdue.")

@@ -466,6 +466,22 @@ async def resolve_exception(*, session: AsyncSession, outbox: Outbox, clock: Clo
     return exc
 
 
+async def scan_overdue_exceptions(*, session: AsyncSession, outbox: Outbox, clock: Clock,
+                                  as_of: datetime) -> list[str]:
+    """Emit `order.exception_overdue` once per open exception past its due time."""
+    reported = []
+    for exc in await repository.claim_overdue_exceptions(session, as_of=as_of):
+        order = await repository.get_order(session, exc.order_id)
+        if order is None:
+            continue
+        exc.overdue_notified_at = clock.now()
+        await outbox.enqueue(session, _exception_event(
+            clock, "order.exception_overdue", order, exc, as_of=as_of.isoformat()))
+        reported.append(exc.id)
+    await session.flush()
+    return reported
+
+
 async def history(session: AsyncSession, order: Order, *, limit: int,
                   after_seq: int | None) -> list[OrderHistory]:
     """The order's transitions, oldest first."""

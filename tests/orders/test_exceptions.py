@@ -89,3 +89,28 @@ class TestExceptions:
         r = await system.client("orders", "production").post(
             f"/v1/orders/{order['id']}/exceptions/nope/resolve", json={"resolution": "x"})
         assert r.status_code == 404, r.text
+
+
+class TestExceptionScan:
+    async def test_late_open_exceptions_are_reported_once(self, system, customer_id):
+        order = await contracted_order(system, customer_id)
+        path = f"/v1/orders/{order['id']}/exceptions"
+        late = (await system.client("orders", "production").post(path, json=EXCEPTION)).json()
+        resolved = (await system.client("orders", "production").post(path, json=EXCEPTION)).json()
+        await system.client("orders", "production").post(f"{path}/{resolved['id']}/resolve",
+                                                         json={"resolution": "Done."})
+        await system.client("orders", "production").post(path, json={
+            **EXCEPTION, "due_at": "2026-02-01T10:00:00+00:00"})
+        admin = system.client("orders", "admin")
+        r = await admin.post("/v1/exception-scans", json={"as_of": "2026-01-13T09:00:00+00:00"})
+        assert r.status_code == 200, r.text
+        assert r.json()["exceptions"] == [late["id"]]
+        r = await admin.post("/v1/exception-scans", json={"as_of": "2026-01-14T09:00:00+00:00"})
+        assert r.json()["exceptions"] == []
+        [event] = await flows.order_events(system, "order.exception_overdue")
+        assert event["data"]["exception_id"] == late["id"]
+        assert event["data"]["as_of"] == "2026-01-13T09:00:00+00:00"
+
+    async def test_admin_only(self, system):
+        r = await system.client("orders", "production").post("/v1/exception-scans")
+        assert r.status_code == 403

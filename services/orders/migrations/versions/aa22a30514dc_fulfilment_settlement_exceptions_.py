@@ -70,6 +70,7 @@ def upgrade() -> None:
     sa.Column('resolution', sa.Text(), nullable=True),
     sa.Column('resolved_by', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
     sa.Column('resolved_at', shared.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('overdue_notified_at', shared.db.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_order_exceptions_order_id_orders'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_order_exceptions'))
     )
