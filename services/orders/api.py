@@ -10,7 +10,7 @@ from pydantic import AwareDatetime
 from services.orders import lifecycle, repository, service
 from services.orders.clients import CreditClient, LedgerClient
 from services.orders.config import OrdersSettings
-from services.orders.models import Order, OrderException, OrderHistory, OrderState
+from services.orders.models import Order, OrderException, OrderHistory, OrderReturn, OrderState
 from services.orders.schemas import (
     CancelRequest,
     ContractRequest,
@@ -25,6 +25,8 @@ from services.orders.schemas import (
     OrderCreate,
     OrderPublic,
     OrderUpdate,
+    ReturnCreate,
+    ReturnPublic,
     ReviewCreate,
     ReviewSlaScanPublic,
     ReviewSlaScanRequest,
@@ -445,3 +447,23 @@ async def scan_overdue_exceptions(request: Request, session: SessionDep,
     reported = await service.scan_overdue_exceptions(
         session=session, outbox=request.app.state.outbox, clock=clock, as_of=as_of)
     return ExceptionScanPublic(as_of=as_of, exceptions=reported)
+
+
+@lifecycle_router.post("/orders/{order_id}/returns", status_code=status.HTTP_201_CREATED,
+                       response_model=ReturnPublic, dependencies=[require(*WRITERS)],
+                       responses={**TRANSITION_ERRORS, **problem_responses(503)})
+async def record_return(order: LockedOrder, body: ReturnCreate, request: Request,
+                        response: Response, session: SessionDep, principal: CurrentPrincipal,
+                        ledger: LedgerDep) -> OrderReturn:
+    """Record goods returned after delivery (delivered or invoiced orders).
+
+    A line never returns more than was delivered (422, field `lines[i].quantity`). On an
+    invoiced order ledger issues a credit note for the returned value; if ledger does not
+    answer, 503 and nothing changes. Before settlement the return lowers what settle invoices.
+    """
+    record = await service.record_return(
+        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
+        ledger=ledger, principal=principal, order=order, data=body)
+    response.headers["Location"] = f"/v1/orders/{order.id}/returns/{record.id}"
+    set_etag(response, order.version)
+    return record

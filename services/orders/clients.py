@@ -199,3 +199,23 @@ class LedgerClient:
         except ValidationError as exc:
             raise DependencyUnavailable("The ledger service sent a balance orders cannot read.",
                                         dependency="ledger") from exc
+
+    async def credit_note(self, *, invoice_id: str, amount_minor: int, reason: str,
+                          idempotency_key: str) -> str:
+        """Credit the invoice (a return); the same key never credits twice. Returns the note id.
+
+        Ledger refusing the note (4xx: say, more than is outstanding) is a `conflict` carrying
+        its explanation; no answer is 503.
+        """
+        response = await self.http.call("ledger", "POST", "/v1/credit-notes", json={
+            "invoice_id": invoice_id, "amount_minor": amount_minor, "reason": reason},
+            idempotency_key=idempotency_key)
+        if response.status_code in (200, 201):
+            try:
+                return str(response.json()["id"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise DependencyUnavailable("The ledger service sent a credit note orders cannot "
+                                            "read.", dependency="ledger") from exc
+        if 400 <= response.status_code < 500 and response.status_code not in (401, 403, 429):
+            raise Conflict(f"Ledger refused the credit note: {_detail(response)}")
+        raise self._unexpected(response, f"a credit note on invoice {invoice_id}")

@@ -260,3 +260,32 @@ class OrderException(OrdersBase, table=True):
     resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # When `order.exception_overdue` was emitted for it (once per exception).
     overdue_notified_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class OrderReturn(OrdersBase, table=True):
+    """Goods the customer sent back after delivery; on an invoiced order, a ledger credit note."""
+
+    __tablename__ = "order_returns"
+
+    id: str = Field(primary_key=True, max_length=36)
+    order_id: str = Field(sa_column=Column(String(36), ForeignKey("orders.id", ondelete="CASCADE"),
+                                           nullable=False, index=True))
+    reason: str = Field(sa_type=Text)
+    amount_minor: int = Field(sa_type=BigInteger)
+    credit_note_id: str | None = Field(default=None, max_length=36)
+    recorded_by: str = Field(max_length=200)
+    recorded_at: datetime = Field(sa_type=UTCDateTime)
+
+    lines: list["OrderReturnLine"] = Relationship(sa_relationship_kwargs={
+        "lazy": "selectin", "cascade": "all, delete-orphan"})
+
+
+class OrderReturnLine(OrdersBase, table=True):
+    __tablename__ = "order_return_lines"
+    __table_args__ = (UniqueConstraint("return_id", "line_id"),)
+
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()), primary_key=True, max_length=36)
+    return_id: str = Field(sa_column=Column(
+        String(36), ForeignKey("order_returns.id", ondelete="CASCADE"), nullable=False, index=True))
+    line_id: str = Field(sa_column=Column(String(36), ForeignKey("order_lines.id"), nullable=False))
+    quantity: Decimal = Field(sa_type=ExactQuantity)

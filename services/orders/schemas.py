@@ -327,3 +327,31 @@ class ExceptionScanRequest(RequestModel):
 class ExceptionScanPublic(ResponseModel):
     as_of: datetime
     exceptions: list[str] = Field(description="Ids of the exceptions newly reported overdue.")
+
+
+class ReturnCreate(RequestModel):
+    """Goods sent back after delivery: how much of which lines, and why."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "lines": [{"line_id": "3f1c2d4e-5a6b-4c7d-8e9f-0a1b2c3d4e5f", "quantity": "10"}],
+        "reason": "Delamination found at incoming inspection, QC-88"}]})
+
+    lines: Annotated[list[DeliveryLineIn], Field(min_length=1, max_length=MAX_LINES)]
+    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class ReturnLinePublic(ResponseModel):
+    line_id: str
+    quantity: QuantityText
+
+
+class ReturnPublic(ResponseModel):
+    id: str
+    order_id: str
+    reason: str
+    amount_minor: int = Field(description="Value of the returned goods at the lines' prices")
+    credit_note_id: str | None = Field(description="Ledger's credit note, when the order was "
+                                                   "already invoiced")
+    lines: list[ReturnLinePublic]
+    recorded_by: str
+    recorded_at: datetime

@@ -16,6 +16,7 @@ key, and approval waits (`guard_failed`, guard `credit_reserved`) until credit r
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -47,6 +48,8 @@ from services.orders.models import (
     OrderException,
     OrderHistory,
     OrderLine,
+    OrderReturn,
+    OrderReturnLine,
     OrderState,
     PaymentMethod,
     counters,
@@ -57,6 +60,7 @@ from services.orders.schemas import (
     OrderCreate,
     OrderLineIn,
     OrderUpdate,
+    ReturnCreate,
 )
 from shared.auth import Principal
 from shared.clock import Clock
@@ -415,6 +419,73 @@ async def on_invoice_paid(session: AsyncSession, app: Any, event: Event) -> None
                           actor=SYSTEM_ACTOR, order=order, reason="invoice paid")
     except GuardFailed as refused:
         log.info("order %s stays invoiced: %s", order.id, refused.detail)
+
+
+# --- Returns ------------------------------------------------------------------------------
+
+RETURNABLE_STATES = (OrderState.delivered, OrderState.invoiced)
+
+
+def _returned_lines(order: Order, data: ReturnCreate) -> list[tuple[OrderLine, Decimal]]:
+    """Check the returned quantities against what was delivered and not returned yet."""
+    lines = {line.id: line for line in order.lines}
+    wanted: dict[str, Decimal] = {}
+    errors: list[dict[str, str]] = []
+    for i, item in enumerate(data.lines):
+        line = lines.get(item.line_id)
+        if line is None:
+            errors.append({"field": f"lines[{i}].line_id", "message": "not a line of this order"})
+            continue
+        if item.line_id in wanted:
+            errors.append({"field": f"lines[{i}].line_id", "message": "listed twice"})
+            continue
+        left = line.delivered_quantity - line.returned_quantity
+        if item.quantity > left:
+            errors.append({"field": f"lines[{i}].quantity",
+                           "message": f"only {left.quantize(Decimal('0.001'))} delivered and "
+                                      "not returned"})
+        wanted[item.line_id] = item.quantity
+    if errors:
+        raise ValidationFailed("The return does not fit what was delivered.", errors=errors)
+    return [(lines[line_id], quantity) for line_id, quantity in wanted.items()]
+
+
+async def record_return(*, session: AsyncSession, outbox: Outbox, clock: Clock,
+                        ledger: LedgerClient, principal: Principal, order: Order,
+                        data: ReturnCreate) -> OrderReturn:
+    """Goods back after delivery; on an invoiced order ledger credits their value (fail closed).
+
+    The return's id follows from the order's version, so a retry after ledger did not answer
+    asks ledger with the same key (`return:{id}`) and never credits twice.
+    """
+    if order.state not in RETURNABLE_STATES:
+        raise InvalidTransition(
+            f"Order {order.number} is {order.state}; goods can be returned once delivered.",
+            state=order.state, allowed=lifecycle.allowed_triggers(order.state))
+    returned = _returned_lines(order, data)
+    amount = sum(line_total(q, line.unit_price_minor) for line, q in returned)
+    return_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"o2c:orders:{order.id}:return:v{order.version}"))
+    credit_note_id = None
+    if order.state == OrderState.invoiced and amount > 0:
+        assert order.invoice_id is not None
+        credit_note_id = await ledger.credit_note(
+            invoice_id=order.invoice_id, amount_minor=amount, reason=f"Return: {data.reason}",
+            idempotency_key=f"return:{return_id}")
+    now = clock.now()
+    record = OrderReturn(id=return_id, order_id=order.id, reason=data.reason, amount_minor=amount,
+                         credit_note_id=credit_note_id, recorded_by=principal.name,
+                         recorded_at=now, lines=[OrderReturnLine(line_id=line.id, quantity=q)
+                                                 for line, q in returned])
+    session.add(record)
+    for line, q in returned:
+        line.returned_quantity += q
+    order.version += 1
+    order.updated_at = now
+    await session.flush()
+    await outbox.enqueue(session, order_event(
+        clock, "order.returned", order, return_id=return_id, amount_minor=amount,
+        credit_note_id=credit_note_id, reason=data.reason, state=order.state))
+    return record
 
 
 # --- Exceptions ---------------------------------------------------------------------------

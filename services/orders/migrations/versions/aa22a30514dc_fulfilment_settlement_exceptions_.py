@@ -78,11 +78,46 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_order_exceptions_order_id'), ['order_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_order_exceptions_status'), ['status'], unique=False)
 
+    op.create_table('order_returns',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+    sa.Column('order_id', sa.String(length=36), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('amount_minor', sa.BigInteger(), nullable=False),
+    sa.Column('credit_note_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=True),
+    sa.Column('recorded_by', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('recorded_at', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_order_returns_order_id_orders'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_order_returns'))
+    )
+    with op.batch_alter_table('order_returns', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_order_returns_order_id'), ['order_id'], unique=False)
+
+    op.create_table('order_return_lines',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+    sa.Column('return_id', sa.String(length=36), nullable=False),
+    sa.Column('line_id', sa.String(length=36), nullable=False),
+    sa.Column('quantity', sa.Numeric(precision=18, scale=3).with_variant(sa.String(length=24), 'sqlite'), nullable=False),
+    sa.ForeignKeyConstraint(['line_id'], ['order_lines.id'], name=op.f('fk_order_return_lines_line_id_order_lines')),
+    sa.ForeignKeyConstraint(['return_id'], ['order_returns.id'], name=op.f('fk_order_return_lines_return_id_order_returns'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_order_return_lines')),
+    sa.UniqueConstraint('return_id', 'line_id', name=op.f('uq_order_return_lines_return_id_line_id'))
+    )
+    with op.batch_alter_table('order_return_lines', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_order_return_lines_return_id'), ['return_id'], unique=False)
+
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.add_column(sa.Column('invoice_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('order_return_lines', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_order_return_lines_return_id'))
+
+    op.drop_table('order_return_lines')
+    with op.batch_alter_table('order_returns', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_order_returns_order_id'))
+
+    op.drop_table('order_returns')
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.drop_column('invoice_id')
 
