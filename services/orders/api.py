@@ -269,14 +269,19 @@ async def cancel_order(order: LockedOrder, body: CancelRequest, request: Request
 
 
 @lifecycle_router.post("/orders/{order_id}/contract", response_model=OrderPublic,
-                       dependencies=[require(*WRITERS)], responses=TRANSITION_ERRORS)
+                       dependencies=[require(*WRITERS)],
+                       responses={**TRANSITION_ERRORS, **problem_responses(503)})
 async def sign_contract(order: LockedOrder, body: ContractRequest, request: Request,
                         response: Response, session: SessionDep, principal: CurrentPrincipal,
-                        settings: SettingsDep) -> Order:
-    """Record the signed contract of an approved order (approved → contracted); the reservation stays."""
+                        settings: SettingsDep, ledger: LedgerDep) -> Order:
+    """Record the signed contract of an approved order (approved → contracted); the reservation stays.
+
+    A prepaid order is invoiced in ledger now, due the day it was signed; production starts
+    once ledger shows it paid. If ledger does not answer: 503 and nothing changes.
+    """
     order = await service.sign_contract(
         session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
-        settings=settings, principal=principal, order=order,
+        settings=settings, principal=principal, order=order, ledger=ledger,
         contract_number=body.contract_number, signed_at=body.signed_at)
     return _shaped(response, order)
 

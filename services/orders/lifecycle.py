@@ -24,7 +24,8 @@ How an order meets the machine:
 - An illegal trigger is `InvalidTransition` (409, with the triggers the state allows); a failed
   guard is `GuardFailed` (409, guard and reason), or 422 for the preliminary check at submit.
 
-From contract on: start-fulfillment checks ledger for prepaid orders; a delivery's quantities
+From contract on: a prepaid order is invoiced at contract and start-fulfillment waits until
+ledger shows it paid (`prepaid_received`); a delivery's quantities
 are added to the lines before `deliver` fires, so the machine picks `delivered` (every line in
 full) or stays in fulfilment; settle issues ledger's invoice and converts credit's reservation
 (either not answering: 503, the order does not move); close asks ledger for the order's
@@ -242,7 +243,7 @@ def credit_refused(order: Order, facts: Facts) -> str | None:
 
 
 @guard
-def prepaid_order_paid(order: Order, facts: Facts) -> str | None:
+def prepaid_received(order: Order, facts: Facts) -> str | None:
     """A prepaid order starts production only once ledger shows it paid."""
     if order.payment_method != PaymentMethod.prepaid:
         return None
@@ -410,12 +411,33 @@ def settlement_amount(order: Order) -> int:
                - line_total(line.returned_quantity, line.unit_price_minor) for line in order.lines)
 
 
-async def issue_invoice(event: AsyncEventData) -> None:
-    """Ledger issues the order's invoice (idempotent per order); no answer fails closed."""
+async def invoice_prepaid(event: AsyncEventData) -> None:
+    """A prepaid order is invoiced at contract for its total, due the day it is signed."""
     b = _binding(event)
+    order = b.order
+    if order.payment_method != PaymentMethod.prepaid:
+        return
     if b.effects.ledger is None:
         raise DependencyUnavailable("The ledger service is not configured.", dependency="ledger")
+    signed_at = event.kwargs["signed_at"]
+    invoice = await b.effects.ledger.issue_invoice(
+        order_id=order.id, customer_id=order.customer_id, salesperson_id=order.salesperson_id,
+        currency=order.currency, amount_minor=order.total_minor, issued_at=signed_at,
+        due_date=signed_at.date())
+    order.invoice_id = invoice.id
+
+
+async def issue_invoice(event: AsyncEventData) -> None:
+    """Ledger issues the order's invoice (idempotent per order); no answer fails closed.
+
+    A prepaid order was invoiced at contract already: settle keeps that invoice.
+    """
+    b = _binding(event)
     order = b.order
+    if order.invoice_id is not None:
+        return
+    if b.effects.ledger is None:
+        raise DependencyUnavailable("The ledger service is not configured.", dependency="ledger")
     invoice = await b.effects.ledger.issue_invoice(
         order_id=order.id, customer_id=order.customer_id, salesperson_id=order.salesperson_id,
         currency=order.currency, amount_minor=settlement_amount(order),
@@ -479,9 +501,9 @@ TRANSITIONS: tuple[Row, ...] = (
         endpoint=f"POST {P}/credit-recheck"),
     row("revise", REJECTED, DRAFT, effects=[release_reservation, start_new_revision],
         endpoint=f"POST {P}/revise"),
-    row("sign_contract", APPROVED, CONTRACTED, effects=[record_contract], event="order.contracted",
-        endpoint=f"POST {P}/contract"),
-    row("start_fulfillment", CONTRACTED, IN_FULFILLMENT, guards=[prepaid_order_paid],
+    row("sign_contract", APPROVED, CONTRACTED, effects=[record_contract, invoice_prepaid],
+        event="order.contracted", endpoint=f"POST {P}/contract"),
+    row("start_fulfillment", CONTRACTED, IN_FULFILLMENT, guards=[prepaid_received],
         event="order.fulfillment_started", endpoint=f"POST {P}/start-fulfillment"),
     row("deliver", IN_FULFILLMENT, DELIVERED, guards=[all_lines_delivered, no_open_change_request],
         event="order.delivered", endpoint=f"POST {P}/deliveries"),
@@ -554,6 +576,7 @@ def _event_extra(r: Row, order: Order, facts: Facts, kwargs: dict[str, Any],
     if r.dest == CONTRACTED:
         extra["contract_number"] = order.contract_number
         extra["signed_at"] = order.contract_signed_at.isoformat() if order.contract_signed_at else None
+        extra["invoice_id"] = order.invoice_id
     if r.dest == INVOICED:
         extra["invoice_id"] = order.invoice_id
         extra["amount_minor"] = settlement_amount(order)

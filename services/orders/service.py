@@ -292,15 +292,19 @@ async def cancel_order(*, session: AsyncSession, outbox: Outbox, clock: Clock, c
 
 async def sign_contract(*, session: AsyncSession, outbox: Outbox, clock: Clock,
                         settings: OrdersSettings, principal: Principal, order: Order,
-                        contract_number: str, signed_at: datetime) -> Order:
-    """approved → contracted with the signed contract's number and time; the reservation stays."""
+                        contract_number: str, signed_at: datetime,
+                        ledger: LedgerClient | None = None) -> Order:
+    """approved → contracted with the signed contract's number and time; the reservation stays.
+
+    A prepaid order is invoiced now, due the day it was signed (ledger down: 503, no change).
+    """
     lifecycle.ensure_allowed(order, "sign_contract")
     if signed_at > clock.now():
         raise SignedInFuture(clock.now().isoformat())
     await lifecycle.fire(order, "sign_contract", facts=Facts(), contract_number=contract_number,
                          signed_at=signed_at, effects=_effects(
                              session=session, outbox=outbox, clock=clock, settings=settings,
-                             actor=principal.name))
+                             actor=principal.name, ledger=ledger))
     return await _after_transition(session, order)
 
 
@@ -466,8 +470,7 @@ async def record_return(*, session: AsyncSession, outbox: Outbox, clock: Clock,
     amount = sum(line_total(q, line.unit_price_minor) for line, q in returned)
     return_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"o2c:orders:{order.id}:return:v{order.version}"))
     credit_note_id = None
-    if order.state == OrderState.invoiced and amount > 0:
-        assert order.invoice_id is not None
+    if order.invoice_id is not None and amount > 0:  # invoiced (prepaid: since the contract)
         credit_note_id = await ledger.credit_note(
             invoice_id=order.invoice_id, amount_minor=amount, reason=f"Return: {data.reason}",
             idempotency_key=f"return:{return_id}")

@@ -262,3 +262,43 @@ class TestBadInput:
         order = await contracted_order(system, customer_id)
         r = await system.client("orders", principal).post(f"/v1/orders/{order['id']}/{path}")
         assert r.status_code == 403, r.text
+
+
+class TestPrepaid:
+    async def test_invoiced_at_contract_produced_once_paid(self, system, customer_id):
+        order = await contracted_order(system, customer_id, payment_method="prepaid",
+                                       payment_terms_days=None)
+        oid = order["id"]
+        assert order["invoice_id"]
+        r = await system.client("ledger", "finance").get(f"/v1/invoices/{order['invoice_id']}")
+        assert (r.json()["amount_minor"], r.json()["due_date"]) == (flows.ORDER_TOTAL, "2026-01-05")
+        production = system.client("orders", "production")
+        r = await production.post(f"/v1/orders/{oid}/start-fulfillment")
+        assert r.status_code == 409, r.text
+        assert (r.json()["guard"], r.json()["reason"]) == (
+            "prepaid_received", "Ledger does not show the prepaid order as paid.")
+
+        r = await system.client("ledger", "finance").post("/v1/payments", json={
+            "customer_id": customer_id, "amount_minor": flows.ORDER_TOTAL, "currency": "CNY",
+            "method": "bank_transfer"})
+        assert r.status_code == 201, r.text
+        await system.pump()  # invoice.paid for a contracted order: nothing to close yet
+        r = await production.post(f"/v1/orders/{oid}/start-fulfillment")
+        assert r.status_code == 200 and r.json()["state"] == "in_fulfillment", r.text
+        assert (await deliver(system, order, "100")).json()["state"] == "delivered"
+        r = await system.client("orders", "finance").post(f"/v1/orders/{oid}/settle")
+        assert r.status_code == 200, r.text
+        assert r.json()["invoice_id"] == order["invoice_id"]
+        r = await system.client("orders", "finance").post(f"/v1/orders/{oid}/close")
+        assert r.status_code == 200 and r.json()["state"] == "closed", r.text
+
+    async def test_ledger_down_at_contract(self, system, customer_id):
+        order = await flows.approved_order(system, customer_id, payment_method="prepaid",
+                                           payment_terms_days=None)
+        with ledger_down(system):
+            r = await system.client("orders", "sales").post(
+                f"/v1/orders/{order['id']}/contract",
+                json={"contract_number": "CT-1", "signed_at": "2026-01-05T08:30:00+00:00"})
+        assert r.status_code == 503, r.text
+        r = await system.client("orders", "sales").get(f"/v1/orders/{order['id']}")
+        assert r.json()["state"] == "approved" and r.json()["invoice_id"] is None

@@ -560,7 +560,7 @@ class TestStartFulfillment:
         order = an_order("contracted", payment_method="prepaid")
         with pytest.raises(GuardFailed) as refusal:
             await fire(order, "start_fulfillment", facts=Facts(ledger_paid=paid), effects=world.effects())
-        assert refusal.value.body()["guard"] == "prepaid_order_paid"
+        assert refusal.value.body()["guard"] == "prepaid_received"
         assert refusal.value.body()["reason"] == reason
 
     async def test_paid_prepaid_order_starts(self, world):
