@@ -45,6 +45,14 @@ PRINCIPALS: dict[str, tuple[list[str], str | None]] = {
 }
 
 
+INTERNAL_INBOXES = frozenset(f"http://{s}.test/v1/inbox" for s in SERVICES)
+
+
+def external_endpoints(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Webhook endpoints a test made, without the services' own subscriptions."""
+    return [e for e in items if e["url"] not in INTERNAL_INBOXES]
+
+
 def write_keys(path: Path) -> dict[str, str]:
     """Write the test keys file; returns principal -> raw key."""
     keys = {}

@@ -15,7 +15,7 @@ from shared.errors import DependencyUnavailable
 from shared.idempotency import idempotency_table
 from shared.settings import BaseServiceSettings
 from shared.subscriptions import Subscriber, inbox_table, subscription_table
-from tests.harness import SERVICE_KEY, RoutingTransport
+from tests.harness import SERVICE_KEY, RoutingTransport, external_endpoints
 
 
 class ProbeSettings(BaseServiceSettings):
@@ -62,7 +62,8 @@ async def test_subscribe_receive_once_and_refuse_forgeries(system, probe):
     app, subscriber, handled = probe
     await subscriber.register(app)
     await subscriber.register(app)  # idempotent: one endpoint at notifier
-    endpoints = (await system.client("notifier").get("/v1/webhook-endpoints")).json()["items"]
+    endpoints = external_endpoints(
+        (await system.client("notifier").get("/v1/webhook-endpoints")).json()["items"])
     assert [e["url"] for e in endpoints] == ["http://probe.test/v1/inbox"]
     assert endpoints[0]["event_types"] == ["order.created"]
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from shared.webhooks import InvalidSignature, verify
-from tests.harness import HOOKS_URL
+from tests.harness import HOOKS_URL, external_endpoints
 from tests.notifier.builders import deliveries, envelope, ingest, subscribe
 
 
@@ -31,7 +31,7 @@ async def test_create_shows_the_secret_once(system):
 
     got = await notifier.get(f"/v1/webhook-endpoints/{body['id']}")
     assert got.status_code == 200 and "secret" not in got.json()
-    listed = (await notifier.get("/v1/webhook-endpoints")).json()["items"]
+    listed = external_endpoints((await notifier.get("/v1/webhook-endpoints")).json()["items"])
     assert [e["id"] for e in listed] == [body["id"]] and "secret" not in listed[0]
 
 
@@ -72,7 +72,7 @@ async def test_disabling_and_enabling_by_hand(system):
     on = (await notifier.patch(url, json={"enabled": True})).json()
     assert on["enabled"] is True and on["disabled_reason"] is None
     listed = (await notifier.get("/v1/webhook-endpoints", params={"enabled": True})).json()
-    assert [e["id"] for e in listed["items"]] == [endpoint["id"]]
+    assert [e["id"] for e in external_endpoints(listed["items"])] == [endpoint["id"]]
 
 
 async def test_rotated_secret_signs_beside_the_old_one_for_a_day(system):
@@ -115,7 +115,7 @@ async def test_replay_queues_matching_events_since_a_time(system):
         json={"since": (start + timedelta(minutes=30)).isoformat()})
     assert replayed.status_code == 202, replayed.text
     assert replayed.json()["count"] == 2
-    assert await system.pump() == 2
+    await system.pump()  # also delivers to the services' own subscriptions
     sent = {r["headers"]["webhook-id"] for r in system.receiver.requests}
     assert sent == {e["id"] for e in matching}
 
