@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -326,12 +326,13 @@ async def start_fulfillment(*, session: AsyncSession, outbox: Outbox, clock: Clo
     return await _after_transition(session, order)
 
 
-def _apply_delivery(order: Order, data: DeliveryCreate) -> list[tuple[OrderLine, Decimal]]:
-    """Check the delivered quantities against what is left of each line; lists every problem."""
+def _line_quantities(order: Order, items: Sequence[Any], room: Callable[[OrderLine], Decimal],
+                     room_says: str, refused: str) -> list[tuple[OrderLine, Decimal]]:
+    """Check quantities per line against `room(line)`; lists every problem at once."""
     lines = {line.id: line for line in order.lines}
     wanted: dict[str, Decimal] = {}
     errors: list[dict[str, str]] = []
-    for i, item in enumerate(data.lines):
+    for i, item in enumerate(items):
         line = lines.get(item.line_id)
         if line is None:
             errors.append({"field": f"lines[{i}].line_id", "message": "not a line of this order"})
@@ -339,14 +340,20 @@ def _apply_delivery(order: Order, data: DeliveryCreate) -> list[tuple[OrderLine,
         if item.line_id in wanted:
             errors.append({"field": f"lines[{i}].line_id", "message": "listed twice"})
             continue
-        left = line.quantity - line.delivered_quantity
+        left = room(line)
         if item.quantity > left:
             errors.append({"field": f"lines[{i}].quantity",
-                           "message": f"only {left.quantize(Decimal('0.001'))} left to deliver"})
+                           "message": f"only {left.quantize(Decimal('0.001'))} {room_says}"})
         wanted[item.line_id] = item.quantity
     if errors:
-        raise ValidationFailed("The delivery does not fit the order.", errors=errors)
+        raise ValidationFailed(refused, errors=errors)
     return [(lines[line_id], quantity) for line_id, quantity in wanted.items()]
+
+
+def _apply_delivery(order: Order, data: DeliveryCreate) -> list[tuple[OrderLine, Decimal]]:
+    """Delivered quantities never exceed what is left of each line."""
+    return _line_quantities(order, data.lines, lambda line: line.quantity - line.delivered_quantity,
+                            "left to deliver", "The delivery does not fit the order.")
 
 
 async def record_delivery(*, session: AsyncSession, outbox: Outbox, clock: Clock,
@@ -431,27 +438,11 @@ RETURNABLE_STATES = (OrderState.delivered, OrderState.invoiced)
 
 
 def _returned_lines(order: Order, data: ReturnCreate) -> list[tuple[OrderLine, Decimal]]:
-    """Check the returned quantities against what was delivered and not returned yet."""
-    lines = {line.id: line for line in order.lines}
-    wanted: dict[str, Decimal] = {}
-    errors: list[dict[str, str]] = []
-    for i, item in enumerate(data.lines):
-        line = lines.get(item.line_id)
-        if line is None:
-            errors.append({"field": f"lines[{i}].line_id", "message": "not a line of this order"})
-            continue
-        if item.line_id in wanted:
-            errors.append({"field": f"lines[{i}].line_id", "message": "listed twice"})
-            continue
-        left = line.delivered_quantity - line.returned_quantity
-        if item.quantity > left:
-            errors.append({"field": f"lines[{i}].quantity",
-                           "message": f"only {left.quantize(Decimal('0.001'))} delivered and "
-                                      "not returned"})
-        wanted[item.line_id] = item.quantity
-    if errors:
-        raise ValidationFailed("The return does not fit what was delivered.", errors=errors)
-    return [(lines[line_id], quantity) for line_id, quantity in wanted.items()]
+    """Returned quantities never exceed what was delivered and not returned yet."""
+    return _line_quantities(order, data.lines,
+                            lambda line: line.delivered_quantity - line.returned_quantity,
+                            "delivered and not returned",
+                            "The return does not fit what was delivered.")
 
 
 async def record_return(*, session: AsyncSession, outbox: Outbox, clock: Clock,
