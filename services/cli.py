@@ -214,6 +214,83 @@ def _wait_ready(env: dict[str, str], procs: dict[str, subprocess.Popen[bytes]],
     return not pending
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Walk one order from intake to close against running services, printing each step."""
+    import uuid
+    from datetime import UTC, date, datetime, timedelta
+
+    import httpx
+
+    key = args.key or os.environ.get("O2C_DEMO_KEY")
+    if not key:
+        raise SystemExit("o2c demo needs an admin key: --key KEY or O2C_DEMO_KEY "
+                         "(`o2c run` prints one)")
+    url = {s: f"http://127.0.0.1:{args.port_base + off}" for s, off in PORT_OFFSETS.items()}
+    run = uuid.uuid4().hex[:8]
+
+    with httpx.Client(timeout=15, headers={"Authorization": f"Bearer {key}"}) as http:
+        def step(what: str, method: str, service: str, path: str, **kw: Any) -> dict[str, Any]:
+            headers = {"Idempotency-Key": f"demo-{run}-{what}"} if method == "POST" else {}
+            r = http.request(method, url[service] + path, headers=headers, **kw)
+            if r.status_code >= 300:
+                raise SystemExit(f"{what}: {service} answered {r.status_code}: {r.text}")
+            body = r.json() if r.content else {}
+            state = body.get("state") or body.get("status") or ""
+            print(f"  {what:<28} {service:<8} {r.status_code}  {state}")
+            return body
+
+        print(f"o2c demo {run}: one order from intake to close\n")
+        today = date.today()
+        customer = step("create customer", "POST", "credit", "/v1/customers", json={
+            "name": f"Demo Trading {run}", "salesperson_id": "S-DEMO",
+            "contacts": [{"name": "Demo Finance", "role": "finance"}]})
+        cid = customer["id"]
+        step("set credit limit", "PUT", "credit", f"/v1/customers/{cid}/credit-limit", json={
+            "limit_minor": 50_000_000, "currency": "CNY", "terms_days": 30,
+            "reason": "demo"})
+        order = step("create draft order", "POST", "orders", "/v1/orders", json={
+            "customer_id": cid, "currency": "CNY", "payment_method": "credit",
+            "payment_terms_days": 30, "delivery_date": (today + timedelta(days=30)).isoformat(),
+            "delivery_place": "Demo warehouse", "lines": [{
+                "sku": "PCB-4L", "name": "4-layer PCB", "quantity": "100",
+                "unit_price_minor": 1850}]})
+        oid = order["id"]
+        step("submit", "POST", "orders", f"/v1/orders/{oid}/submit")
+        for department in ("sales", "production", "technical", "quality", "finance"):
+            step(f"review: {department}", "POST", "orders", f"/v1/orders/{oid}/reviews",
+                 json={"department": department, "decision": "approve",
+                       "comment": f"{department} agrees"})
+        now = datetime.now(UTC).isoformat()
+        step("sign contract", "POST", "orders", f"/v1/orders/{oid}/contract",
+             json={"contract_number": f"CT-{run}", "signed_at": now})
+        step("start fulfilment", "POST", "orders", f"/v1/orders/{oid}/start-fulfillment")
+        line_id = order["lines"][0]["id"]
+        step("deliver everything", "POST", "orders", f"/v1/orders/{oid}/deliveries",
+             json={"lines": [{"line_id": line_id, "quantity": "100"}], "delivered_at": now})
+        invoiced = step("settle (invoice)", "POST", "orders", f"/v1/orders/{oid}/settle")
+        step("pay the invoice", "POST", "ledger", "/v1/payments", json={
+            "customer_id": cid, "amount_minor": invoiced["total_minor"], "currency": "CNY",
+            "method": "bank_transfer", "reference": f"DEMO-{run}"})
+        deadline = time.monotonic() + args.wait
+        state = ""
+        while time.monotonic() < deadline:
+            state = http.get(f"{url['orders']}/v1/orders/{oid}").json()["state"]
+            if state == "closed":
+                break
+            time.sleep(0.5)
+        if state == "closed":
+            print("  invoice.paid reached orders through notifier: the order closed itself")
+        else:
+            step("close", "POST", "orders", f"/v1/orders/{oid}/close")
+        history = http.get(f"{url['orders']}/v1/orders/{oid}/history").json()["items"]
+        print("\nhistory:")
+        for h in history:
+            print(f"  {h['at']}  {h['from_state']:>14} → {h['to_state']:<14} "
+                  f"{h['trigger']:<18} by {h['actor']}")
+        print(f"\norder {order['number']} closed; customer {customer['number']}.")
+    return 0
+
+
 def cmd_revision(args: argparse.Namespace) -> int:
     """Developers: autogenerate a migration from the service's models (SQLite scratch db)."""
     import tempfile
@@ -259,6 +336,13 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--salesperson", default=None)
     create.add_argument("--file", default=None, help="keys file (default O2C_API_KEYS_FILE)")
     create.set_defaults(func=cmd_keys_create)
+
+    demo = sub.add_parser("demo", help="walk one order from intake to close on running services")
+    demo.add_argument("--port-base", type=int, default=DEFAULT_PORT_BASE)
+    demo.add_argument("--key", default=None, help="an admin key (default O2C_DEMO_KEY)")
+    demo.add_argument("--wait", type=float, default=30.0,
+                      help="seconds to wait for the automatic close")
+    demo.set_defaults(func=cmd_demo)
 
     revision = sub.add_parser("revision", help="(developers) autogenerate a migration")
     revision.add_argument("service", choices=SERVICES)

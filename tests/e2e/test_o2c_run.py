@@ -1,7 +1,8 @@
 """End to end: real `o2c run` processes on free loopback ports.
 
 Walks through health, auth, a customer, a draft order and an event reaching a local webhook
-receiver with a valid Standard Webhooks signature, then stops everything with Ctrl-C. Every
+receiver with a valid Standard Webhooks signature, runs `o2c demo` (one order from intake
+to an automatic close through notifier), then stops everything with Ctrl-C. Every
 wait is bounded; nothing sleeps to synchronise.
 """
 
@@ -181,6 +182,13 @@ def test_o2c_run_end_to_end(o2c_run, receiver):
         headers, body = receiver.wait_for(event_type, EVENT_TIMEOUT)
         webhooks.verify(secret, headers, body)
         assert json.loads(body)["subject"] == subject
+
+    demo = subprocess.run(
+        [sys.executable, "-m", "services.cli", "demo", "--port-base", str(base),
+         "--key", keys["admin"], "--wait", str(EVENT_TIMEOUT)],
+        capture_output=True, text=True, timeout=EVENT_TIMEOUT + 60)
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "the order closed itself" in demo.stdout, demo.stdout
 
     proc = o2c_run["proc"]
     proc.send_signal(signal.SIGINT)
