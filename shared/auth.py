@@ -60,6 +60,17 @@ class Principal:
         return None if broader & {Role.admin, Role.service, Role.auditor, Role.finance,
                                   Role.credit_manager} else self.salesperson_id
 
+    def salesperson_scope(self, requested: str | None) -> tuple[bool, str | None]:
+        """Apply the row-level rule to a requested salesperson (a list filter or a new row's).
+
+        Returns whether anything is visible and the salesperson to use: a restricted principal
+        gets its own id, and nothing when it asked for another salesperson's rows.
+        """
+        own = self.restricted_to_salesperson
+        if own is None:
+            return True, requested
+        return requested in (None, own), own
+
     def can_see(self, salesperson_id: str | None) -> bool:
         limit = self.restricted_to_salesperson
         return limit is None or limit == salesperson_id

@@ -93,11 +93,9 @@ async def list_customers(
 ) -> Page[Customer]:
     """List customers, oldest first; sales principals see only their own."""
     after = decode_time_cursor(cursor)
-    own = principal.restricted_to_salesperson
-    if own is not None:
-        if salesperson_id not in (None, own):
-            return Page(items=[])
-        salesperson_id = own
+    visible, salesperson_id = principal.salesperson_scope(salesperson_id)
+    if not visible:
+        return Page(items=[])
     rows = await repository.list_customers(
         session, limit=limit + 1,
         after=after,

@@ -85,12 +85,9 @@ async def get_visible(session: AsyncSession, principal: Principal, customer_id: 
 
 async def create_customer(*, session: AsyncSession, outbox: Outbox, clock: Clock,
                           principal: Principal, data: CustomerCreate) -> Customer:
-    own = principal.restricted_to_salesperson
-    salesperson_id = data.salesperson_id
-    if own is not None:
-        if salesperson_id not in (None, own):
-            raise NotYourCustomer(own)
-        salesperson_id = own
+    allowed, salesperson_id = principal.salesperson_scope(data.salesperson_id)
+    if not allowed:
+        raise NotYourCustomer(principal.restricted_to_salesperson)
     now = clock.now()
     customer = Customer(
         number=await next_number(session, counters, "customer", "CUS"),

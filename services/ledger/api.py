@@ -245,11 +245,9 @@ async def list_invoices(
     overdue: Annotated[bool | None, Query(description="Only (not) overdue invoices")] = None,
 ) -> Page[InvoicePublic]:
     """List invoices, oldest first; sales principals see only their own."""
-    own = principal.restricted_to_salesperson
-    if own is not None:
-        if salesperson_id not in (None, own):
-            return Page(items=[])
-        salesperson_id = own
+    visible, salesperson_id = principal.salesperson_scope(salesperson_id)
+    if not visible:
+        return Page(items=[])
     today = request.app.state.clock.today()
     rows = await repository.list_invoices(
         session, limit=limit + 1, after=decode_time_cursor(cursor), customer_id=customer_id,

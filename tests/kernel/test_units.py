@@ -88,3 +88,11 @@ def test_frozen_clock_moves_only_when_told():
     assert clock.today().isoformat() == "2026-03-02"
     clock.advance(hours=2)
     assert clock.now().hour == 2
+
+
+def test_salesperson_scope():
+    alice = Principal("alice", frozenset({"sales"}), "S-ALICE")
+    assert alice.salesperson_scope(None) == (True, "S-ALICE")
+    assert alice.salesperson_scope("S-ALICE") == (True, "S-ALICE")
+    assert alice.salesperson_scope("S-BOB") == (False, "S-ALICE")
+    assert Principal("fin", frozenset({"finance"})).salesperson_scope("S-BOB") == (True, "S-BOB")
