@@ -161,6 +161,9 @@ async def current_principal(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise Unauthorized()
+    resolved: Principal | None = getattr(request.state, "principal", None)  # by idempotency
+    if resolved is not None:
+        return resolved
     principal = request.app.state.keys.lookup(credentials.credentials)
     if principal is None:
         raise Unauthorized("The API key is not valid.")

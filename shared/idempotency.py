@@ -103,6 +103,7 @@ class IdempotencyMiddleware:
         if principal is None:  # authentication will refuse the request
             await self.app(scope, receive, send)
             return
+        scope.setdefault("state", {})["principal"] = principal  # auth need not look it up again
 
         body = await _read_body(receive)
         fingerprint = _fingerprint(scope["method"], scope["path"], scope.get("query_string", b""),
