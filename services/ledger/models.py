@@ -291,3 +291,7 @@ class DebitNote(LedgerBase, table=True):
     journal_entry_id: str = Field(max_length=36, foreign_key="journal_entries.id")
     created_by: str = Field(max_length=100)
     created_at: datetime = Field(sa_type=UTCDateTime, index=True)
+
+
+from services.ledger.reporting import models as _reporting_models  # noqa: E402,F401  (indexes)
+from services.ledger.writeoffs import models as _writeoff_models  # noqa: E402,F401  (tables)

@@ -1,0 +1,1 @@
+"""Receivables reports as of a date: aging, DSO, collection effectiveness, salesperson performance."""
