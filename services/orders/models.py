@@ -201,6 +201,11 @@ class OrderHistory(OrdersBase, table=True):
     at: datetime = Field(sa_type=UTCDateTime)
     reason: str | None = Field(default=None, sa_type=Text)
     request_id: str | None = Field(default=None, max_length=64)
+    # A change request's step (submitted, reviewed, withdrawn, applied): the order's state stays,
+    # the change request's own states are these.
+    change_request_id: str | None = Field(default=None, max_length=36)
+    change_request_from: str | None = Field(default=None, max_length=20)
+    change_request_to: str | None = Field(default=None, max_length=20)
 
 
 class OrderDelivery(OrdersBase, table=True):
@@ -289,3 +294,85 @@ class OrderReturnLine(OrdersBase, table=True):
         String(36), ForeignKey("order_returns.id", ondelete="CASCADE"), nullable=False, index=True))
     line_id: str = Field(sa_column=Column(String(36), ForeignKey("order_lines.id"), nullable=False))
     quantity: Decimal = Field(sa_type=ExactQuantity)
+
+
+class ChangeRequestState(StrEnum):
+    """The states of a change request (DESIGN.md §4); only `change_lifecycle` moves them."""
+
+    in_review = "in_review"
+    approved = "approved"
+    applied = "applied"
+    rejected = "rejected"
+    withdrawn = "withdrawn"
+
+
+OPEN_CHANGE_REQUEST_STATES = (ChangeRequestState.in_review.value, ChangeRequestState.approved.value)
+
+
+class OrderChangeRequest(OrdersBase, table=True):
+    """A request to change an approved order's terms: reviewed, approved, then applied."""
+
+    __tablename__ = "order_change_requests"
+
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()), primary_key=True, max_length=36)
+    number: str = Field(max_length=20, unique=True)
+    order_id: str = Field(sa_column=Column(String(36), ForeignKey("orders.id", ondelete="CASCADE"),
+                                           nullable=False, index=True))
+    state: str = Field(default=ChangeRequestState.in_review.value, max_length=20, index=True)
+    base_revision: int  # the order's revision the change was asked against
+    changes: dict[str, Any] = Field(sa_type=JSON)  # the requested changes, as sent (normalized)
+    differences: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    reason: str = Field(sa_type=Text)
+    impact: str | None = Field(default=None, sa_type=Text)
+    requested_by: str = Field(max_length=200)
+    requested_at: datetime = Field(sa_type=UTCDateTime)
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    rejection_reasons: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    withdrawn_reason: str | None = Field(default=None, sa_type=Text)
+    agreement_number: str | None = Field(default=None, max_length=100)
+    signed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    applied_revision: int | None = Field(default=None)
+    credit_adjustment: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    closed_by: str | None = Field(default=None, max_length=200)  # who applied/withdrew it
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    version: int = Field(default=1)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+    reviews: list["OrderChangeReview"] = Relationship(sa_relationship_kwargs={
+        "lazy": "selectin", "order_by": "OrderChangeReview.department",
+        "cascade": "all, delete-orphan"})
+
+
+class OrderChangeReview(OrdersBase, table=True):
+    """One department's current opinion on a change request."""
+
+    __tablename__ = "order_change_reviews"
+    __table_args__ = (UniqueConstraint("change_request_id", "department"),)
+
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()), primary_key=True, max_length=36)
+    change_request_id: str = Field(sa_column=Column(
+        String(36), ForeignKey("order_change_requests.id", ondelete="CASCADE"), nullable=False,
+        index=True))
+    department: str = Field(max_length=20)
+    decision: str = Field(max_length=10)
+    comment: str | None = Field(default=None, max_length=2000)
+    by: str = Field(max_length=200)
+    at: datetime = Field(sa_type=UTCDateTime)
+
+
+class OrderRevision(OrdersBase, table=True):
+    """The terms of a past revision of an order, kept when a later revision replaced them."""
+
+    __tablename__ = "order_revisions"
+    __table_args__ = (UniqueConstraint("order_id", "revision"),)
+
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()), primary_key=True, max_length=36)
+    order_id: str = Field(sa_column=Column(String(36), ForeignKey("orders.id", ondelete="CASCADE"),
+                                           nullable=False, index=True))
+    revision: int
+    terms: dict[str, Any] = Field(sa_type=JSON)  # currency, payment, delivery, lines, total
+    replaced_at: datetime = Field(sa_type=UTCDateTime)
+    replaced_by: str = Field(max_length=200)
+    replaced_by_trigger: str = Field(max_length=40)  # revise | change-request-apply
+    # The change request whose apply replaced these terms (None for a revise).
+    replaced_by_change_request_id: str | None = Field(default=None, max_length=36)
