@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from services.ledger import api, service
 from services.ledger.config import LedgerSettings
 from services.ledger.models import idempotency_keys, metadata, outbox
+from services.ledger.writeoffs import api as writeoffs_api
 from shared.app import ServiceSpec, create_service_app
 from shared.clock import Clock
 
@@ -26,7 +27,7 @@ SPEC = ServiceSpec(
     metadata=metadata,
     idempotency=idempotency_keys,
     outbox=outbox,
-    routers=api.routers,
+    routers=[*api.routers, writeoffs_api.router],
     tags=[
         {"name": "accounts", "description": "The chart of accounts."},
         {"name": "journal", "description": "Balanced, immutable journal entries and reversals."},
@@ -38,6 +39,9 @@ SPEC = ServiceSpec(
                                          "(late-payment interest, fees) against invoices."},
         {"name": "receivables", "description": "Balances per order, customer statements and "
                                                "exposure for credit decisions."},
+        {"name": "write-offs", "description": "Bad debt written off with four eyes (proposed by "
+                                              "one finance principal, approved by another), and "
+                                              "money recovered on it later."},
     ],
     on_startup=_seed_chart,
 )
