@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+
 import httpx
 from fastapi import FastAPI
 
-from services.credit import api, receivables
+from services.credit import api, holds, receivables
 from services.credit.config import CreditSettings
-from services.credit.models import idempotency_keys, metadata, outbox
-from shared.app import ServiceSpec, create_service_app
+from services.credit.models import idempotency_keys, inbox, metadata, outbox, subscriptions
+from shared.app import ServiceSpec, create_service_app, run_periodically
 from shared.clock import Clock
+from shared.subscriptions import Subscriber
+
+
+async def expose_workers(app: FastAPI) -> None:
+    """Put one pass of each worker on `app.state`, so tests (and operators) can drive them."""
+    app.state.hold_recheck_once = functools.partial(holds.recheck_all, app)
+
+
+async def hold_recheck_worker(app: FastAPI, stop: asyncio.Event) -> None:
+    """Background loop: release automatic holds whose invoices ledger shows settled."""
+    await run_periodically(stop, app.state.settings.hold_recheck_seconds,
+                           app.state.hold_recheck_once, "hold-recheck")
+
+
+def subscriber() -> Subscriber:
+    """Ledger's events credit acts on: receivables snapshot refreshes and automatic holds."""
+    return Subscriber(service="credit", handlers={**receivables.handlers(), **holds.handlers()},
+                      subscriptions=subscriptions, inbox=inbox)
+
 
 SPEC = ServiceSpec(
     name="credit",
@@ -20,7 +42,9 @@ SPEC = ServiceSpec(
     idempotency=idempotency_keys,
     outbox=outbox,
     routers=api.routers,
-    subscriber=receivables.subscriber(),
+    subscriber=subscriber(),
+    workers=[hold_recheck_worker],
+    on_startup=expose_workers,
     tags=[{"name": "customers", "description": "Customers and their contacts."},
           {"name": "credit", "description": "Credit profiles (limit, terms, grade, policy, "
                                             "status, exposure), holds, guarantees, credit "

@@ -37,6 +37,29 @@ class LedgerReceivables(BaseModel):
     max_days_overdue: int = 0
 
 
+class LedgerInvoice(BaseModel):
+    """The part of ledger's `GET /v1/invoices/{id}` an automatic credit hold depends on."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    number: str
+    customer_id: str
+    status: str
+    outstanding_minor: int
+    days_overdue: int = 0
+
+    @property
+    def settled(self) -> bool:
+        """Nothing is owed on it any more: paid, credited or written off."""
+        return self.outstanding_minor <= 0 or self.status in ("paid", "written_off")
+
+    @property
+    def how_settled(self) -> str:
+        return "written off" if self.status == "written_off" else \
+            "paid" if self.status == "paid" else "settled"
+
+
 @dataclass(frozen=True)
 class HistoryAnswer:
     """Ledger's payment history, or None with the reason there is none."""
@@ -70,6 +93,25 @@ class LedgerClient:
             return LedgerReceivables.model_validate_json(response.content)
         except ValidationError as exc:
             raise DependencyUnavailable("ledger sent an exposure credit cannot read",
+                                        dependency="ledger") from exc
+
+    async def invoice(self, invoice_id: str) -> LedgerInvoice | None:
+        """Ledger's invoice as of now; None when ledger knows no such invoice (404, or 422 for an
+        id it could never have given).
+
+        Raises `DependencyUnavailable` when ledger does not answer or answers anything else.
+        """
+        response = await self.http.call("ledger", "GET",
+                                         f"/v1/invoices/{quote(invoice_id, safe='')}")
+        if response.status_code in (404, 422):
+            return None
+        if response.status_code != 200:
+            raise DependencyUnavailable(f"ledger answered {response.status_code} for invoice "
+                                        f"{invoice_id}", dependency="ledger")
+        try:
+            return LedgerInvoice.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise DependencyUnavailable("ledger sent an invoice credit cannot read",
                                         dependency="ledger") from exc
 
     async def payment_history(self, customer_id: str, currency: str) -> HistoryAnswer:

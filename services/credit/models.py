@@ -149,9 +149,17 @@ class CreditProfile(CreditBase, table=True):
     updated_at: datetime = Field(sa_type=UTCDateTime)
 
 
+ACTIVE_AUTOMATIC_HOLD = "status = 'active' AND kind = 'automatic'"
+
+
 class CreditHold(CreditBase, table=True):
     __tablename__ = "credit_holds"
-    __table_args__ = (Index("ix_credit_holds_customer_status", "customer_id", "status"),)
+    __table_args__ = (
+        Index("ix_credit_holds_customer_status", "customer_id", "status"),
+        # One active automatic hold per overdue invoice, even when two deliveries race.
+        Index("uq_credit_holds_active_automatic", "customer_id", "source_ref", unique=True,
+              sqlite_where=text(ACTIVE_AUTOMATIC_HOLD), postgresql_where=text(ACTIVE_AUTOMATIC_HOLD)),
+    )
 
     id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
     customer_id: str = Field(sa_column=Column(String(36), ForeignKey("customers.id"),

@@ -20,10 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.credit import repository, service
 from services.credit.clients import LedgerClient
-from services.credit.models import ReservationStatus, inbox, subscriptions
+from services.credit.models import ReservationStatus
 from services.credit.schemas import ReservationConvert
 from shared.events import Event
-from shared.subscriptions import Handler, Subscriber
+from shared.subscriptions import Handler
 
 log = logging.getLogger("o2c.credit.receivables")
 
@@ -55,6 +55,13 @@ async def refresh_receivables(session: AsyncSession, app: FastAPI, event: Event)
     if not customer_id or not currency:
         log.warning("%s %s names no customer or currency; ignored", event.type, event.id)
         return
+    await refresh_snapshot(session, app, event, str(customer_id), str(currency))
+
+
+async def refresh_snapshot(session: AsyncSession, app: FastAPI, event: Event, customer_id: str,
+                           currency: str) -> None:
+    """Overwrite the customer's snapshot in `currency` with ledger's figures of now."""
+    data = event.data
     # Ledger is asked first: its answer includes whatever the event reports (ledger commits
     # before it publishes), and a failure here leaves nothing changed.
     figures = await LedgerClient(app.state.http).receivables(customer_id, currency)
@@ -72,7 +79,6 @@ async def refresh_receivables(session: AsyncSession, app: FastAPI, event: Event)
         await repository.mark_receivable_seen(session, str(invoiced_order), customer_id, now)
 
 
-def subscriber() -> Subscriber:
-    handlers: dict[str, Handler] = {t: refresh_receivables for t in RECEIVABLE_EVENTS}
-    return Subscriber(service="credit", handlers=handlers, subscriptions=subscriptions,
-                      inbox=inbox)
+def handlers() -> dict[str, Handler]:
+    """What credit does on each receivable event (the automatic holds add theirs, see holds.py)."""
+    return {t: refresh_receivables for t in RECEIVABLE_EVENTS}

@@ -19,6 +19,7 @@ from services.credit.models import (
     Evaluation,
     Guarantee,
     GuaranteeStatus,
+    HoldKind,
     HoldStatus,
     ReceivablesSnapshot,
     Reservation,
@@ -105,6 +106,13 @@ async def get_snapshot(session: AsyncSession, customer_id: str, currency: str
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+async def snapshot_currencies(session: AsyncSession, customer_id: str) -> list[str]:
+    stmt = (select(ReceivablesSnapshot.currency)
+            .where(ReceivablesSnapshot.customer_id == customer_id)
+            .order_by(ReceivablesSnapshot.currency))
+    return list((await session.execute(stmt)).scalars())
+
+
 async def save_snapshot(session: AsyncSession, values: dict[str, Any]) -> None:
     """Insert or overwrite the (customer, currency) snapshot with `values` in one statement."""
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
@@ -166,6 +174,34 @@ async def list_holds(session: AsyncSession, customer_id: str, *, limit: int,
     stmt = stmt.where(after_keyset(CreditHold.placed_at, CreditHold.id, after))
     return list((await session.execute(
         stmt.order_by(CreditHold.placed_at, CreditHold.id).limit(limit))).scalars())
+
+
+async def active_automatic_hold(session: AsyncSession, customer_id: str, invoice_id: str
+                                ) -> CreditHold | None:
+    stmt = select(CreditHold).where(CreditHold.customer_id == customer_id,
+                                    CreditHold.source_ref == invoice_id,
+                                    CreditHold.kind == HoldKind.automatic,
+                                    CreditHold.status == HoldStatus.active)
+    return (await session.execute(stmt)).scalars().first()
+
+
+async def active_automatic_holds(session: AsyncSession, customer_id: str) -> list[CreditHold]:
+    stmt = (select(CreditHold).where(CreditHold.customer_id == customer_id,
+                                     CreditHold.kind == HoldKind.automatic,
+                                     CreditHold.status == HoldStatus.active)
+            .order_by(CreditHold.placed_at, CreditHold.id))
+    return list((await session.execute(stmt)).scalars())
+
+
+async def customers_with_automatic_holds(session: AsyncSession, *, after: str | None,
+                                         limit: int) -> list[str]:
+    """Ids of customers with an active automatic hold, in id order after `after`."""
+    stmt = select(CreditHold.customer_id).where(CreditHold.kind == HoldKind.automatic,
+                                                CreditHold.status == HoldStatus.active)
+    if after is not None:
+        stmt = stmt.where(CreditHold.customer_id > after)
+    stmt = stmt.group_by(CreditHold.customer_id).order_by(CreditHold.customer_id).limit(limit)
+    return list((await session.execute(stmt)).scalars())
 
 
 async def get_hold(session: AsyncSession, hold_id: str, *, for_update: bool = False

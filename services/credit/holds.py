@@ -1,0 +1,222 @@
+"""Automatic credit holds from overdue invoices (DESIGN.md §5, "Holds").
+
+Ledger's overdue scan emits `invoice.overdue` once per threshold an unpaid invoice crosses.
+At `credit_hold_days_overdue` (`O2C_CREDIT_HOLD_DAYS_OVERDUE`, 30) days overdue or more,
+credit puts the customer on an automatic hold *for that invoice*: one active automatic hold per
+overdue invoice (its `source_ref` is the invoice id; a unique partial index backs the rule), so
+a redelivery or the next level of the same invoice changes nothing, and a customer with two
+overdue invoices has two holds, each naming its invoice in the reason a refused reservation
+gives ("customer on credit hold: invoice INV-000045 31 days overdue"). Before placing, credit
+asks ledger whether the invoice is still outstanding, so an `invoice.overdue` delivered after
+the invoice was paid holds nobody; if ledger does not answer, the hold is placed anyway (fail
+closed) and the recheck releases it if it was not due.
+
+Release: an automatic hold is released (`credit.hold_released`, with `released_because`) once
+ledger shows its invoice settled: paid, credited to zero or written off (or unknown to ledger).
+A customer's automatic holds are rechecked on `invoice.paid`, `payment.received`,
+`credit_note.issued` and `writeoff.approved`, and every held customer by a periodic worker, so a
+lost event never leaves a customer held for ever. Every invoice of the customer is asked about
+before any hold is released: when ledger does not answer, nothing is released (the event is
+delivered again later; the worker tries again on its next pass). Manual holds are never
+released here; the customer is `active` again only when no hold of any kind is active. A credit
+manager may release an automatic hold by hand (`DELETE …/holds/{id}`); the invoice's next
+overdue level then holds the customer again.
+
+`invoice.overdue` also refreshes the receivables snapshot (overdue_minor, max_days_overdue);
+when ledger does not answer that refresh is skipped and the next ledger event brings it back.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.credit import receivables, repository, service
+from services.credit.clients import LedgerClient
+from services.credit.models import CreditHold
+from shared.errors import DependencyUnavailable
+from shared.events import Event
+from shared.observability import new_request_id, reset_request_id, set_request_id
+from shared.subscriptions import Handler
+
+log = logging.getLogger("o2c.credit.holds")
+
+# Who places and releases automatic holds (`placed_by`, `released_by`, the events' `by`).
+OVERDUE_RULE = "credit:overdue-rule"
+
+
+def _days(value: object) -> int:
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return 0
+
+
+async def hold_for_overdue(session: AsyncSession, app: FastAPI, event: Event) -> CreditHold | None:
+    """Place the automatic hold `invoice.overdue` calls for, if it calls for one; None if not."""
+    data = event.data
+    invoice_id, customer_id = data.get("invoice_id"), data.get("customer_id")
+    days = _days(data.get("days_overdue"))
+    if not invoice_id or not customer_id or days < app.state.settings.credit_hold_days_overdue:
+        return None
+    invoice_id, customer_id = str(invoice_id), str(customer_id)
+    if await repository.get_customer(session, customer_id) is None:
+        log.warning("invoice.overdue %s: customer %s is not a credit customer; no hold",
+                    event.id, customer_id)
+        return None
+    number = str(data.get("invoice_number") or data.get("number") or invoice_id)
+    try:
+        invoice = await LedgerClient(app.state.http).invoice(invoice_id)
+    except DependencyUnavailable:
+        log.warning("ledger does not answer for invoice %s; holding customer %s anyway "
+                    "(the recheck releases the hold if it was not due)", invoice_id, customer_id)
+    else:
+        if invoice is None or invoice.customer_id != customer_id:
+            log.warning("invoice.overdue %s: ledger knows no invoice %s of customer %s; no hold",
+                        event.id, invoice_id, customer_id)
+            return None
+        if invoice.settled:
+            log.info("invoice.overdue %s arrived after invoice %s was %s; no hold",
+                     event.id, invoice.number, invoice.how_settled)
+            return None
+        number = invoice.number
+    settings = app.state.settings
+    hold, placed = await service.place_automatic_hold(
+        session=session, outbox=app.state.outbox, clock=app.state.clock,
+        default_currency=settings.default_currency, customer_id=customer_id,
+        invoice_id=invoice_id, invoice_number=number, days_overdue=days, by=OVERDUE_RULE)
+    if placed:
+        log.info("customer %s on credit hold: %s", customer_id, hold.reason)
+    return hold
+
+
+@dataclass(frozen=True)
+class Settled:
+    hold_id: str
+    because: str
+
+
+async def _settled(app: FastAPI, holds: list[CreditHold]) -> list[Settled]:
+    """The holds whose invoice ledger shows settled; raises if ledger does not answer for any."""
+    ledger = LedgerClient(app.state.http)
+    settled = []
+    for hold in holds:
+        invoice = await ledger.invoice(hold.source_ref or "")
+        if invoice is None:
+            settled.append(Settled(hold.id, f"ledger knows no invoice {hold.source_ref}"))
+        elif invoice.settled:
+            settled.append(Settled(hold.id, f"invoice {invoice.number} {invoice.how_settled}"))
+    return settled
+
+
+async def _release(session: AsyncSession, app: FastAPI, settled: list[Settled]) -> int:
+    released = 0
+    for item in settled:
+        hold = await service.release_automatic_hold(
+            session=session, outbox=app.state.outbox, clock=app.state.clock,
+            default_currency=app.state.settings.default_currency, hold_id=item.hold_id,
+            by=OVERDUE_RULE, because=item.because)
+        if hold is not None:
+            released += 1
+            log.info("customer %s: automatic hold released, %s", hold.customer_id, item.because)
+    return released
+
+
+async def recheck_customer(session: AsyncSession, app: FastAPI, customer_id: str) -> int:
+    """Release the customer's automatic holds whose invoices are settled; how many were released.
+
+    Raises `DependencyUnavailable` (nothing released) when ledger does not answer.
+    """
+    holds = await repository.active_automatic_holds(session, customer_id)
+    if not holds:
+        return 0
+    return await _release(session, app, await _settled(app, holds))
+
+
+async def recheck_all(app: FastAPI, *, page: int = 200) -> int:
+    """One pass of the periodic recheck over every customer with an automatic hold.
+
+    Ledger is asked outside any transaction; each customer's releases are one transaction.
+    Stops at the first customer ledger does not answer for (ledger is down: the next pass tries
+    again). Returns how many holds were released.
+    """
+    db = app.state.db
+    token = set_request_id(new_request_id())
+    released, after = 0, None
+    try:
+        while True:
+            async with db.session(read_only=True) as session:
+                customers = await repository.customers_with_automatic_holds(
+                    session, after=after, limit=page)
+            for customer_id in customers:
+                async with db.session(read_only=True) as session:
+                    holds = await repository.active_automatic_holds(session, customer_id)
+                try:
+                    settled = await _settled(app, holds)
+                except DependencyUnavailable as exc:
+                    log.warning("hold recheck stopped, ledger does not answer: %s", exc.detail)
+                    return released
+                if settled:
+                    async with db.session() as session, session.begin():
+                        released += await _release(session, app, settled)
+            if len(customers) < page:
+                return released
+            after = customers[-1]
+    finally:
+        reset_request_id(token)
+
+
+# ---------------------------------------------------------------- event handlers
+
+
+def _customer(event: Event) -> str | None:
+    customer_id = event.data.get("customer_id")
+    return str(customer_id) if customer_id else None
+
+
+async def on_invoice_overdue(session: AsyncSession, app: FastAPI, event: Event) -> None:
+    """Hold the customer if the invoice is overdue long enough; refresh the overdue figures."""
+    await hold_for_overdue(session, app, event)
+    try:
+        await receivables.refresh_receivables(session, app, event)
+    except DependencyUnavailable as exc:
+        log.warning("receivables of %s not refreshed on %s: %s", _customer(event), event.id,
+                    exc.detail)
+
+
+async def on_invoice_settling(session: AsyncSession, app: FastAPI, event: Event) -> None:
+    """`invoice.paid`: release the automatic holds whose invoices are settled now."""
+    customer_id = _customer(event)
+    if customer_id:
+        await recheck_customer(session, app, customer_id)
+
+
+async def on_receivables_settling(session: AsyncSession, app: FastAPI, event: Event) -> None:
+    """`payment.received`, `credit_note.issued`: refresh the snapshot, then recheck the holds."""
+    await receivables.refresh_receivables(session, app, event)
+    await on_invoice_settling(session, app, event)
+
+
+async def on_writeoff_approved(session: AsyncSession, app: FastAPI, event: Event) -> None:
+    """`writeoff.approved`: refresh the customer's snapshots, then recheck the holds."""
+    customer_id = _customer(event)
+    if not customer_id:
+        log.warning("%s %s names no customer; ignored", event.type, event.id)
+        return
+    currency = event.data.get("currency")
+    currencies = [str(currency)] if currency else \
+        await repository.snapshot_currencies(session, customer_id)
+    for code in currencies:
+        await receivables.refresh_snapshot(session, app, event, customer_id, code)
+    await recheck_customer(session, app, customer_id)
+
+
+def handlers() -> dict[str, Handler]:
+    """Ledger's events that place or release automatic holds; merged over receivables.handlers()."""
+    return {"invoice.overdue": on_invoice_overdue, "invoice.paid": on_invoice_settling,
+            "payment.received": on_receivables_settling,
+            "credit_note.issued": on_receivables_settling,
+            "writeoff.approved": on_writeoff_approved}
