@@ -6,8 +6,11 @@ import httpx
 from fastapi import FastAPI
 
 from services.ledger import api, service
+from services.ledger.collection import api as collection_api
+from services.ledger.collection import scan as collection_scan
 from services.ledger.config import LedgerSettings
 from services.ledger.models import idempotency_keys, metadata, outbox
+from services.ledger.reporting import api as reporting_api
 from services.ledger.writeoffs import api as writeoffs_api
 from shared.app import ServiceSpec, create_service_app
 from shared.clock import Clock
@@ -15,6 +18,7 @@ from shared.clock import Clock
 
 async def _seed_chart(app: FastAPI) -> None:
     await service.ensure_chart(app.state.db, app.state.clock)
+    await collection_scan.expose(app)  # app.state.overdue_scan_once, for tests and operators
 
 
 SPEC = ServiceSpec(
@@ -27,11 +31,13 @@ SPEC = ServiceSpec(
     metadata=metadata,
     idempotency=idempotency_keys,
     outbox=outbox,
-    routers=[*api.routers, writeoffs_api.router],
+    routers=[*api.routers, writeoffs_api.router, reporting_api.router, *collection_api.routers],
     tags=[
         {"name": "accounts", "description": "The chart of accounts."},
         {"name": "journal", "description": "Balanced, immutable journal entries and reversals."},
-        {"name": "reports", "description": "Trial balance and the ledger's self-check."},
+        {"name": "reports", "description": "Trial balance, the ledger's self-check, and "
+                                           "receivables reports as of a date: aging, DSO, "
+                                           "collection effectiveness, salesperson performance."},
         {"name": "invoices", "description": "Invoices and what is still outstanding on them."},
         {"name": "payments", "description": "Payments, their allocations, reversals and the "
                                             "customers' unapplied cash."},
@@ -42,7 +48,14 @@ SPEC = ServiceSpec(
         {"name": "write-offs", "description": "Bad debt written off with four eyes (proposed by "
                                               "one finance principal, approved by another), and "
                                               "money recovered on it later."},
+        {"name": "overdue", "description": "The overdue scan: `invoice.overdue` once per invoice "
+                                           "and level crossed (daily and on request); promises "
+                                           "to pay decided."},
+        {"name": "collection", "description": "Collection work on an invoice: promises to pay, "
+                                              "disputes (which pause dunning) and notes along "
+                                              "the customer's payment chain."},
     ],
+    workers=[collection_scan.overdue_scan_worker],
     on_startup=_seed_chart,
 )
 

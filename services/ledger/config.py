@@ -1,6 +1,8 @@
-from typing import ClassVar
+import json
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import NoDecode
 
 from shared.settings import BaseServiceSettings
 
@@ -33,4 +35,30 @@ class LedgerSettings(BaseServiceSettings):
     def _increasing(cls, value: list[int]) -> list[int]:
         if not value or value[0] < 1 or any(b <= a for a, b in zip(value, value[1:], strict=False)):
             raise ValueError("aging_bucket_days must be positive and strictly increasing")
+        return value
+
+    # Overdue scan (collection work): `invoice.overdue` once per level crossed, in days past
+    # due (O2C_OVERDUE_THRESHOLDS_DAYS='1,15,30,60,90' or a JSON list); run every interval
+    # as of today, and in batches of this many invoices (each batch its own transaction).
+    overdue_thresholds_days: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [1, 15, 30, 60, 90])
+    overdue_scan_interval_seconds: float = Field(default=86400.0, gt=0)
+    overdue_scan_batch_size: int = Field(default=1000, ge=1, le=10000)
+
+    @field_validator("overdue_thresholds_days", mode="before")
+    @classmethod
+    def _thresholds_from_env(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("overdue_thresholds_days")
+    @classmethod
+    def _thresholds_increasing(cls, value: list[int]) -> list[int]:
+        if not value or value[0] < 1 or any(b <= a for a, b in zip(value, value[1:], strict=False)):
+            raise ValueError("overdue_thresholds_days must be positive days in strictly increasing "
+                             "order, e.g. 1,15,30,60,90")
         return value

@@ -293,5 +293,6 @@ class DebitNote(LedgerBase, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime, index=True)
 
 
+from services.ledger.collection import models as _collection_models  # noqa: E402,F401  (tables)
 from services.ledger.reporting import models as _reporting_models  # noqa: E402,F401  (indexes)
 from services.ledger.writeoffs import models as _writeoff_models  # noqa: E402,F401  (tables)

@@ -1,0 +1,339 @@
+"""Every query of collection work: the overdue scan's set-based selection, promises, disputes, notes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Date, Integer, and_, case, exists, func, literal, or_, select, true, union_all, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.ledger.collection.models import (
+    CollectionNote,
+    DisputeStatus,
+    InvoiceDispute,
+    OverdueCrossing,
+    OverdueScan,
+    PaymentPromise,
+    PromiseStatus,
+)
+from services.ledger.models import (
+    AllocationKind,
+    CreditNote,
+    Invoice,
+    InvoiceStatus,
+    Payment,
+    PaymentAllocation,
+    PaymentStatus,
+)
+
+
+def _insert(session: AsyncSession) -> Any:
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def newest_first(at_column: Any, id_column: Any, before: tuple[datetime, str] | None) -> Any:
+    """WHERE condition for rows strictly older than a `(timestamp, id)` cursor (newest-first lists)."""
+    if before is None:
+        return true()
+    at, ident = before
+    return or_(at_column < at, and_(at_column == at, id_column < ident))
+
+
+# ---------------------------------------------------------------- scans
+
+
+async def get_scan(session: AsyncSession, scan_id: str) -> OverdueScan | None:
+    return await session.get(OverdueScan, scan_id)
+
+
+async def list_scans(session: AsyncSession, *, limit: int, before: tuple[datetime, str] | None,
+                     as_of: date | None, status: str | None) -> list[OverdueScan]:
+    stmt = select(OverdueScan)
+    if as_of is not None:
+        stmt = stmt.where(OverdueScan.as_of == as_of)
+    if status is not None:
+        stmt = stmt.where(OverdueScan.status == status)
+    stmt = stmt.where(newest_first(OverdueScan.started_at, OverdueScan.id, before))
+    stmt = stmt.order_by(OverdueScan.started_at.desc(), OverdueScan.id.desc()).limit(limit)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def record_scan_progress(session: AsyncSession, scan_id: str, **increments: int) -> None:
+    """Add this batch's counts to the scan's row (in the batch's own transaction)."""
+    await session.execute(
+        update(OverdueScan).where(OverdueScan.id == scan_id)
+        .values({name: getattr(OverdueScan, name) + value for name, value in increments.items()})
+        .execution_options(synchronize_session=False))
+
+
+async def finish_scan(session: AsyncSession, scan_id: str, *, status: str, finished_at: datetime,
+                      error: str | None = None) -> None:
+    await session.execute(
+        update(OverdueScan).where(OverdueScan.id == scan_id)
+        .values(status=status, finished_at=finished_at, error=error)
+        .execution_options(synchronize_session=False))
+
+
+# ---------------------------------------------------------------- overdue crossings
+
+
+@dataclass(frozen=True)
+class PendingCrossing:
+    """An (invoice, level) the scan date has crossed and no scan has emitted yet."""
+
+    invoice_id: str
+    number: str
+    order_id: str
+    customer_id: str
+    salesperson_id: str | None
+    currency: str
+    outstanding_minor: int
+    due_date: date
+    level: int
+
+
+def open_dispute_exists(invoice_id_column: Any) -> Any:
+    return exists().where(InvoiceDispute.invoice_id == invoice_id_column,
+                          InvoiceDispute.status == DisputeStatus.open)
+
+
+async def pending_crossings(session: AsyncSession, *, cutoffs: Sequence[tuple[int, date]],
+                            after: str | None, limit: int) -> list[PendingCrossing]:
+    """One batch of crossings to emit, in invoice id order, from one set-based query.
+
+    `cutoffs` pairs each level with the last due date that has crossed it on the scan date
+    (as_of − level days). An invoice qualifies when money is outstanding, it is not written
+    off and has no open dispute; each (invoice, level) pair whose cutoff it meets and that has
+    no row in `overdue_crossings` is returned. The caller pages with `after` (the last invoice
+    id of the previous batch).
+    """
+    levels = union_all(*(select(literal(level, Integer).label("level"),
+                                literal(cutoff, Date).label("cutoff"))
+                         for level, cutoff in cutoffs)).subquery("levels")
+    stmt = (
+        select(Invoice.id, Invoice.number, Invoice.order_id, Invoice.customer_id,
+               Invoice.salesperson_id, Invoice.currency, Invoice.outstanding_minor,
+               Invoice.due_date, levels.c.level)
+        .select_from(Invoice)
+        .join(levels, Invoice.due_date <= levels.c.cutoff)
+        .where(Invoice.outstanding_minor > 0,
+               Invoice.status != InvoiceStatus.written_off,
+               Invoice.due_date <= max(cutoff for _, cutoff in cutoffs),
+               ~exists().where(OverdueCrossing.invoice_id == Invoice.id,
+                               OverdueCrossing.level == levels.c.level),
+               ~open_dispute_exists(Invoice.id))
+        .order_by(Invoice.id, levels.c.level)
+        .limit(limit)
+    )
+    if after is not None:
+        stmt = stmt.where(Invoice.id > after)
+    return [PendingCrossing(*row) for row in await session.execute(stmt)]
+
+
+async def insert_crossings(session: AsyncSession, rows: list[dict[str, Any]],
+                           chunk: int = 500) -> set[tuple[str, int]]:
+    """Insert crossings, skipping those another scan inserted first; returns the new (invoice, level)."""
+    inserted: set[tuple[str, int]] = set()
+    table = OverdueCrossing.__table__
+    for start in range(0, len(rows), chunk):
+        stmt = (_insert(session)(table).values(rows[start:start + chunk])
+                .on_conflict_do_nothing(index_elements=["invoice_id", "level"])
+                .returning(table.c.invoice_id, table.c.level))
+        inserted.update((r[0], r[1]) for r in await session.execute(stmt))
+    return inserted
+
+
+async def crossings_of(session: AsyncSession, invoice_id: str) -> list[OverdueCrossing]:
+    stmt = (select(OverdueCrossing).where(OverdueCrossing.invoice_id == invoice_id)
+            .order_by(OverdueCrossing.level))
+    return list((await session.execute(stmt)).scalars())
+
+
+# ---------------------------------------------------------------- promises
+
+
+async def add(session: AsyncSession, row: Any) -> None:
+    session.add(row)
+    await session.flush()
+
+
+async def list_promises(session: AsyncSession, *, limit: int, before: tuple[datetime, str] | None,
+                        invoice_id: str | None = None, customer_id: str | None = None,
+                        salesperson_id: str | None = None,
+                        status: str | None = None) -> list[PaymentPromise]:
+    stmt = select(PaymentPromise)
+    if invoice_id is not None:
+        stmt = stmt.where(PaymentPromise.invoice_id == invoice_id)
+    if customer_id is not None:
+        stmt = stmt.where(PaymentPromise.customer_id == customer_id)
+    if salesperson_id is not None:
+        stmt = stmt.where(PaymentPromise.salesperson_id == salesperson_id)
+    if status is not None:
+        stmt = stmt.where(PaymentPromise.status == status)
+    stmt = stmt.where(newest_first(PaymentPromise.created_at, PaymentPromise.id, before))
+    stmt = stmt.order_by(PaymentPromise.created_at.desc(), PaymentPromise.id.desc()).limit(limit)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def open_promises(session: AsyncSession, *, created_before: datetime, after: str | None,
+                        limit: int) -> list[PaymentPromise]:
+    """Open promises recorded before `created_before`, by id, one batch at a time."""
+    stmt = select(PaymentPromise).where(PaymentPromise.status == PromiseStatus.open,
+                                        PaymentPromise.created_at < created_before)
+    if after is not None:
+        stmt = stmt.where(PaymentPromise.id > after)
+    return list((await session.execute(stmt.order_by(PaymentPromise.id).limit(limit))).scalars())
+
+
+@dataclass(frozen=True)
+class PromiseProgress:
+    paid_since_minor: int
+    settled: bool
+
+
+async def promise_progress(session: AsyncSession, promise_ids: Iterable[str], *,
+                           before: datetime) -> dict[str, PromiseProgress]:
+    """What was paid on or credited to each promise's invoice since the promise, up to `before`.
+
+    Dated movements only: an allocation counts when it was made after the promise was
+    recorded and its money is dated before `before` (a payment's `received_at`, or the
+    allocation's own time for unapplied cash applied later), unless its payment was reversed
+    before `before`; a credit note counts by its date. `settled`: the invoice reached 0 by
+    payment or credit (status paid) before `before`.
+    """
+    ids = list(promise_ids)
+    if not ids:
+        return {}
+    moved_at = case((PaymentAllocation.kind == AllocationKind.payment, Payment.received_at),
+                    else_=PaymentAllocation.created_at)
+    paid = (
+        select(PaymentPromise.id, func.coalesce(func.sum(PaymentAllocation.amount_minor), 0))
+        .join(PaymentAllocation, PaymentAllocation.invoice_id == PaymentPromise.invoice_id)
+        .join(Payment, Payment.id == PaymentAllocation.payment_id)
+        .where(PaymentPromise.id.in_(ids),
+               PaymentAllocation.created_at >= PaymentPromise.created_at,
+               moved_at < before,
+               or_(Payment.status != PaymentStatus.reversed, Payment.reversed_at >= before))
+        .group_by(PaymentPromise.id))
+    credited = (
+        select(PaymentPromise.id, func.coalesce(func.sum(CreditNote.amount_minor), 0))
+        .join(CreditNote, CreditNote.invoice_id == PaymentPromise.invoice_id)
+        .where(PaymentPromise.id.in_(ids), CreditNote.created_at >= PaymentPromise.created_at,
+               CreditNote.created_at < before)
+        .group_by(PaymentPromise.id))
+    settled = (
+        select(PaymentPromise.id)
+        .join(Invoice, Invoice.id == PaymentPromise.invoice_id)
+        .where(PaymentPromise.id.in_(ids), Invoice.status == InvoiceStatus.paid,
+               Invoice.paid_at < before))
+    totals = dict.fromkeys(ids, 0)
+    for stmt in (paid, credited):
+        for promise_id, amount in await session.execute(stmt):
+            totals[promise_id] += int(amount)
+    settled_ids = set((await session.execute(settled)).scalars())
+    return {i: PromiseProgress(totals[i], i in settled_ids) for i in ids}
+
+
+async def resolve_promise(session: AsyncSession, promise: PaymentPromise, *, status: str,
+                          paid_since_minor: int, resolved_at: datetime, as_of: date) -> bool:
+    """Compare-and-set an open promise to kept or broken; False when another scan decided it."""
+    result = await session.execute(
+        update(PaymentPromise)
+        .where(PaymentPromise.id == promise.id, PaymentPromise.status == PromiseStatus.open)
+        .values(status=status, paid_since_minor=paid_since_minor, resolved_at=resolved_at,
+                resolved_as_of=as_of, version=PaymentPromise.version + 1)
+        .execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
+async def set_paid_since(session: AsyncSession, promise_id: str, paid_since_minor: int) -> None:
+    await session.execute(
+        update(PaymentPromise)
+        .where(PaymentPromise.id == promise_id, PaymentPromise.status == PromiseStatus.open)
+        .values(paid_since_minor=paid_since_minor)
+        .execution_options(synchronize_session=False))
+
+
+# ---------------------------------------------------------------- disputes
+
+
+async def get_dispute(session: AsyncSession, dispute_id: str, *, for_update: bool = False
+                      ) -> InvoiceDispute | None:
+    stmt = select(InvoiceDispute).where(InvoiceDispute.id == dispute_id)
+    if for_update:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def open_dispute(session: AsyncSession, invoice_id: str) -> InvoiceDispute | None:
+    stmt = select(InvoiceDispute).where(InvoiceDispute.invoice_id == invoice_id,
+                                        InvoiceDispute.status == DisputeStatus.open)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def open_disputes_of(session: AsyncSession, invoice_ids: Iterable[str]) -> dict[str, InvoiceDispute]:
+    """The open dispute of each invoice that has one."""
+    ids = list(set(invoice_ids))
+    if not ids:
+        return {}
+    stmt = select(InvoiceDispute).where(InvoiceDispute.invoice_id.in_(ids),
+                                        InvoiceDispute.status == DisputeStatus.open)
+    return {d.invoice_id: d for d in (await session.execute(stmt)).scalars()}
+
+
+async def disputes_open_at(session: AsyncSession, invoice_ids: Iterable[str],
+                           at: datetime) -> dict[str, InvoiceDispute]:
+    """The dispute open on each invoice at instant `at` (opened before it, not resolved by then)."""
+    ids = list(set(invoice_ids))
+    if not ids:
+        return {}
+    stmt = (select(InvoiceDispute)
+            .where(InvoiceDispute.invoice_id.in_(ids), InvoiceDispute.opened_at < at,
+                   or_(InvoiceDispute.resolved_at.is_(None), InvoiceDispute.resolved_at >= at))
+            .order_by(InvoiceDispute.opened_at))
+    return {d.invoice_id: d for d in (await session.execute(stmt)).scalars()}
+
+
+async def list_disputes(session: AsyncSession, *, invoice_id: str, limit: int,
+                        before: tuple[datetime, str] | None) -> list[InvoiceDispute]:
+    stmt = (select(InvoiceDispute).where(InvoiceDispute.invoice_id == invoice_id,
+                                         newest_first(InvoiceDispute.opened_at, InvoiceDispute.id,
+                                                      before))
+            .order_by(InvoiceDispute.opened_at.desc(), InvoiceDispute.id.desc()).limit(limit))
+    return list((await session.execute(stmt)).scalars())
+
+
+# ---------------------------------------------------------------- collection notes
+
+
+async def list_notes(session: AsyncSession, *, limit: int, before: tuple[datetime, str] | None,
+                     invoice_id: str | None = None, customer_id: str | None = None,
+                     salesperson_id: str | None = None, next_action_before: date | None = None,
+                     contact_role: str | None = None) -> list[CollectionNote]:
+    stmt = select(CollectionNote)
+    if invoice_id is not None:
+        stmt = stmt.where(CollectionNote.invoice_id == invoice_id)
+    if customer_id is not None:
+        stmt = stmt.where(CollectionNote.customer_id == customer_id)
+    if salesperson_id is not None:
+        stmt = stmt.where(CollectionNote.salesperson_id == salesperson_id)
+    if next_action_before is not None:
+        stmt = stmt.where(CollectionNote.next_action_on < next_action_before)
+    if contact_role is not None:
+        stmt = stmt.where(CollectionNote.contact_role == contact_role)
+    stmt = stmt.where(newest_first(CollectionNote.created_at, CollectionNote.id, before))
+    stmt = stmt.order_by(CollectionNote.created_at.desc(), CollectionNote.id.desc()).limit(limit)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def invoice_numbers(session: AsyncSession, ids: Iterable[str]) -> dict[str, str]:
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    rows = await session.execute(select(Invoice.id, Invoice.number).where(Invoice.id.in_(wanted)))
+    return {r[0]: r[1] for r in rows}

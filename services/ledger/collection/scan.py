@@ -1,0 +1,223 @@
+"""The overdue scan: `invoice.overdue` once per (invoice, level) crossed, and promises decided.
+
+A scan as of a date works in batches, each its own transaction:
+
+- crossings: one set-based query returns the next invoices (by id) with a level crossed on
+  the scan date and not yet emitted — money outstanding, not written off, no open dispute —
+  and the batch inserts their `overdue_crossings` rows (unique per invoice and level) and the
+  events' outbox rows together. A scan that stops half-way keeps what its batches committed;
+  running it again emits the rest and nothing twice, and so does a second replica racing it.
+- promises: open promises whose invoice got the promised money since (dated payments and
+  credit notes up to the scan date), or was settled, are `kept`; those still short after
+  their promised date are `broken` (`promise.broken`).
+
+Catching up after days down is one scan as of today: every level crossed meanwhile is emitted
+with `days_overdue` as of the scan date.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from datetime import date, timedelta
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.ledger.collection import repository
+from services.ledger.collection.errors import ScanDateInFuture, ScanInterrupted
+from services.ledger.collection.models import OverdueScan, PromiseStatus, ScanStatus
+from services.ledger.collection.repository import PendingCrossing
+from services.ledger.service import end_of_day
+from shared.app import run_periodically
+from shared.clock import Clock
+from shared.db import Database
+from shared.events import Event, new_event
+from shared.observability import new_request_id, reset_request_id, set_request_id
+from shared.outbox import Outbox
+
+log = logging.getLogger("o2c.ledger.overdue")
+
+
+async def enqueue_many(session: AsyncSession, outbox: Outbox, events: list[Event]) -> None:
+    """Write many events to the outbox in one multi-row INSERT (same columns as `Outbox.enqueue`)."""
+    if not events:
+        return
+    await session.execute(outbox.table.insert(), [{
+        "event_id": str(e.id), "type": e.type, "subject": e.subject,
+        "payload": e.model_dump_json(), "created_at": e.occurred_at,
+        "available_at": e.occurred_at, "attempts": 0} for e in events])
+
+
+def _overdue_event(clock: Clock, c: PendingCrossing, as_of: date) -> Event:
+    return new_event(clock, type="invoice.overdue", source="ledger", subject=c.invoice_id, data={
+        "invoice_id": c.invoice_id, "invoice_number": c.number, "order_id": c.order_id,
+        "customer_id": c.customer_id, "salesperson_id": c.salesperson_id,
+        "days_overdue": (as_of - c.due_date).days, "level": c.level,
+        "outstanding_minor": c.outstanding_minor, "currency": c.currency,
+        "due_date": c.due_date.isoformat()})
+
+
+def _whole_invoices(rows: list[PendingCrossing], limit: int) -> list[PendingCrossing]:
+    """Drop the last invoice of a full page: its other levels may be on the next one."""
+    if len(rows) < limit or rows[0].invoice_id == rows[-1].invoice_id:
+        return rows
+    last = rows[-1].invoice_id
+    return [r for r in rows if r.invoice_id != last]
+
+
+async def emit_batch(session: AsyncSession, *, outbox: Outbox, clock: Clock, scan: OverdueScan,
+                     rows: list[PendingCrossing]) -> int:
+    """Insert one batch's crossings and their events; returns how many were new."""
+    now = clock.now()
+    events = {(r.invoice_id, r.level): _overdue_event(clock, r, scan.as_of) for r in rows}
+    inserted = await repository.insert_crossings(session, [{
+        "invoice_id": r.invoice_id, "level": r.level, "days_overdue": (scan.as_of - r.due_date).days,
+        "as_of": scan.as_of, "scan_id": scan.id, "event_id": str(events[(r.invoice_id, r.level)].id),
+        "created_at": now} for r in rows])
+    await enqueue_many(session, outbox, [e for key, e in events.items() if key in inserted])
+    return len(inserted)
+
+
+async def _crossings_pass(db: Database, outbox: Outbox, clock: Clock, scan: OverdueScan,
+                          thresholds: list[int], batch_size: int, progress: dict[str, int]) -> None:
+    cutoffs = [(level, scan.as_of - timedelta(days=level)) for level in thresholds]
+    limit = batch_size * len(cutoffs)
+    after: str | None = None
+    while True:
+        async with db.session() as session, session.begin():
+            rows = _whole_invoices(await repository.pending_crossings(
+                session, cutoffs=cutoffs, after=after, limit=limit), limit)
+            if not rows:
+                return
+            emitted = await emit_batch(session, outbox=outbox, clock=clock, scan=scan, rows=rows)
+            examined = len({r.invoice_id for r in rows})
+            await repository.record_scan_progress(session, scan.id, batches=1,
+                                                  invoices_examined=examined,
+                                                  crossings_emitted=emitted)
+        progress["batches"] += 1
+        if outbox.relay is not None and emitted:
+            outbox.relay.wake()
+        after = rows[-1].invoice_id
+
+
+async def decide_promises(session: AsyncSession, *, outbox: Outbox, clock: Clock, as_of: date,
+                          after: str | None, limit: int) -> tuple[int, int, str | None]:
+    """Decide one batch of open promises as of `as_of`; returns (kept, broken, last id or None)."""
+    before = end_of_day(as_of)
+    promises = await repository.open_promises(session, created_before=before, after=after,
+                                              limit=limit)
+    if not promises:
+        return 0, 0, None
+    progress = await repository.promise_progress(session, [p.id for p in promises], before=before)
+    numbers = await repository.invoice_numbers(session, (p.invoice_id for p in promises))
+    now, kept, broken, events = clock.now(), 0, 0, []
+    for p in promises:
+        got = progress[p.id]
+        if got.settled or got.paid_since_minor >= p.amount_minor:
+            kept += await repository.resolve_promise(
+                session, p, status=PromiseStatus.kept, paid_since_minor=got.paid_since_minor,
+                resolved_at=now, as_of=as_of)
+        elif as_of > p.promised_date:
+            if await repository.resolve_promise(
+                    session, p, status=PromiseStatus.broken, paid_since_minor=got.paid_since_minor,
+                    resolved_at=now, as_of=as_of):
+                broken += 1
+                events.append(new_event(
+                    clock, type="promise.broken", source="ledger", subject=p.id, data={
+                        "promise_id": p.id, "invoice_id": p.invoice_id,
+                        "invoice_number": numbers.get(p.invoice_id), "customer_id": p.customer_id,
+                        "salesperson_id": p.salesperson_id,
+                        "promised_date": p.promised_date.isoformat(),
+                        "amount_minor": p.amount_minor, "paid_since_minor": got.paid_since_minor,
+                        "currency": p.currency}))
+        elif got.paid_since_minor != p.paid_since_minor:
+            await repository.set_paid_since(session, p.id, got.paid_since_minor)
+    await enqueue_many(session, outbox, events)
+    return kept, broken, promises[-1].id
+
+
+async def _promises_pass(db: Database, outbox: Outbox, clock: Clock, scan: OverdueScan,
+                         batch_size: int, progress: dict[str, int]) -> None:
+    after: str | None = None
+    while True:
+        async with db.session() as session, session.begin():
+            kept, broken, after = await decide_promises(session, outbox=outbox, clock=clock,
+                                                        as_of=scan.as_of, after=after,
+                                                        limit=batch_size)
+            if after is None:
+                return
+            await repository.record_scan_progress(session, scan.id, batches=1, promises_kept=kept,
+                                                  promises_broken=broken)
+        progress["batches"] += 1
+        if outbox.relay is not None and broken:
+            outbox.relay.wake()
+
+
+async def run_scan(*, db: Database, outbox: Outbox, clock: Clock, as_of: date,
+                   thresholds: list[int], batch_size: int, started_by: str,
+                   trigger: str) -> OverdueScan:
+    """Scan as of `as_of` (today or earlier), batch by batch; returns the finished scan's row.
+
+    A failure in a batch marks the scan `failed` and raises `ScanInterrupted`; the batches
+    already committed stay, and the next scan for the date emits the rest.
+    """
+    today = clock.today()
+    if as_of > today:
+        raise ScanDateInFuture(as_of, today)
+    async with db.session() as session, session.begin():
+        scan = OverdueScan(as_of=as_of, status=ScanStatus.running, trigger=trigger,
+                           started_by=started_by, started_at=clock.now())
+        await repository.add(session, scan)
+    progress = {"batches": 0}
+    try:
+        await _crossings_pass(db, outbox, clock, scan, sorted(thresholds), batch_size, progress)
+        await _promises_pass(db, outbox, clock, scan, batch_size, progress)
+    except Exception as exc:
+        log.exception("overdue scan %s as of %s failed after %d batch(es)", scan.id, as_of,
+                      progress["batches"])
+        async with db.session() as session, session.begin():
+            await repository.finish_scan(session, scan.id, status=ScanStatus.failed,
+                                         finished_at=clock.now(),
+                                         error=f"{type(exc).__name__}: {exc}"[:500])
+        raise ScanInterrupted(scan.id, progress["batches"]) from exc
+    async with db.session() as session, session.begin():
+        await repository.finish_scan(session, scan.id, status=ScanStatus.completed,
+                                     finished_at=clock.now())
+        done = await repository.get_scan(session, scan.id)
+        assert done is not None
+        await session.refresh(done)
+    log.info("overdue scan as of %s: %d crossing(s) emitted, %d promise(s) kept, %d broken",
+             as_of, done.crossings_emitted, done.promises_kept, done.promises_broken)
+    return done
+
+
+# ---------------------------------------------------------------- the periodic worker
+
+
+async def scan_once(app: FastAPI, as_of: date | None = None, *, started_by: str = "scheduler",
+                    trigger: str = "schedule") -> OverdueScan:
+    """One scan with the app's settings, as of today unless told otherwise."""
+    state: Any = app.state
+    token = set_request_id(new_request_id())
+    try:
+        return await run_scan(
+            db=state.db, outbox=state.outbox, clock=state.clock,
+            as_of=as_of or state.clock.today(), thresholds=state.settings.overdue_thresholds_days,
+            batch_size=state.settings.overdue_scan_batch_size, started_by=started_by,
+            trigger=trigger)
+    finally:
+        reset_request_id(token)
+
+
+async def expose(app: FastAPI) -> None:
+    """Put one pass of the scan on `app.state`, so tests (and operators) can drive it."""
+    app.state.overdue_scan_once = functools.partial(scan_once, app)
+
+
+async def overdue_scan_worker(app: FastAPI, stop: asyncio.Event) -> None:
+    """Background loop: the overdue scan as of today, daily by default."""
+    await run_periodically(stop, app.state.settings.overdue_scan_interval_seconds,
+                           app.state.overdue_scan_once, "overdue-scan")
