@@ -27,7 +27,6 @@ from sqlalchemy import (
     case,
     exists,
     func,
-    literal,
     null,
     or_,
     select,
@@ -36,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Subquery
 
+from services.ledger.collection.models import InvoiceDispute
 from services.ledger.models import (
     CreditNote,
     DebitNote,
@@ -45,7 +45,6 @@ from services.ledger.models import (
     Payment,
     PaymentAllocation,
     PaymentStatus,
-    metadata,
 )
 from services.ledger.writeoffs.models import WriteOff, WriteOffStatus
 
@@ -56,6 +55,7 @@ payments = Payment.__table__
 credit_notes = CreditNote.__table__
 debit_notes = DebitNote.__table__
 write_offs = WriteOff.__table__
+disputes = InvoiceDispute.__table__
 
 
 def _moved_after(cut: datetime) -> Subquery:
@@ -79,10 +79,7 @@ def _moved_after(cut: datetime) -> Subquery:
 
 
 def _disputed_at(cut: datetime) -> Any:
-    """True for invoices under a dispute open at `cut` (false until disputes exist)."""
-    disputes = metadata.tables.get("invoice_disputes")
-    if disputes is None:
-        return literal(False)
+    """True for invoices under a dispute that was open at `cut`."""
     return exists().where(disputes.c.invoice_id == inv.c.id, disputes.c.opened_at < cut,
                           or_(disputes.c.resolved_at.is_(None), disputes.c.resolved_at >= cut))
 

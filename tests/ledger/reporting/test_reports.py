@@ -250,3 +250,28 @@ class TestSalespersonPerformance:
         got = await report(system, "salesperson-performance", **{"from": "2026-02-01",
                                                                   "to": "2026-03-10"})
         assert [r["grade"] for r in got["rows"]] == ["OK", "LOW", "LOW"]
+
+
+class TestDisputes:
+    async def test_disputed_amounts_show_while_the_dispute_was_open(self, system):
+        inv = await build(system)
+        finance = system.client("ledger", "finance")
+        system.clock.set(at("2026-03-05"))
+        r = await finance.post(f"/v1/invoices/{inv['I2']['id']}/disputes", json={
+            "reason": "Quality below standard QS-7", "contact_role": "barrier"})
+        assert r.status_code == 201, r.text
+        dispute = r.json()
+        system.clock.set(at("2026-03-10"))
+        got = await report(system, "aging")
+        assert (got["rows"][0]["total_minor"], got["rows"][0]["disputed_minor"]) == (33_000, 19_000)
+        assert got["totals"][0]["disputed_minor"] == 19_000
+        system.clock.set(at("2026-03-12"))
+        r = await finance.post(f"/v1/invoices/{inv['I2']['id']}/disputes/{dispute['id']}/resolve",
+                               json={"resolution": "Replacement batch delivered"})
+        assert r.status_code == 200, r.text
+        assert (await report(system, "aging"))["rows"][0]["disputed_minor"] == 0
+        assert (await report(system, "aging", as_of="2026-03-10")) == got  # reproducible
+        assert (await report(system, "aging", as_of="2026-03-04"))["rows"][0]["disputed_minor"] == 0
+        csv_text = (await finance.get("/v1/reports/aging", params={
+            "format": "csv", "as_of": "2026-03-10"})).text
+        assert csv_text.splitlines()[1].endswith(",33000,19000")
