@@ -9,23 +9,44 @@ from typing import Annotated, TypeVar
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from services.notifier import repository, service
-from services.notifier.models import Delivery, DeliveryStatus, StoredEvent, WebhookEndpoint
+from services.notifier.models import (
+    Delivery,
+    DeliveryStatus,
+    Notification,
+    NotificationStatus,
+    Salesperson,
+    StoredEvent,
+    WebhookEndpoint,
+)
 from services.notifier.schemas import (
     DeliveryPublic,
+    DunningPolicyIn,
+    DunningPolicyPublic,
     EndpointCreate,
     EndpointPublic,
     EndpointUpdate,
     EndpointWithSecret,
     EventIn,
     EventPublic,
+    NotificationPublic,
     ReplayRequest,
     ReplayResult,
+    SalespersonIn,
+    SalespersonPublic,
 )
 from shared.auth import CurrentPrincipal, Role, require
 from shared.clock import as_utc
 from shared.db import SessionDep
 from shared.errors import problem_responses
-from shared.pagination import Cursor, Limit, Page, decode_time_cursor, time_page
+from shared.pagination import (
+    Cursor,
+    Limit,
+    Page,
+    decode_cursor,
+    decode_time_cursor,
+    encode_cursor,
+    time_page,
+)
 from shared.versioning import check_if_match, set_etag
 
 EVENT_READERS = (Role.auditor, Role.finance, Role.service)
@@ -59,7 +80,8 @@ async def ingest_event(body: EventIn, request: Request, response: Response,
                        session: SessionDep) -> StoredEvent:
     """Accept an event from a producer's outbox; each event id is stored and delivered once."""
     stored, created = await service.record_event(
-        session, clock=request.app.state.clock, event=body, wake=_wake(request))
+        session, clock=request.app.state.clock, event=body, wake=_wake(request),
+        wake_dunning=request.app.state.dunning.wake)
     if not created:
         response.status_code = status.HTTP_200_OK
     response.headers["Location"] = f"/v1/events/{stored.id}"
@@ -218,3 +240,131 @@ async def retry_delivery(delivery: DeliveryOr404, request: Request,
     """Try a delivery again now, even one that has failed."""
     return await service.retry_delivery(session=session, clock=request.app.state.clock,
                                         delivery=delivery, wake=_wake(request))
+
+
+# dunning: the policy and the salesperson directory
+
+POLICY_READERS = (Role.finance, Role.credit_manager, Role.auditor)
+POLICY_WRITERS = (Role.finance,)  # and admin
+NOTIFICATION_READERS = (Role.finance, Role.credit_manager, Role.auditor, Role.sales)
+SalespersonPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._\-]+$")]
+
+dunning = APIRouter(prefix="/v1", tags=["dunning"], responses=problem_responses(401, 403, 422))
+notifications = APIRouter(prefix="/v1", tags=["notifications"],
+                          responses=problem_responses(401, 403, 422))
+
+
+@dunning.get("/dunning-policy", response_model=DunningPolicyPublic,
+             dependencies=[require(*POLICY_READERS)])
+async def get_dunning_policy(session: SessionDep, response: Response) -> DunningPolicyPublic:
+    """The dunning policy in force (the default one until a policy is stored)."""
+    current = await service.get_policy(session)
+    set_etag(response, current.version)
+    return current
+
+
+@dunning.put("/dunning-policy", response_model=DunningPolicyPublic,
+             dependencies=[require(*POLICY_WRITERS)], responses=problem_responses(412))
+async def put_dunning_policy(body: DunningPolicyIn, request: Request, response: Response,
+                             session: SessionDep, principal: CurrentPrincipal) -> DunningPolicyPublic:
+    """Replace the dunning policy: levels by days overdue, recipients, channels and templates.
+
+    An `invoice.overdue` step uses the level with the greatest `days_overdue` at or below the
+    step's `level` (a 90-day step with levels up to 60 notifies the 60-day recipients again).
+    Templates (body `template` and email `subject`) use `$name` or `${name}` with these
+    placeholders: `invoice_id`, `invoice_number`, `amount` (invoiced, e.g. "CNY 1,250.00"),
+    `outstanding` (still owed, formatted the same way), `currency`, `due_date`, `days_overdue`,
+    `level`, `customer_id`, `customer_name`, `customer_number`, `salesperson_id`,
+    `salesperson_name`, `recipient_name`, `recipient_role`; `$$` is a dollar sign. An unknown
+    placeholder is a 422. `interest_annual_rate` (a decimal string 0–1) and `fee_minor` charge
+    the invoice once per level through a ledger debit note; interest is outstanding × rate ×
+    the days overdue not yet charged as interest / 365, rounded half-even. `If-Match` with the
+    policy's ETag guards against lost updates.
+    """
+    current = await service.put_policy(
+        session, clock=request.app.state.clock, principal=principal, data=body,
+        request_version=lambda version: check_if_match(request, version))
+    set_etag(response, current.version)
+    return current
+
+
+@dunning.put("/salespeople/{salesperson_id}", response_model=SalespersonPublic,
+             dependencies=[require(*POLICY_WRITERS)],
+             responses={201: {"model": SalespersonPublic, "description": "Added to the directory"}})
+async def put_salesperson(salesperson_id: SalespersonPath, body: SalespersonIn, request: Request,
+                          response: Response, session: SessionDep) -> Salesperson:
+    """Set a salesperson's name and email, where dunning reaches them (an extension of §7)."""
+    row, created = await service.put_salesperson(session, clock=request.app.state.clock,
+                                                 salesperson_id=salesperson_id, data=body)
+    if created:
+        response.status_code = status.HTTP_201_CREATED
+    set_etag(response, row.version)
+    return row
+
+
+@dunning.get("/salespeople", response_model=Page[SalespersonPublic],
+             dependencies=[require(*POLICY_READERS)])
+async def list_salespeople(session: SessionDep, limit: Limit = 50,
+                           cursor: Cursor = None) -> Page[Salesperson]:
+    """The salesperson directory, by salesperson id."""
+    values = decode_cursor(cursor, 1)
+    rows = await repository.list_salespeople(session, limit=limit + 1,
+                                             after=values[0] if values else None)
+    next_cursor = encode_cursor(rows[limit - 1].salesperson_id) if len(rows) > limit else None
+    return Page(items=rows[:limit], next_cursor=next_cursor)
+
+
+@dunning.get("/salespeople/{salesperson_id}", response_model=SalespersonPublic,
+             dependencies=[require(*POLICY_READERS)], responses=problem_responses(404))
+async def get_salesperson(salesperson_id: SalespersonPath, session: SessionDep,
+                          response: Response) -> Salesperson:
+    """One salesperson's directory entry."""
+    row = await service.get_salesperson(session, salesperson_id)
+    set_etag(response, row.version)
+    return row
+
+
+# notifications
+
+async def load_notification(session: SessionDep, principal: CurrentPrincipal,
+                            notification_id: Id) -> Notification:
+    return await service.get_notification(session, principal, notification_id)
+
+
+NotificationOr404 = Annotated[Notification, Depends(load_notification)]
+
+
+@notifications.get("/notifications", response_model=Page[NotificationPublic],
+                   dependencies=[require(*NOTIFICATION_READERS)])
+async def list_notifications(
+    session: SessionDep, principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None,
+    customer_id: Annotated[str | None, Query(max_length=36)] = None,
+    invoice_id: Annotated[str | None, Query(max_length=36)] = None,
+    level: Annotated[int | None, Query(ge=1, le=99, description="The policy level")] = None,
+    status_: Annotated[NotificationStatus | None, Query(alias="status")] = None,
+    salesperson_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> Page[Notification]:
+    """Dunning notifications, oldest first; sales principals see their own customers' only."""
+    visible, salesperson_id = principal.salesperson_scope(salesperson_id)
+    if not visible:
+        return Page(items=[], next_cursor=None)
+    rows = await repository.list_notifications(
+        session, limit=limit + 1, after=decode_time_cursor(cursor), customer_id=customer_id,
+        invoice_id=invoice_id, level=level, status=status_, salesperson_id=salesperson_id)
+    return time_page(rows, limit, lambda n: (n.created_at, n.id))
+
+
+@notifications.get("/notifications/{notification_id}", response_model=NotificationPublic,
+                   dependencies=[require(*NOTIFICATION_READERS)], responses=problem_responses(404))
+async def get_notification(note: NotificationOr404) -> Notification:
+    """One notification: recipient, rendered message, status, attempts and the last error."""
+    return note
+
+
+@notifications.post("/notifications/{notification_id}/retry", response_model=NotificationPublic,
+                    dependencies=[require(*POLICY_WRITERS)], responses=problem_responses(404, 409))
+async def retry_notification(note: NotificationOr404, request: Request,
+                             session: SessionDep) -> Notification:
+    """Make a failed notification pending again: one more attempt, now."""
+    return await service.retry_notification(session, clock=request.app.state.clock, note=note,
+                                            wake=request.app.state.emails.wake)

@@ -1,6 +1,6 @@
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from shared.settings import BaseServiceSettings
 
@@ -27,3 +27,33 @@ class NotifierSettings(BaseServiceSettings):
     delivery_concurrency: int = 10
     delivery_lease_seconds: float = 60.0
     delivery_poll_seconds: float = 1.0
+
+    # Dunning (DESIGN.md §7). The worker turns each queued `invoice.overdue` threshold into
+    # notifications; while credit or ledger do not answer it tries again after a delay that
+    # doubles from `dunning_retry_min_seconds` up to `dunning_retry_max_seconds`, for ever.
+    dunning_batch_size: int = 50
+    dunning_lease_seconds: float = 120.0
+    dunning_poll_seconds: float = 5.0
+    dunning_retry_min_seconds: float = 30.0
+    dunning_retry_max_seconds: float = 3600.0
+    # Who the `legal` recipient of a policy level is.
+    dunning_legal_name: str = "Legal department"
+    dunning_legal_email: str | None = None
+
+    # Email through SMTP. Without `smtp_host` email is not configured: email notifications
+    # stay pending (last_error says why) and go out once a host is set and the service restarts.
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_tls: bool = False  # implicit TLS from the first byte (usually port 465)
+    smtp_starttls: bool | None = None  # None: upgrade when the server offers STARTTLS
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_sender: str = "o2c-collections@localhost"
+    smtp_timeout_seconds: float = 15.0
+    smtp_validate_certs: bool = True
+    # Delay before each retry after a failed send; when it runs out the notification `failed`.
+    email_retry_schedule_seconds: list[float] = Field(
+        default_factory=lambda: [5, 300, 1800, 7200, 18000, 36000, 36000])
+    email_batch_size: int = 50
+    email_lease_seconds: float = 120.0
+    email_poll_seconds: float = 5.0

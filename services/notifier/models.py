@@ -98,6 +98,9 @@ class Delivery(NotifierBase, table=True):
 
 # dunning
 
+POLICY_ID = "current"
+
+
 class DunningPolicy(NotifierBase, table=True):
     """The stored dunning policy (one row, id `current`); absent means the default policy."""
 
@@ -203,6 +206,7 @@ class Notification(NotifierBase, table=True):
 class ChargeStatus(StrEnum):
     pending = "pending"  # to be posted to ledger as a debit note
     posted = "posted"
+    refused = "refused"  # ledger refused it (say, the invoice was settled meanwhile): last_error
 
 
 class DunningCharge(NotifierBase, table=True):

@@ -9,7 +9,21 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notifier.models import Delivery, DeliveryStatus, StoredEvent, WebhookEndpoint
+from services.notifier.models import (
+    POLICY_ID,
+    ChargeStatus,
+    Delivery,
+    DeliveryStatus,
+    DunningCharge,
+    DunningPolicy,
+    DunningRun,
+    Notification,
+    NotificationStatus,
+    RunStatus,
+    Salesperson,
+    StoredEvent,
+    WebhookEndpoint,
+)
 from shared.pagination import after_keyset
 
 # events
@@ -182,3 +196,137 @@ async def pending_deliveries(session: AsyncSession) -> int:
     stmt = select(func.count()).select_from(Delivery).where(
         Delivery.status == DeliveryStatus.pending)
     return int((await session.execute(stmt)).scalar_one())
+
+
+# dunning
+
+async def get_policy(session: AsyncSession, *, lock: bool = False) -> DunningPolicy | None:
+    return await session.get(DunningPolicy, POLICY_ID, with_for_update=lock or None,
+                             populate_existing=lock)
+
+
+async def get_salesperson(session: AsyncSession, salesperson_id: str) -> Salesperson | None:
+    return await session.get(Salesperson, salesperson_id)
+
+
+async def list_salespeople(session: AsyncSession, *, limit: int, after: str | None) -> list[Salesperson]:
+    stmt = select(Salesperson)
+    if after is not None:
+        stmt = stmt.where(Salesperson.salesperson_id > after)
+    stmt = stmt.order_by(Salesperson.salesperson_id).limit(limit)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def get_run(session: AsyncSession, invoice_id: str, threshold_days: int) -> DunningRun | None:
+    stmt = select(DunningRun).where(DunningRun.invoice_id == invoice_id,
+                                    DunningRun.threshold_days == threshold_days)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def claim_due_runs(session: AsyncSession, *, now: datetime, lease_until: datetime,
+                         limit: int) -> list[DunningRun]:
+    """Lease due pending runs (SKIP LOCKED on PostgreSQL plus a lease on both databases)."""
+    due = (
+        select(DunningRun.id)
+        .where(DunningRun.status == RunStatus.pending, DunningRun.next_attempt_at <= now,
+               or_(DunningRun.claimed_until.is_(None), DunningRun.claimed_until < now))
+        .order_by(DunningRun.next_attempt_at, DunningRun.id).limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list((await session.execute(due)).scalars())
+    if not ids:
+        return []
+    await session.execute(update(DunningRun).where(DunningRun.id.in_(ids))
+                          .values(claimed_until=lease_until))
+    stmt = (select(DunningRun).where(DunningRun.id.in_(ids))
+            .order_by(DunningRun.next_attempt_at, DunningRun.id)
+            .execution_options(populate_existing=True))
+    return list((await session.execute(stmt)).scalars())
+
+
+async def lock_run(session: AsyncSession, run_id: str) -> DunningRun:
+    stmt = (select(DunningRun).where(DunningRun.id == run_id).with_for_update()
+            .execution_options(populate_existing=True))
+    return (await session.execute(stmt)).scalar_one()
+
+
+async def run_notifications(session: AsyncSession, invoice_id: str,
+                            threshold_days: int) -> list[Notification]:
+    stmt = (select(Notification).where(Notification.invoice_id == invoice_id,
+                                       Notification.threshold_days == threshold_days)
+            .order_by(Notification.created_at, Notification.id))
+    return list((await session.execute(stmt)).scalars())
+
+
+async def invoice_charges(session: AsyncSession, invoice_id: str) -> list[DunningCharge]:
+    stmt = (select(DunningCharge).where(DunningCharge.invoice_id == invoice_id)
+            .order_by(DunningCharge.created_at, DunningCharge.id))
+    return list((await session.execute(stmt)).scalars())
+
+
+async def pending_charges(session: AsyncSession, run_id: str) -> list[DunningCharge]:
+    stmt = (select(DunningCharge).where(DunningCharge.run_id == run_id,
+                                        DunningCharge.status == ChargeStatus.pending)
+            .order_by(DunningCharge.kind))
+    return list((await session.execute(stmt)).scalars())
+
+
+async def get_notification(session: AsyncSession, notification_id: str) -> Notification | None:
+    return await session.get(Notification, notification_id)
+
+
+async def list_notifications(session: AsyncSession, *, limit: int,
+                             after: tuple[datetime, str] | None, customer_id: str | None,
+                             invoice_id: str | None, level: int | None,
+                             status: NotificationStatus | None,
+                             salesperson_id: str | None) -> list[Notification]:
+    stmt = select(Notification)
+    for column, value in ((Notification.customer_id, customer_id),
+                          (Notification.invoice_id, invoice_id), (Notification.level, level),
+                          (Notification.status, status),
+                          (Notification.salesperson_id, salesperson_id)):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    stmt = stmt.where(after_keyset(Notification.created_at, Notification.id, after))
+    stmt = stmt.order_by(Notification.created_at, Notification.id).limit(limit)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def claim_due_emails(session: AsyncSession, *, now: datetime, lease_until: datetime,
+                           limit: int) -> list[Notification]:
+    """Lease pending email notifications that are due (SKIP LOCKED on PostgreSQL, plus a lease)."""
+    due = (
+        select(Notification.id)
+        .where(Notification.status == NotificationStatus.pending, Notification.channel == "email",
+               Notification.next_attempt_at <= now,
+               or_(Notification.claimed_until.is_(None), Notification.claimed_until < now))
+        .order_by(Notification.next_attempt_at, Notification.id).limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list((await session.execute(due)).scalars())
+    if not ids:
+        return []
+    await session.execute(update(Notification).where(Notification.id.in_(ids))
+                          .values(claimed_until=lease_until))
+    stmt = (select(Notification).where(Notification.id.in_(ids))
+            .order_by(Notification.next_attempt_at, Notification.id)
+            .execution_options(populate_existing=True))
+    return list((await session.execute(stmt)).scalars())
+
+
+async def settle_notification(session: AsyncSession, notification_id: str,
+                              values: dict[str, Any]) -> None:
+    """Record the outcome of a send; only while the notification is still pending."""
+    await session.execute(
+        update(Notification)
+        .where(Notification.id == notification_id,
+               Notification.status == NotificationStatus.pending)
+        .values(**values, claimed_until=None))
+
+
+async def pending_work(session: AsyncSession) -> dict[str, int]:
+    runs = await session.execute(select(func.count()).select_from(DunningRun).where(
+        DunningRun.status == RunStatus.pending))
+    emails = await session.execute(select(func.count()).select_from(Notification).where(
+        Notification.status == NotificationStatus.pending, Notification.channel == "email"))
+    return {"dunning_runs": int(runs.scalar_one()), "emails": int(emails.scalar_one())}

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from services.notifier.models import DeliveryStatus
+from services.notifier import policy
+from services.notifier.models import DeliveryStatus, NotificationStatus
+from services.notifier.policy import Channel, RecipientRole
 from shared.events import Event
+from shared.money import PositiveAmountMinor
 from shared.schemas import RequestModel, ResponseModel
 
 EVENT_TYPE_PATTERN = r"^([a-z_]+\.[a-z_]+|\*)$"
@@ -19,6 +23,8 @@ EventTypes = Annotated[list[EventTypeFilter], Field(
 Url = Annotated[str, Field(min_length=1, max_length=2000,
                            description="http or https URL the deliveries are POSTed to.")]
 Description = Annotated[str, Field(max_length=500)]
+EmailAddress = Annotated[str, Field(min_length=3, max_length=320, pattern=r"^[^@\s<>]+@[^@\s<>]+$",
+                                    description="An email address.")]
 
 EVENT_EXAMPLE = {
     "id": "0b8e5c1e-4f7a-4b8e-9a57-1f1d2c3b4a59",
@@ -120,4 +126,131 @@ class DeliveryPublic(ResponseModel):
     next_attempt_at: datetime | None = Field(description="When a pending delivery is tried next.")
     last_attempt_at: datetime | None
     attempts: list[Attempt]
+    created_at: datetime
+
+
+# dunning
+
+class DunningLevel(RequestModel):
+    """One step of the dunning policy."""
+
+    level: int = Field(ge=1, le=99, description="The level's number; notifications carry it.")
+    days_overdue: int = Field(ge=1, le=3650, description=(
+        "An `invoice.overdue` step at this many days or more (up to the next level) uses this level."))
+    recipients: list[RecipientRole] = Field(min_length=1, max_length=6, description=(
+        "`general_manager` is the customer's general manager, or its decision-maker when it has "
+        "none; `legal` is O2C_DUNNING_LEGAL_EMAIL."))
+    channels: list[Channel] = Field(min_length=1, max_length=2, description=(
+        "`webhook`: one `dunning.escalated` event per invoice and step; `email`: one email per "
+        "recipient through SMTP."))
+    template: str = Field(min_length=1, max_length=5000, description=(
+        "The message body; placeholders as `$name` or `${name}` (see the PUT operation)."))
+    subject: str = Field(default=policy.DEFAULT_SUBJECT, min_length=1, max_length=300,
+                         description="The email subject, a template like the body (an extension).")
+    interest_annual_rate: Decimal | None = Field(
+        default=None, ge=0, le=1, max_digits=8, decimal_places=6,
+        description="Late-payment interest a year as a decimal string, e.g. \"0.18\"; charged once "
+                    "for the level as a ledger debit note.")
+    fee_minor: PositiveAmountMinor | None = Field(
+        default=None, description="A fixed fee in the invoice's minor units, charged once for the level.")
+
+    @field_validator("recipients", "channels")
+    @classmethod
+    def _unique(cls, values: list[str]) -> list[str]:
+        if len(set(values)) != len(values):
+            raise ValueError("each entry may appear once")
+        return values
+
+    @field_validator("template", "subject")
+    @classmethod
+    def _placeholders(cls, value: str) -> str:
+        problems = policy.template_problems(value)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+
+class DunningPolicyIn(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"levels": [
+        {"level": 1, "days_overdue": 1, "recipients": ["salesperson", "finance"],
+         "channels": ["webhook", "email"],
+         "template": "Dear ${recipient_name}, invoice ${invoice_number} (${outstanding}) was due "
+                     "on ${due_date} and is ${days_overdue} days overdue."},
+        {"level": 2, "days_overdue": 30,
+         "recipients": ["salesperson", "finance", "key_person", "general_manager"],
+         "channels": ["webhook", "email"], "interest_annual_rate": "0.12", "fee_minor": 5000,
+         "template": "Escalation: invoice ${invoice_number} is ${days_overdue} days overdue."},
+    ]}]})
+
+    levels: list[DunningLevel] = Field(min_length=1, max_length=20, description=(
+        "Sorted by days_overdue ascending, with distinct level numbers and days."))
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DunningPolicyIn:
+        days = [lvl.days_overdue for lvl in self.levels]
+        if days != sorted(days) or len(set(days)) != len(days):
+            raise ValueError("levels must be sorted by days_overdue, each days_overdue once")
+        numbers = [lvl.level for lvl in self.levels]
+        if len(set(numbers)) != len(numbers):
+            raise ValueError("each level number may appear once")
+        return self
+
+
+class DunningLevelPublic(ResponseModel):
+    level: int
+    days_overdue: int
+    recipients: list[str]
+    channels: list[str]
+    template: str
+    subject: str
+    interest_annual_rate: str | None = None
+    fee_minor: int | None = None
+
+
+class DunningPolicyPublic(ResponseModel):
+    levels: list[DunningLevelPublic]
+    is_default: bool = Field(description="True when no policy was stored and the default applies")
+    placeholders: dict[str, str] = Field(description="What templates may mention")
+    version: int
+    updated_by: str | None
+    updated_at: datetime | None
+
+
+class SalespersonIn(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"name": "Alice Chen", "email": "alice.chen@example.com"}]})
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    email: EmailAddress | None = None
+
+
+class SalespersonPublic(ResponseModel):
+    salesperson_id: str
+    name: str
+    email: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class NotificationPublic(ResponseModel):
+    id: str
+    invoice_id: str
+    invoice_number: str | None
+    customer_id: str | None
+    salesperson_id: str | None
+    level: int = Field(description="The policy level applied")
+    threshold_days: int = Field(description="The overdue step (the event's `level`, in days)")
+    days_overdue: int
+    recipient_role: str
+    recipient_name: str | None
+    address: str | None
+    channel: str = Field(description="email, or webhook when the level sends no email")
+    subject: str
+    body: str
+    status: NotificationStatus
+    attempts: int
+    last_error: str | None = Field(description="Why it was skipped, or the last failed attempt")
+    next_attempt_at: datetime | None
+    sent_at: datetime | None
     created_at: datetime

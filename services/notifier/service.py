@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notifier import destinations, repository
+from services.notifier import destinations, dunning, policy, repository
 from services.notifier.config import NotifierSettings
 from services.notifier.errors import (
     DeliveryNotFound,
@@ -22,12 +22,28 @@ from services.notifier.errors import (
     EventNotFound,
     UrlRefused,
 )
-from services.notifier.models import Delivery, DeliveryStatus, StoredEvent, WebhookEndpoint
-from services.notifier.schemas import EndpointCreate, EndpointUpdate
-from shared.auth import Principal, Role
+from services.notifier.models import (
+    POLICY_ID,
+    Delivery,
+    DeliveryStatus,
+    DunningPolicy,
+    Notification,
+    NotificationStatus,
+    Salesperson,
+    StoredEvent,
+    WebhookEndpoint,
+)
+from services.notifier.schemas import (
+    DunningPolicyIn,
+    DunningPolicyPublic,
+    EndpointCreate,
+    EndpointUpdate,
+    SalespersonIn,
+)
+from shared.auth import Principal, Role, ensure_visible
 from shared.clock import Clock, as_utc
 from shared.db import after_commit
-from shared.errors import ValidationFailed, VersionConflict
+from shared.errors import InvalidTransition, NotFound, ValidationFailed, VersionConflict
 from shared.events import Event
 from shared.webhooks import new_secret
 
@@ -54,11 +70,12 @@ def _delivery_row(endpoint_id: str, event_id: str, event_type: str, now: datetim
 # events
 
 async def record_event(session: AsyncSession, *, clock: Clock, event: Event,
-                       wake: Wake = None) -> tuple[StoredEvent, bool]:
+                       wake: Wake = None, wake_dunning: Wake = None) -> tuple[StoredEvent, bool]:
     """Store `event` once (dedup by id) and queue a delivery to every endpoint that wants it.
 
     Returns the stored event and whether it is new. Notifier's own events (for example
-    `dunning.escalated`) go through here too: notifier has no outbox.
+    `dunning.escalated`) go through here too: notifier has no outbox. A new `invoice.overdue`
+    also queues its dunning run in this transaction.
     """
     event_id = str(event.id)
     existing = await repository.get_event(session, event_id)
@@ -83,6 +100,10 @@ async def record_event(session: AsyncSession, *, clock: Clock, event: Event,
     await repository.add_deliveries(session, rows)
     if rows and wake is not None:
         after_commit(session, wake)
+    if stored.type == dunning.OVERDUE and stored.source == "ledger":
+        run = await dunning.queue_run(session, event=stored, now=now)
+        if run is not None and wake_dunning is not None:
+            after_commit(session, wake_dunning)
     return stored, True
 
 
@@ -217,3 +238,91 @@ async def retry_delivery(*, session: AsyncSession, clock: Clock, delivery: Deliv
     if wake is not None:
         after_commit(session, wake)
     return delivery
+
+
+# dunning
+
+async def get_policy(session: AsyncSession) -> DunningPolicyPublic:
+    """The stored dunning policy, or the default one when none was stored."""
+    stored = await repository.get_policy(session)
+    if stored is None:
+        return DunningPolicyPublic(levels=policy.DEFAULT_LEVELS, is_default=True,
+                                   placeholders=policy.PLACEHOLDERS, version=0, updated_by=None,
+                                   updated_at=None)
+    return DunningPolicyPublic(levels=stored.levels, is_default=False,
+                               placeholders=policy.PLACEHOLDERS, version=stored.version,
+                               updated_by=stored.updated_by, updated_at=stored.updated_at)
+
+
+async def put_policy(session: AsyncSession, *, clock: Clock, principal: Principal,
+                     data: DunningPolicyIn, request_version: Callable[[int], None]) -> DunningPolicyPublic:
+    """Replace the dunning policy; it applies to overdue steps worked from now on.
+
+    `request_version` checks the caller's If-Match against the locked current version.
+    """
+    now = clock.now()
+    levels = [lvl.model_dump(mode="json") for lvl in data.levels]
+    stored = await repository.get_policy(session, lock=True)
+    request_version(stored.version if stored is not None else 0)
+    if stored is None:
+        stored = DunningPolicy(id=POLICY_ID, levels=levels, updated_by=principal.name,
+                               created_at=now, updated_at=now)
+        try:
+            async with session.begin_nested():
+                session.add(stored)
+        except IntegrityError as exc:
+            raise VersionConflict("The dunning policy was saved by another request; "
+                                  "fetch it again.") from exc
+    else:
+        stored.levels, stored.updated_by, stored.updated_at = levels, principal.name, now
+        stored.version += 1
+    await session.flush()
+    return await get_policy(session)
+
+
+async def put_salesperson(session: AsyncSession, *, clock: Clock, salesperson_id: str,
+                          data: SalespersonIn) -> tuple[Salesperson, bool]:
+    """Create or replace a salesperson's directory entry; returns it and whether it is new."""
+    now = clock.now()
+    row = await repository.get_salesperson(session, salesperson_id)
+    if row is None:
+        row = Salesperson(salesperson_id=salesperson_id, name=data.name, email=data.email,
+                          created_at=now, updated_at=now)
+        session.add(row)
+        await session.flush()
+        return row, True
+    row.name, row.email, row.updated_at = data.name, data.email, now
+    row.version += 1
+    await session.flush()
+    return row, False
+
+
+async def get_salesperson(session: AsyncSession, salesperson_id: str) -> Salesperson:
+    row = await repository.get_salesperson(session, salesperson_id)
+    if row is None:
+        raise NotFound(f"Salesperson {salesperson_id} is not in the directory.")
+    return row
+
+
+async def get_notification(session: AsyncSession, principal: Principal,
+                           notification_id: str) -> Notification:
+    note = await repository.get_notification(session, notification_id)
+    if note is None:
+        raise NotFound(f"Notification {notification_id} not found.")
+    ensure_visible(principal, note.salesperson_id, "Notification", notification_id)
+    return note
+
+
+async def retry_notification(session: AsyncSession, *, clock: Clock,
+                             note: Notification, wake: Wake = None) -> Notification:
+    """Make a failed email notification pending and due now, for one more attempt."""
+    if note.status != NotificationStatus.failed:
+        raise InvalidTransition(f"Only a failed notification can be retried; this one is "
+                                f"{note.status}.", state=str(note.status), allowed=[])
+    now = clock.now()
+    note.status, note.next_attempt_at, note.claimed_until, note.updated_at = (
+        NotificationStatus.pending, now, None, now)
+    await session.flush()
+    if wake is not None:
+        after_commit(session, wake)
+    return note

@@ -8,8 +8,11 @@ from typing import Any
 from tests.harness import HOOKS_URL, System
 
 
-def envelope(system: System, type_: str = "invoice.overdue", **overrides: Any) -> dict[str, Any]:
-    """An event envelope as a producer's outbox posts it, occurring now."""
+def envelope(system: System, type_: str = "order.approved", **overrides: Any) -> dict[str, Any]:
+    """An event envelope as a producer's outbox posts it, occurring now.
+
+    The default type is one no o2c service subscribes to, so only the test's endpoints get it.
+    """
     return {
         "id": str(uuid.uuid4()), "type": type_, "occurred_at": system.clock.now().isoformat(),
         "source": "ledger", "subject": "INV-1", "data": {"invoice_id": "INV-1", "level": 1},
