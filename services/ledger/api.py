@@ -228,7 +228,8 @@ async def issue_invoice(body: InvoiceCreate, request: Request, response: Respons
         response.status_code = status.HTTP_200_OK
     response.headers["Location"] = f"/v1/invoices/{invoice.id}"
     set_etag(response, invoice.version)
-    return InvoicePublic.of(invoice, clock.today())
+    disputed = bool(await service.open_dispute_ids(session, [invoice.id]))
+    return InvoicePublic.of(invoice, clock.today(), disputed=disputed)
 
 
 @invoices_router.get("/invoices", response_model=Page[InvoicePublic],
@@ -253,16 +254,19 @@ async def list_invoices(
         session, limit=limit + 1, after=decode_time_cursor(cursor), customer_id=customer_id,
         order_id=order_id, salesperson_id=salesperson_id, status=status_, due_from=due_from,
         due_to=due_to, overdue=overdue, today=today)
+    disputed = await service.open_dispute_ids(session, (i.id for i in rows[:limit]))
     return time_page(rows, limit, lambda i: (i.created_at, i.id),
-                     lambda i: InvoicePublic.of(i, today))
+                     lambda i: InvoicePublic.of(i, today, disputed=i.id in disputed))
 
 
 @invoices_router.get("/invoices/{invoice_id}", response_model=InvoicePublic,
                      dependencies=[require(*INVOICE_READERS)], responses=problem_responses(404))
-async def get_invoice(invoice: InvoiceOr404, request: Request, response: Response) -> InvoicePublic:
-    """One invoice with its outstanding amount and whether it is overdue."""
+async def get_invoice(invoice: InvoiceOr404, request: Request, response: Response,
+                      session: SessionDep) -> InvoicePublic:
+    """One invoice with its outstanding amount, whether it is overdue and whether it is disputed."""
     set_etag(response, invoice.version)
-    return InvoicePublic.of(invoice, request.app.state.clock.today())
+    disputed = bool(await service.open_dispute_ids(session, [invoice.id]))
+    return InvoicePublic.of(invoice, request.app.state.clock.today(), disputed=disputed)
 
 
 # ---------------------------------------------------------------- payments

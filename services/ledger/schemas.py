@@ -176,6 +176,8 @@ class InvoicePublic(ResponseModel):
     status: str = Field(description="open, partially_paid, paid, disputed or written_off")
     overdue: bool = Field(description="Past its due date (as of today) with money outstanding")
     days_overdue: int = Field(description="Days past the due date while overdue, else 0")
+    disputed: bool = Field(default=False, description="An open dispute on the invoice: the overdue "
+                                                      "scan and dunning skip it until resolved")
     issued_at: datetime
     due_date: date
     paid_at: datetime | None = Field(description="When outstanding reached 0")
@@ -185,11 +187,11 @@ class InvoicePublic(ResponseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, invoice: Invoice, today: date) -> InvoicePublic:
+    def of(cls, invoice: Invoice, today: date, *, disputed: bool = False) -> InvoicePublic:
         overdue = invoice.outstanding_minor > 0 and today > invoice.due_date
         return cls.model_validate({
             **invoice.model_dump(), "overdue": overdue,
-            "days_overdue": (today - invoice.due_date).days if overdue else 0})
+            "days_overdue": (today - invoice.due_date).days if overdue else 0, "disputed": disputed})
 
 
 # ---------------------------------------------------------------- payments
@@ -368,6 +370,13 @@ class OrderBalancePublic(ResponseModel):
     status: str
 
 
+class StatementDispute(ResponseModel):
+    id: str
+    reason: str
+    contact_role: str | None
+    opened_at: datetime
+
+
 class StatementLine(ResponseModel):
     date: date
     document_type: str = Field(description="invoice, payment, credit_note, debit_note, reversal, "
@@ -379,6 +388,8 @@ class StatementLine(ResponseModel):
     debit_minor: int
     credit_minor: int
     balance_minor: int = Field(description="Running receivable balance after this line")
+    dispute: StatementDispute | None = Field(
+        default=None, description="On an invoice's line: its dispute open at the end of `to`")
 
 
 class StatementPublic(ResponseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -11,6 +12,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.ledger import chart, repository
+from services.ledger.collection import repository as collection_repository
 from services.ledger.errors import (
     AlreadyReversed,
     CreditNoteNotFound,
@@ -836,6 +838,11 @@ async def get_debit_note(session: AsyncSession, note_id: str) -> DebitNote:
     return note
 
 
+async def open_dispute_ids(session: AsyncSession, invoice_ids: Iterable[str]) -> set[str]:
+    """Which of the invoices have an open dispute (shown as `disputed` on the invoice)."""
+    return set(await collection_repository.open_disputes_of(session, invoice_ids))
+
+
 # ---------------------------------------------------------------- receivables: order, statement, exposure
 
 
@@ -884,6 +891,7 @@ class StatementLine:
     debit_minor: int
     credit_minor: int
     balance_minor: int
+    dispute: dict[str, object] | None = None  # an invoice's dispute open at the end of `to`
 
 
 @dataclass
@@ -916,15 +924,22 @@ async def statement(session: AsyncSession, *, customer_id: str, currency: str | 
     for source_type, model in DOCUMENT_MODELS.items():
         numbers |= await repository.document_numbers(
             session, model, (r.source_id for r in rows if r.source_type == source_type and r.source_id))
+    disputes = await collection_repository.disputes_open_at(
+        session, (r.source_id for r in rows if r.kind == EntryKind.invoice and r.source_id),
+        end_of_day(to))
     lines, running = [], opening
     for r in rows:
         running += r.debit_minor - r.credit_minor
+        dispute = disputes.get(r.source_id or "") if r.kind == EntryKind.invoice else None
         lines.append(StatementLine(
             date=r.posted_at.date(), document_type=STATEMENT_TYPES.get(r.kind, "manual"),
             document_id=r.source_id or r.entry_id,
             number=numbers.get(r.source_id or "", r.entry_number),
             journal_entry_number=r.entry_number, description=r.memo,
-            debit_minor=r.debit_minor, credit_minor=r.credit_minor, balance_minor=running))
+            debit_minor=r.debit_minor, credit_minor=r.credit_minor, balance_minor=running,
+            dispute=None if dispute is None else {
+                "id": dispute.id, "reason": dispute.reason, "contact_role": dispute.contact_role,
+                "opened_at": dispute.opened_at}))
     unapplied = -await repository.subledger_balance(
         session, customer_id=customer_id, account_code=chart.UNAPPLIED_CASH, currency=currency,
         before=end_of_day(to))

@@ -72,3 +72,22 @@ async def outbox_events(system, type_: str | None = None) -> list[dict[str, Any]
 
 def problem_fields(response) -> dict[str, str]:
     return {e["field"]: e["message"] for e in response.json().get("errors", [])}
+
+
+# ---------------------------------------------------------------- collection work (overdue scan)
+
+
+async def scan(system, as_of: str | None = None, *, who: str = "finance",
+               expect: int = 201) -> dict[str, Any]:
+    """POST /v1/overdue-scans as `who` (as of `as_of`, or the clock's today)."""
+    r = await system.client("ledger", who).post("/v1/overdue-scans",
+                                                json={"as_of": as_of} if as_of else {})
+    assert r.status_code == expect, r.text
+    return r.json()
+
+
+async def overdue_events(system, invoice_id: str | None = None) -> list[tuple[int, int]]:
+    """(level, days_overdue) of every `invoice.overdue` in the ledger's outbox, oldest first."""
+    return [(e["data"]["level"], e["data"]["days_overdue"])
+            for e in await outbox_events(system, "invoice.overdue")
+            if invoice_id is None or e["subject"] == invoice_id]

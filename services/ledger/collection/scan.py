@@ -61,11 +61,17 @@ def _overdue_event(clock: Clock, c: PendingCrossing, as_of: date) -> Event:
 
 
 def _whole_invoices(rows: list[PendingCrossing], limit: int) -> list[PendingCrossing]:
-    """Drop the last invoice of a full page: its other levels may be on the next one."""
-    if len(rows) < limit or rows[0].invoice_id == rows[-1].invoice_id:
+    """The first `limit` rows of a page fetched with one extra row, without a cut invoice.
+
+    When the extra row belongs to the last kept invoice, that invoice's levels go on over the
+    page's end: it is left for the next batch, so each invoice's levels are emitted together.
+    """
+    if len(rows) <= limit:
         return rows
-    last = rows[-1].invoice_id
-    return [r for r in rows if r.invoice_id != last]
+    kept, extra = rows[:limit], rows[limit]
+    if kept[-1].invoice_id != extra.invoice_id:
+        return kept
+    return [r for r in kept if r.invoice_id != extra.invoice_id]
 
 
 async def emit_batch(session: AsyncSession, *, outbox: Outbox, clock: Clock, scan: OverdueScan,
@@ -89,7 +95,7 @@ async def _crossings_pass(db: Database, outbox: Outbox, clock: Clock, scan: Over
     while True:
         async with db.session() as session, session.begin():
             rows = _whole_invoices(await repository.pending_crossings(
-                session, cutoffs=cutoffs, after=after, limit=limit), limit)
+                session, cutoffs=cutoffs, after=after, limit=limit + 1), limit)
             if not rows:
                 return
             emitted = await emit_batch(session, outbox=outbox, clock=clock, scan=scan, rows=rows)
