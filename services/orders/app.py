@@ -60,10 +60,14 @@ SPEC = ServiceSpec(
     metadata=metadata,
     idempotency=idempotency_keys,
     outbox=outbox,
-    routers=[api.router, api.lifecycle_router],
+    routers=[api.router, api.lifecycle_router, api.change_router],
     tags=[{"name": "orders", "description": "Orders and their lines."},
           {"name": "lifecycle", "description": "Moving an order through its machine: submit, "
-                                               "reviews, credit, contract, cancel; its history."}],
+                                               "reviews, credit, contract, cancel; its history."},
+          {"name": "change requests", "description": "Changing an approved order's terms: the "
+                                                     "request, department reviews, withdrawal, "
+                                                     "apply with the signed change agreement; "
+                                                     "past revisions' terms."}],
     workers=[credit_retry_worker, review_sla_worker],
     on_startup=expose_workers,
     subscriber=Subscriber(service="orders", handlers={"invoice.paid": service.on_invoice_paid},

@@ -9,7 +9,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from shared.errors import Conflict, DependencyUnavailable
+from shared.errors import Conflict, DependencyUnavailable, GuardFailed
 from shared.http import ServiceHttp
 
 
@@ -116,6 +116,26 @@ class CreditClient:
         if response.status_code != 200:
             raise self._unexpected(response, f"the conversion of reservation {reservation_id}")
 
+    async def change_amount(self, reservation_id: str, *, amount_minor: int) -> None:
+        """Set an active reservation to `amount_minor` (`PATCH`; the same amount twice is a no-op).
+
+        Credit refusing an increase is `guard_failed` (guard `credit_reserved`) with credit's
+        reason; any other refusal is a `conflict` carrying its explanation; no answer is 503.
+        """
+        response = await self.http.call("credit", "PATCH", f"/v1/reservations/{_path(reservation_id)}",
+                                        json={"amount_minor": amount_minor})
+        if response.status_code == 200:
+            return
+        if response.status_code == 409:
+            body = _body(response)
+            if body.get("code") == "guard_failed":
+                raise GuardFailed("credit_reserved", str(body.get("reason") or _detail(response)))
+            raise Conflict(f"Credit refuses to change reservation {reservation_id}: {_detail(response)}")
+        if 400 <= response.status_code < 500 and response.status_code not in (401, 403, 429):
+            raise Conflict(f"Credit refuses to change reservation {reservation_id} "
+                           f"({response.status_code}): {_detail(response)}")
+        raise self._unexpected(response, f"the change of reservation {reservation_id}")
+
     async def release(self, reservation_id: str) -> None:
         """Give the reserved amount back; releasing a released or unknown one is a no-op.
 
@@ -129,6 +149,14 @@ class CreditClient:
             raise Conflict(f"Credit refuses to release reservation {reservation_id}: "
                            f"{_detail(response)}")
         raise self._unexpected(response, f"the release of reservation {reservation_id}")
+
+
+def _body(response: httpx.Response) -> dict:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def _detail(response: httpx.Response) -> str:

@@ -1,6 +1,13 @@
 """Domain errors of the orders service."""
 
-from shared.errors import Forbidden, InvalidTransition, NotFound, ValidationFailed, VersionConflict
+from shared.errors import (
+    Conflict,
+    Forbidden,
+    InvalidTransition,
+    NotFound,
+    ValidationFailed,
+    VersionConflict,
+)
 
 
 class OrderNotFound(NotFound):
@@ -69,4 +76,35 @@ class ReasonRequired(ValidationFailed):
 class SignedInFuture(ValidationFailed):
     def __init__(self, now: str) -> None:
         super().__init__(f"A contract cannot be signed after now ({now}).",
+                         errors=[{"field": "signed_at", "message": "must not be in the future"}])
+
+
+class ChangeRequestNotFound(NotFound):
+    def __init__(self, order_number: str, change_request_id: str) -> None:
+        super().__init__(f"Order {order_number} has no change request {change_request_id}.")
+
+
+class OrderNotChangeable(InvalidTransition):
+    def __init__(self, number: str, state: str, changeable: tuple[str, ...], allowed: list[str]) -> None:
+        super().__init__(f"Order {number} is {state}; change requests can be made only while an "
+                         f"order is {', '.join(changeable)}.", state=state, allowed=allowed)
+
+
+class ChangeRequestAlreadyOpen(Conflict):
+    def __init__(self, number: str, open_numbers: list[str]) -> None:
+        super().__init__(f"Order {number} already has an open change request "
+                         f"({', '.join(open_numbers)}); apply, withdraw or reject it before "
+                         "asking for another.")
+
+
+class BadChange(ValidationFailed):
+    """The change set does not fit the order: every problem at once, with its field path."""
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        super().__init__(f"{len(errors)} problem(s) with the requested change.", errors=errors)
+
+
+class AgreementSignedInFuture(ValidationFailed):
+    def __init__(self, now: str) -> None:
+        super().__init__(f"A change agreement cannot be signed after now ({now}).",
                          errors=[{"field": "signed_at", "message": "must not be in the future"}])

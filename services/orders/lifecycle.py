@@ -29,7 +29,9 @@ ledger shows it paid (`prepaid_received`); a delivery's quantities
 are added to the lines before `deliver` fires, so the machine picks `delivered` (every line in
 full) or stays in fulfilment; settle issues ledger's invoice and converts credit's reservation
 (either not answering: 503, the order does not move); close asks ledger for the order's
-balance. Change requests do not exist yet, so `open_change_requests` is gathered as 0.
+balance. While a change request is open (in review or approved; see `change_lifecycle`), the
+delivery that would complete the order, settle and close are refused (guard
+`open_change_request`, naming the change request).
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,7 +49,14 @@ from transitions.extensions.asyncio import AsyncEventData, AsyncMachine
 from services.orders import repository
 from services.orders.clients import CreditAnswer, CreditClient, CreditProfile, LedgerClient
 from services.orders.errors import PreliminaryCheckFailed
-from services.orders.models import CreditStatus, Order, OrderHistory, OrderState, PaymentMethod
+from services.orders.models import (
+    CreditStatus,
+    Order,
+    OrderHistory,
+    OrderRevision,
+    OrderState,
+    PaymentMethod,
+)
 from services.orders.working_days import add_working_days
 from shared.clock import Clock
 from shared.errors import DependencyUnavailable, GuardFailed, InvalidTransition
@@ -90,7 +100,7 @@ class Facts:
     ledger_paid: bool | None = None                # later: start-fulfillment of prepaid orders
     outstanding_minor: int | None = None           # later: close
     open_exceptions: int | None = None             # later: close
-    open_change_requests: int | None = None        # later: deliveries in full, settle, close
+    open_change_requests: Sequence[str] | None = None  # their numbers: deliveries in full, settle, close
 
 
 @dataclass
@@ -267,13 +277,19 @@ def lines_outstanding(order: Order, facts: Facts) -> str | None:
     return "Every line is delivered."
 
 
-@guard
-def no_open_change_request(order: Order, facts: Facts) -> str | None:
-    """No change request is open: the order's terms are settled."""
+def _no_open_change_request(order: Order, facts: Facts) -> str | None:
+    """No change request is open (in review or approved): the order's terms are settled."""
     if facts.open_change_requests is None:
         return "Open change requests have not been checked."
-    return None if facts.open_change_requests == 0 else (
-        f"{facts.open_change_requests} change request(s) are open.")
+    if not facts.open_change_requests:
+        return None
+    return (f"Change request {', '.join(facts.open_change_requests)} is open on order "
+            f"{order.number}: apply, withdraw or reject it first.")
+
+
+# DESIGN.md names this guard `open_change_request` (what it looks for).
+no_open_change_request = Guard("open_change_request", _no_open_change_request,
+                               (_no_open_change_request.__doc__ or "").strip())
 
 
 @guard
@@ -389,9 +405,33 @@ async def release_reservation(event: AsyncEventData) -> None:
     b.order.credit = {k: v for k, v in credit.items() if k != "request_key"}
 
 
+def terms_of(order: Order) -> dict[str, Any]:
+    """The order's terms as data: what a revision snapshot keeps and `order.changed` compares."""
+    return {
+        "currency": order.currency, "payment_method": order.payment_method,
+        "payment_terms_days": order.payment_terms_days,
+        "delivery_date": order.delivery_date.isoformat() if order.delivery_date else None,
+        "delivery_place": order.delivery_place, "total_minor": order.total_minor,
+        "lines": [{"id": line.id, "position": line.position, "sku": line.sku, "name": line.name,
+                   "specification": line.specification, "quantity": str(line.quantity.quantize(
+                       Decimal("0.001"))), "unit_price_minor": line.unit_price_minor,
+                   "quality_standard": line.quality_standard, "total_minor": line.total_minor}
+                  for line in order.lines]}
+
+
+def keep_revision(session: AsyncSession, order: Order, *, actor: str, at: datetime, trigger: str,
+                  change_request_id: str | None = None) -> None:
+    """Keep the terms of the order's current revision before a new one replaces them."""
+    session.add(OrderRevision(order_id=order.id, revision=order.revision, terms=terms_of(order),
+                              replaced_at=at, replaced_by=actor, replaced_by_trigger=trigger,
+                              replaced_by_change_request_id=change_request_id))
+
+
 async def start_new_revision(event: AsyncEventData) -> None:
-    """Back to draft as revision + 1: fresh credit, no reviews, no deadline."""
+    """Back to draft as revision + 1 (the old terms are kept): fresh credit, no reviews, no deadline."""
     b = _binding(event)
+    keep_revision(b.effects.session, b.order, actor=b.effects.actor, at=b.effects.clock.now(),
+                  trigger="revise")
     b.order.revision += 1
     b.order.credit = {"status": CreditStatus.pending.value, "reservation_id": None, "reasons": []}
     b.order.review_due_at = None

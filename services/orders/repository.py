@@ -12,11 +12,15 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.orders.models import (
+    OPEN_CHANGE_REQUEST_STATES,
     CreditStatus,
     Order,
+    OrderChangeRequest,
+    OrderChangeReview,
     OrderException,
     OrderHistory,
     OrderReview,
+    OrderRevision,
     OrderState,
 )
 from shared.pagination import after_keyset
@@ -150,3 +154,70 @@ async def claim_overdue_exceptions(session: AsyncSession, *, as_of: datetime) ->
             .with_for_update(skip_locked=True)
             .execution_options(populate_existing=True))
     return list((await session.execute(stmt)).scalars())
+
+
+# --- Change requests ----------------------------------------------------------------------
+
+
+async def open_change_request_numbers(session: AsyncSession, order_id: str) -> list[str]:
+    """Numbers of the order's change requests that are in review or approved."""
+    rows = await session.execute(select(OrderChangeRequest.number).where(
+        OrderChangeRequest.order_id == order_id,
+        OrderChangeRequest.state.in_(OPEN_CHANGE_REQUEST_STATES)).order_by(OrderChangeRequest.number))
+    return list(rows.scalars())
+
+
+async def change_requests_of(session: AsyncSession, order_id: str, *, limit: int | None = None,
+                             after: tuple[datetime, str] | None = None) -> list[OrderChangeRequest]:
+    """The order's change requests, oldest first (after the cursor `(requested_at, id)`)."""
+    stmt = select(OrderChangeRequest).where(OrderChangeRequest.order_id == order_id)
+    stmt = stmt.where(after_keyset(OrderChangeRequest.requested_at, OrderChangeRequest.id, after))
+    stmt = stmt.order_by(OrderChangeRequest.requested_at, OrderChangeRequest.id)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def get_change_request(session: AsyncSession, order_id: str, change_request_id: str, *,
+                             fresh: bool = False) -> OrderChangeRequest | None:
+    """One change request of the order; `fresh` re-reads it (after the order's row lock)."""
+    stmt = select(OrderChangeRequest).where(OrderChangeRequest.order_id == order_id,
+                                            OrderChangeRequest.id == change_request_id)
+    if fresh:
+        stmt = stmt.execution_options(populate_existing=True)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def change_reviews_of(session: AsyncSession, change_request_id: str) -> list[OrderChangeReview]:
+    """The current opinions on a change request."""
+    rows = await session.execute(select(OrderChangeReview).where(
+        OrderChangeReview.change_request_id == change_request_id).order_by(
+        OrderChangeReview.department).execution_options(populate_existing=True))
+    return list(rows.scalars())
+
+
+async def upsert_change_review(session: AsyncSession, *, change_request_id: str, department: str,
+                               decision: str, comment: str | None, by: str, at: datetime) -> None:
+    """Store a department's opinion on a change request, replacing the one it gave before."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(OrderChangeReview).values(
+        id=str(uuid.uuid4()), change_request_id=change_request_id, department=department,
+        decision=decision, comment=comment, by=by, at=at)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["change_request_id", "department"],
+        set_={"decision": decision, "comment": comment, "by": by, "at": at})
+    await session.execute(stmt)
+
+
+async def get_revision(session: AsyncSession, order_id: str, revision: int) -> OrderRevision | None:
+    """The kept terms of a past revision of the order."""
+    return (await session.execute(select(OrderRevision).where(
+        OrderRevision.order_id == order_id, OrderRevision.revision == revision))).scalar_one_or_none()
+
+
+async def change_request_applied_as(session: AsyncSession, order_id: str,
+                                    revision: int) -> str | None:
+    """The id of the change request whose apply made `revision` of the order, if any."""
+    return (await session.execute(select(OrderChangeRequest.id).where(
+        OrderChangeRequest.order_id == order_id,
+        OrderChangeRequest.applied_revision == revision))).scalar_one_or_none()

@@ -213,6 +213,10 @@ class HistoryEntryPublic(ResponseModel):
     at: datetime
     reason: str | None = None
     request_id: str | None = None
+    change_request_id: str | None = Field(
+        default=None, description="Set on a change request's step; the order's state stays then.")
+    change_request_from: str | None = None
+    change_request_to: str | None = None
 
 
 class DiagramPublic(ResponseModel):
@@ -237,11 +241,20 @@ class TransitionPublic(ResponseModel):
     event: str | None
 
 
+class ChangeRequestMachinePublic(ResponseModel):
+    initial: str
+    states: list[str]
+    final_states: list[str]
+    transitions: list[TransitionPublic]
+
+
 class StateMachinePublic(ResponseModel):
     initial: str
     states: list[str]
     final_states: list[str]
     transitions: list[TransitionPublic]
+    change_request_machine: ChangeRequestMachinePublic | None = Field(
+        default=None, description="The change requests' own machine (an extension of DESIGN.md).")
 
 
 class ReviewSlaScanRequest(RequestModel):
@@ -355,3 +368,137 @@ class ReturnPublic(ResponseModel):
     lines: list[ReturnLinePublic]
     recorded_by: str
     recorded_at: datetime
+
+
+# --- Change requests ----------------------------------------------------------------------
+
+
+class LineChange(RequestModel):
+    """New values for an existing line; absent fields stay as they are."""
+
+    line_id: Ident
+    quantity: Quantity | None = None
+    unit_price_minor: AmountMinor | None = None
+    specification: Annotated[str, Field(max_length=1000)] | None = None
+    quality_standard: Annotated[str, Field(max_length=200)] | None = None
+
+
+class ChangeSet(RequestModel):
+    """What the change request changes; absent fields stay as they are.
+
+    `lines` changes existing lines by id, `add_lines` adds new ones, `remove_lines` removes
+    lines nothing was delivered of. `payment_method` cannot change after approval (refused).
+    """
+
+    lines: Annotated[list[LineChange], Field(max_length=MAX_LINES)] = []
+    add_lines: Annotated[list[OrderLineIn], Field(max_length=MAX_LINES)] = []
+    remove_lines: Annotated[list[Ident], Field(max_length=MAX_LINES)] = []
+    delivery_date: date | None = None
+    delivery_place: DeliveryPlace | None = None
+    payment_terms_days: PaymentTermsDays | None = None
+    payment_method: PaymentMethod | None = Field(
+        default=None, description="Refused: a credit order cannot become prepaid (or back) after "
+                                  "approval; cancel it and place a new order.")
+
+
+class ChangeRequestCreate(RequestModel):
+    """A change of an approved order's terms: what, why, and the expected impact."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "changes": {"lines": [{"line_id": "3f1c2d4e-5a6b-4c7d-8e9f-0a1b2c3d4e5f",
+                               "quantity": "1500", "unit_price_minor": 1800}],
+                    "delivery_date": "2026-03-20"},
+        "reason": "Customer's launch moved; they need 300 more boards a week later.",
+        "impact": "Production adds one shift in week 11; credit exposure + 5 550 CNY."}]})
+
+    changes: ChangeSet
+    reason: Reason
+    impact: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
+
+
+class ChangeReviewPublic(ResponseModel):
+    department: str
+    decision: str
+    comment: str | None = None
+    by: str
+    at: datetime
+
+
+class ChangeRequestPublic(ResponseModel):
+    id: str
+    number: str
+    order_id: str
+    state: str
+    base_revision: int = Field(description="The order's revision the change was asked against.")
+    changes: dict[str, Any]
+    differences: list[dict[str, Any]] = Field(
+        description="What changes against the order's terms: `{field, from, to}`, line fields with "
+                    "`line_id` and `position`; computed when requested, again when applied.")
+    reason: str
+    impact: str | None
+    requested_by: str
+    requested_at: datetime
+    reviews: list[ChangeReviewPublic] = []
+    decided_at: datetime | None
+    rejection_reasons: list[dict[str, Any]] = []
+    withdrawn_reason: str | None
+    agreement_number: str | None
+    signed_at: datetime | None
+    applied_revision: int | None
+    credit_adjustment: dict[str, Any] | None
+    closed_by: str | None
+    closed_at: datetime | None
+    version: int
+    updated_at: datetime
+
+
+class ChangeWithdrawRequest(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"reason": "Customer keeps the original quantities after all."}]})
+
+    reason: Reason
+
+
+class ChangeApplyRequest(RequestModel):
+    """The change agreement signed with the customer: its number and when (not in the future)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"agreement_number": "CT-2026-0042-A1", "signed_at": "2026-01-20T15:00:00+08:00"}]})
+
+    agreement_number: Annotated[str, Field(min_length=1, max_length=100)]
+    signed_at: AwareDatetime
+
+
+class RevisionLinePublic(ResponseModel):
+    id: str
+    position: int
+    sku: str | None
+    name: str
+    specification: str | None
+    quantity: str
+    unit_price_minor: int
+    quality_standard: str | None
+    total_minor: int
+
+
+class RevisionTermsPublic(ResponseModel):
+    currency: str
+    payment_method: str | None
+    payment_terms_days: int | None
+    delivery_date: date | None
+    delivery_place: str | None
+    total_minor: int
+    lines: list[RevisionLinePublic]
+
+
+class RevisionPublic(ResponseModel):
+    order_id: str
+    revision: int
+    current: bool
+    terms: RevisionTermsPublic
+    made_by_change_request_id: str | None = Field(
+        default=None, description="The change request whose apply made this revision.")
+    replaced_at: datetime | None = None
+    replaced_by: str | None = None
+    replaced_by_trigger: str | None = Field(default=None, description="revise or change-request-apply")
+    replaced_by_change_request_id: str | None = None

@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.orders import lifecycle, repository
+from services.orders import change_lifecycle, lifecycle, repository
 from services.orders.clients import CreditClient, LedgerClient
 from services.orders.config import OrdersSettings
 from services.orders.errors import (
@@ -283,10 +283,16 @@ async def revise_order(*, session: AsyncSession, outbox: Outbox, clock: Clock, c
 async def cancel_order(*, session: AsyncSession, outbox: Outbox, clock: Clock, credit: CreditClient,
                        settings: OrdersSettings, principal: Principal, order: Order,
                        reason: str) -> Order:
-    """Cancel before fulfilment; the reservation is released (503 if credit is down)."""
+    """Cancel before fulfilment; the reservation is released (503 if credit is down).
+
+    An open change request of the order is withdrawn with it (it could never be applied).
+    """
     await lifecycle.fire(order, "cancel", facts=Facts(), reason=reason, effects=_effects(
         session=session, outbox=outbox, clock=clock, settings=settings, actor=principal.name,
         credit=credit))
+    await change_lifecycle.withdraw_open(session=session, outbox=outbox, clock=clock,
+                                         actor=principal.name, order=order,
+                                         reason=f"order {order.number} cancelled: {reason}")
     return await _after_transition(session, order)
 
 
@@ -306,10 +312,6 @@ async def sign_contract(*, session: AsyncSession, outbox: Outbox, clock: Clock,
                              session=session, outbox=outbox, clock=clock, settings=settings,
                              actor=principal.name, ledger=ledger))
     return await _after_transition(session, order)
-
-
-# Change requests arrive with a later issue; until then none is ever open.
-NO_CHANGE_REQUESTS = 0
 
 
 async def start_fulfillment(*, session: AsyncSession, outbox: Outbox, clock: Clock,
@@ -373,7 +375,8 @@ async def record_delivery(*, session: AsyncSession, outbox: Outbox, clock: Clock
     session.add(delivery)
     for line, quantity in delivered:
         line.delivered_quantity += quantity
-    await lifecycle.fire(order, "deliver", facts=Facts(open_change_requests=NO_CHANGE_REQUESTS),
+    open_changes = await repository.open_change_request_numbers(session, order.id)
+    await lifecycle.fire(order, "deliver", facts=Facts(open_change_requests=open_changes),
                          reason=f"delivery {delivery.id}", effects=_effects(
                              session=session, outbox=outbox, clock=clock, settings=settings,
                              actor=principal.name))
@@ -395,7 +398,8 @@ async def settle_order(*, session: AsyncSession, outbox: Outbox, clock: Clock, c
     elif due_date < today:
         raise ValidationFailed("The due date cannot be before the settlement date.", errors=[
             {"field": "due_date", "message": f"must be {today.isoformat()} or later"}])
-    await lifecycle.fire(order, "settle", facts=Facts(open_change_requests=NO_CHANGE_REQUESTS),
+    open_changes = await repository.open_change_request_numbers(session, order.id)
+    await lifecycle.fire(order, "settle", facts=Facts(open_change_requests=open_changes),
                          due_date=due_date, effects=_effects(
                              session=session, outbox=outbox, clock=clock, settings=settings,
                              actor=principal.name, credit=credit, ledger=ledger))
@@ -410,7 +414,8 @@ async def close_order(*, session: AsyncSession, outbox: Outbox, clock: Clock, le
     balance = await ledger.order_balance(order.id)
     facts = Facts(outstanding_minor=balance.outstanding_minor if balance is not None else None,
                   open_exceptions=await repository.count_open_exceptions(session, order.id),
-                  open_change_requests=NO_CHANGE_REQUESTS)
+                  open_change_requests=await repository.open_change_request_numbers(
+                      session, order.id))
     await lifecycle.fire(order, "close", facts=facts, reason=reason, effects=_effects(
         session=session, outbox=outbox, clock=clock, settings=settings, actor=actor))
     return await _after_transition(session, order)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from services.orders import lifecycle
+from services.orders import change_lifecycle, lifecycle
 from services.orders.clients import CreditAnswer, CreditProfile, LedgerInvoice
 from services.orders.errors import PreliminaryCheckFailed
 from services.orders.lifecycle import STATES, Effects, Facts, Opinion, fire
@@ -581,19 +581,19 @@ class TestDeliver:
 
     async def test_partial_delivery_stays_in_fulfillment(self, world):
         order = an_order("in_fulfillment", lines=delivered("4"))
-        row = await fire(order, "deliver", facts=Facts(open_change_requests=0), effects=world.effects())
+        row = await fire(order, "deliver", facts=Facts(open_change_requests=()), effects=world.effects())
         assert row.dest is None and order.state == "in_fulfillment"
 
     async def test_everything_delivered(self, world):
         order = an_order("in_fulfillment", lines=delivered("10"))
-        await fire(order, "deliver", facts=Facts(open_change_requests=0), effects=world.effects())
+        await fire(order, "deliver", facts=Facts(open_change_requests=()), effects=world.effects())
         assert order.state == "delivered" and world.outbox.types == ["order.delivered"]
 
     async def test_full_delivery_waits_for_open_change_requests(self, world):
         order = an_order("in_fulfillment", lines=delivered("10"))
         with pytest.raises(GuardFailed) as refusal:
-            await fire(order, "deliver", facts=Facts(open_change_requests=1), effects=world.effects())
-        assert refusal.value.body()["guard"] == "no_open_change_request"
+            await fire(order, "deliver", facts=Facts(open_change_requests=["CR-000007"]), effects=world.effects())
+        assert refusal.value.body()["guard"] == "open_change_request"
 
 
 def delivered_lines(*quantities: str) -> list[OrderLine]:
@@ -612,7 +612,7 @@ class TestSettle:
     async def test_settles_without_open_change_requests(self, world):
         order = an_order("delivered", credit=reserved_credit("res-7"),
                          lines=delivered_lines("10", "5"))
-        await fire(order, "settle", facts=Facts(open_change_requests=0), effects=world.effects(),
+        await fire(order, "settle", facts=Facts(open_change_requests=()), effects=world.effects(),
                    due_date=date(2026, 3, 6))
         assert order.state == "invoiced" and world.outbox.types == ["order.invoiced"]
         [issued] = world.ledger.issued
@@ -626,7 +626,7 @@ class TestSettle:
     async def test_a_prepaid_order_has_no_reservation_to_convert(self, world):
         order = an_order("delivered", payment_method="prepaid",
                          credit={"status": "not_required", "reservation_id": None, "reasons": []})
-        await fire(order, "settle", facts=Facts(open_change_requests=0), effects=world.effects(),
+        await fire(order, "settle", facts=Facts(open_change_requests=()), effects=world.effects(),
                    due_date=date(2026, 3, 6))
         assert order.state == "invoiced" and world.credit.converted == []
 
@@ -635,7 +635,7 @@ class TestSettle:
         getattr(world, down).down = True
         order = an_order("delivered", credit=reserved_credit())
         with pytest.raises(DependencyUnavailable):
-            await fire(order, "settle", facts=Facts(open_change_requests=0),
+            await fire(order, "settle", facts=Facts(open_change_requests=()),
                        effects=world.effects(), due_date=date(2026, 3, 6))
         assert order.state == "delivered" and world.outbox.events == []
 
@@ -653,16 +653,17 @@ class TestClose:
     async def test_closes_when_paid_and_nothing_is_open(self, world):
         order = an_order("invoiced")
         await fire(order, "close", effects=world.effects(), facts=Facts(
-            outstanding_minor=0, open_exceptions=0, open_change_requests=0))
+            outstanding_minor=0, open_exceptions=0, open_change_requests=()))
         assert order.state == "closed" and world.outbox.types == ["order.closed"]
 
     @pytest.mark.parametrize(("facts", "guard", "reason"), [
-        (Facts(outstanding_minor=50_000, open_exceptions=0, open_change_requests=0),
+        (Facts(outstanding_minor=50_000, open_exceptions=0, open_change_requests=()),
          "nothing_outstanding", "500.00 CNY is still outstanding."),
-        (Facts(outstanding_minor=0, open_exceptions=2, open_change_requests=0),
+        (Facts(outstanding_minor=0, open_exceptions=2, open_change_requests=()),
          "no_open_exception", "2 exception(s) are open."),
-        (Facts(outstanding_minor=0, open_exceptions=0, open_change_requests=1),
-         "no_open_change_request", "1 change request(s) are open."),
+        (Facts(outstanding_minor=0, open_exceptions=0, open_change_requests=["CR-000007"]),
+         "open_change_request",
+         "Change request CR-000007 is open on order SO-000001: apply, withdraw or reject it first."),
         (Facts(), "nothing_outstanding", "The order's balance has not been checked with ledger."),
     ])
     async def test_refusals(self, world, facts, guard, reason):
@@ -718,7 +719,8 @@ class TestOverTheApi:
         order = await flows.create_order(system, customer)
         machine = await system.client("orders", "auditor").get("/v1/state-machine")
         assert machine.status_code == 200
-        assert machine.json() == lifecycle.describe()
+        assert machine.json() == {**lifecycle.describe(),
+                                  "change_request_machine": change_lifecycle.describe()}
         diagram = await system.client("orders", "alice").get(f"/v1/orders/{order['id']}/diagram")
         assert diagram.status_code == 200
         assert diagram.json()["state"] == "draft"

@@ -1,0 +1,727 @@
+"""The change-request machine: a change of an approved order's terms, as one `transitions` machine.
+
+DESIGN.md §4: a change request is made (`in_review`) while its order is approved, contracted or
+in fulfilment; the same departments review it as reviewed the order; any rejection → `rejected`
+with every reason, the last approval → `approved`; sales may withdraw it while it is open
+(`in_review` or `approved`); `apply` with the signed change agreement → `applied`, and the order
+works to the new terms as revision + 1. `TRANSITIONS` below is that table, read top to bottom.
+
+It follows `lifecycle` (the order machine) in every way that matters:
+
+- A change request is bound through `ChangeRequestLifecycle` (with its order) for one trigger and
+  removed in `finally`; the wrapper's `state` is the change request's `state` column and the
+  machine is its only writer.
+- Guards are pure checks over `ChangeFacts` gathered before the trigger fires. Each row's effects
+  run in order inside one callback (AsyncMachine would run a callback list concurrently).
+- After each fired transition the change request's version moves, an `order_history` row records
+  the step (the order's state stays; `change_request_from/to` carry the change request's states)
+  and the row's event goes to the outbox, in the caller's transaction.
+
+Apply, in the order it happens (the order row is locked by the caller for all of it):
+the guards check that the order still accepts changes and that the change still fits what was
+delivered since it was requested (`change_fits_deliveries`), and that a prepaid order already
+invoiced keeps its amount (`prepaid_invoice_unchanged`: its invoice was issued at contract and
+must not silently diverge). Then the first effect asks credit to set the reservation to the new
+total (`PATCH`, an absolute amount: asking twice never adjusts twice). Credit refusing an
+increase raises `guard_failed` with guard `credit_reserved` and credit's reason, and nothing has
+changed yet — that guard is checked by credit itself, as the first effect, so that credit is
+only asked once every local guard passed. Then the old terms are kept as a revision snapshot
+and the new ones replace them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from transitions.extensions.asyncio import AsyncEventData, AsyncMachine
+
+from services.orders import lifecycle, repository
+from services.orders.clients import CreditClient
+from services.orders.lifecycle import Opinion, Refusal, holds_reservation
+from services.orders.models import (
+    ChangeRequestState,
+    CreditStatus,
+    Order,
+    OrderChangeRequest,
+    OrderHistory,
+    OrderLine,
+    OrderState,
+    PaymentMethod,
+)
+from services.orders.schemas import ChangeSet
+from shared.clock import Clock
+from shared.errors import DependencyUnavailable, GuardFailed, InvalidTransition
+from shared.money import MAX_MINOR, line_total
+from shared.observability import current_request_id
+from shared.outbox import Outbox
+
+log = logging.getLogger("o2c.orders.change_lifecycle")
+
+IN_REVIEW, APPROVED, APPLIED = "in_review", "approved", "applied"
+REJECTED, WITHDRAWN = "rejected", "withdrawn"
+STATES: list[str] = [s.value for s in ChangeRequestState]
+FINAL_STATES = (APPLIED, REJECTED, WITHDRAWN)
+OPEN_STATES = (IN_REVIEW, APPROVED)
+# The order states in which its terms may be changed (DESIGN.md §4).
+CHANGEABLE_ORDER_STATES = (OrderState.approved.value, OrderState.contracted.value,
+                           OrderState.in_fulfillment.value)
+LINE_FIELDS = ("quantity", "unit_price_minor", "specification", "quality_standard")
+TERM_FIELDS = ("delivery_date", "delivery_place", "payment_terms_days")
+Q = Decimal("0.001")
+
+
+# --- The plan: what a change set does to an order -----------------------------------------
+
+
+@dataclass
+class ChangePlan:
+    """A change set checked against an order: the problems, or the new terms and differences."""
+
+    errors: list[dict[str, str]] = field(default_factory=list)
+    line_updates: dict[str, dict[str, Any]] = field(default_factory=dict)  # line id → new values
+    additions: list[dict[str, Any]] = field(default_factory=list)
+    removals: list[str] = field(default_factory=list)
+    terms: dict[str, Any] = field(default_factory=dict)
+    total_minor: int = 0
+    differences: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value.quantize(Q))
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _line_terms(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: _text(values.get(k)) for k in ("sku", "name", "specification", "quantity",
+                                                "unit_price_minor", "quality_standard", "total_minor")}
+
+
+def plan_change(order: Order, changes: ChangeSet, *, today: date | None) -> ChangePlan:
+    """Check `changes` against `order` as strictly as a new order; lists every problem at once.
+
+    `today` None skips the delivery date's check (at apply: the agreement was signed on it).
+    """
+    plan = ChangePlan()
+
+    def fail(path: str, message: str) -> None:
+        plan.errors.append({"field": path, "message": message})
+
+    lines = {line.id: line for line in order.lines}
+    if changes.payment_method is not None and changes.payment_method != order.payment_method:
+        fail("changes.payment_method", "cannot change after approval: the order's credit (or its "
+             "prepaid invoice) follows it; cancel the order and place a new one")
+    removed: dict[str, int] = {}
+    for k, line_id in enumerate(changes.remove_lines):
+        line = lines.get(line_id)
+        if line is None:
+            fail(f"changes.remove_lines[{k}]", "not a line of this order")
+        elif line_id in removed:
+            fail(f"changes.remove_lines[{k}]", "listed twice")
+        elif line.delivered_quantity > 0:
+            fail(f"changes.remove_lines[{k}]", f"line {line.position} was delivered "
+                 f"({line.delivered_quantity.quantize(Q)}); it cannot be removed")
+        else:
+            removed[line_id] = k
+    sources: dict[str, str] = {}  # line id → the path that changed it
+    for k, change in enumerate(changes.lines):
+        path = f"changes.lines[{k}]"
+        line = lines.get(change.line_id)
+        if line is None:
+            fail(f"{path}.line_id", "not a line of this order")
+            continue
+        if change.line_id in sources:
+            fail(f"{path}.line_id", "listed twice")
+            continue
+        if change.line_id in removed:
+            fail(f"{path}.line_id", "also listed in remove_lines")
+            continue
+        sources[change.line_id] = path
+        given = change.model_dump(exclude_unset=True, exclude={"line_id"})
+        if not given:
+            fail(path, "changes nothing: give quantity, unit_price_minor, specification or "
+                 "quality_standard")
+            continue
+        nulls = [f for f in ("quantity", "unit_price_minor") if f in given and given[f] is None]
+        for f in nulls:
+            fail(f"{path}.{f}", "may not be null")
+        if nulls:
+            continue
+        if "quantity" in given and given["quantity"] < line.delivered_quantity:
+            fail(f"{path}.quantity", f"must be at least the {line.delivered_quantity.quantize(Q)} "
+                 "already delivered")
+            continue
+        plan.line_updates[line.id] = {f: v for f, v in given.items() if getattr(line, f) != v}
+    for k, _added in enumerate(changes.add_lines):
+        sources[f"added:{k}"] = f"changes.add_lines[{k}]"
+    for f in TERM_FIELDS:
+        if f in changes.model_fields_set:
+            value = getattr(changes, f)
+            if value is None:
+                fail(f"changes.{f}", "may not be null")
+            elif value != getattr(order, f):
+                plan.terms[f] = value
+    if today is not None and changes.delivery_date is not None and changes.delivery_date < today:
+        fail("changes.delivery_date", f"must be {today.isoformat()} or later")
+    if plan.errors:
+        return plan
+
+    # The order as it would be: lines kept (with their changes) then the added ones.
+    candidate_lines: list[tuple[str, SimpleNamespace]] = []
+    total = 0
+    for line in order.lines:
+        if line.id in removed:
+            plan.removals.append(line.id)
+            continue
+        values = {f: getattr(line, f) for f in ("sku", "name", *LINE_FIELDS)}
+        values.update(plan.line_updates.get(line.id, {}))
+        values["total_minor"] = line_total(values["quantity"], values["unit_price_minor"])
+        candidate_lines.append((sources.get(line.id, f"lines[{line.position}]"), SimpleNamespace(**values)))
+    next_position = max((line.position for line in order.lines), default=0) + 1
+    for k, added in enumerate(changes.add_lines):
+        values = added.model_dump()
+        values["total_minor"] = line_total(added.quantity, added.unit_price_minor)
+        values["position"] = next_position + k
+        plan.additions.append(values)
+        candidate_lines.append((f"changes.add_lines[{k}]", SimpleNamespace(**values)))
+    for path, line in candidate_lines:
+        if line.total_minor > MAX_MINOR:
+            fail(path, f"quantity × unit_price_minor exceeds {MAX_MINOR} minor units")
+        total += line.total_minor
+    if not plan.errors and total > MAX_MINOR:
+        fail("changes", f"order total exceeds {MAX_MINOR} minor units")
+    plan.total_minor = total
+    candidate = SimpleNamespace(
+        lines=[line for _, line in candidate_lines], currency=order.currency,
+        payment_method=order.payment_method,
+        payment_terms_days=plan.terms.get("payment_terms_days", order.payment_terms_days),
+        delivery_date=plan.terms.get("delivery_date", order.delivery_date),
+        delivery_place=plan.terms.get("delivery_place", order.delivery_place))
+    refusal = lifecycle.preliminary_check_passed.check(
+        candidate, lifecycle.Facts(today=today))  # type: ignore[arg-type]
+    for error in (refusal.errors or []) if isinstance(refusal, Refusal) else []:
+        fail(_change_path(error["field"], candidate_lines), error["message"])
+    if plan.errors:
+        return plan
+    plan.differences = _differences(order, plan)
+    if not plan.differences:
+        fail("changes", "changes nothing: every value given equals the order's current terms")
+    return plan
+
+
+def _change_path(field_path: str, candidate_lines: list[tuple[str, Any]]) -> str:
+    """The preliminary check's path on the candidate order, as a path in the change request."""
+    if field_path == "lines":
+        return "changes.remove_lines"
+    if field_path.startswith("lines["):
+        index, _, rest = field_path[len("lines["):].partition("]")
+        return candidate_lines[int(index)][0] + rest
+    return f"changes.{field_path}"
+
+
+def _differences(order: Order, plan: ChangePlan) -> list[dict[str, Any]]:
+    """`{field, from, to}` for each term, and per line (with `line_id`, `position`)."""
+    diffs: list[dict[str, Any]] = [
+        {"field": f, "from": _text(getattr(order, f)), "to": _text(v)} for f, v in plan.terms.items()]
+    for line in order.lines:
+        where = {"line_id": line.id, "position": line.position}
+        if line.id in plan.removals:
+            old = {f: getattr(line, f) for f in ("sku", "name", *LINE_FIELDS, "total_minor")}
+            diffs.append({**where, "field": "line", "from": _line_terms(old), "to": None})
+            continue
+        updates = plan.line_updates.get(line.id)
+        if not updates:
+            continue
+        diffs += [{**where, "field": f, "from": _text(getattr(line, f)), "to": _text(v)}
+                  for f, v in updates.items()]
+        new_total = line_total(updates.get("quantity", line.quantity),
+                               updates.get("unit_price_minor", line.unit_price_minor))
+        if new_total != line.total_minor:
+            diffs.append({**where, "field": "total_minor", "from": line.total_minor, "to": new_total})
+    diffs += [{"line_id": added.get("id"), "position": added["position"], "field": "line",
+               "from": None, "to": _line_terms(added)} for added in plan.additions]
+    if plan.total_minor != order.total_minor:
+        diffs.append({"field": "total_minor", "from": order.total_minor, "to": plan.total_minor})
+    return diffs
+
+
+def amount_changes(order: Order, plan: ChangePlan) -> bool:
+    return plan.total_minor != order.total_minor
+
+
+# --- What guards look at and what effects use -------------------------------------------
+
+
+@dataclass
+class ChangeFacts:
+    """Everything the change request's guards look at, gathered before a trigger fires."""
+
+    required_departments: Sequence[str] = ()
+    opinions: dict[str, Opinion] = field(default_factory=dict)
+    plan: ChangePlan | None = None  # apply: the change set checked against the order as it is now
+
+
+@dataclass
+class ChangeEffects:
+    session: AsyncSession
+    outbox: Outbox
+    clock: Clock
+    actor: str
+    credit: CreditClient | None = None
+
+
+ChangeCheck = Callable[[OrderChangeRequest, Order, ChangeFacts], "str | None"]
+
+
+@dataclass(frozen=True)
+class ChangeGuard:
+    """A named condition of the change-request machine: `check` returns None or why it refuses."""
+
+    name: str
+    check: ChangeCheck
+    doc: str
+
+    def __call__(self, event: AsyncEventData) -> bool:
+        b: ChangeRequestLifecycle = event.model
+        outcome = self.check(b.change_request, b.order, b.facts)
+        if outcome is None:
+            return True
+        b.refusals[self.name] = outcome
+        return False
+
+
+def guard(check: ChangeCheck) -> ChangeGuard:
+    return ChangeGuard(check.__name__, check, (check.__doc__ or "").strip())
+
+
+@guard
+def a_department_rejected(cr: OrderChangeRequest, order: Order, facts: ChangeFacts) -> str | None:
+    """Some department's current opinion on the change is a rejection."""
+    if any(o.decision == "reject" for o in facts.opinions.values()):
+        return None
+    return "No department rejected the change request."
+
+
+@guard
+def all_departments_approved(cr: OrderChangeRequest, order: Order, facts: ChangeFacts) -> str | None:
+    """Every required department's current opinion on the change is an approval."""
+    missing = [d for d in facts.required_departments
+               if d not in facts.opinions or facts.opinions[d].decision != "approve"]
+    return None if not missing else f"Waiting for the approval of: {', '.join(missing)}."
+
+
+@guard
+def order_accepts_changes(cr: OrderChangeRequest, order: Order, facts: ChangeFacts) -> str | None:
+    """The order is still approved, contracted or in fulfilment (its terms can change)."""
+    if order.state in CHANGEABLE_ORDER_STATES:
+        return None
+    return (f"Order {order.number} is {order.state}; its terms can change only while it is "
+            f"{', '.join(CHANGEABLE_ORDER_STATES)}.")
+
+
+@guard
+def change_fits_deliveries(cr: OrderChangeRequest, order: Order, facts: ChangeFacts) -> str | None:
+    """The change still fits the order as it is now (deliveries since it was requested)."""
+    if facts.plan is None:
+        return "The change has not been checked against the order."
+    if not facts.plan.errors:
+        return None
+    return "The change no longer fits the order: " + "; ".join(
+        f"{e['field']} {e['message']}" for e in facts.plan.errors) + "."
+
+
+@guard
+def prepaid_invoice_unchanged(cr: OrderChangeRequest, order: Order, facts: ChangeFacts) -> str | None:
+    """A prepaid order invoiced at contract keeps its amount: the invoice must not diverge."""
+    if order.payment_method != PaymentMethod.prepaid or order.invoice_id is None:
+        return None
+    if facts.plan is None or not amount_changes(order, facts.plan):
+        return None
+    return (f"Order {order.number} is prepaid and was invoiced at contract for "
+            f"{order.total_minor} {order.currency} minor units; a change of its amount would "
+            "diverge from that invoice. Change quantities or prices only together (same total), "
+            "or settle the difference with ledger (credit or debit note) and cancel and re-order.")
+
+
+# --- Effects ------------------------------------------------------------------------------
+
+Effect = Callable[[AsyncEventData], Awaitable[None]]
+
+
+def _b(event: AsyncEventData) -> ChangeRequestLifecycle:
+    return event.model
+
+
+def opinion_reasons(facts: ChangeFacts) -> list[dict[str, str]]:
+    """Every rejecting department's comment, in the departments' order."""
+    order = list(facts.required_departments) or sorted(facts.opinions)
+    return [{"source": d, "reason": o.comment or "rejected without a comment"}
+            for d in order if (o := facts.opinions.get(d)) is not None and o.decision == "reject"]
+
+
+async def store_opinion(event: AsyncEventData) -> None:
+    """Store the department's opinion on the change, replacing its earlier one."""
+    b = _b(event)
+    opinion: Opinion = event.kwargs["opinion"]
+    await repository.upsert_change_review(
+        b.effects.session, change_request_id=b.change_request.id, department=opinion.department,
+        decision=opinion.decision, comment=opinion.comment, by=b.effects.actor,
+        at=b.effects.clock.now())
+
+
+async def record_rejection(event: AsyncEventData) -> None:
+    """Keep the rejecting departments' reasons on the change request."""
+    b = _b(event)
+    b.change_request.rejection_reasons = opinion_reasons(b.facts)
+    b.change_request.decided_at = b.effects.clock.now()
+
+
+async def record_approval(event: AsyncEventData) -> None:
+    """Every department approved: note when."""
+    _b(event).change_request.decided_at = _b(event).effects.clock.now()
+
+
+async def record_withdrawal(event: AsyncEventData) -> None:
+    """Keep why, who and when the change request was withdrawn."""
+    b = _b(event)
+    b.change_request.withdrawn_reason = event.kwargs["reason"]
+    b.change_request.closed_by, b.change_request.closed_at = b.effects.actor, b.effects.clock.now()
+
+
+async def adjust_reservation(event: AsyncEventData) -> None:
+    """Credit holds the new total first: an increase credit refuses is `guard_failed`
+    (`credit_reserved`) and nothing changes; no answer is 503 and nothing changes."""
+    b = _b(event)
+    order, plan, cr = b.order, b.facts.plan, b.change_request
+    assert plan is not None
+    credit = dict(order.credit or {})
+    old, new = order.total_minor, plan.total_minor
+    adjustment: dict[str, Any] = {"reservation_id": credit.get("reservation_id"),
+                                  "from_minor": old, "to_minor": new, "action": "none"}
+    if order.payment_method != PaymentMethod.credit or old == new:
+        cr.credit_adjustment = adjustment
+        return
+    if b.effects.credit is None:
+        raise DependencyUnavailable("The credit service is not configured.", dependency="credit")
+    if holds_reservation(credit):
+        if new == 0:
+            await b.effects.credit.release(credit["reservation_id"])
+            order.credit = {"status": CreditStatus.not_required.value, "reservation_id": None,
+                            "reasons": [f"{cr.number} made the order's total 0; the reservation "
+                                        "was released"]}
+            adjustment["action"] = "released"
+        else:
+            await b.effects.credit.change_amount(credit["reservation_id"], amount_minor=new)
+            adjustment["action"] = "increased" if new > old else "decreased"
+    elif credit.get("status") == CreditStatus.not_required and new > 0:
+        # The order was free (total 0) and needed no credit; now it does.
+        answer = await b.effects.credit.reserve(
+            customer_id=order.customer_id, order_id=order.id, amount_minor=new,
+            currency=order.currency, idempotency_key=f"change:{cr.id}")
+        if answer.decision != "reserved":
+            raise GuardFailed("credit_reserved", "Credit did not reserve the new total: "
+                              + ("; ".join(answer.reasons) or answer.decision) + ".")
+        order.credit = lifecycle.credit_block(answer)
+        adjustment.update(action="reserved", reservation_id=answer.id)
+    elif new > 0:
+        raise GuardFailed("credit_reserved", f"Order {order.number} holds no credit reservation "
+                          f"(credit {credit.get('status')}); the new total cannot be reserved.")
+    cr.credit_adjustment = adjustment
+
+
+async def replace_terms(event: AsyncEventData) -> None:
+    """Keep the old terms as a revision, put the new ones in place; revision + 1."""
+    b = _b(event)
+    order, plan, cr, fx = b.order, b.facts.plan, b.change_request, b.effects
+    assert plan is not None
+    now = fx.clock.now()
+    lifecycle.keep_revision(fx.session, order, actor=fx.actor, at=now,
+                            trigger="change-request-apply", change_request_id=cr.id)
+    differences = _differences(order, plan)  # before the lines change: `from` is the old value
+    by_id = {line.id: line for line in order.lines}
+    for line_id, updates in plan.line_updates.items():
+        line = by_id[line_id]
+        for f, v in updates.items():
+            setattr(line, f, v)
+        line.total_minor = line_total(line.quantity, line.unit_price_minor)
+    for line_id in plan.removals:
+        order.lines.remove(by_id[line_id])
+    added_lines = [OrderLine(
+        position=a["position"], sku=a.get("sku"), name=a["name"], specification=a.get("specification"),
+        quantity=a["quantity"], unit_price_minor=a["unit_price_minor"],
+        quality_standard=a.get("quality_standard"), total_minor=a["total_minor"])
+        for a in plan.additions]
+    order.lines.extend(added_lines)
+    for diff, line in zip([d for d in differences if d["field"] == "line" and d["from"] is None],
+                          added_lines, strict=True):
+        diff["line_id"] = line.id
+    for f, v in plan.terms.items():
+        setattr(order, f, v)
+    order.total_minor = plan.total_minor
+    order.revision += 1
+    cr.differences = differences
+    await fx.session.flush()
+    # The departments approved this revision through the change request: its opinions are the
+    # new revision's reviews.
+    for opinion in facts_opinions(b.facts):
+        await repository.upsert_review(
+            fx.session, order_id=order.id, revision=order.revision, department=opinion.department,
+            decision=opinion.decision, comment=opinion.comment, by=opinion_by(b, opinion), at=now)
+
+
+def facts_opinions(facts: ChangeFacts) -> list[Opinion]:
+    return [facts.opinions[d] for d in sorted(facts.opinions)]
+
+
+def opinion_by(b: ChangeRequestLifecycle, opinion: Opinion) -> str:
+    for review in b.change_request.reviews:
+        if review.department == opinion.department:
+            return review.by
+    return b.effects.actor
+
+
+async def record_agreement(event: AsyncEventData) -> None:
+    """Keep the change agreement (number, signed at) and the revision it made."""
+    b = _b(event)
+    cr = b.change_request
+    cr.agreement_number = event.kwargs["agreement_number"]
+    cr.signed_at = event.kwargs["signed_at"]
+    cr.applied_revision = b.order.revision
+    cr.closed_by, cr.closed_at = b.effects.actor, b.effects.clock.now()
+
+
+# --- The table ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    trigger: str
+    source: tuple[str, ...]
+    dest: str | None
+    guards: tuple[ChangeGuard, ...] = ()
+    effects: tuple[Effect, ...] = ()
+    event: str | None = None
+    endpoint: str = ""
+    checked_by_effects: tuple[tuple[str, str], ...] = ()  # (guard, description) asked of credit
+
+
+def row(trigger: str, source: str | tuple[str, ...], dest: str | None, *,
+        guards: Sequence[ChangeGuard] = (), effects: Sequence[Effect] = (), event: str | None = None,
+        endpoint: str = "", checked_by_effects: Sequence[tuple[str, str]] = ()) -> Row:
+    return Row(trigger, source if isinstance(source, tuple) else (source,), dest, tuple(guards),
+               tuple(effects), event, endpoint, tuple(checked_by_effects))
+
+
+C = "/v1/orders/{id}/change-requests/{cid}"
+TRANSITIONS: tuple[Row, ...] = (
+    # request (POST /v1/orders/{id}/change-requests) makes one in_review: the initial state.
+    row("review", IN_REVIEW, REJECTED, guards=[a_department_rejected],
+        effects=[store_opinion, record_rejection], event="order.change_request_rejected",
+        endpoint=f"POST {C}/reviews"),
+    row("review", IN_REVIEW, APPROVED, guards=[all_departments_approved],
+        effects=[store_opinion, record_approval], event="order.change_request_approved",
+        endpoint=f"POST {C}/reviews"),
+    row("review", IN_REVIEW, None, effects=[store_opinion], endpoint=f"POST {C}/reviews"),
+    row("withdraw", OPEN_STATES, WITHDRAWN, effects=[record_withdrawal],
+        event="order.change_request_withdrawn", endpoint=f"POST {C}/withdraw"),
+    row("apply", APPROVED, APPLIED,
+        guards=[order_accepts_changes, change_fits_deliveries, prepaid_invoice_unchanged],
+        effects=[adjust_reservation, replace_terms, record_agreement], event="order.changed",
+        endpoint=f"POST {C}/apply",
+        checked_by_effects=[("credit_reserved", "Credit holds the new total: it adjusts the "
+                             "reservation first (adjust_reservation) and a refused increase "
+                             "stops the apply with nothing changed.")]),
+)
+TRIGGER_NAMES = {"review": "change-request-review", "withdraw": "change-request-withdraw",
+                 "apply": "change-request-apply"}
+
+
+def record_step(session: AsyncSession, order: Order, cr: OrderChangeRequest, *, trigger: str,
+                actor: str, at: Any, reason: str | None, from_state: str | None) -> None:
+    """An `order_history` row for a change request's step; the order's state stays."""
+    session.add(OrderHistory(
+        order_id=order.id, revision=order.revision, from_state=order.state, to_state=order.state,
+        trigger=trigger, actor=actor, at=at, reason=reason, request_id=current_request_id(),
+        change_request_id=cr.id, change_request_from=from_state, change_request_to=cr.state))
+
+
+def change_event_data(cr: OrderChangeRequest, order: Order) -> dict[str, Any]:
+    """The fields every change request event carries besides the order's."""
+    return {"change_request_id": cr.id, "change_request_number": cr.number,
+            "change_request_state": cr.state, "state": order.state, "revision": order.revision}
+
+
+def _reason(r: Row, b: ChangeRequestLifecycle, kwargs: dict[str, Any]) -> str:
+    cr = b.change_request
+    opinion: Opinion | None = kwargs.get("opinion")
+    if opinion is not None:
+        said = f": {opinion.comment}" if opinion.comment else ""
+        text = f"{cr.number} {opinion.department} {opinion.decision}{said}"
+        if r.dest == REJECTED:
+            text += "; rejected: " + "; ".join(f"{x['source']}: {x['reason']}"
+                                               for x in cr.rejection_reasons)
+        elif r.dest == APPROVED:
+            text += "; approved by every department"
+        return text
+    if r.trigger == "withdraw":
+        return f"{cr.number} withdrawn: {kwargs['reason']}"
+    return (f"{cr.number} applied as revision {b.order.revision} under change agreement "
+            f"{cr.agreement_number}")
+
+
+def _event_extra(r: Row, b: ChangeRequestLifecycle) -> dict[str, Any]:
+    cr, order = b.change_request, b.order
+    extra = change_event_data(cr, order)
+    if r.dest == REJECTED:
+        extra["reasons"] = list(cr.rejection_reasons)
+    if r.dest == WITHDRAWN:
+        extra["reason"] = cr.withdrawn_reason
+    if r.dest == APPLIED:
+        extra.update(previous_revision=order.revision - 1, differences=list(cr.differences),
+                     agreement_number=cr.agreement_number,
+                     signed_at=cr.signed_at.isoformat() if cr.signed_at else None,
+                     credit_adjustment=cr.credit_adjustment)
+    return extra
+
+
+class _RowCallbacks:
+    def __init__(self, r: Row) -> None:
+        self.row = r
+
+    async def before(self, event: AsyncEventData) -> None:
+        for effect in self.row.effects:
+            await effect(event)
+
+    async def after(self, event: AsyncEventData) -> None:
+        b = _b(event)
+        cr, order, fx = b.change_request, b.order, b.effects
+        now = fx.clock.now()
+        cr.version += 1
+        cr.updated_at = now
+        if self.row.dest == APPLIED:
+            order.version += 1
+            order.updated_at = now
+        record_step(fx.session, order, cr, trigger=TRIGGER_NAMES[self.row.trigger], actor=fx.actor,
+                    at=now, reason=_reason(self.row, b, event.kwargs),
+                    from_state=event.transition.source)
+        await fx.session.flush()
+        if self.row.event is not None:
+            await fx.outbox.enqueue(fx.session, lifecycle.order_event(
+                fx.clock, self.row.event, order, **_event_extra(self.row, b)))
+        b.fired = self.row
+
+
+def _build_machine() -> AsyncMachine:
+    machine = AsyncMachine(model=None, states=STATES, initial=IN_REVIEW, auto_transitions=False,
+                           send_event=True, name="change_request")
+    for r in TRANSITIONS:
+        callbacks = _RowCallbacks(r)
+        machine.add_transition(r.trigger, list(r.source), r.dest, conditions=list(r.guards),
+                               before=[callbacks.before], after=[callbacks.after])
+    return machine
+
+
+MACHINE = _build_machine()
+
+
+class ChangeRequestLifecycle:
+    """A change request bound to the machine for one trigger; `state` is its column."""
+
+    def __init__(self, change_request: OrderChangeRequest, order: Order, facts: ChangeFacts,
+                 effects: ChangeEffects) -> None:
+        self.change_request = change_request
+        self.order = order
+        self.facts = facts
+        self.effects = effects
+        self.refusals: dict[str, str] = {}
+        self.fired: Row | None = None
+
+    @property
+    def state(self) -> str:
+        return self.change_request.state
+
+    @state.setter
+    def state(self, value: str) -> None:
+        self.change_request.state = value  # the only assignment of a change request's state
+
+
+def api_name(trigger: str) -> str:
+    return trigger.replace("_", "-")
+
+
+def allowed_triggers(state: str) -> list[str]:
+    """The triggers the table allows from `state`, in table order."""
+    triggers = set(MACHINE.get_triggers(state))
+    return list(dict.fromkeys(api_name(r.trigger) for r in TRANSITIONS if r.trigger in triggers))
+
+
+def ensure_allowed(cr: OrderChangeRequest, trigger: str) -> None:
+    """Refuse with `invalid_transition` unless the table has `trigger` from the request's state."""
+    if trigger not in MACHINE.get_triggers(cr.state):
+        raise InvalidTransition(
+            f"Change request {cr.number} is {cr.state}; {api_name(trigger)} is not possible from "
+            f"{cr.state}.", state=cr.state, allowed=allowed_triggers(cr.state))
+
+
+def _first_refusal(state: str, trigger: str, refusals: dict[str, str]) -> tuple[str, str]:
+    for transition in MACHINE.events[trigger].transitions[state]:
+        for condition in transition.conditions:
+            name = condition.func.name
+            if name in refusals:
+                return name, refusals[name]
+    if refusals:
+        return next(iter(refusals.items()))
+    return trigger, f"{api_name(trigger)} did not fire."
+
+
+async def fire(cr: OrderChangeRequest, order: Order, trigger: str, *, facts: ChangeFacts,
+               effects: ChangeEffects, **kwargs: Any) -> Row:
+    """Fire `trigger` on the change request; returns the row that fired, or raises why not."""
+    ensure_allowed(cr, trigger)
+    binding = ChangeRequestLifecycle(cr, order, facts, effects)
+    state = cr.state
+    MACHINE.add_model(binding, initial=cr.state)
+    try:
+        fired = await binding.trigger(trigger, **kwargs)  # type: ignore[attr-defined]
+    finally:
+        MACHINE.remove_model(binding)
+    if not fired or binding.fired is None:
+        raise GuardFailed(*_first_refusal(state, trigger, binding.refusals))
+    return binding.fired
+
+
+async def withdraw_open(*, session: AsyncSession, outbox: Outbox, clock: Clock, actor: str,
+                        order: Order, reason: str) -> list[str]:
+    """Withdraw the order's open change requests (say, the order was cancelled); their numbers."""
+    withdrawn = []
+    for cr in await repository.change_requests_of(session, order.id):
+        if cr.state in OPEN_STATES:
+            await fire(cr, order, "withdraw", facts=ChangeFacts(), reason=reason,
+                       effects=ChangeEffects(session=session, outbox=outbox, clock=clock, actor=actor))
+            withdrawn.append(cr.number)
+    return withdrawn
+
+
+def describe() -> dict[str, Any]:
+    """The change-request machine as data (the order machine's shape)."""
+    return {
+        "initial": IN_REVIEW,
+        "states": STATES,
+        "final_states": list(FINAL_STATES),
+        "transitions": [{
+            "trigger": api_name(r.trigger), "source": list(r.source), "dest": r.dest,
+            "internal": r.dest is None, "endpoint": r.endpoint,
+            "guards": [{"name": g.name, "description": g.doc} for g in r.guards]
+            + [{"name": n, "description": d} for n, d in r.checked_by_effects],
+            "effects": [e.__name__ for e in r.effects], "event": r.event,
+        } for r in TRANSITIONS],
+    }

@@ -1,0 +1,196 @@
+"""Use cases of change requests: lock the order → check → fire `change_lifecycle` → outbox.
+
+Every step locks the order's row first (the lifecycle's `lock`: `FOR UPDATE` on PostgreSQL,
+the IMMEDIATE write transaction on SQLite) and only then reads the change request, so two
+concurrent steps on one order — two applies of the same change request, an apply racing a
+withdraw, two requests racing to be the one open change — run one after the other and the second
+sees what the first did (409).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.orders import change_lifecycle, lifecycle, repository
+from services.orders.change_lifecycle import (
+    CHANGEABLE_ORDER_STATES,
+    ChangeEffects,
+    ChangeFacts,
+    plan_change,
+)
+from services.orders.clients import CreditClient
+from services.orders.config import OrdersSettings
+from services.orders.errors import (
+    AgreementSignedInFuture,
+    BadChange,
+    ChangeRequestAlreadyOpen,
+    ChangeRequestNotFound,
+    OrderNotChangeable,
+    ReasonRequired,
+)
+from services.orders.lifecycle import Facts, Opinion
+from services.orders.models import (
+    Order,
+    OrderChangeRequest,
+    OrderRevision,
+    OrderState,
+    counters,
+)
+from services.orders.schemas import ChangeRequestCreate, ChangeSet
+from services.orders.service import SYSTEM_ACTOR, _after_transition, _effects, check_reviewer
+from shared.auth import Principal
+from shared.clock import Clock
+from shared.errors import GuardFailed
+from shared.numbering import next_number
+from shared.outbox import Outbox
+
+
+def _effects_for(*, session: AsyncSession, outbox: Outbox, clock: Clock, actor: str,
+                 credit: CreditClient | None = None) -> ChangeEffects:
+    return ChangeEffects(session=session, outbox=outbox, clock=clock, actor=actor, credit=credit)
+
+
+async def _opinions(session: AsyncSession, cr: OrderChangeRequest) -> dict[str, Opinion]:
+    rows = await repository.change_reviews_of(session, cr.id)
+    return {r.department: Opinion(r.department, r.decision, r.comment) for r in rows}
+
+
+async def load(session: AsyncSession, order: Order, change_request_id: str) -> OrderChangeRequest:
+    """The order's change request (read again: the caller holds the order's lock), or 404."""
+    cr = await repository.get_change_request(session, order.id, change_request_id, fresh=True)
+    if cr is None:
+        raise ChangeRequestNotFound(order.number, change_request_id)
+    return cr
+
+
+async def _fresh(session: AsyncSession, cr: OrderChangeRequest) -> OrderChangeRequest:
+    await session.flush()
+    await session.refresh(cr, attribute_names=["reviews"])
+    return cr
+
+
+async def request_change(*, session: AsyncSession, outbox: Outbox, clock: Clock,
+                         settings: OrdersSettings, principal: Principal, order: Order,
+                         data: ChangeRequestCreate) -> OrderChangeRequest:
+    """Ask to change an approved, contracted or in-fulfilment order's terms (→ in_review).
+
+    The change is checked as strictly as a new order (every problem at once, 422); only one
+    change request per order may be open (409 `conflict`).
+    """
+    if order.state not in CHANGEABLE_ORDER_STATES:
+        raise OrderNotChangeable(order.number, order.state, CHANGEABLE_ORDER_STATES,
+                                 lifecycle.allowed_triggers(order.state))
+    open_numbers = await repository.open_change_request_numbers(session, order.id)
+    if open_numbers:
+        raise ChangeRequestAlreadyOpen(order.number, open_numbers)
+    plan = plan_change(order, data.changes, today=clock.today())
+    if plan.errors:
+        raise BadChange(plan.errors)
+    # A prepaid order invoiced at contract: refuse now what apply would refuse.
+    probe = OrderChangeRequest(number="(new)", order_id=order.id, base_revision=order.revision,
+                               changes={}, reason="", requested_by="", requested_at=clock.now(),
+                               updated_at=clock.now())
+    refused = change_lifecycle.prepaid_invoice_unchanged.check(probe, order, ChangeFacts(plan=plan))
+    if refused is not None:
+        raise GuardFailed(change_lifecycle.prepaid_invoice_unchanged.name, refused)
+    now = clock.now()
+    cr = OrderChangeRequest(
+        number=await next_number(session, counters, "change_request", "CR"), order_id=order.id,
+        base_revision=order.revision,
+        changes=data.changes.model_dump(mode="json", exclude_unset=True),
+        differences=plan.differences, reason=data.reason, impact=data.impact,
+        requested_by=principal.name, requested_at=now, updated_at=now)
+    session.add(cr)
+    await session.flush()
+    change_lifecycle.record_step(session, order, cr, trigger="change-request", actor=principal.name,
+                                 at=now, reason=f"{cr.number} requested: {data.reason}",
+                                 from_state=None)
+    await session.flush()
+    await outbox.enqueue(session, lifecycle.order_event(
+        clock, "order.change_requested", order, **change_lifecycle.change_event_data(cr, order),
+        changes=cr.changes, differences=plan.differences, reason=cr.reason, impact=cr.impact,
+        departments=list(settings.review_departments)))
+    return await _fresh(session, cr)
+
+
+async def review_change(*, session: AsyncSession, outbox: Outbox, clock: Clock,
+                        settings: OrdersSettings, principal: Principal, order: Order,
+                        cr: OrderChangeRequest, department: str, decision: str,
+                        comment: str | None) -> OrderChangeRequest:
+    """A department's opinion on a change: any rejection rejects it, the last approval approves it."""
+    check_reviewer(principal, department, settings)
+    if decision == "reject" and not comment:
+        raise ReasonRequired("comment", "A rejection needs a comment saying why.")
+    change_lifecycle.ensure_allowed(cr, "review")
+    opinion = Opinion(department, decision, comment)
+    facts = ChangeFacts(required_departments=tuple(settings.review_departments),
+                        opinions={**await _opinions(session, cr), department: opinion})
+    await change_lifecycle.fire(cr, order, "review", facts=facts, opinion=opinion, effects=_effects_for(
+        session=session, outbox=outbox, clock=clock, actor=principal.name))
+    return await _fresh(session, cr)
+
+
+async def withdraw_change(*, session: AsyncSession, outbox: Outbox, clock: Clock,
+                          principal: Principal, order: Order, cr: OrderChangeRequest,
+                          reason: str) -> OrderChangeRequest:
+    """Sales withdraws an open change request (in review or approved); the order's terms stay."""
+    await change_lifecycle.fire(cr, order, "withdraw", facts=ChangeFacts(), reason=reason,
+                                effects=_effects_for(session=session, outbox=outbox, clock=clock,
+                                                     actor=principal.name))
+    return await _fresh(session, cr)
+
+
+async def apply_change(*, session: AsyncSession, outbox: Outbox, clock: Clock, credit: CreditClient,
+                       settings: OrdersSettings, principal: Principal, order: Order,
+                       cr: OrderChangeRequest, agreement_number: str,
+                       signed_at: datetime) -> tuple[OrderChangeRequest, Order]:
+    """Apply an approved change with its signed agreement: credit first, then the new terms.
+
+    Credit refusing the increase: 409 `guard_failed` (`credit_reserved`), nothing changes;
+    credit not answering: 503, nothing changes. The old terms stay readable as a revision.
+    """
+    if signed_at > clock.now():
+        raise AgreementSignedInFuture(clock.now().isoformat())
+    change_lifecycle.ensure_allowed(cr, "apply")
+    plan = plan_change(order, ChangeSet.model_validate(cr.changes), today=None)
+    facts = ChangeFacts(required_departments=tuple(settings.review_departments),
+                        opinions=await _opinions(session, cr), plan=plan)
+    await change_lifecycle.fire(cr, order, "apply", facts=facts, agreement_number=agreement_number,
+                                signed_at=signed_at, effects=_effects_for(
+                                    session=session, outbox=outbox, clock=clock,
+                                    actor=principal.name, credit=credit))
+    await _after_transition(session, order)
+    await _deliver_if_complete(session=session, outbox=outbox, clock=clock, settings=settings,
+                               order=order, cr=cr)
+    return await _fresh(session, cr), order
+
+
+async def _deliver_if_complete(*, session: AsyncSession, outbox: Outbox, clock: Clock,
+                               settings: OrdersSettings, order: Order, cr: OrderChangeRequest) -> None:
+    """A change that leaves every line delivered in full completes the order's delivery."""
+    if order.state != OrderState.in_fulfillment or any(
+            line.delivered_quantity < line.quantity for line in order.lines):
+        return
+    await lifecycle.fire(order, "deliver", facts=Facts(open_change_requests=()),
+                         reason=f"{cr.number} applied: every line is delivered in full",
+                         effects=_effects(session=session, outbox=outbox, clock=clock,
+                                          settings=settings, actor=SYSTEM_ACTOR))
+    await _after_transition(session, order)
+
+
+async def revision_of(session: AsyncSession, order: Order, revision: int) -> dict[str, Any] | None:
+    """The terms of one revision of the order: kept for past ones, the order's for the current."""
+    made_by = await repository.change_request_applied_as(session, order.id, revision)
+    if revision == order.revision:
+        return {"order_id": order.id, "revision": revision, "current": True,
+                "terms": lifecycle.terms_of(order), "made_by_change_request_id": made_by}
+    kept: OrderRevision | None = await repository.get_revision(session, order.id, revision)
+    if kept is None:
+        return None
+    return {"order_id": order.id, "revision": revision, "current": False, "terms": kept.terms,
+            "made_by_change_request_id": made_by, "replaced_at": kept.replaced_at,
+            "replaced_by": kept.replaced_by, "replaced_by_trigger": kept.replaced_by_trigger,
+            "replaced_by_change_request_id": kept.replaced_by_change_request_id}
