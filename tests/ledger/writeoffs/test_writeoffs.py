@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from tests.ledger.builders import (
@@ -187,6 +188,34 @@ class TestApprove:
         r = await pay(system, 1_000, allocations=[{"invoice_id": inv["id"], "amount_minor": 1_000}],
                       expect=422)
         assert "written off" in str(r)
+
+
+class TestRaces:
+    async def test_a_payment_racing_an_approval_never_drives_outstanding_below_zero(self, system):
+        inv = await issue(system, amount=1_000)
+        wo = (await propose(system, inv["id"], 800)).json()
+        pay_all = system.client("ledger", "finance").post("/v1/payments", json={
+            "customer_id": CUSTOMER, "amount_minor": 600, "currency": "CNY", "method": "cash",
+            "allocations": [{"invoice_id": inv["id"], "amount_minor": 600}]})
+        results = await asyncio.gather(pay_all, approve(system, wo["id"]))
+        codes = sorted(r.status_code for r in results)
+        got = await invoice(system, inv["id"])
+        if codes == [200, 422]:  # the write-off first: only 200 left for the payment
+            assert (got["outstanding_minor"], got["written_off_minor"], got["paid_minor"]) == (200, 800, 0)
+        else:  # the payment first: the approval finds too little outstanding
+            assert codes == [201, 409], [r.text for r in results]
+            assert (got["outstanding_minor"], got["written_off_minor"], got["paid_minor"]) == (400, 0, 600)
+        await balanced(system)
+
+    async def test_two_approvals_at_once_post_once(self, system):
+        inv = await issue(system, amount=1_000)
+        wo = (await propose(system, inv["id"])).json()
+        results = await asyncio.gather(approve(system, wo["id"]), approve(system, wo["id"], who="admin"))
+        assert sorted(r.status_code for r in results) == [200, 409]
+        got = await invoice(system, inv["id"])
+        assert (got["outstanding_minor"], got["written_off_minor"]) == (0, 1_000)
+        assert len(await outbox_events(system, "writeoff.approved")) == 1
+        await balanced(system)
 
 
 class TestReject:
