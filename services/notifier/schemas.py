@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from services.notifier import policy
 from services.notifier.models import DeliveryStatus, NotificationStatus
@@ -185,15 +185,16 @@ class DunningPolicyIn(RequestModel):
     levels: list[DunningLevel] = Field(min_length=1, max_length=20, description=(
         "Sorted by days_overdue ascending, with distinct level numbers and days."))
 
-    @model_validator(mode="after")
-    def _ordered(self) -> DunningPolicyIn:
-        days = [lvl.days_overdue for lvl in self.levels]
+    @field_validator("levels")
+    @classmethod
+    def _ordered(cls, levels: list[DunningLevel]) -> list[DunningLevel]:
+        days = [lvl.days_overdue for lvl in levels]
         if days != sorted(days) or len(set(days)) != len(days):
             raise ValueError("levels must be sorted by days_overdue, each days_overdue once")
-        numbers = [lvl.level for lvl in self.levels]
+        numbers = [lvl.level for lvl in levels]
         if len(set(numbers)) != len(numbers):
             raise ValueError("each level number may appear once")
-        return self
+        return levels
 
 
 class DunningLevelPublic(ResponseModel):
