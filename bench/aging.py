@@ -1,0 +1,209 @@
+"""The aging report and the overdue scan over 1,000,000 invoices, next to bare SQL passes.
+
+On PostgreSQL (`O2C_BENCH_POSTGRES_URL`, default the local server as user postgres) it creates
+a throwaway database `o2c_bench_aging_<pid>`, migrates the ledger into it, fills it with
+`bench.ledger_data` (a realistic book: thousands of customers, tens of salespeople, due dates
+over a year, most invoices paid with allocation rows, ~6 % overdue, the overdue crossings
+already recorded up to yesterday), and starts a real `o2c serve ledger` (uvicorn, workers
+off). In the same run it then measures:
+
+- `GET /v1/reports/aging?group_by=customer` and `…=salesperson` (as of today: the JSON as a
+  client receives it) against a bare asyncpg pass over the same invoice rows — the minimal
+  `GROUP BY` with `CASE` buckets on today's `outstanding_minor` — median of `--runs` each,
+  and checks both give the same totals;
+- `POST /v1/overdue-scans` as of today (a daily run: finds, records and emits that day's
+  crossings) against a bare pass that only selects those crossings (same predicates), and
+  checks both find the same number.
+
+It prints both timings and their ratio for each, then drops the database.
+
+    .venv/bin/python -m bench.aging [--invoices 1000000] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from bench.ledger_data import fill
+from bench.payments import _free_port, _urls, _wait_ready
+from services.ledger.config import LedgerSettings
+from services.ledger.reporting.service import bucket_names
+from shared import migrations
+from shared.auth import append_key
+from shared.db import Database
+
+FINANCE_KEY = "bench-finance"
+SERVICE_KEY = "bench-service"
+
+
+def bare_aging_sql(key: str, bounds: list[int]) -> str:
+    """The minimal aging pass: today's outstanding in CASE buckets, grouped in the database."""
+    buckets = ["SUM(CASE WHEN due_date >= $1 THEN outstanding_minor ELSE 0 END)"]
+    for i in range(len(bounds)):
+        buckets.append(f"SUM(CASE WHEN due_date < ${i + 1} AND due_date >= ${i + 2} "
+                       "THEN outstanding_minor ELSE 0 END)")
+    buckets.append(f"SUM(CASE WHEN due_date < ${len(bounds) + 1} THEN outstanding_minor ELSE 0 END)")
+    return (f"SELECT {key}, currency, {', '.join(buckets)}, SUM(outstanding_minor) "
+            f"FROM invoices WHERE outstanding_minor > 0 GROUP BY {key}, currency")
+
+
+BARE_CROSSINGS = """
+SELECT i.id, l.level
+FROM invoices i
+JOIN (SELECT unnest($1::int[]) AS level, unnest($2::date[]) AS cutoff) l ON i.due_date <= l.cutoff
+WHERE i.outstanding_minor > 0 AND i.status <> 'written_off'
+  AND NOT EXISTS (SELECT 1 FROM overdue_crossings c WHERE c.invoice_id = i.id AND c.level = l.level)
+  AND NOT EXISTS (SELECT 1 FROM invoice_disputes d WHERE d.invoice_id = i.id AND d.status = 'open')
+"""
+
+
+async def _timed(fn) -> tuple[float, object]:
+    started = time.perf_counter()
+    result = await fn()
+    return time.perf_counter() - started, result
+
+
+async def _aging(client: httpx.AsyncClient, pool: asyncpg.Pool, group_by: str, runs: int,
+                 today: date, bounds: list[int]) -> None:
+    starts = [today, *(today - timedelta(days=b) for b in bounds)]
+    sql = bare_aging_sql(f"{group_by}_id", bounds)
+
+    async def api() -> dict:
+        r = await client.get("/v1/reports/aging", params={"group_by": group_by})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    async def bare() -> list:
+        async with pool.acquire() as conn:
+            return await conn.fetch(sql, *starts)
+
+    await api()
+    await bare()  # warm-up: caches and plans for both
+    api_times, bare_times = [], []
+    report, rows = None, None
+    for _ in range(runs):
+        t, report = await _timed(api)
+        api_times.append(t)
+        t, rows = await _timed(bare)
+        bare_times.append(t)
+    assert isinstance(report, dict) and isinstance(rows, list)
+    totals: dict[str, int] = defaultdict(int)
+    for row in rows:
+        totals[row["currency"]] += row[len(row) - 1]
+    assert {t["currency"]: t["total_minor"] for t in report["totals"]} == dict(totals), \
+        "the report and the bare pass disagree"
+    api_ms, bare_ms = statistics.median(api_times) * 1000, statistics.median(bare_times) * 1000
+    names = bucket_names(bounds)
+    print(f"  aging by {group_by:<11}: {len(report['rows']):>5} rows, buckets {', '.join(names)}")
+    print(f"    GET /v1/reports/aging (JSON, over HTTP) : {api_ms:8.1f} ms  (median of {runs})")
+    print(f"    bare GROUP BY with CASE buckets        : {bare_ms:8.1f} ms")
+    print(f"    ratio report / bare                    : {api_ms / bare_ms:8.2f}")
+
+
+async def _overdue_scan(client: httpx.AsyncClient, pool: asyncpg.Pool, today: date,
+                        thresholds: list[int]) -> None:
+    cutoffs = [today - timedelta(days=level) for level in thresholds]
+
+    async def bare() -> list:
+        async with pool.acquire() as conn:
+            return await conn.fetch(BARE_CROSSINGS, thresholds, cutoffs)
+
+    await bare()  # warm-up (reads only)
+    bare_s, rows = await _timed(bare)
+
+    async def scan() -> dict:
+        r = await client.post("/v1/overdue-scans", json={"as_of": today.isoformat()},
+                              headers={"Idempotency-Key": f"bench-scan-{today}"})
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    scan_s, done = await _timed(scan)
+    assert isinstance(done, dict) and isinstance(rows, list)
+    assert done["crossings_emitted"] == len(rows), (done, len(rows))
+    print(f"  overdue scan as of {today} (a daily run): {len(rows)} crossings over "
+          f"{done['invoices_examined']} invoices examined, {done['batches']} batch(es)")
+    print(f"    POST /v1/overdue-scans (record + emit)  : {scan_s * 1000:8.1f} ms")
+    print(f"    bare SELECT of the crossings           : {bare_s * 1000:8.1f} ms")
+    print(f"    ratio scan / bare                      : {scan_s / bare_s:8.2f}")
+
+
+async def main(invoices: int, runs: int, customers: int, salespeople: int) -> None:
+    name = f"o2c_bench_aging_{os.getpid()}"
+    admin, url, dsn = _urls(name)
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    server: subprocess.Popen | None = None
+    started = time.perf_counter()
+    try:
+        db = Database(url)
+        try:
+            await migrations.upgrade(db.engine, "ledger")
+        finally:
+            await db.dispose()
+        now = datetime.now(UTC)
+        today = now.date()
+        print(f"ledger on PostgreSQL ({name}): filling {invoices} invoices "
+              f"({customers} customers, {salespeople} salespeople)", flush=True)
+        settings = LedgerSettings()
+        await fill(dsn, invoices=invoices, customers=customers, salespeople=salespeople, now=now,
+                   crossings_as_of=today - timedelta(days=1),
+                   thresholds=tuple(settings.overdue_thresholds_days))
+        with tempfile.TemporaryDirectory() as tmp:
+            keys = Path(tmp) / "keys.toml"
+            append_key(keys, FINANCE_KEY, "bench-finance", ["finance"])
+            port = _free_port()
+            env = {**os.environ, "O2C_DATA_DIR": tmp, "O2C_API_KEYS_FILE": str(keys),
+                   "O2C_SERVICE_KEY": SERVICE_KEY, "O2C_LEDGER_DATABASE_URL": url,
+                   "O2C_LOG_LEVEL": "ERROR", "O2C_WORKERS_ENABLED": "false"}
+            server = subprocess.Popen(  # noqa: ASYNC220 - start-up, before measuring
+                [sys.executable, "-m", "services.cli", "serve", "ledger", "--port", str(port)],
+                env=env)
+            base = f"http://127.0.0.1:{port}"
+            await _wait_ready(base, server)
+            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+            try:
+                async with httpx.AsyncClient(
+                        base_url=base, timeout=900,
+                        headers={"Authorization": f"Bearer {FINANCE_KEY}"}) as client:
+                    for group_by in ("customer", "salesperson"):
+                        await _aging(client, pool, group_by, runs, today,
+                                     settings.aging_bucket_days)
+                    await _overdue_scan(client, pool, today, settings.overdue_thresholds_days)
+            finally:
+                await pool.close()
+        print(f"  whole run: {time.perf_counter() - started:.0f} s")
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=15)
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--invoices", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3, help="timed runs of each report (median)")
+    parser.add_argument("--customers", type=int, default=5_000)
+    parser.add_argument("--salespeople", type=int, default=40)
+    args = parser.parse_args()
+    asyncio.run(main(args.invoices, args.runs, args.customers, args.salespeople))
