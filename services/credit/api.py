@@ -19,6 +19,7 @@ from services.credit.models import (
     Customer,
     Evaluation,
     Guarantee,
+    HoldKind,
     HoldStatus,
     Reservation,
     ReservationStatus,
@@ -256,11 +257,11 @@ async def place_hold(customer: CustomerOr404, body: HoldCreate, response: Respon
                    dependencies=[require(*CREDIT_READERS)])
 async def list_holds(customer: CustomerOr404, session: SessionDep, limit: Limit = 50,
                      cursor: Cursor = None,
-                     status_: Annotated[HoldStatus | None, Query(alias="status")] = None
-                     ) -> Page[CreditHold]:
-    """The customer's holds, oldest first, active and released (filter with `status`)."""
+                     status_: Annotated[HoldStatus | None, Query(alias="status")] = None,
+                     kind: HoldKind | None = None) -> Page[CreditHold]:
+    """The customer's holds, oldest first, active and released (filter with `status`, `kind`)."""
     rows = await repository.list_holds(session, customer.id, limit=limit + 1,
-                                       after=decode_time_cursor(cursor), status=status_)
+                                       after=decode_time_cursor(cursor), status=status_, kind=kind)
     return time_page(rows, limit, lambda h: (h.placed_at, h.id))
 
 
@@ -271,6 +272,8 @@ async def release_hold(customer: CustomerOr404, hold_id: ItemId, session: Sessio
     """Release a hold; with no active hold left the customer is `active` again.
 
     Emits `credit.hold_released`. Releasing a released hold answers 200 with it again.
+    Automatic holds are released by credit when ledger shows their invoice settled; releasing
+    one here overrides the overdue rule until the invoice's next overdue level.
     """
     return await service.release_hold(
         session=session, outbox=ctx.outbox, clock=ctx.clock, default_currency=ctx.default_currency,

@@ -167,10 +167,13 @@ async def active_holds(session: AsyncSession, customer_id: str) -> list[CreditHo
 
 
 async def list_holds(session: AsyncSession, customer_id: str, *, limit: int,
-                     after: tuple[datetime, str] | None, status: str | None) -> list[CreditHold]:
+                     after: tuple[datetime, str] | None, status: str | None,
+                     kind: str | None = None) -> list[CreditHold]:
     stmt = select(CreditHold).where(CreditHold.customer_id == customer_id)
     if status is not None:
         stmt = stmt.where(CreditHold.status == status)
+    if kind is not None:
+        stmt = stmt.where(CreditHold.kind == kind)
     stmt = stmt.where(after_keyset(CreditHold.placed_at, CreditHold.id, after))
     return list((await session.execute(
         stmt.order_by(CreditHold.placed_at, CreditHold.id).limit(limit))).scalars())

@@ -144,9 +144,11 @@ class HoldPublic(ResponseModel):
     id: str
     customer_id: str
     kind: str = Field(description="manual or automatic (placed by the overdue rule)")
-    reason: str
+    reason: str = Field(description="Why; an automatic hold's is like "
+                                    "\"invoice INV-000045 31 days overdue\"")
     status: str = Field(description="active or released")
-    source_ref: str | None
+    source_ref: str | None = Field(description="An automatic hold's overdue invoice id; null "
+                                               "for manual holds")
     placed_by: str
     placed_at: datetime
     released_by: str | None

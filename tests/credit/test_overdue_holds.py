@@ -34,7 +34,7 @@ async def _invoice(system, customer_id: str, amount_minor: int = yuan(40_000)) -
 
 
 async def _overdue(system, invoice: dict[str, Any], days: int, *, level: int | None = None,
-                   advance: bool = True) -> dict[str, Any]:
+                   advance: bool = True, with_number: bool = True) -> dict[str, Any]:
     """Post the `invoice.overdue` ledger's scan emits for `invoice` at `days`, and deliver it."""
     due = date.fromisoformat(invoice["due_date"])
     if advance:
@@ -50,6 +50,8 @@ async def _overdue(system, invoice: dict[str, Any], days: int, *, level: int | N
             "days_overdue": days, "level": level if level is not None else days,
             "outstanding_minor": invoice["outstanding_minor"], "currency": invoice["currency"],
             "due_date": invoice["due_date"]}}
+    if with_number:
+        event["data"]["invoice_number"] = invoice["number"]
     r = await system.client("notifier", "service").post("/v1/events", json=event)
     assert r.status_code == 201, r.text
     await system.pump()
@@ -170,20 +172,26 @@ class TestPlacing:
     async def test_ledger_down_at_placing_fails_closed(self, system):
         customer_id = await _customer(system)
         invoice = await _invoice(system, customer_id)
+        other = await _invoice(system, customer_id)
         healthy = system.mounts[LEDGER]
         system.mounts[LEDGER] = LedgerDown()
         try:
             await _overdue(system, invoice, 30)
-            [hold] = await _holds(system, customer_id, "active")
-            assert hold["kind"] == "automatic" and hold["source_ref"] == invoice["id"]
-            # ledger did not answer: the reason names the invoice by the event's id
-            assert hold["reason"] == f"invoice {invoice['id']} 30 days overdue"
+            # without invoice_number in the event, the reason names the invoice by its id
+            system.clock.advance(seconds=1)
+            await _overdue(system, other, 30, with_number=False)
+            first, second = await _holds(system, customer_id, "active")
+            assert first["kind"] == "automatic" and first["source_ref"] == invoice["id"]
+            assert first["reason"] == f"invoice {invoice['number']} 30 days overdue"
+            assert second["reason"] == f"invoice {other['id']} 30 days overdue"
             assert (await profile(system, customer_id))["status"] == "on_hold"
         finally:
             system.mounts[LEDGER] = healthy
-        # the invoice is still outstanding: the recheck keeps the hold
+        # the first invoice is still outstanding: the recheck keeps its hold
+        await _pay(system, other)
         assert await system.state("credit").hold_recheck_once() == 0
-        assert len(await _holds(system, customer_id, "active")) == 1
+        [kept] = await _holds(system, customer_id, "active")
+        assert kept["source_ref"] == invoice["id"]
 
     async def test_a_customer_credit_does_not_know_is_ignored(self, system):
         invoice = await _invoice(system, "c-not-in-credit")
@@ -235,6 +243,9 @@ class TestReleasing:
         system.clock.advance(seconds=1)  # holds list oldest first
         await _overdue(system, second, 30, advance=False)
         assert len(await _holds(system, customer_id, "active")) == 2
+        r = await system.client("credit", "auditor").get(
+            f"/v1/customers/{customer_id}/holds", params={"kind": "manual"})
+        assert r.status_code == 200 and r.json()["items"] == []
         both = await _decision(system, customer_id)
         assert both["decision"] == "rejected"
         assert both["reasons"] == [
@@ -254,6 +265,26 @@ class TestReleasing:
         released = await _events(system, "credit.hold_released", customer_id)
         assert sorted(e["data"]["invoice_id"] for e in released) == sorted(
             [first["id"], second["id"]])
+
+    async def test_write_off_releases_the_hold(self, system):
+        customer_id = await _customer(system)
+        invoice = await _invoice(system, customer_id)
+        await _overdue(system, invoice, 95)
+        r = await system.client("ledger", "finance").post("/v1/write-offs", json={
+            "invoice_id": invoice["id"], "reason": "Customer insolvent",
+            "responsible": ["S-ALICE", "finance.zhang"]})
+        assert r.status_code == 201, r.text
+        await system.pump()
+        assert (await profile(system, customer_id))["status"] == "on_hold"  # only proposed
+        r = await system.client("ledger", "finance2").post(
+            f"/v1/write-offs/{r.json()['id']}/approve")
+        assert r.status_code == 200, r.text
+        await system.pump()
+        got = await profile(system, customer_id)
+        assert got["status"] == "active" and got["holds"] == []
+        assert got["exposure"]["open_receivables_minor"] == 0 and got["overdue_minor"] == 0
+        [released] = await _events(system, "credit.hold_released", customer_id)
+        assert released["data"]["released_because"] == f"invoice {invoice['number']} written off"
 
     async def test_manual_hold_stays_when_the_automatic_one_is_released(self, system):
         customer_id = await _customer(system)
@@ -349,3 +380,21 @@ def test_the_setting_reads_its_environment_variable(monkeypatch):
     monkeypatch.setenv("O2C_CREDIT_HOLD_DAYS_OVERDUE", "0")
     with pytest.raises(ValueError):
         CreditSettings()
+
+
+def test_the_hold_reason_and_what_counts_as_settled():
+    from services.credit.clients import LedgerInvoice
+    from services.credit.service import overdue_reason
+
+    assert overdue_reason("INV-000045", 31) == "invoice INV-000045 31 days overdue"
+    assert overdue_reason("INV-000046", 1) == "invoice INV-000046 1 day overdue"
+
+    def invoice(status: str, outstanding: int) -> LedgerInvoice:
+        return LedgerInvoice(id="i", number="INV-1", customer_id="c", status=status,
+                             outstanding_minor=outstanding)
+
+    assert not invoice("open", 100).settled and not invoice("partially_paid", 1).settled
+    assert not invoice("disputed", 100).settled
+    assert invoice("paid", 0).settled and invoice("paid", 0).how_settled == "paid"
+    assert invoice("written_off", 0).how_settled == "written off"
+    assert invoice("open", 0).settled and invoice("open", 0).how_settled == "settled"
