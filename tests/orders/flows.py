@@ -126,3 +126,74 @@ def credit_down(system: Any) -> Iterator[None]:
         yield
     finally:
         system.mounts["http://credit.test"] = healthy
+
+
+DELIVERED_AT = "2026-01-05T08:00:00+00:00"
+
+
+async def contracted_order(system: Any, customer_id: str, **overrides: Any) -> dict[str, Any]:
+    order = await approved_order(system, customer_id, **overrides)
+    r = await system.client("orders", "sales").post(f"/v1/orders/{order['id']}/contract", json={
+        "contract_number": "CT-2026-0042", "signed_at": "2026-01-05T08:30:00+00:00"})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def in_fulfillment(system: Any, customer_id: str, **overrides: Any) -> dict[str, Any]:
+    order = await contracted_order(system, customer_id, **overrides)
+    r = await system.client("orders", "production").post(f"/v1/orders/{order['id']}/start-fulfillment")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def deliver(system: Any, order: dict[str, Any], quantity: str, line: int = 0) -> httpx.Response:
+    return await system.client("orders", "production").post(
+        f"/v1/orders/{order['id']}/deliveries", json={
+            "lines": [{"line_id": order["lines"][line]["id"], "quantity": quantity}],
+            "delivered_at": DELIVERED_AT})
+
+
+async def request_change(system: Any, order_id: str, changes: dict[str, Any], *,
+                         principal: str = "sales", reason: str = "Customer asked for more boards",
+                         impact: str | None = "One more shift in week 6") -> httpx.Response:
+    body: dict[str, Any] = {"changes": changes, "reason": reason}
+    if impact is not None:
+        body["impact"] = impact
+    return await system.client("orders", principal).post(f"/v1/orders/{order_id}/change-requests",
+                                                         json=body)
+
+
+async def review_change(system: Any, order_id: str, cr_id: str, department: str,
+                        decision: str = "approve", comment: str | None = None,
+                        principal: str | None = None) -> httpx.Response:
+    body: dict[str, Any] = {"department": department, "decision": decision}
+    if comment is not None:
+        body["comment"] = comment
+    return await system.client("orders", principal or department).post(
+        f"/v1/orders/{order_id}/change-requests/{cr_id}/reviews", json=body)
+
+
+async def approved_change(system: Any, order_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    r = await request_change(system, order_id, changes)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    for department in DEPARTMENTS:
+        r = await review_change(system, order_id, body["id"], department, comment=f"{department} ok")
+        assert r.status_code == 200, r.text
+        body = r.json()
+    assert body["state"] == "approved", body
+    return body
+
+
+async def apply_change(system: Any, order_id: str, cr_id: str, principal: str = "sales",
+                       agreement_number: str = "CT-2026-0042-A1",
+                       signed_at: str = "2026-01-05T08:45:00+00:00") -> httpx.Response:
+    return await system.client("orders", principal).post(
+        f"/v1/orders/{order_id}/change-requests/{cr_id}/apply",
+        json={"agreement_number": agreement_number, "signed_at": signed_at})
+
+
+async def get_order(system: Any, order_id: str, principal: str = "auditor") -> dict[str, Any]:
+    r = await system.client("orders", principal).get(f"/v1/orders/{order_id}")
+    assert r.status_code == 200, r.text
+    return r.json()

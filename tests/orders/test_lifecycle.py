@@ -592,7 +592,8 @@ class TestDeliver:
     async def test_full_delivery_waits_for_open_change_requests(self, world):
         order = an_order("in_fulfillment", lines=delivered("10"))
         with pytest.raises(GuardFailed) as refusal:
-            await fire(order, "deliver", facts=Facts(open_change_requests=["CR-000007"]), effects=world.effects())
+            await fire(order, "deliver", facts=Facts(open_change_requests=["CR-000007"]),
+                       effects=world.effects())
         assert refusal.value.body()["guard"] == "open_change_request"
 
 
