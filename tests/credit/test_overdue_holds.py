@@ -7,6 +7,7 @@ credit's inbox by `system.pump()`. See services/credit/holds.py for the rules un
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import date, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ import httpx
 import pytest
 
 from tests.credit.support import new_customer, profile, reserve, set_limit, yuan
+from tests.credit.support import outbox_events as credit_outbox
 from tests.ledger.builders import issue, pay
 
 LEDGER = "http://ledger.test"
@@ -92,6 +94,15 @@ async def _decision(system, customer_id: str, amount_minor: int = yuan(1_000)) -
     r = await reserve(system, customer_id, amount_minor)
     assert r.status_code == 201, r.text
     return r.json()
+
+
+async def _credit_hears_nothing(system) -> None:
+    """Switch credit's subscription off at notifier: ledger's events no longer reach credit."""
+    endpoints = (await system.client("notifier").get("/v1/webhook-endpoints")).json()["items"]
+    [credit] = [e for e in endpoints if e["url"] == "http://credit.test/v1/inbox"]
+    r = await system.client("notifier").patch(f"/v1/webhook-endpoints/{credit['id']}",
+                                              json={"enabled": False})
+    assert r.status_code == 200, r.text
 
 
 class LedgerDown(httpx.AsyncBaseTransport):
@@ -342,12 +353,7 @@ class TestReleasing:
         customer_id = await _customer(system)
         invoice = await _invoice(system, customer_id)
         await _overdue(system, invoice, 30)
-        # credit's subscription is switched off: ledger's payment events never reach it
-        endpoints = (await system.client("notifier").get("/v1/webhook-endpoints")).json()["items"]
-        [credit] = [e for e in endpoints if e["url"] == "http://credit.test/v1/inbox"]
-        r = await system.client("notifier").patch(f"/v1/webhook-endpoints/{credit['id']}",
-                                                  json={"enabled": False})
-        assert r.status_code == 200, r.text
+        await _credit_hears_nothing(system)
         await _pay(system, invoice)
         assert (await profile(system, customer_id))["status"] == "on_hold"
         assert await system.state("credit").hold_recheck_once() == 1
@@ -398,3 +404,48 @@ def test_the_hold_reason_and_what_counts_as_settled():
     assert invoice("paid", 0).settled and invoice("paid", 0).how_settled == "paid"
     assert invoice("written_off", 0).how_settled == "written off"
     assert invoice("open", 0).settled and invoice("open", 0).how_settled == "settled"
+
+
+class TestConcurrencyAndPaging:
+    async def test_two_deliveries_for_one_invoice_at_once_place_one_hold(self, system):
+        from services.credit import holds
+        from shared.events import Event
+
+        customer_id = await _customer(system)
+        invoice = await _invoice(system, customer_id)
+        system.clock.advance(timedelta(days=61))
+        app = system.apps["credit"]
+
+        def event(days: int, level: int) -> Event:
+            return Event.model_validate({
+                "id": str(uuid.uuid4()), "type": "invoice.overdue",
+                "occurred_at": system.clock.now().isoformat(), "source": "ledger",
+                "subject": invoice["id"], "data": {
+                    "invoice_id": invoice["id"], "invoice_number": invoice["number"],
+                    "customer_id": customer_id, "days_overdue": days, "level": level,
+                    "currency": "CNY"}})
+
+        async def deliver(e: Event) -> None:
+            async with app.state.db.session() as session, session.begin():
+                await holds.hold_for_overdue(session, app, e)
+
+        await asyncio.gather(deliver(event(61, 30)), deliver(event(61, 60)))
+        assert len(await _holds(system, customer_id)) == 1
+        assert len([e for e in await credit_outbox(system, "credit.hold_placed")
+                    if e["data"]["customer_id"] == customer_id]) == 1
+
+    async def test_the_periodic_recheck_pages_through_held_customers(self, system):
+        from services.credit import holds
+
+        invoices = []
+        for name in ("Alpha", "Beta", "Gamma"):
+            customer_id = await new_customer(system, name=name)
+            invoices.append(await _invoice(system, customer_id))
+        for invoice in invoices:
+            await _overdue(system, invoice, 30)
+        await _credit_hears_nothing(system)  # two of three pay meanwhile
+        for invoice in invoices[:2]:
+            await _pay(system, invoice)
+        assert await holds.recheck_all(system.apps["credit"], page=1) == 2
+        statuses = [(await profile(system, i["customer_id"]))["status"] for i in invoices]
+        assert statuses == ["active", "active", "on_hold"]
