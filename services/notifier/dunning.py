@@ -297,7 +297,8 @@ class DunningWorker:
                 row.status = RunStatus.done
                 row.completed_at = now
                 row.next_attempt_at = None
-            row.claimed_until = None
+                row.claimed_until = None
+            # else the lease stays while this pass posts the charges to ledger
             done = row.status == RunStatus.done
         self.wake_deliveries()
         if email_on:
