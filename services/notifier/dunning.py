@@ -316,7 +316,8 @@ class DunningWorker:
             level=level["level"], threshold_days=run.threshold_days, days_overdue=run.days_overdue,
             recipient_role=recipient.role, recipient_name=recipient.name, address=recipient.address,
             channel=policy.Channel.email if email_on else policy.Channel.webhook,
-            subject=policy.render(level.get("subject") or policy.DEFAULT_SUBJECT, values)[:1000],
+            subject=" ".join(policy.render(level.get("subject") or policy.DEFAULT_SUBJECT,
+                                           values).split())[:1000],  # one line: a mail header
             body=policy.render(level["template"], values), created_at=now, updated_at=now)
         problem = skip or (recipient.problem if email_on else
                            None if recipient.exists else recipient.problem)

@@ -138,8 +138,12 @@ class EmailWorker:
         s = self.settings
         password = s.smtp_password.get_secret_value() if s.smtp_password else None
         try:
+            message = build_message(note, sender=s.smtp_sender, at=now)
+        except (ValueError, TypeError) as exc:  # a header the email library refuses
+            return f"the message could not be built: {exc}"[:1000]
+        try:
             await aiosmtplib.send(
-                build_message(note, sender=s.smtp_sender, at=now), sender=s.smtp_sender,
+                message, sender=s.smtp_sender,
                 recipients=[note.address or ""], hostname=s.smtp_host, port=s.smtp_port,
                 username=s.smtp_username, password=password, use_tls=s.smtp_tls,
                 start_tls=s.smtp_starttls, timeout=s.smtp_timeout_seconds,

@@ -5,6 +5,7 @@ only with the frozen clock."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -378,3 +379,35 @@ async def test_a_charge_waits_for_ledger_and_is_posted_once(system, smtp):
         "/v1/debit-notes", params={"invoice_id": inv["id"]})).json()["items"]
     assert [(n["kind"], n["amount_minor"]) for n in notes] == [("fee", 2500)]
     assert calls == 1  # found on ledger by its key the second time, not issued again
+
+
+async def test_concurrent_steps_and_workers_notify_once(system, smtp):
+    await salesperson(system)
+    customer_id = await customer(system)
+    inv = await invoice(system, customer_id, due_in_days=-1)
+    client = system.client("notifier", "service")
+    responses = await asyncio.gather(*(client.post("/v1/events", json=overdue_event(inv["id"], 1))
+                                       for _ in range(4)))
+    assert {r.status_code for r in responses} == {201}
+    notifier = system.state("notifier")
+    worked = await asyncio.gather(notifier.dunning.run_once(), notifier.dunning.run_once())
+    assert sum(worked) == 1  # one run for the step, leased by one worker
+    sent = await asyncio.gather(notifier.emails.send_once(), notifier.emails.send_once())
+    assert sum(sent) == 2
+    items = await notifications(system)
+    assert sorted(n["recipient_role"] for n in items) == ["finance", "salesperson"]
+    assert {n["status"] for n in items} == {"sent"} and len(smtp.received) == 2
+
+
+async def test_a_customer_name_with_a_line_break_still_makes_one_subject_line(system, smtp):
+    await system.client("notifier", "finance").put("/v1/dunning-policy", json={"levels": [
+        {"level": 1, "days_overdue": 1, "recipients": ["finance"], "channels": ["email"],
+         "subject": "${customer_name}: ${invoice_number}", "template": "Pay ${outstanding}."}]})
+    customer_id = await customer(system, name="Bright\nway")
+    inv = await invoice(system, customer_id, due_in_days=-1)
+    await ingest(system, overdue_event(inv["id"], 1))
+    await settle(system)
+    (note,) = await notifications(system)
+    assert note["status"] == "sent" and note["subject"] == f"Bright way: {inv['number']}"
+    (mail,) = smtp.received
+    assert mail.subject == f"Bright way: {inv['number']}" and mail.body.strip() == "Pay CNY 1,250.00."
