@@ -1,8 +1,9 @@
 """Automatic credit holds: real ledger and notifier in-process, events pumped through.
 
 Invoices are issued and paid in ledger; `invoice.overdue` is posted to notifier as ledger's
-overdue scan posts it (the scan's own test drives it for real when it exists), delivered to
-credit's inbox by `system.pump()`. See services/credit/holds.py for the rules under test.
+overdue scan posts it (so each case controls days and levels exactly), delivered to credit's
+inbox by `system.pump()`; `TestWithLedgersOverdueScan` runs ledger's real scan
+instead. See services/credit/holds.py for the rules under test.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 
 from tests.credit.support import new_customer, profile, reserve, set_limit, yuan
 from tests.credit.support import outbox_events as credit_outbox
-from tests.ledger.builders import issue, pay
+from tests.ledger.builders import issue, pay, scan
 
 LEDGER = "http://ledger.test"
 
@@ -449,3 +450,53 @@ class TestConcurrencyAndPaging:
         assert await holds.recheck_all(system.apps["credit"], page=1) == 2
         statuses = [(await profile(system, i["customer_id"]))["status"] for i in invoices]
         assert statuses == ["active", "active", "on_hold"]
+
+
+class TestWithLedgersOverdueScan:
+    """Ledger's real overdue scan (`POST /v1/overdue-scans`) drives the holds, day by day."""
+
+    async def test_scan_days_hold_at_30_and_payment_releases(self, system):
+        customer_id = await _customer(system)
+        first = await _invoice(system, customer_id, yuan(40_000))
+        second = await _invoice(system, customer_id, yuan(10_000))
+        for _ in range(29):  # a daily scan: levels 1 and 15 cross, no hold
+            system.clock.advance(timedelta(days=1))
+            await scan(system)
+            await system.pump()
+        got = await profile(system, customer_id)
+        # the figures are as of the last ledger event: level 15's refresh
+        assert got["status"] == "active" and got["max_days_overdue"] == 15
+        assert got["overdue_minor"] == yuan(50_000)
+
+        system.clock.advance(timedelta(days=1))
+        assert (await scan(system))["crossings_emitted"] == 2  # level 30 of each invoice
+        await system.pump()
+        got = await profile(system, customer_id)
+        assert got["status"] == "on_hold"
+        assert sorted(h["reason"] for h in got["holds"]) == sorted(
+            [f"invoice {first['number']} 30 days overdue",
+             f"invoice {second['number']} 30 days overdue"])
+        assert (await _decision(system, customer_id))["decision"] == "rejected"
+
+        await _pay(system, first)
+        await _pay(system, second)
+        system.clock.advance(timedelta(days=30))  # level 60 of nothing: all paid
+        assert (await scan(system))["crossings_emitted"] == 0
+        await system.pump()
+        got = await profile(system, customer_id)
+        assert got["status"] == "active" and got["holds"] == []
+        assert len(await _events(system, "credit.hold_placed", customer_id)) == 2
+        assert len(await _events(system, "credit.hold_released", customer_id)) == 2
+
+    async def test_catching_up_holds_once_at_the_days_of_the_scan(self, system):
+        customer_id = await _customer(system)
+        invoice = await _invoice(system, customer_id)
+        system.clock.advance(timedelta(days=45))
+        assert (await scan(system))["crossings_emitted"] == 3  # levels 1, 15, 30 at 45 days
+        await system.pump()
+        [hold] = await _holds(system, customer_id)
+        assert hold["reason"] == f"invoice {invoice['number']} 45 days overdue"
+        system.clock.advance(timedelta(days=15))
+        await scan(system)  # level 60: still the one hold
+        await system.pump()
+        assert len(await _holds(system, customer_id)) == 1
