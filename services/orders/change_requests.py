@@ -40,7 +40,7 @@ from services.orders.models import (
     counters,
 )
 from services.orders.schemas import ChangeRequestCreate, ChangeSet
-from services.orders.service import SYSTEM_ACTOR, _after_transition, _effects, check_reviewer
+from services.orders.service import SYSTEM_ACTOR, after_transition, check_reviewer, lifecycle_effects
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.errors import GuardFailed
@@ -162,7 +162,7 @@ async def apply_change(*, session: AsyncSession, outbox: Outbox, clock: Clock, c
                                 signed_at=signed_at, effects=_effects_for(
                                     session=session, outbox=outbox, clock=clock,
                                     actor=principal.name, credit=credit))
-    await _after_transition(session, order)
+    await after_transition(session, order)
     await _deliver_if_complete(session=session, outbox=outbox, clock=clock, settings=settings,
                                order=order, cr=cr)
     return await _fresh(session, cr), order
@@ -176,9 +176,9 @@ async def _deliver_if_complete(*, session: AsyncSession, outbox: Outbox, clock: 
         return
     await lifecycle.fire(order, "deliver", facts=Facts(open_change_requests=()),
                          reason=f"{cr.number} applied: every line is delivered in full",
-                         effects=_effects(session=session, outbox=outbox, clock=clock,
+                         effects=lifecycle_effects(session=session, outbox=outbox, clock=clock,
                                           settings=settings, actor=SYSTEM_ACTOR))
-    await _after_transition(session, order)
+    await after_transition(session, order)
 
 
 async def revision_of(session: AsyncSession, order: Order, revision: int) -> dict[str, Any] | None:

@@ -181,7 +181,7 @@ async def lock(session: AsyncSession, order: Order) -> Order:
     return locked
 
 
-def _effects(*, session: AsyncSession, outbox: Outbox, clock: Clock, settings: OrdersSettings,
+def lifecycle_effects(*, session: AsyncSession, outbox: Outbox, clock: Clock, settings: OrdersSettings,
              actor: str, credit: CreditClient | None = None,
              ledger: LedgerClient | None = None) -> Effects:
     return Effects(session=session, outbox=outbox, clock=clock, actor=actor, credit=credit,
@@ -195,7 +195,7 @@ async def _opinions(session: AsyncSession, order: Order) -> dict[str, Opinion]:
     return {r.department: Opinion(r.department, r.decision, r.comment) for r in rows}
 
 
-async def _after_transition(session: AsyncSession, order: Order) -> Order:
+async def after_transition(session: AsyncSession, order: Order) -> Order:
     await session.flush()
     await session.refresh(order, attribute_names=["reviews"])
     return order
@@ -208,10 +208,10 @@ async def submit_order(*, session: AsyncSession, outbox: Outbox, clock: Clock, c
     profile = await credit.get_profile(order.customer_id)  # fails closed: 503, nothing changes
     facts = Facts(today=clock.today(), profile=profile, customer_known=profile is not None,
                   required_departments=tuple(settings.review_departments))
-    await lifecycle.fire(order, "submit", facts=facts, effects=_effects(
+    await lifecycle.fire(order, "submit", facts=facts, effects=lifecycle_effects(
         session=session, outbox=outbox, clock=clock, settings=settings, actor=principal.name,
         credit=credit))
-    return await _after_transition(session, order)
+    return await after_transition(session, order)
 
 
 def check_reviewer(principal: Principal, department: str, settings: OrdersSettings) -> None:
@@ -233,9 +233,9 @@ async def review_order(*, session: AsyncSession, outbox: Outbox, clock: Clock,
     opinion = Opinion(department, decision, comment)
     opinions = {**await _opinions(session, order), department: opinion}
     facts = Facts(required_departments=tuple(settings.review_departments), opinions=opinions)
-    await lifecycle.fire(order, "review", facts=facts, opinion=opinion, effects=_effects(
+    await lifecycle.fire(order, "review", facts=facts, opinion=opinion, effects=lifecycle_effects(
         session=session, outbox=outbox, clock=clock, settings=settings, actor=principal.name))
-    return await _after_transition(session, order)
+    return await after_transition(session, order)
 
 
 async def approve_order(*, session: AsyncSession, outbox: Outbox, clock: Clock,
@@ -244,9 +244,9 @@ async def approve_order(*, session: AsyncSession, outbox: Outbox, clock: Clock,
     lifecycle.ensure_allowed(order, "approve")
     facts = Facts(required_departments=tuple(settings.review_departments),
                   opinions=await _opinions(session, order))
-    await lifecycle.fire(order, "approve", facts=facts, effects=_effects(
+    await lifecycle.fire(order, "approve", facts=facts, effects=lifecycle_effects(
         session=session, outbox=outbox, clock=clock, settings=settings, actor=actor))
-    return await _after_transition(session, order)
+    return await after_transition(session, order)
 
 
 async def recheck_credit(*, session: AsyncSession, outbox: Outbox, clock: Clock, credit: CreditClient,
@@ -265,19 +265,19 @@ async def recheck_credit(*, session: AsyncSession, outbox: Outbox, clock: Clock,
         answer = lifecycle.credit_block(reply)
     facts = Facts(required_departments=tuple(settings.review_departments),
                   opinions=await _opinions(session, order), credit=answer)
-    await lifecycle.fire(order, "credit_recheck", facts=facts, effects=_effects(
+    await lifecycle.fire(order, "credit_recheck", facts=facts, effects=lifecycle_effects(
         session=session, outbox=outbox, clock=clock, settings=settings, actor=principal.name))
-    return await _after_transition(session, order)
+    return await after_transition(session, order)
 
 
 async def revise_order(*, session: AsyncSession, outbox: Outbox, clock: Clock, credit: CreditClient,
                        settings: OrdersSettings, principal: Principal, order: Order,
                        reason: str | None) -> Order:
     """rejected → draft as revision + 1; the reservation is released (503 if credit is down)."""
-    await lifecycle.fire(order, "revise", facts=Facts(), reason=reason, effects=_effects(
+    await lifecycle.fire(order, "revise", facts=Facts(), reason=reason, effects=lifecycle_effects(
         session=session, outbox=outbox, clock=clock, settings=settings, actor=principal.name,
         credit=credit))
-    return await _after_transition(session, order)
+    return await after_transition(session, order)
 
 
 async def cancel_order(*, session: AsyncSession, outbox: Outbox, clock: Clock, credit: CreditClient,
@@ -287,13 +287,13 @@ async def cancel_order(*, session: AsyncSession, outbox: Outbox, clock: Clock, c
 
     An open change request of the order is withdrawn with it (it could never be applied).
     """
-    await lifecycle.fire(order, "cancel", facts=Facts(), reason=reason, effects=_effects(
+    await lifecycle.fire(order, "cancel", facts=Facts(), reason=reason, effects=lifecycle_effects(
         session=session, outbox=outbox, clock=clock, settings=settings, actor=principal.name,
         credit=credit))
     await change_lifecycle.withdraw_open(session=session, outbox=outbox, clock=clock,
                                          actor=principal.name, order=order,
                                          reason=f"order {order.number} cancelled: {reason}")
-    return await _after_transition(session, order)
+    return await after_transition(session, order)
 
 
 async def sign_contract(*, session: AsyncSession, outbox: Outbox, clock: Clock,
@@ -308,10 +308,10 @@ async def sign_contract(*, session: AsyncSession, outbox: Outbox, clock: Clock,
     if signed_at > clock.now():
         raise SignedInFuture(clock.now().isoformat())
     await lifecycle.fire(order, "sign_contract", facts=Facts(), contract_number=contract_number,
-                         signed_at=signed_at, effects=_effects(
+                         signed_at=signed_at, effects=lifecycle_effects(
                              session=session, outbox=outbox, clock=clock, settings=settings,
                              actor=principal.name, ledger=ledger))
-    return await _after_transition(session, order)
+    return await after_transition(session, order)
 
 
 async def start_fulfillment(*, session: AsyncSession, outbox: Outbox, clock: Clock,
@@ -323,9 +323,9 @@ async def start_fulfillment(*, session: AsyncSession, outbox: Outbox, clock: Clo
     if order.payment_method == PaymentMethod.prepaid:
         balance = await ledger.order_balance(order.id)  # no answer: 503, nothing changes
         facts.ledger_paid = balance is not None and balance.outstanding_minor == 0
-    await lifecycle.fire(order, "start_fulfillment", facts=facts, effects=_effects(
+    await lifecycle.fire(order, "start_fulfillment", facts=facts, effects=lifecycle_effects(
         session=session, outbox=outbox, clock=clock, settings=settings, actor=principal.name))
-    return await _after_transition(session, order)
+    return await after_transition(session, order)
 
 
 def _line_quantities(order: Order, items: Sequence[Any], room: Callable[[OrderLine], Decimal],
@@ -377,10 +377,10 @@ async def record_delivery(*, session: AsyncSession, outbox: Outbox, clock: Clock
         line.delivered_quantity += quantity
     open_changes = await repository.open_change_request_numbers(session, order.id)
     await lifecycle.fire(order, "deliver", facts=Facts(open_change_requests=open_changes),
-                         reason=f"delivery {delivery.id}", effects=_effects(
+                         reason=f"delivery {delivery.id}", effects=lifecycle_effects(
                              session=session, outbox=outbox, clock=clock, settings=settings,
                              actor=principal.name))
-    return await _after_transition(session, order)
+    return await after_transition(session, order)
 
 
 async def settle_order(*, session: AsyncSession, outbox: Outbox, clock: Clock, credit: CreditClient,
@@ -400,10 +400,10 @@ async def settle_order(*, session: AsyncSession, outbox: Outbox, clock: Clock, c
             {"field": "due_date", "message": f"must be {today.isoformat()} or later"}])
     open_changes = await repository.open_change_request_numbers(session, order.id)
     await lifecycle.fire(order, "settle", facts=Facts(open_change_requests=open_changes),
-                         due_date=due_date, effects=_effects(
+                         due_date=due_date, effects=lifecycle_effects(
                              session=session, outbox=outbox, clock=clock, settings=settings,
                              actor=principal.name, credit=credit, ledger=ledger))
-    return await _after_transition(session, order)
+    return await after_transition(session, order)
 
 
 async def close_order(*, session: AsyncSession, outbox: Outbox, clock: Clock, ledger: LedgerClient,
@@ -416,9 +416,9 @@ async def close_order(*, session: AsyncSession, outbox: Outbox, clock: Clock, le
                   open_exceptions=await repository.count_open_exceptions(session, order.id),
                   open_change_requests=await repository.open_change_request_numbers(
                       session, order.id))
-    await lifecycle.fire(order, "close", facts=facts, reason=reason, effects=_effects(
+    await lifecycle.fire(order, "close", facts=facts, reason=reason, effects=lifecycle_effects(
         session=session, outbox=outbox, clock=clock, settings=settings, actor=actor))
-    return await _after_transition(session, order)
+    return await after_transition(session, order)
 
 
 async def on_invoice_paid(session: AsyncSession, app: Any, event: Event) -> None:

@@ -137,6 +137,10 @@ class TestApproveAndApply:
         assert requested["data"]["change_request_id"] == cr["id"]
         assert requested["data"]["departments"] == list(DEPARTMENTS)
         assert len(await flows.order_events(system, "order.change_request_approved")) == 1
+        await system.pump()
+        r = await system.client("notifier").get("/v1/events", params={"type": "order.changed"})
+        [delivered] = r.json()["items"]
+        assert delivered["id"] == changed["id"] and delivered["data"]["differences"] == diffs
 
     async def test_history_records_every_step(self, system, customer_id):
         order = await flows.approved_order(system, customer_id)
