@@ -22,6 +22,10 @@ released here; the customer is `active` again only when no hold of any kind is a
 manager may release an automatic hold by hand (`DELETE …/holds/{id}`); the invoice's next
 overdue level then holds the customer again.
 
+A reversed payment (`payment.reversed`) that makes an invoice owed again holds the customer
+again at once when ledger shows that invoice overdue by the setting or more (and not
+disputed): its `invoice.overdue` for that level was sent before it was paid.
+
 `invoice.overdue` also refreshes the receivables snapshot (overdue_minor, max_days_overdue);
 when ledger does not answer that refresh is skipped and the next ledger event brings it back.
 """
@@ -214,9 +218,33 @@ async def on_writeoff_approved(session: AsyncSession, app: FastAPI, event: Event
     await recheck_customer(session, app, customer_id)
 
 
+async def on_payment_reversed(session: AsyncSession, app: FastAPI, event: Event) -> None:
+    """`payment.reversed`: refresh the snapshot; hold again for each invoice it made owed again
+    that ledger shows overdue by the setting or more (its `invoice.overdue` was already sent)."""
+    await receivables.refresh_receivables(session, app, event)
+    customer_id = _customer(event)
+    restored = event.data.get("restored") or []
+    if not customer_id or not restored or await repository.get_customer(session, customer_id) is None:
+        return
+    ledger, settings = LedgerClient(app.state.http), app.state.settings
+    for item in restored:
+        invoice = await ledger.invoice(str(item.get("invoice_id") or ""))
+        if invoice is None or invoice.customer_id != customer_id or invoice.settled or \
+                invoice.status == "disputed" or invoice.days_overdue < settings.credit_hold_days_overdue:
+            continue
+        hold, placed = await service.place_automatic_hold(
+            session=session, outbox=app.state.outbox, clock=app.state.clock,
+            default_currency=settings.default_currency, customer_id=customer_id,
+            invoice_id=invoice.id, invoice_number=invoice.number,
+            days_overdue=invoice.days_overdue, by=OVERDUE_RULE)
+        if placed:
+            log.info("customer %s on credit hold again (payment reversed): %s", customer_id,
+                     hold.reason)
+
+
 def handlers() -> dict[str, Handler]:
     """Ledger's events that place or release automatic holds; merged over receivables.handlers()."""
     return {"invoice.overdue": on_invoice_overdue, "invoice.paid": on_invoice_settling,
             "payment.received": on_receivables_settling,
             "credit_note.issued": on_receivables_settling,
-            "writeoff.approved": on_writeoff_approved}
+            "writeoff.approved": on_writeoff_approved, "payment.reversed": on_payment_reversed}

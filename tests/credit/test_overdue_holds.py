@@ -298,6 +298,29 @@ class TestReleasing:
         [released] = await _events(system, "credit.hold_released", customer_id)
         assert released["data"]["released_because"] == f"invoice {invoice['number']} written off"
 
+    async def test_a_reversed_payment_holds_again_at_once(self, system):
+        customer_id = await _customer(system)
+        invoice = await _invoice(system, customer_id)
+        young = await _invoice(system, customer_id, yuan(5_000))
+        await _overdue(system, invoice, 30)
+        payment = await pay(system, yuan(40_000), customer=customer_id, allocations=[
+            {"invoice_id": invoice["id"], "amount_minor": yuan(40_000)}])
+        await system.pump()
+        assert (await profile(system, customer_id))["status"] == "active"
+
+        system.clock.advance(timedelta(days=3))
+        r = await system.client("ledger", "finance").post(
+            f"/v1/payments/{payment['id']}/reverse", json={"reason": "cheque bounced"})
+        assert r.status_code == 200, r.text
+        await system.pump()
+        got = await profile(system, customer_id)
+        assert got["status"] == "on_hold"
+        [hold] = got["holds"]
+        assert hold["source_ref"] == invoice["id"]
+        assert hold["reason"] == f"invoice {invoice['number']} 33 days overdue"
+        assert len(await _events(system, "credit.hold_placed", customer_id)) == 2
+        assert young["id"] not in [h["source_ref"] for h in await _holds(system, customer_id)]
+
     async def test_manual_hold_stays_when_the_automatic_one_is_released(self, system):
         customer_id = await _customer(system)
         manager = system.client("credit", "credit_manager")
