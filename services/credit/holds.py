@@ -108,7 +108,9 @@ async def _settled(app: FastAPI, holds: list[CreditHold]) -> list[Settled]:
     ledger = LedgerClient(app.state.http)
     settled = []
     for hold in holds:
-        invoice = await ledger.invoice(hold.source_ref or "")
+        if not hold.source_ref:  # every automatic hold names its invoice; nothing to ask
+            continue
+        invoice = await ledger.invoice(hold.source_ref)
         if invoice is None:
             settled.append(Settled(hold.id, f"ledger knows no invoice {hold.source_ref}"))
         elif invoice.settled:
