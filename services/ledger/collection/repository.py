@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Date, Integer, and_, case, exists, func, literal, or_, select, true, union_all, update
+from sqlalchemy import and_, case, exists, func, literal_column, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -83,8 +83,8 @@ async def finish_scan(session: AsyncSession, scan_id: str, *, status: str, finis
 
 
 @dataclass(frozen=True)
-class PendingCrossing:
-    """An (invoice, level) the scan date has crossed and no scan has emitted yet."""
+class OverdueInvoice:
+    """An invoice whose highest level crossed on the scan date has not been emitted yet."""
 
     invoice_id: str
     number: str
@@ -94,7 +94,6 @@ class PendingCrossing:
     currency: str
     outstanding_minor: int
     due_date: date
-    level: int
 
 
 def open_dispute_exists(invoice_id_column: Any) -> Any:
@@ -102,50 +101,67 @@ def open_dispute_exists(invoice_id_column: Any) -> Any:
                           InvoiceDispute.status == DisputeStatus.open)
 
 
-async def pending_crossings(session: AsyncSession, *, cutoffs: Sequence[tuple[int, date]],
-                            after: str | None, limit: int) -> list[PendingCrossing]:
-    """One batch of crossings to emit, in invoice id order, from one set-based query.
+# The predicate of `ix_invoices_collectable`, as SQL constants so that PostgreSQL can match
+# the partial index whatever plan a prepared statement gets.
+COLLECTABLE = (Invoice.outstanding_minor > literal_column("0"),
+               Invoice.status != literal_column(f"'{InvoiceStatus.written_off.value}'"))
+
+
+async def invoices_to_escalate(session: AsyncSession, *, cutoffs: Sequence[tuple[int, date]],
+                               after: str | None, limit: int) -> list[OverdueInvoice]:
+    """The next invoices (by id) with a crossing to emit on the scan date, in two queries.
 
     `cutoffs` pairs each level with the last due date that has crossed it on the scan date
-    (as_of − level days). An invoice qualifies when money is outstanding, it is not written
-    off and has no open dispute; each (invoice, level) pair whose cutoff it meets and that has
-    no row in `overdue_crossings` is returned. The caller pages with `after` (the last invoice
-    id of the previous batch).
+    (as_of − level days). The selection reads only the partial index of collectable invoices
+    (money outstanding, not written off) and the crossings' unique index: an invoice needs
+    work when its highest level crossed has no crossing row and it has no open dispute
+    (a scan emits all of an invoice's crossed levels together, so the highest one missing is
+    the sign). Then the few selected rows are read in full.
     """
-    levels = union_all(*(select(literal(level, Integer).label("level"),
-                                literal(cutoff, Date).label("cutoff"))
-                         for level, cutoff in cutoffs)).subquery("levels")
+    by_level = sorted(cutoffs, reverse=True)
+    top_level = case(*((Invoice.due_date <= cutoff, level) for level, cutoff in by_level[:-1]),
+                     else_=by_level[-1][0])
     stmt = (
-        select(Invoice.id, Invoice.number, Invoice.order_id, Invoice.customer_id,
-               Invoice.salesperson_id, Invoice.currency, Invoice.outstanding_minor,
-               Invoice.due_date, levels.c.level)
-        .select_from(Invoice)
-        .join(levels, Invoice.due_date <= levels.c.cutoff)
-        .where(Invoice.outstanding_minor > 0,
-               Invoice.status != InvoiceStatus.written_off,
-               Invoice.due_date <= max(cutoff for _, cutoff in cutoffs),
+        select(Invoice.id)
+        .where(*COLLECTABLE, Invoice.due_date <= by_level[-1][1],
                ~exists().where(OverdueCrossing.invoice_id == Invoice.id,
-                               OverdueCrossing.level == levels.c.level),
+                               OverdueCrossing.level == top_level),
                ~open_dispute_exists(Invoice.id))
-        .order_by(Invoice.id, levels.c.level)
-        .limit(limit)
-    )
+        .order_by(Invoice.id).limit(limit))
     if after is not None:
         stmt = stmt.where(Invoice.id > after)
-    return [PendingCrossing(*row) for row in await session.execute(stmt)]
+    ids = list((await session.execute(stmt)).scalars())
+    if not ids:
+        return []
+    rows = await session.execute(
+        select(Invoice.id, Invoice.number, Invoice.order_id, Invoice.customer_id,
+               Invoice.salesperson_id, Invoice.currency, Invoice.outstanding_minor, Invoice.due_date)
+        .where(Invoice.id.in_(ids)).order_by(Invoice.id))
+    return [OverdueInvoice(*row) for row in rows]
 
 
-async def insert_crossings(session: AsyncSession, rows: list[dict[str, Any]],
-                           chunk: int = 500) -> set[tuple[str, int]]:
-    """Insert crossings, skipping those another scan inserted first; returns the new (invoice, level)."""
-    inserted: set[tuple[str, int]] = set()
+async def insert_crossings(session: AsyncSession, rows: list[dict[str, Any]]) -> set[tuple[str, int]]:
+    """Insert crossings, skipping those another scan inserted first; returns the new (invoice, level).
+
+    One cached statement executed for many rows (SQLAlchemy batches it into multi-row
+    INSERTs with RETURNING on PostgreSQL and SQLite).
+    """
+    if not rows:
+        return set()
     table = OverdueCrossing.__table__
-    for start in range(0, len(rows), chunk):
-        stmt = (_insert(session)(table).values(rows[start:start + chunk])
-                .on_conflict_do_nothing(index_elements=["invoice_id", "level"])
-                .returning(table.c.invoice_id, table.c.level))
-        inserted.update((r[0], r[1]) for r in await session.execute(stmt))
-    return inserted
+    stmt = (_insert(session)(table).on_conflict_do_nothing(index_elements=["invoice_id", "level"])
+            .returning(table.c.invoice_id, table.c.level))
+    return {(r[0], r[1]) for r in await session.execute(stmt, rows)}
+
+
+async def emitted_levels(session: AsyncSession, invoice_ids: Iterable[str]) -> set[tuple[str, int]]:
+    """(invoice, level) of the crossings already emitted for these invoices."""
+    ids = list(invoice_ids)
+    if not ids:
+        return set()
+    stmt = select(OverdueCrossing.invoice_id, OverdueCrossing.level).where(
+        OverdueCrossing.invoice_id.in_(ids))
+    return {(r[0], r[1]) for r in await session.execute(stmt)}
 
 
 async def crossings_of(session: AsyncSession, invoice_id: str) -> list[OverdueCrossing]:

@@ -2,17 +2,19 @@
 
 A scan as of a date works in batches, each its own transaction:
 
-- crossings: one set-based query returns the next invoices (by id) with a level crossed on
-  the scan date and not yet emitted — money outstanding, not written off, no open dispute —
-  and the batch inserts their `overdue_crossings` rows (unique per invoice and level) and the
-  events' outbox rows together. A scan that stops half-way keeps what its batches committed;
-  running it again emits the rest and nothing twice, and so does a second replica racing it.
+- crossings: one set-based query over two indexes returns the next invoices (by id) whose
+  highest level crossed on the scan date is not emitted yet — money outstanding, not written
+  off, no open dispute — and the batch inserts their `overdue_crossings` rows (unique per
+  invoice and level) for every level reached and the new ones' outbox rows together. A
+  scan that stops half-way keeps what its batches committed; running it again emits the
+  rest and nothing twice, and so does a second replica racing it.
 - promises: open promises whose invoice got the promised money since (dated payments and
   credit notes up to the scan date), or was settled, are `kept`; those still short after
   their promised date are `broken` (`promise.broken`).
 
 Catching up after days down is one scan as of today: every level crossed meanwhile is emitted
-with `days_overdue` as of the scan date.
+with `days_overdue` as of the scan date. A level added to the settings later is emitted only
+for invoices that have not reached a higher level yet.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.ledger.collection import repository
 from services.ledger.collection.errors import ScanDateInFuture, ScanInterrupted
 from services.ledger.collection.models import OverdueScan, PromiseStatus, ScanStatus
-from services.ledger.collection.repository import PendingCrossing
+from services.ledger.collection.repository import OverdueInvoice
 from services.ledger.service import end_of_day
 from shared.app import run_periodically
 from shared.clock import Clock
@@ -51,38 +53,34 @@ async def enqueue_many(session: AsyncSession, outbox: Outbox, events: list[Event
         "available_at": e.occurred_at, "attempts": 0} for e in events])
 
 
-def _overdue_event(clock: Clock, c: PendingCrossing, as_of: date) -> Event:
-    return new_event(clock, type="invoice.overdue", source="ledger", subject=c.invoice_id, data={
-        "invoice_id": c.invoice_id, "invoice_number": c.number, "order_id": c.order_id,
-        "customer_id": c.customer_id, "salesperson_id": c.salesperson_id,
-        "days_overdue": (as_of - c.due_date).days, "level": c.level,
-        "outstanding_minor": c.outstanding_minor, "currency": c.currency,
-        "due_date": c.due_date.isoformat()})
-
-
-def _whole_invoices(rows: list[PendingCrossing], limit: int) -> list[PendingCrossing]:
-    """The first `limit` rows of a page fetched with one extra row, without a cut invoice.
-
-    When the extra row belongs to the last kept invoice, that invoice's levels go on over the
-    page's end: it is left for the next batch, so each invoice's levels are emitted together.
-    """
-    if len(rows) <= limit:
-        return rows
-    kept, extra = rows[:limit], rows[limit]
-    if kept[-1].invoice_id != extra.invoice_id:
-        return kept
-    return [r for r in kept if r.invoice_id != extra.invoice_id]
+def _overdue_event(clock: Clock, invoice: OverdueInvoice, level: int, as_of: date) -> Event:
+    return new_event(clock, type="invoice.overdue", source="ledger", subject=invoice.invoice_id, data={
+        "invoice_id": invoice.invoice_id, "invoice_number": invoice.number,
+        "order_id": invoice.order_id, "customer_id": invoice.customer_id,
+        "salesperson_id": invoice.salesperson_id, "days_overdue": (as_of - invoice.due_date).days,
+        "level": level, "outstanding_minor": invoice.outstanding_minor,
+        "currency": invoice.currency, "due_date": invoice.due_date.isoformat()})
 
 
 async def emit_batch(session: AsyncSession, *, outbox: Outbox, clock: Clock, scan: OverdueScan,
-                     rows: list[PendingCrossing]) -> int:
-    """Insert one batch's crossings and their events; returns how many were new."""
+                     thresholds: list[int], invoices: list[OverdueInvoice]) -> int:
+    """Insert the crossings of every level each invoice has reached and the events of the new ones.
+
+    Levels already emitted are left out; one that a replica racing this scan inserts first
+    hits the unique key and is skipped. Returns how many crossings were new.
+    """
     now = clock.now()
-    events = {(r.invoice_id, r.level): _overdue_event(clock, r, scan.as_of) for r in rows}
+    emitted = await repository.emitted_levels(session, (i.invoice_id for i in invoices))
+    events = {}
+    for invoice in invoices:
+        days = (scan.as_of - invoice.due_date).days
+        for level in thresholds:
+            if days >= level and (invoice.invoice_id, level) not in emitted:
+                events[(invoice.invoice_id, level)] = _overdue_event(clock, invoice, level, scan.as_of)
     inserted = await repository.insert_crossings(session, [{
-        "invoice_id": r.invoice_id, "level": r.level, "days_overdue": (scan.as_of - r.due_date).days,
-        "as_of": scan.as_of, "scan_id": scan.id, "event_id": str(events[(r.invoice_id, r.level)].id),
-        "created_at": now} for r in rows])
+        "invoice_id": invoice_id, "level": level, "days_overdue": event.data["days_overdue"],
+        "as_of": scan.as_of, "scan_id": scan.id, "event_id": str(event.id), "created_at": now}
+        for (invoice_id, level), event in events.items()])
     await enqueue_many(session, outbox, [e for key, e in events.items() if key in inserted])
     return len(inserted)
 
@@ -90,23 +88,22 @@ async def emit_batch(session: AsyncSession, *, outbox: Outbox, clock: Clock, sca
 async def _crossings_pass(db: Database, outbox: Outbox, clock: Clock, scan: OverdueScan,
                           thresholds: list[int], batch_size: int, progress: dict[str, int]) -> None:
     cutoffs = [(level, scan.as_of - timedelta(days=level)) for level in thresholds]
-    limit = batch_size * len(cutoffs)
     after: str | None = None
     while True:
         async with db.session() as session, session.begin():
-            rows = _whole_invoices(await repository.pending_crossings(
-                session, cutoffs=cutoffs, after=after, limit=limit + 1), limit)
-            if not rows:
+            invoices = await repository.invoices_to_escalate(session, cutoffs=cutoffs, after=after,
+                                                             limit=batch_size)
+            if not invoices:
                 return
-            emitted = await emit_batch(session, outbox=outbox, clock=clock, scan=scan, rows=rows)
-            examined = len({r.invoice_id for r in rows})
+            emitted = await emit_batch(session, outbox=outbox, clock=clock, scan=scan,
+                                       thresholds=thresholds, invoices=invoices)
             await repository.record_scan_progress(session, scan.id, batches=1,
-                                                  invoices_examined=examined,
+                                                  invoices_examined=len(invoices),
                                                   crossings_emitted=emitted)
         progress["batches"] += 1
         if outbox.relay is not None and emitted:
             outbox.relay.wake()
-        after = rows[-1].invoice_id
+        after = invoices[-1].invoice_id
 
 
 async def decide_promises(session: AsyncSession, *, outbox: Outbox, clock: Clock, as_of: date,

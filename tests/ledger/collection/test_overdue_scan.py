@@ -162,7 +162,7 @@ class TestSmallBatches:
         real, calls = scan_module.emit_batch, []
 
         async def second_batch_fails(session, **kw):
-            calls.append(len(kw["rows"]))
+            calls.append(len(kw["invoices"]))
             if len(calls) == 2:
                 raise RuntimeError("database went away")
             return await real(session, **kw)
@@ -252,3 +252,16 @@ class TestScanRequests:
         assert await overdue_events(system, inv["id"]) == [(1, 1)]
         listed = (await system.client("ledger", "finance").get("/v1/overdue-scans")).json()["items"]
         assert listed[0]["trigger"] == "schedule"
+
+
+class TestConcurrentScans:
+    async def test_two_scans_at_once_emit_each_level_once(self, system):
+        import asyncio
+
+        invoices = [await issue(system, amount=100 + i, due_in_days=0) for i in range(4)]
+        system.clock.advance(days=16)
+        once = system.state("ledger").overdue_scan_once
+        first, second = await asyncio.gather(once(), once())
+        assert first.crossings_emitted + second.crossings_emitted == 8
+        for inv in invoices:
+            assert await overdue_events(system, inv["id"]) == [(1, 16), (15, 16)]
