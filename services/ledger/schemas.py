@@ -173,7 +173,9 @@ class InvoicePublic(ResponseModel):
     paid_minor: int = Field(description="Applied from payments, net of reversed payments")
     credited_minor: int
     written_off_minor: int
-    status: str = Field(description="open, partially_paid, paid, disputed or written_off")
+    status: str = Field(description="From the money: open, partially_paid, paid or written_off. "
+                                    "Whether it is overdue or disputed is shown by `overdue` and "
+                                    "`disputed`, which apply beside any of these")
     overdue: bool = Field(description="Past its due date (as of today) with money outstanding")
     days_overdue: int = Field(description="Days past the due date while overdue, else 0")
     disputed: bool = Field(default=False, description="An open dispute on the invoice: the overdue "

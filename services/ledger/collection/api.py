@@ -56,7 +56,8 @@ DisputeId = Annotated[str, Path(max_length=36)]
                    response_model=OverdueScanPublic, dependencies=[require(*SCANNERS)],
                    responses=problem_responses(503))
 async def run_overdue_scan(request: Request, response: Response, principal: CurrentPrincipal,
-                           body: Annotated[OverdueScanRequest | None, Body()] = None) -> OverdueScan:
+                           body: Annotated[OverdueScanRequest | None, Body(examples=[
+                               {"as_of": "2026-02-05"}, {}])] = None) -> OverdueScan:
     """Scan as of a date (today by default): `invoice.overdue` once per invoice and level crossed,
     promises past their date decided; each batch commits on its own, a re-run resumes."""
     app = request.app
