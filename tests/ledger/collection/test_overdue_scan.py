@@ -265,3 +265,28 @@ class TestConcurrentScans:
         assert first.crossings_emitted + second.crossings_emitted == 8
         for inv in invoices:
             assert await overdue_events(system, inv["id"]) == [(1, 16), (15, 16)]
+
+
+class TestWorker:
+    async def test_the_periodic_worker_runs_the_scan_as_of_today(self, system):
+        import asyncio
+
+        from services.ledger.app import SPEC
+
+        assert scan_module.overdue_scan_worker in SPEC.workers
+        inv = await issue(system, amount=1_000, due_in_days=0)
+        system.clock.advance(days=15)
+        app, stop = system.apps["ledger"], asyncio.Event()
+        real, runs = app.state.overdue_scan_once, []
+
+        async def once_then_stop():
+            runs.append(await real())
+            stop.set()
+
+        app.state.overdue_scan_once = once_then_stop
+        try:
+            await asyncio.wait_for(scan_module.overdue_scan_worker(app, stop), timeout=30)
+        finally:
+            app.state.overdue_scan_once = real
+        assert [r.trigger for r in runs] == ["schedule"]
+        assert await overdue_events(system, inv["id"]) == [(1, 15), (15, 15)]
