@@ -649,3 +649,30 @@ class TestStateMachine:
         assert [g["name"] for g in apply["guards"]] == [
             "order_accepts_changes", "change_fits_deliveries", "prepaid_invoice_unchanged",
             "credit_reserved"]
+
+
+class TestRevisions:
+    async def test_a_revise_keeps_the_rejected_terms_too(self, system, customer_id):
+        order = await flows.submitted_order(system, customer_id)
+        r = await flows.review(system, order["id"], "quality", "reject", "Class 3 needed")
+        assert r.json()["state"] == "rejected"
+        r = await system.client("orders", "sales").post(f"/v1/orders/{order['id']}/revise",
+                                                        json={"reason": "Class 3"})
+        assert r.status_code == 200 and r.json()["revision"] == 2, r.text
+        r = await system.client("orders", "sales").patch(f"/v1/orders/{order['id']}", json={
+            "lines": [{**flows.LINE, "quality_standard": "IPC-A-600 Class 3"}]})
+        assert r.status_code == 200, r.text
+        old = (await system.client("orders", "alice").get(f"/v1/orders/{order['id']}/revisions/1")).json()
+        assert old["current"] is False and old["replaced_by_trigger"] == "revise"
+        assert old["replaced_by_change_request_id"] is None and old["made_by_change_request_id"] is None
+        assert old["terms"]["lines"][0]["quality_standard"] == "IPC-A-600 Class 2"
+        current = (await system.client("orders", "alice").get(
+            f"/v1/orders/{order['id']}/revisions/2")).json()
+        assert current["current"] and current["terms"]["lines"][0]["quality_standard"] == "IPC-A-600 Class 3"
+
+    async def test_revision_numbers_are_checked(self, system, customer_id):
+        order = await flows.create_order(system, customer_id)
+        r = await system.client("orders", "auditor").get(f"/v1/orders/{order['id']}/revisions/0")
+        assert r.status_code == 422
+        r = await system.client("orders", "auditor").get(f"/v1/orders/{order['id']}/revisions/1")
+        assert r.status_code == 200 and r.json()["terms"]["total_minor"] == flows.ORDER_TOTAL
