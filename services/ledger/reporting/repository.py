@@ -28,6 +28,7 @@ from sqlalchemy import (
     case,
     cast,
     func,
+    literal,
     null,
     or_,
     select,
@@ -35,7 +36,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql import Subquery
+from sqlalchemy.sql.selectable import Select, Subquery
 
 from services.ledger.collection.models import InvoiceDispute
 from services.ledger.models import (
@@ -81,8 +82,8 @@ def _moved_after(cut: datetime) -> Subquery:
 
 
 def _disputed_at(cut: datetime) -> Subquery:
-    """(invoice_id) of the invoices under a dispute that was open at `cut`."""
-    return (select(disputes.c.invoice_id).distinct()
+    """(invoice_id, flag = 1) of the invoices under a dispute that was open at `cut`."""
+    return (select(disputes.c.invoice_id, literal(1).label("flag")).distinct()
             .where(disputes.c.opened_at < cut,
                    or_(disputes.c.resolved_at.is_(None), disputes.c.resolved_at >= cut))
             .subquery("disputed"))
@@ -92,26 +93,37 @@ def outstanding_as_of(cut: datetime, *, salesperson_id: str | None = None,
                       currency: str | None = None, with_disputes: bool = False) -> Subquery:
     """Invoices issued before `cut` with money outstanding at `cut`, and that amount (`owed`).
 
-    Only hash joins against the (small) movement and dispute sets, so PostgreSQL can scan
-    and pre-aggregate the invoices in parallel.
+    Two branches: invoices with money outstanding now (the filter goes to the scan, as in a
+    bare aging pass), plus invoices settled now that had money outstanding at `cut` (found
+    from the few movements after it). Only hash joins against small sets, so PostgreSQL scans
+    and pre-aggregates the invoices in parallel.
     """
-    moved = _moved_after(cut)
-    owed = inv.c.outstanding_minor + func.coalesce(moved.c.delta, 0)
-    columns = [inv.c.id, inv.c.customer_id, inv.c.salesperson_id, inv.c.currency,
-               inv.c.due_date, owed.label("owed")]
-    source = inv.outerjoin(moved, moved.c.invoice_id == inv.c.id)
-    if with_disputes:
-        disputed = _disputed_at(cut)
-        source = source.outerjoin(disputed, disputed.c.invoice_id == inv.c.id)
-        columns.append(disputed.c.invoice_id.is_not(None).label("disputed"))
-    stmt = (select(*columns).select_from(source)
-            .where(inv.c.issued_at < cut, or_(inv.c.outstanding_minor > 0,
-                                              moved.c.invoice_id.is_not(None)), owed > 0))
+    filters = [inv.c.issued_at < cut]
     if salesperson_id is not None:
-        stmt = stmt.where(inv.c.salesperson_id == salesperson_id)
+        filters.append(inv.c.salesperson_id == salesperson_id)
     if currency is not None:
-        stmt = stmt.where(inv.c.currency == currency)
-    return stmt.subquery("owed")
+        filters.append(inv.c.currency == currency)
+
+    def branch(join_outer: bool) -> Select:
+        # The movements subquery is repeated, not a CTE: a CTE would keep the scan serial.
+        moved = _moved_after(cut)
+        owed = (inv.c.outstanding_minor + func.coalesce(moved.c.delta, 0)).label("owed")
+        stmt = select(inv.c.id, inv.c.customer_id, inv.c.salesperson_id, inv.c.currency,
+                      inv.c.due_date, owed)
+        if join_outer:
+            return (stmt.select_from(inv.outerjoin(moved, moved.c.invoice_id == inv.c.id))
+                    .where(inv.c.outstanding_minor > 0, *filters, owed > 0))
+        return (stmt.select_from(moved.join(inv, inv.c.id == moved.c.invoice_id))
+                .where(inv.c.outstanding_minor == 0, *filters, owed > 0))
+
+    owing_now, settled_since = branch(True), branch(False)
+    both = union_all(owing_now, settled_since).subquery("owed_any")
+    if not with_disputes:
+        return both
+    disputed = _disputed_at(cut)
+    return (select(*both.c, func.coalesce(disputed.c.flag, 0).label("disputed"))
+            .select_from(both.outerjoin(disputed, disputed.c.invoice_id == both.c.id))
+            .subquery("owed"))
 
 
 async def no_jit(session: AsyncSession) -> None:
@@ -141,19 +153,19 @@ async def aging(session: AsyncSession, *, cut: datetime, bucket_starts: list[dat
                              with_disputes=True)
     key = owed.c.customer_id if group_by == "customer" else owed.c.salesperson_id
     due = owed.c.due_date
-    sums = []
-    for i, start in enumerate(bucket_starts):
-        cond = due >= start if i == 0 else and_(due >= start, due < bucket_starts[i - 1])
-        sums.append(func.sum(case((cond, owed.c.owed), else_=0)))
-    sums.append(func.sum(case((due < bucket_starts[-1], owed.c.owed), else_=0)))
-    stmt = (select(key, owed.c.currency, *sums, func.sum(owed.c.owed),
-                   func.sum(case((owed.c.disputed, owed.c.owed), else_=0)))
+    conds = [due >= bucket_starts[0],
+             *(and_(due >= start, due < later) for start, later in zip(
+                 bucket_starts[1:], bucket_starts, strict=False)),
+             due < bucket_starts[-1]]
+    # Σ of bigint is numeric in PostgreSQL: cast back, so rows arrive as ints, not Decimals.
+    sums = [cast(func.sum(case((cond, owed.c.owed), else_=0)), BigInteger) for cond in conds]
+    stmt = (select(key, owed.c.currency, *sums, cast(func.sum(owed.c.owed), BigInteger),
+                   cast(func.sum(owed.c.owed * owed.c.disputed), BigInteger))
             .group_by(key, owed.c.currency).order_by(key, owed.c.currency))
     await no_jit(session)
-    rows = await session.execute(stmt)
-    n = len(bucket_starts) + 1
-    return [AgingRow(r[0], r[1], [int(v) for v in r[2:2 + n]], int(r[2 + n]), int(r[3 + n]))
-            for r in rows]
+    n = len(conds)
+    rows = (await session.execute(stmt)).all()  # one fetch, not a round of fetchone per row
+    return [AgingRow(r[0], r[1], list(r[2:2 + n]), r[2 + n], r[3 + n]) for r in rows]
 
 
 # ---------------------------------------------------------------- DSO, CEI

@@ -79,9 +79,11 @@ async def aging(session: AsyncSession, *, as_of: date, group_by: str, currency: 
     lines = [AgingLine(r.key, r.currency, dict(zip(names, r.buckets, strict=True)), r.total_minor,
                        r.disputed_minor) for r in rows]
     totals: dict[str, AgingLine] = {}
-    for line in lines:  # one per group: a handful of rows, not the invoices
-        total = totals.setdefault(line.currency, AgingLine(None, line.currency,
-                                                           dict.fromkeys(names, 0), 0, 0))
+    for line in lines:  # one per group and currency, not per invoice
+        total = totals.get(line.currency)
+        if total is None:
+            total = totals[line.currency] = AgingLine(None, line.currency,
+                                                      dict.fromkeys(names, 0), 0, 0)
         for name, amount in line.buckets.items():
             total.buckets[name] += amount
         total.total_minor += line.total_minor
