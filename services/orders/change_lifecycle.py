@@ -342,9 +342,14 @@ def change_fits_deliveries(cr: OrderChangeRequest, order: Order, facts: ChangeFa
 @guard
 def prepaid_invoice_unchanged(cr: OrderChangeRequest, order: Order, facts: ChangeFacts) -> str | None:
     """A prepaid order invoiced at contract keeps its amount: the invoice must not diverge."""
+    return invoiced_amount_refusal(order, facts.plan)
+
+
+def invoiced_amount_refusal(order: Order, plan: ChangePlan | None) -> str | None:
+    """Why the plan may not change a prepaid order's amount (it was invoiced at contract)."""
     if order.payment_method != PaymentMethod.prepaid or order.invoice_id is None:
         return None
-    if facts.plan is None or not amount_changes(order, facts.plan):
+    if plan is None or not amount_changes(order, plan):
         return None
     return (f"Order {order.number} is prepaid and was invoiced at contract for "
             f"{order.total_minor} {order.currency} minor units; a change of its amount would "

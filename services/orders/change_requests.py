@@ -90,10 +90,7 @@ async def request_change(*, session: AsyncSession, outbox: Outbox, clock: Clock,
     if plan.errors:
         raise BadChange(plan.errors)
     # A prepaid order invoiced at contract: refuse now what apply would refuse.
-    probe = OrderChangeRequest(number="(new)", order_id=order.id, base_revision=order.revision,
-                               changes={}, reason="", requested_by="", requested_at=clock.now(),
-                               updated_at=clock.now())
-    refused = change_lifecycle.prepaid_invoice_unchanged.check(probe, order, ChangeFacts(plan=plan))
+    refused = change_lifecycle.invoiced_amount_refusal(order, plan)
     if refused is not None:
         raise GuardFailed(change_lifecycle.prepaid_invoice_unchanged.name, refused)
     now = clock.now()
