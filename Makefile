@@ -15,7 +15,8 @@ help:
 	@echo "make test           run the whole suite on SQLite"
 	@echo "make test-postgres  run the suite on a throwaway PostgreSQL database"
 	@echo "make lint           ruff"
-	@echo "make bench          throughput figures: service calls; payments vs bare inserts (PostgreSQL)"
+	@echo "make bench          figures: service calls; payments vs bare inserts; aging report and"
+	@echo "                    overdue scan over 1,000,000 invoices vs bare SQL (PostgreSQL)"
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
@@ -45,6 +46,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.http_client
 	$(BIN)/python -m bench.payments
+	$(BIN)/python -m bench.aging
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache
