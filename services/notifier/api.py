@@ -10,18 +10,24 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from services.notifier import repository, service
 from services.notifier.models import (
+    ChargeStatus,
     Delivery,
     DeliveryStatus,
+    DunningCharge,
+    DunningRun,
     Notification,
     NotificationStatus,
+    RunStatus,
     Salesperson,
     StoredEvent,
     WebhookEndpoint,
 )
 from services.notifier.schemas import (
     DeliveryPublic,
+    DunningChargePublic,
     DunningPolicyIn,
     DunningPolicyPublic,
+    DunningRunPublic,
     EndpointCreate,
     EndpointPublic,
     EndpointUpdate,
@@ -322,6 +328,32 @@ async def get_salesperson(salesperson_id: SalespersonPath, session: SessionDep,
     row = await service.get_salesperson(session, salesperson_id)
     set_etag(response, row.version)
     return row
+
+
+@dunning.get("/dunning-runs", response_model=Page[DunningRunPublic],
+             dependencies=[require(*POLICY_READERS)])
+async def list_dunning_runs(
+    session: SessionDep, limit: Limit = 50, cursor: Cursor = None,
+    invoice_id: Annotated[str | None, Query(max_length=36)] = None,
+    status_: Annotated[RunStatus | None, Query(alias="status")] = None,
+) -> Page[DunningRun]:
+    """Overdue steps queued for dunning, oldest first: pending ones say why they wait."""
+    rows = await repository.list_runs(session, limit=limit + 1, after=decode_time_cursor(cursor),
+                                      invoice_id=invoice_id, status=status_)
+    return time_page(rows, limit, lambda r: (r.created_at, r.id))
+
+
+@dunning.get("/dunning-charges", response_model=Page[DunningChargePublic],
+             dependencies=[require(*POLICY_READERS)])
+async def list_dunning_charges(
+    session: SessionDep, limit: Limit = 50, cursor: Cursor = None,
+    invoice_id: Annotated[str | None, Query(max_length=36)] = None,
+    status_: Annotated[ChargeStatus | None, Query(alias="status")] = None,
+) -> Page[DunningCharge]:
+    """Late-payment interest and fees dunning charged through ledger debit notes, oldest first."""
+    rows = await repository.list_charges(session, limit=limit + 1, after=decode_time_cursor(cursor),
+                                         invoice_id=invoice_id, status=status_)
+    return time_page(rows, limit, lambda c: (c.created_at, c.id))
 
 
 # notifications

@@ -330,3 +330,27 @@ async def pending_work(session: AsyncSession) -> dict[str, int]:
     emails = await session.execute(select(func.count()).select_from(Notification).where(
         Notification.status == NotificationStatus.pending, Notification.channel == "email"))
     return {"dunning_runs": int(runs.scalar_one()), "emails": int(emails.scalar_one())}
+
+
+async def list_runs(session: AsyncSession, *, limit: int, after: tuple[datetime, str] | None,
+                    invoice_id: str | None, status: RunStatus | None) -> list[DunningRun]:
+    stmt = select(DunningRun)
+    if invoice_id is not None:
+        stmt = stmt.where(DunningRun.invoice_id == invoice_id)
+    if status is not None:
+        stmt = stmt.where(DunningRun.status == status)
+    stmt = stmt.where(after_keyset(DunningRun.created_at, DunningRun.id, after))
+    stmt = stmt.order_by(DunningRun.created_at, DunningRun.id).limit(limit)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def list_charges(session: AsyncSession, *, limit: int, after: tuple[datetime, str] | None,
+                       invoice_id: str | None, status: ChargeStatus | None) -> list[DunningCharge]:
+    stmt = select(DunningCharge)
+    if invoice_id is not None:
+        stmt = stmt.where(DunningCharge.invoice_id == invoice_id)
+    if status is not None:
+        stmt = stmt.where(DunningCharge.status == status)
+    stmt = stmt.where(after_keyset(DunningCharge.created_at, DunningCharge.id, after))
+    stmt = stmt.order_by(DunningCharge.created_at, DunningCharge.id).limit(limit)
+    return list((await session.execute(stmt)).scalars())

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, field_validator
 
 from services.notifier import policy
-from services.notifier.models import DeliveryStatus, NotificationStatus
+from services.notifier.models import ChargeStatus, DeliveryStatus, NotificationStatus, RunStatus
 from services.notifier.policy import Channel, RecipientRole
 from shared.events import Event
 from shared.money import PositiveAmountMinor
@@ -255,3 +255,37 @@ class NotificationPublic(ResponseModel):
     next_attempt_at: datetime | None
     sent_at: datetime | None
     created_at: datetime
+
+
+class DunningRunPublic(ResponseModel):
+    id: str
+    invoice_id: str
+    threshold_days: int = Field(description="The overdue step (the event's `level`, in days)")
+    days_overdue: int
+    event_id: str = Field(description="The `invoice.overdue` event that queued it")
+    policy_level: int | None = Field(description="The policy level applied, once worked")
+    status: RunStatus = Field(description="pending (waiting or retrying), done or skipped")
+    attempts: int = Field(description="Passes postponed because credit or ledger did not answer")
+    last_error: str | None
+    next_attempt_at: datetime | None
+    created_at: datetime
+    completed_at: datetime | None
+
+
+class DunningChargePublic(ResponseModel):
+    id: str
+    run_id: str
+    invoice_id: str
+    level: int
+    kind: str = Field(description="interest or fee")
+    amount_minor: int
+    currency: str
+    days_charged: int = Field(description="Days of interest it covers (0 for a fee)")
+    reason: str
+    idempotency_key: str = Field(description="Sent to ledger with the debit note")
+    status: ChargeStatus = Field(description="pending, posted (debit_note_id) or refused (last_error)")
+    debit_note_id: str | None
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    posted_at: datetime | None

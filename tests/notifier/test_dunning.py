@@ -294,6 +294,10 @@ async def test_credit_or_ledger_down_postpones_the_work_without_losing_it(system
     assert await notifications(system) == []
     notifier = system.state("notifier")
     assert await notifier.dunning.run_once() == 0  # postponed, not due again yet
+    runs = (await system.client("notifier", "auditor").get(
+        "/v1/dunning-runs", params={"status": "pending"})).json()["items"]
+    assert [(r["invoice_id"], r["attempts"]) for r in runs] == [(inv["id"], 1)]
+    assert "credit" in runs[0]["last_error"] and runs[0]["next_attempt_at"] is not None
 
     ledger = system.mounts.pop("http://ledger.test")
     system.mounts["http://credit.test"] = credit
@@ -338,6 +342,14 @@ async def test_interest_and_fee_are_charged_once_per_level(system, smtp):
     # 125,000 × 0.12 × 30 / 365 = 1,232.88 → 1,233 (half-even)
     assert sorted((n["kind"], n["amount_minor"]) for n in notes) == [("fee", 5000), ("interest", 1233)]
     assert all(f"dunning:{inv['id']}:2:" in n["reason"] for n in notes)
+    charges = (await system.client("notifier", "credit_manager").get(
+        "/v1/dunning-charges", params={"invoice_id": inv["id"]})).json()["items"]
+    assert {(c["kind"], c["status"], c["days_charged"], c["debit_note_id"]) for c in charges} == {
+        (n["kind"], "posted", 30 if n["kind"] == "interest" else 0, n["id"]) for n in notes}
+    runs = (await system.client("notifier", "finance").get(
+        "/v1/dunning-runs", params={"invoice_id": inv["id"]})).json()["items"]
+    assert sorted((r["threshold_days"], r["policy_level"], r["status"]) for r in runs) == [
+        (1, 1, "done"), (15, 1, "done"), (30, 2, "done"), (60, 2, "done")]
     ledger_invoice = (await system.client("ledger", "finance").get(
         f"/v1/invoices/{inv['id']}")).json()
     assert ledger_invoice["outstanding_minor"] == 125_000 + 5000 + 1233
