@@ -423,3 +423,46 @@ async def test_a_customer_name_with_a_line_break_still_makes_one_subject_line(sy
     assert note["status"] == "sent" and note["subject"] == f"Bright way: {inv['number']}"
     (mail,) = smtp.received
     assert mail.subject == f"Bright way: {inv['number']}" and mail.body.strip() == "Pay CNY 1,250.00."
+
+
+async def test_email_waits_for_smtp_to_be_configured_then_goes_out(system, smtp):
+    notifier = system.state("notifier")
+    configured = notifier.settings
+    unconfigured = configured.model_copy(update={"smtp_host": None})
+    notifier.dunning.settings = notifier.emails.settings = unconfigured  # as if started without it
+    await salesperson(system)
+    customer_id = await customer(system)
+    inv = await invoice(system, customer_id, due_in_days=-1)
+    await ingest(system, overdue_event(inv["id"], 1))
+    await settle(system)
+    assert {(n["status"], n["attempts"]) for n in await notifications(system)} == {("pending", 0)}
+    assert smtp.received == []
+
+    notifier.dunning.settings = notifier.emails.settings = configured  # restarted with a host
+    await settle(system)
+    items = await notifications(system)
+    assert {(n["status"], n["last_error"]) for n in items} == {("sent", None)}
+    assert len(smtp.received) == 2
+
+
+async def test_a_charge_ledger_refuses_is_kept_with_the_reason(system, smtp):
+    r = await system.client("notifier", "finance").put("/v1/dunning-policy", json={"levels": [
+        {"level": 1, "days_overdue": 1, "recipients": ["finance"], "channels": ["webhook"],
+         "template": "Late: ${invoice_number}", "fee_minor": 2500}]})
+    assert r.status_code == 200, r.text
+    customer_id = await customer(system)
+    inv = await invoice(system, customer_id, due_in_days=-1)
+    notifier = system.state("notifier")
+
+    async def refuse(**_):
+        return None, "ledger refused the debit note (409): the invoice is written off"
+
+    notifier.dunning.ledger.issue_debit_note = refuse
+    await ingest(system, overdue_event(inv["id"], 1))
+    await settle(system)
+    (charge,) = (await system.client("notifier", "finance").get("/v1/dunning-charges")).json()["items"]
+    assert charge["status"] == "refused" and "written off" in charge["last_error"]
+    assert charge["debit_note_id"] is None and charge["attempts"] == 1
+    (run,) = (await system.client("notifier", "finance").get("/v1/dunning-runs")).json()["items"]
+    assert run["status"] == "done"
+    assert [n["status"] for n in await notifications(system)] == ["sent"]
