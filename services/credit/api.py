@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 
-from services.credit import repository, service
+from services.credit import holds, repository, service
 from services.credit.clients import LedgerClient
 from services.credit.models import (
     Asset,
@@ -40,6 +40,7 @@ from services.credit.schemas import (
     GuaranteePublic,
     HoldCreate,
     HoldPublic,
+    HoldRecheckPublic,
     InquiryCreate,
     InquiryPublic,
     ReservationConvert,
@@ -517,4 +518,18 @@ async def convert_reservation(
     return reservation
 
 
-routers = [router, credit_router, evaluations_router, reservations_router]
+holds_router = APIRouter(prefix="/v1", tags=["credit"], responses=problem_responses(401, 403))
+
+
+@holds_router.post("/hold-rechecks", response_model=HoldRecheckPublic,
+                   dependencies=[require(*CREDIT_WRITERS)], responses=problem_responses(503))
+async def recheck_holds(request: Request) -> HoldRecheckPublic:
+    """Ask ledger now about every automatic hold's invoice and release those settled.
+
+    What the periodic recheck does (credit_manager, admin); 503 when ledger stops answering
+    (holds already released stay released, the rest wait for the next recheck).
+    """
+    return HoldRecheckPublic(released=await holds.recheck_all(request.app, raise_unavailable=True))
+
+
+routers = [router, credit_router, evaluations_router, reservations_router, holds_router]

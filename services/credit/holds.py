@@ -142,12 +142,12 @@ async def recheck_customer(session: AsyncSession, app: FastAPI, customer_id: str
     return await _release(session, app, await _settled(app, holds))
 
 
-async def recheck_all(app: FastAPI, *, page: int = 200) -> int:
+async def recheck_all(app: FastAPI, *, page: int = 200, raise_unavailable: bool = False) -> int:
     """One pass of the periodic recheck over every customer with an automatic hold.
 
     Ledger is asked outside any transaction; each customer's releases are one transaction.
     Stops at the first customer ledger does not answer for (ledger is down: the next pass tries
-    again). Returns how many holds were released.
+    again), re-raising with `raise_unavailable`. Returns how many holds were released.
     """
     db = app.state.db
     token = set_request_id(new_request_id())
@@ -163,7 +163,10 @@ async def recheck_all(app: FastAPI, *, page: int = 200) -> int:
                 try:
                     settled = await _settled(app, holds)
                 except DependencyUnavailable as exc:
-                    log.warning("hold recheck stopped, ledger does not answer: %s", exc.detail)
+                    log.warning("hold recheck stopped after %d release(s), ledger does not "
+                                "answer: %s", released, exc.detail)
+                    if raise_unavailable:
+                        raise
                     return released
                 if settled:
                     async with db.session() as session, session.begin():

@@ -155,6 +155,11 @@ class HoldPublic(ResponseModel):
     released_at: datetime | None
 
 
+class HoldRecheckPublic(ResponseModel):
+    released: int = Field(description="Automatic holds released because ledger shows their "
+                                      "invoice settled")
+
+
 class ExposurePublic(ResponseModel):
     open_receivables_minor: int = Field(
         description="Invoiced and not yet paid, as ledger reported it on its last event about the "

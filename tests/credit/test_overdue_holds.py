@@ -358,12 +358,20 @@ class TestReleasing:
             assert {d["event_type"] for d in r.json()["items"]} == {"payment.received",
                                                                      "invoice.paid"}
             assert (await profile(system, customer_id))["status"] == "on_hold"
-            # ... and the periodic recheck releases nothing while ledger is down.
+            # ... and the periodic recheck releases nothing while ledger is down,
             assert await system.state("credit").hold_recheck_once() == 0
+            assert len(await _holds(system, customer_id, "active")) == 1
+            # nor does one asked for by a credit manager, who is told why.
+            r = await system.client("credit", "credit_manager").post("/v1/hold-rechecks")
+            assert r.status_code == 503, r.text
+            assert r.json()["code"] == "dependency_unavailable"
             assert len(await _holds(system, customer_id, "active")) == 1
         finally:
             system.mounts[LEDGER] = healthy
-        assert await system.state("credit").hold_recheck_once() == 1
+        r = await system.client("credit", "sales").post("/v1/hold-rechecks")
+        assert r.status_code == 403, r.text
+        r = await system.client("credit", "credit_manager").post("/v1/hold-rechecks")
+        assert r.status_code == 200 and r.json() == {"released": 1}, r.text
         got = await profile(system, customer_id)
         assert got["status"] == "active" and got["holds"] == []
         # the events delivered again later find nothing more to release
