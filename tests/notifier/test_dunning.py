@@ -466,3 +466,32 @@ async def test_a_charge_ledger_refuses_is_kept_with_the_reason(system, smtp):
     (run,) = (await system.client("notifier", "finance").get("/v1/dunning-runs")).json()["items"]
     assert run["status"] == "done"
     assert [n["status"] for n in await notifications(system)] == ["sent"]
+
+
+async def test_a_dispute_pauses_dunning_over_weeks_and_resolving_it_resumes(system, smtp):
+    await salesperson(system)
+    customer_id = await customer(system)
+    inv = await invoice(system, customer_id, due_in_days=5)
+    due = inv["due_date"]
+    await day(system, due, 1)
+    assert len(await notifications(system, invoice_id=inv["id"])) == 2
+
+    opened = await system.client("ledger", "finance").post(
+        f"/v1/invoices/{inv['id']}/disputes", json={"reason": "Quality below QS-7",
+                                                     "contact_role": "barrier"})
+    assert opened.status_code == 201, opened.text
+    for days in (15, 20, 30):
+        await day(system, due, days)
+    assert len(await notifications(system, invoice_id=inv["id"])) == 2  # paused
+    assert len(smtp.received) == 2
+
+    resolved = await system.client("ledger", "finance").post(
+        f"/v1/invoices/{inv['id']}/disputes/{opened.json()['id']}/resolve",
+        json={"resolution": "Retest passed"})
+    assert resolved.status_code == 200, resolved.text
+    await day(system, due, 31)
+    items = await notifications(system, invoice_id=inv["id"])
+    assert {n["threshold_days"] for n in items} == {1, 15, 30}  # the steps missed, once each
+    boss = [n for n in items if n["recipient_role"] == "general_manager"]
+    assert [(b["status"], b["days_overdue"]) for b in boss] == [("sent", 31)]
+    assert len(smtp.to("wang.wei@brightway.example")) == 1
