@@ -117,7 +117,7 @@ class System:
         return self.apps[service].state
 
     async def pump(self, rounds: int = 10) -> int:
-        """Run outbox relays and webhook deliveries until nothing is left to do."""
+        """Run outbox relays, dunning, email and webhook deliveries until nothing is left to do."""
         total = 0
         for _ in range(rounds):
             moved = 0
@@ -125,9 +125,10 @@ class System:
                 relay = getattr(self.state(service), "relay", None)
                 if relay is not None:
                     moved += await relay.dispatch_once()
-            deliver = getattr(self.state("notifier"), "deliveries", None)
-            if deliver is not None:
-                moved += await deliver.deliver_once()
+            notifier = self.state("notifier")
+            moved += await notifier.dunning.run_once()  # invoice.overdue → notifications
+            moved += await notifier.emails.send_once()
+            moved += await notifier.deliveries.deliver_once()
             total += moved
             if moved == 0:
                 break

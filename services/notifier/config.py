@@ -1,6 +1,6 @@
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from shared.settings import BaseServiceSettings
 
@@ -57,3 +57,10 @@ class NotifierSettings(BaseServiceSettings):
     email_batch_size: int = 50
     email_lease_seconds: float = 120.0
     email_poll_seconds: float = 5.0
+
+    @field_validator("smtp_host", "smtp_username", "smtp_password", "dunning_legal_email",
+                     mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        """An empty variable (docker compose's `${O2C_SMTP_HOST:-}`) means not set."""
+        return None if isinstance(value, str) and not value.strip() else value
