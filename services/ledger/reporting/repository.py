@@ -36,7 +36,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.selectable import Select, Subquery
+from sqlalchemy.sql.selectable import Subquery
 
 from services.ledger.collection.models import InvoiceDispute
 from services.ledger.models import (
@@ -93,10 +93,9 @@ def outstanding_as_of(cut: datetime, *, salesperson_id: str | None = None,
                       currency: str | None = None, with_disputes: bool = False) -> Subquery:
     """Invoices issued before `cut` with money outstanding at `cut`, and that amount (`owed`).
 
-    Two branches: invoices with money outstanding now (the filter goes to the scan, as in a
-    bare aging pass), plus invoices settled now that had money outstanding at `cut` (found
-    from the few movements after it). Only hash joins against small sets, so PostgreSQL scans
-    and pre-aggregates the invoices in parallel.
+    An invoice qualifies when it owes money now or moved since `cut`: both tests sit on the
+    scan of `invoices` (the second a hashed lookup in the movements), and every join is a
+    hash join against a small set, so PostgreSQL scans and pre-aggregates in parallel.
     """
     filters = [inv.c.issued_at < cut]
     if salesperson_id is not None:
@@ -104,20 +103,16 @@ def outstanding_as_of(cut: datetime, *, salesperson_id: str | None = None,
     if currency is not None:
         filters.append(inv.c.currency == currency)
 
-    def branch(join_outer: bool) -> Select:
-        # The movements subquery is repeated, not a CTE: a CTE would keep the scan serial.
-        moved = _moved_after(cut)
-        owed = (inv.c.outstanding_minor + func.coalesce(moved.c.delta, 0)).label("owed")
-        stmt = select(inv.c.id, inv.c.customer_id, inv.c.salesperson_id, inv.c.currency,
-                      inv.c.due_date, owed)
-        if join_outer:
-            return (stmt.select_from(inv.outerjoin(moved, moved.c.invoice_id == inv.c.id))
-                    .where(inv.c.outstanding_minor > 0, *filters, owed > 0))
-        return (stmt.select_from(moved.join(inv, inv.c.id == moved.c.invoice_id))
-                .where(inv.c.outstanding_minor == 0, *filters, owed > 0))
-
-    owing_now, settled_since = branch(True), branch(False)
-    both = union_all(owing_now, settled_since).subquery("owed_any")
+    moved = _moved_after(cut)
+    owed = (inv.c.outstanding_minor + func.coalesce(moved.c.delta, 0)).label("owed")
+    # "owing now, or moved since": the first test is the bare pass's scan filter, the second
+    # a hashed lookup in the (usually empty) movements, so the scan stays one parallel pass.
+    moved_ids = select(_moved_after(cut).c.invoice_id)
+    both = (select(inv.c.id, inv.c.customer_id, inv.c.salesperson_id, inv.c.currency,
+                   inv.c.due_date, owed)
+            .select_from(inv.outerjoin(moved, moved.c.invoice_id == inv.c.id))
+            .where(or_(inv.c.outstanding_minor > 0, inv.c.id.in_(moved_ids)), *filters, owed > 0)
+            .subquery("owed_any"))
     if not with_disputes:
         return both
     disputed = _disputed_at(cut)
