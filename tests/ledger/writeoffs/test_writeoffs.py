@@ -308,3 +308,28 @@ class TestReading:
         assert (await alice.get(f"/v1/write-offs/{wb['id']}")).status_code == 404
         assert (await alice.get(f"/v1/write-offs/{wa['id']}")).status_code == 200
         assert (await finance.get("/v1/write-offs/nope")).status_code == 404
+
+
+class TestDelivery:
+    async def test_a_retried_approval_replays_instead_of_conflicting(self, system):
+        inv = await issue(system, amount=1_000)
+        wo = (await propose(system, inv["id"])).json()
+        finance2 = system.client("ledger", "finance2")
+        first = await finance2.post(f"/v1/write-offs/{wo['id']}/approve",
+                                    headers={"Idempotency-Key": "approve-1"})
+        again = await finance2.post(f"/v1/write-offs/{wo['id']}/approve",
+                                    headers={"Idempotency-Key": "approve-1"})
+        assert first.status_code == again.status_code == 200
+        assert again.headers["idempotent-replayed"] == "true"
+        assert (await invoice(system, inv["id"]))["written_off_minor"] == 1_000
+
+    async def test_every_step_reaches_the_notifier(self, system):
+        inv = await issue(system, amount=1_000)
+        wo = (await propose(system, inv["id"])).json()
+        await approve(system, wo["id"])
+        assert (await recover(system, wo["id"], 400)).status_code == 201
+        await system.pump()
+        events = (await system.client("notifier").get("/v1/events")).json()["items"]
+        mine = [(e["type"], e["subject"]) for e in events if e["type"].startswith("writeoff.")]
+        assert sorted(mine) == sorted([("writeoff.proposed", wo["id"]), ("writeoff.approved", wo["id"]),
+                                       ("writeoff.recovered", wo["id"])])
