@@ -20,6 +20,7 @@ from services.ledger.collection.models import (
     OverdueScan,
     PaymentPromise,
     PromiseStatus,
+    ScanStatus,
 )
 from services.ledger.models import (
     AllocationKind,
@@ -69,6 +70,18 @@ async def record_scan_progress(session: AsyncSession, scan_id: str, **increments
         update(OverdueScan).where(OverdueScan.id == scan_id)
         .values({name: getattr(OverdueScan, name) + value for name, value in increments.items()})
         .execution_options(synchronize_session=False))
+
+
+async def abandon_stale_scans(session: AsyncSession, *, started_before: datetime,
+                              finished_at: datetime) -> int:
+    """Mark scans still `running` since before `started_before` failed: their process stopped."""
+    result = await session.execute(
+        update(OverdueScan)
+        .where(OverdueScan.status == ScanStatus.running, OverdueScan.started_at < started_before)
+        .values(status=ScanStatus.failed, finished_at=finished_at,
+                error="abandoned: the scan's process stopped before it finished")
+        .execution_options(synchronize_session=False))
+    return result.rowcount
 
 
 async def finish_scan(session: AsyncSession, scan_id: str, *, status: str, finished_at: datetime,

@@ -42,6 +42,10 @@ from shared.outbox import Outbox
 
 log = logging.getLogger("o2c.ledger.overdue")
 
+# A scan still `running` this long after it started lost its process (a crash, a deploy):
+# the next scan marks it failed. Its committed batches stay; the next scan emits the rest.
+STALE_AFTER = timedelta(hours=6)
+
 
 async def enqueue_many(session: AsyncSession, outbox: Outbox, events: list[Event]) -> None:
     """Write many events to the outbox in one multi-row INSERT (same columns as `Outbox.enqueue`)."""
@@ -171,6 +175,8 @@ async def run_scan(*, db: Database, outbox: Outbox, clock: Clock, as_of: date,
     if as_of > today:
         raise ScanDateInFuture(as_of, today)
     async with db.session() as session, session.begin():
+        await repository.abandon_stale_scans(session, started_before=clock.now() - STALE_AFTER,
+                                             finished_at=clock.now())
         scan = OverdueScan(as_of=as_of, status=ScanStatus.running, trigger=trigger,
                            started_by=started_by, started_at=clock.now())
         await repository.add(session, scan)

@@ -290,3 +290,23 @@ class TestWorker:
             app.state.overdue_scan_once = real
         assert [r.trigger for r in runs] == ["schedule"]
         assert await overdue_events(system, inv["id"]) == [(1, 15), (15, 15)]
+
+
+class TestAbandonedScans:
+    async def test_a_scan_whose_process_died_is_marked_failed_by_a_later_one(self, system):
+        from services.ledger.collection.models import OverdueScan
+
+        state = system.state("ledger")
+        async with state.db.session() as session, session.begin():
+            session.add(OverdueScan(id="dead-scan", as_of=system.clock.today(), status="running",
+                                    trigger="schedule", started_by="scheduler",
+                                    started_at=system.clock.now()))
+        system.clock.advance(hours=1)
+        await scan(system)
+        auditor = system.client("ledger", "auditor")
+        assert (await auditor.get("/v1/overdue-scans/dead-scan")).json()["status"] == "running"
+        system.clock.advance(hours=6)
+        await scan(system)
+        dead = (await auditor.get("/v1/overdue-scans/dead-scan")).json()
+        assert dead["status"] == "failed" and dead["error"].startswith("abandoned")
+        assert dead["finished_at"] is not None
