@@ -16,7 +16,7 @@ from services.ledger.models import (
     DebitNote,
     EntryKind,
     Invoice,
-    InvoiceStatus,
+    InvoiceStatusFilter,
     PaymentMethod,
     PaymentStatus,
 )
@@ -240,7 +240,8 @@ async def list_invoices(
     customer_id: Annotated[str | None, Query(max_length=36)] = None,
     order_id: Annotated[str | None, Query(max_length=36)] = None,
     salesperson_id: Annotated[str | None, Query(max_length=64)] = None,
-    status_: Annotated[InvoiceStatus | None, Query(alias="status")] = None,
+    status_: Annotated[InvoiceStatusFilter | None, Query(
+        alias="status", description="A stored status, or `overdue` / `disputed` (derived)")] = None,
     due_from: Annotated[date | None, Query(description="Due on or after")] = None,
     due_to: Annotated[date | None, Query(description="Due on or before")] = None,
     overdue: Annotated[bool | None, Query(description="Only (not) overdue invoices")] = None,

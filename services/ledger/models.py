@@ -75,6 +75,17 @@ class InvoiceStatus(StrEnum):
     written_off = "written_off"
 
 
+class InvoiceStatusFilter(StrEnum):
+    """What `GET /v1/invoices?status=` accepts: the stored statuses plus the derived ones."""
+
+    open = "open"
+    partially_paid = "partially_paid"
+    paid = "paid"
+    overdue = "overdue"  # past due with something outstanding
+    disputed = "disputed"  # an open dispute
+    written_off = "written_off"
+
+
 class PaymentMethod(StrEnum):
     bank_transfer = "bank_transfer"
     cash = "cash"

@@ -12,6 +12,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from services.ledger.collection.models import DisputeStatus, InvoiceDispute
 from services.ledger.models import (
     Account,
     CreditNote,
@@ -19,6 +20,7 @@ from services.ledger.models import (
     DebitNote,
     Invoice,
     InvoiceStatus,
+    InvoiceStatusFilter,
     JournalEntry,
     JournalLine,
     Payment,
@@ -297,7 +299,12 @@ async def list_invoices(session: AsyncSession, *, limit: int, after: tuple[datet
         stmt = stmt.where(Invoice.order_id == order_id)
     if salesperson_id is not None:
         stmt = stmt.where(Invoice.salesperson_id == salesperson_id)
-    if status is not None:
+    if status == InvoiceStatusFilter.disputed:
+        stmt = stmt.where(exists().where(InvoiceDispute.invoice_id == Invoice.id,
+                                         InvoiceDispute.status == DisputeStatus.open))
+    elif status == InvoiceStatusFilter.overdue:
+        stmt = stmt.where(Invoice.due_date < today, Invoice.outstanding_minor > 0)
+    elif status is not None:
         stmt = stmt.where(Invoice.status == status)
     if due_from is not None:
         stmt = stmt.where(Invoice.due_date >= due_from)

@@ -57,6 +57,7 @@ from services.ledger.schemas import (
     PaymentCreate,
     UnappliedAllocationCreate,
 )
+from services.ledger.writeoffs.models import WriteOff
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.db import Database
@@ -875,9 +876,10 @@ def _one_currency(customer_id: str, asked: str | None, have: set[str]) -> str:
 
 STATEMENT_TYPES = {EntryKind.invoice: "invoice", EntryKind.payment: "payment",
                    EntryKind.credit_note: "credit_note", EntryKind.debit_note: "debit_note",
-                   EntryKind.reversal: "reversal", EntryKind.allocation: "allocation"}
+                   EntryKind.reversal: "reversal", EntryKind.allocation: "allocation",
+                   EntryKind.write_off: "write_off"}
 DOCUMENT_MODELS = {"invoice": Invoice, "payment": Payment, "credit_note": CreditNote,
-                   "debit_note": DebitNote}
+                   "debit_note": DebitNote, "write_off": WriteOff}
 
 
 @dataclass

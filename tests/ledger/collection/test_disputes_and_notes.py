@@ -190,3 +190,28 @@ class TestCollectionNotes:
         r = await system.client("ledger", "finance").get(f"/v1/invoices/{inv['id']}/collection-notes",
                                                          params={"cursor": "garbage"})
         assert r.status_code == 422
+
+
+class TestDerivedStatusFilters:
+    async def test_status_disputed_and_overdue_list_the_derived_statuses(self, system):
+        disputed = await issue(system, amount=5_000, due_in_days=10)
+        late = await issue(system, amount=3_000, due_in_days=5)
+        paid_late = await issue(system, amount=2_000, due_in_days=5)
+        await pay(system, 2_000, allocations=[{"invoice_id": paid_late["id"], "amount_minor": 2_000}])
+        d = await dispute(system, disputed["id"])
+        ledger = system.client("ledger", "auditor")
+
+        async def listed(status: str) -> list[str]:
+            r = await ledger.get("/v1/invoices", params={"status": status})
+            assert r.status_code == 200, r.text
+            return [i["id"] for i in r.json()["items"]]
+
+        assert await listed("disputed") == [disputed["id"]]
+        assert await listed("overdue") == []
+        system.clock.advance(days=7)  # `late` is 2 days past due; `disputed` not yet due
+        assert await listed("overdue") == [late["id"]]
+        assert await listed("open") == [disputed["id"], late["id"]]
+        await resolve(system, disputed["id"], d["id"])
+        assert await listed("disputed") == []
+        r = await ledger.get("/v1/invoices", params={"status": "late"})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "query.status"

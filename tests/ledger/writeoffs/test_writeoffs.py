@@ -333,3 +333,18 @@ class TestDelivery:
         mine = [(e["type"], e["subject"]) for e in events if e["type"].startswith("writeoff.")]
         assert sorted(mine) == sorted([("writeoff.proposed", wo["id"]), ("writeoff.approved", wo["id"]),
                                        ("writeoff.recovered", wo["id"])])
+
+
+async def test_the_customer_statement_shows_the_write_off_as_a_document(system):
+    inv = await issue(system, amount=8_000)
+    wo = (await propose(system, inv["id"], 8_000)).json()
+    assert (await approve(system, wo["id"])).status_code == 200
+    r = await system.client("ledger", "auditor").get(f"/v1/customers/{CUSTOMER}/statement",
+                                                     params={"currency": "CNY"})
+    assert r.status_code == 200, r.text
+    lines = r.json()["lines"]
+    assert [(ln["document_type"], ln["document_id"], ln["number"], ln["debit_minor"],
+             ln["credit_minor"]) for ln in lines] == [
+        ("invoice", inv["id"], inv["number"], 8_000, 0),
+        ("write_off", wo["id"], wo["number"], 0, 8_000)]
+    assert r.json()["closing_balance_minor"] == 0
