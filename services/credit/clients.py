@@ -48,6 +48,7 @@ class LedgerInvoice(BaseModel):
     status: str
     outstanding_minor: int
     days_overdue: int = 0
+    disputed: bool = False  # an open dispute (ledger keeps `status` for the money)
 
     @property
     def settled(self) -> bool:

@@ -235,7 +235,7 @@ async def on_payment_reversed(session: AsyncSession, app: FastAPI, event: Event)
     for item in restored:
         invoice = await ledger.invoice(str(item.get("invoice_id") or ""))
         if invoice is None or invoice.customer_id != customer_id or invoice.settled or \
-                invoice.status == "disputed" or invoice.days_overdue < settings.credit_hold_days_overdue:
+                invoice.disputed or invoice.days_overdue < settings.credit_hold_days_overdue:
             continue
         hold, placed = await service.place_automatic_hold(
             session=session, outbox=app.state.outbox, clock=app.state.clock,

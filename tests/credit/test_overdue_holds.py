@@ -321,6 +321,24 @@ class TestReleasing:
         assert len(await _events(system, "credit.hold_placed", customer_id)) == 2
         assert young["id"] not in [h["source_ref"] for h in await _holds(system, customer_id)]
 
+    async def test_a_reversed_payment_on_a_disputed_invoice_does_not_hold(self, system):
+        customer_id = await _customer(system)
+        invoice = await _invoice(system, customer_id)
+        await _overdue(system, invoice, 30)
+        payment = await pay(system, yuan(40_000), customer=customer_id, allocations=[
+            {"invoice_id": invoice["id"], "amount_minor": yuan(40_000)}])
+        await system.pump()
+        assert (await profile(system, customer_id))["status"] == "active"
+        r = await system.client("ledger", "finance").post(
+            f"/v1/payments/{payment['id']}/reverse", json={"reason": "paid against the wrong goods"})
+        assert r.status_code == 200, r.text
+        r = await system.client("ledger", "finance").post(
+            f"/v1/invoices/{invoice['id']}/disputes", json={"reason": "short delivery"})
+        assert r.status_code == 201, r.text
+        await system.pump()  # payment.reversed arrives after the dispute was opened
+        got = await profile(system, customer_id)
+        assert got["status"] == "active" and got["holds"] == []
+
     async def test_manual_hold_stays_when_the_automatic_one_is_released(self, system):
         customer_id = await _customer(system)
         manager = system.client("credit", "credit_manager")
