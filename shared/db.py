@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -77,6 +78,21 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
         conn.exec_driver_sql("BEGIN" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
 
 
+class _Session(Session):
+    """The services' ORM session: callbacks queued with `after_commit` run once it commits."""
+
+
+@event.listens_for(_Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    for callback in session.info.pop("after_commit", []):
+        callback()
+
+
+@event.listens_for(_Session, "after_rollback")
+def _drop_after_commit(session: Session) -> None:
+    session.info.pop("after_commit", None)
+
+
 class Database:
     """One engine and its session factories for a service."""
 
@@ -84,11 +100,13 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size, busy_timeout_ms=busy_timeout_ms)
         self.sqlite = is_sqlite(self.engine)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False,
+                                           sync_session_class=_Session)
         read_engine = (
             self.engine.execution_options(sqlite_begin="DEFERRED") if self.sqlite else self.engine
         )
-        self.read_sessions = async_sessionmaker(read_engine, expire_on_commit=False)
+        self.read_sessions = async_sessionmaker(read_engine, expire_on_commit=False,
+                                                sync_session_class=_Session)
 
     def session(self, *, read_only: bool = False) -> AsyncSession:
         return (self.read_sessions if read_only else self.sessions)()
@@ -112,9 +130,6 @@ async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
         if session.in_transaction():
             await session.commit()
-            after_commit = session.info.pop("after_commit", [])
-            for callback in after_commit:
-                callback()
     except BaseException:
         await session.rollback()
         raise
@@ -123,7 +138,8 @@ async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 def after_commit(session: AsyncSession, callback: Any) -> None:
-    """Run `callback()` once the request's transaction has committed (e.g. wake a worker)."""
+    """Run `callback()` once the session's transaction has committed (e.g. wake a worker);
+    dropped if it rolls back. Works for request sessions and workers' own sessions alike."""
     session.info.setdefault("after_commit", []).append(callback)
 
 

@@ -70,11 +70,16 @@ class Outbox:
         self.relay: OutboxRelay | None = None
 
     async def enqueue(self, session: AsyncSession, event: Event) -> None:
-        await session.execute(self.table.insert().values(
-            event_id=str(event.id), type=event.type, subject=event.subject,
-            payload=event.model_dump_json(), created_at=event.occurred_at,
-            available_at=event.occurred_at, attempts=0,
-        ))
+        await self.enqueue_many(session, [event])
+
+    async def enqueue_many(self, session: AsyncSession, events: list[Event]) -> None:
+        """Write events in the caller's transaction (one multi-row INSERT); the relay wakes on commit."""
+        if not events:
+            return
+        await session.execute(self.table.insert(), [{
+            "event_id": str(e.id), "type": e.type, "subject": e.subject,
+            "payload": e.model_dump_json(), "created_at": e.occurred_at,
+            "available_at": e.occurred_at, "attempts": 0} for e in events])
         if self.relay is not None:
             after_commit(session, self.relay.wake)
 

@@ -96,3 +96,30 @@ def test_salesperson_scope():
     assert alice.salesperson_scope("S-ALICE") == (True, "S-ALICE")
     assert alice.salesperson_scope("S-BOB") == (False, "S-ALICE")
     assert Principal("fin", frozenset({"finance"})).salesperson_scope("S-BOB") == (True, "S-BOB")
+
+
+class TestAfterCommit:
+    """`after_commit` callbacks (relay and worker wake-ups) run on commit in any session."""
+
+    async def test_runs_once_on_commit_and_never_after_a_rollback(self, tmp_path):
+        from sqlalchemy import text
+
+        from shared.db import Database, after_commit
+
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'k.db'}")
+        calls: list[str] = []
+        try:
+            async with db.session() as session, session.begin():  # a worker's own session
+                await session.execute(text("SELECT 1"))
+                after_commit(session, lambda: calls.append("committed"))
+                assert calls == []
+            assert calls == ["committed"]
+            with pytest.raises(RuntimeError):
+                async with db.session() as session, session.begin():
+                    after_commit(session, lambda: calls.append("rolled back"))
+                    raise RuntimeError("boom")
+            async with db.session() as session, session.begin():
+                await session.execute(text("SELECT 1"))
+            assert calls == ["committed"]
+        finally:
+            await db.dispose()

@@ -47,16 +47,6 @@ log = logging.getLogger("o2c.ledger.overdue")
 STALE_AFTER = timedelta(hours=6)
 
 
-async def enqueue_many(session: AsyncSession, outbox: Outbox, events: list[Event]) -> None:
-    """Write many events to the outbox in one multi-row INSERT (same columns as `Outbox.enqueue`)."""
-    if not events:
-        return
-    await session.execute(outbox.table.insert(), [{
-        "event_id": str(e.id), "type": e.type, "subject": e.subject,
-        "payload": e.model_dump_json(), "created_at": e.occurred_at,
-        "available_at": e.occurred_at, "attempts": 0} for e in events])
-
-
 def _overdue_event(clock: Clock, invoice: OverdueInvoice, level: int, as_of: date) -> Event:
     return new_event(clock, type="invoice.overdue", source="ledger", subject=invoice.invoice_id, data={
         "invoice_id": invoice.invoice_id, "invoice_number": invoice.number,
@@ -85,7 +75,7 @@ async def emit_batch(session: AsyncSession, *, outbox: Outbox, clock: Clock, sca
         "invoice_id": invoice_id, "level": level, "days_overdue": event.data["days_overdue"],
         "as_of": scan.as_of, "scan_id": scan.id, "event_id": str(event.id), "created_at": now}
         for (invoice_id, level), event in events.items()])
-    await enqueue_many(session, outbox, [e for key, e in events.items() if key in inserted])
+    await outbox.enqueue_many(session, [e for key, e in events.items() if key in inserted])
     return len(inserted)
 
 
@@ -105,8 +95,6 @@ async def _crossings_pass(db: Database, outbox: Outbox, clock: Clock, scan: Over
                                                   invoices_examined=len(invoices),
                                                   crossings_emitted=emitted)
         progress["batches"] += 1
-        if outbox.relay is not None and emitted:
-            outbox.relay.wake()
         after = invoices[-1].invoice_id
 
 
@@ -142,7 +130,7 @@ async def decide_promises(session: AsyncSession, *, outbox: Outbox, clock: Clock
                         "currency": p.currency}))
         elif got.paid_since_minor != p.paid_since_minor:
             await repository.set_paid_since(session, p.id, got.paid_since_minor)
-    await enqueue_many(session, outbox, events)
+    await outbox.enqueue_many(session, events)
     return kept, broken, promises[-1].id
 
 
