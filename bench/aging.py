@@ -25,29 +25,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import asyncpg
 import httpx
 
 from bench.ledger_data import fill
-from bench.payments import _free_port, _urls, _wait_ready
+from bench.ledger_process import FINANCE_KEY, throwaway_ledger
 from services.ledger.config import LedgerSettings
 from services.ledger.reporting.service import bucket_names
-from shared import migrations
-from shared.auth import append_key
-from shared.db import Database
-
-FINANCE_KEY = "bench-finance"
-SERVICE_KEY = "bench-service"
 
 
 def bare_aging_sql(key: str, bounds: list[int]) -> str:
@@ -154,62 +143,29 @@ async def _overdue_scan(client: httpx.AsyncClient, pool: asyncpg.Pool, today: da
 
 
 async def main(invoices: int, runs: int, customers: int, salespeople: int) -> None:
-    name = f"o2c_bench_aging_{os.getpid()}"
-    admin, url, dsn = _urls(name)
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    server: subprocess.Popen | None = None
     started = time.perf_counter()
-    try:
-        db = Database(url)
-        try:
-            await migrations.upgrade(db.engine, "ledger")
-        finally:
-            await db.dispose()
-        now = datetime.now(UTC)
-        today = now.date()
+    now = datetime.now(UTC)
+    today = now.date()
+    settings = LedgerSettings()
+
+    async def load(name: str, dsn: str) -> None:
         print(f"ledger on PostgreSQL ({name}): filling {invoices} invoices "
               f"({customers} customers, {salespeople} salespeople)", flush=True)
-        settings = LedgerSettings()
         await fill(dsn, invoices=invoices, customers=customers, salespeople=salespeople, now=now,
                    crossings_as_of=today - timedelta(days=1),
                    thresholds=tuple(settings.overdue_thresholds_days))
-        with tempfile.TemporaryDirectory() as tmp:
-            keys = Path(tmp) / "keys.toml"
-            append_key(keys, FINANCE_KEY, "bench-finance", ["finance"])
-            port = _free_port()
-            env = {**os.environ, "O2C_DATA_DIR": tmp, "O2C_API_KEYS_FILE": str(keys),
-                   "O2C_SERVICE_KEY": SERVICE_KEY, "O2C_LEDGER_DATABASE_URL": url,
-                   "O2C_LOG_LEVEL": "ERROR", "O2C_WORKERS_ENABLED": "false"}
-            server = subprocess.Popen(  # noqa: ASYNC220 - start-up, before measuring
-                [sys.executable, "-m", "services.cli", "serve", "ledger", "--port", str(port)],
-                env=env)
-            base = f"http://127.0.0.1:{port}"
-            await _wait_ready(base, server)
-            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
-            try:
-                async with httpx.AsyncClient(
-                        base_url=base, timeout=900,
-                        headers={"Authorization": f"Bearer {FINANCE_KEY}"}) as client:
-                    for group_by in ("customer", "salesperson"):
-                        await _aging(client, pool, group_by, runs, today,
-                                     settings.aging_bucket_days)
-                    await _overdue_scan(client, pool, today, settings.overdue_thresholds_days)
-            finally:
-                await pool.close()
-        print(f"  whole run: {time.perf_counter() - started:.0f} s")
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=15)
-        conn = await asyncpg.connect(admin)
+
+    async with throwaway_ledger("o2c_bench_aging", fill=load) as ledger:
+        pool = await asyncpg.create_pool(ledger.dsn, min_size=1, max_size=2)
         try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            async with httpx.AsyncClient(base_url=ledger.base, timeout=900,
+                                         headers={"Authorization": f"Bearer {FINANCE_KEY}"}) as client:
+                for group_by in ("customer", "salesperson"):
+                    await _aging(client, pool, group_by, runs, today, settings.aging_bucket_days)
+                await _overdue_scan(client, pool, today, settings.overdue_thresholds_days)
         finally:
-            await conn.close()
+            await pool.close()
+    print(f"  whole run: {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":

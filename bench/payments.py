@@ -18,27 +18,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.request
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 import httpx
-from sqlalchemy.engine import make_url
 
-from shared import migrations
-from shared.auth import append_key
-from shared.db import Database
+from bench.ledger_process import FINANCE_KEY, SERVICE_KEY, throwaway_ledger
 
-SERVER = os.environ.get("O2C_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
-FINANCE_KEY = "bench-finance"
-SERVICE_KEY = "bench-service"
 PAYMENT_MINOR = 1_000
 INVOICE_MINOR = 2 * PAYMENT_MINOR  # two payments close an invoice
 
@@ -60,12 +49,6 @@ VALUES ($1, $2, $3, 'CNY', $4, 'bank_transfer', $5, $6, 0, 0, 'posted', 'bench',
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _cpu_seconds(pid: int) -> float | None:
     """User + system CPU of a process so far (Linux /proc), None elsewhere."""
     try:
@@ -73,15 +56,6 @@ def _cpu_seconds(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _urls(name: str) -> tuple[str, str, str]:
-    """(admin DSN for asyncpg, SQLAlchemy URL of the throwaway db, asyncpg DSN of it)."""
-    url = make_url(SERVER)
-    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    bench = url.set(database=name)
-    return (admin, bench.render_as_string(hide_password=False),
-            bench.set(drivername="postgresql").render_as_string(hide_password=False))
 
 
 async def _run_bounded(count: int, concurrency: int, one) -> float:
@@ -95,18 +69,6 @@ async def _run_bounded(count: int, concurrency: int, one) -> float:
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return count / (time.perf_counter() - started)
-
-
-async def _wait_ready(base: str, server: subprocess.Popen) -> None:
-    for _ in range(300):
-        if server.poll() is not None:
-            raise SystemExit(f"o2c serve ledger exited with {server.returncode}")
-        try:
-            urllib.request.urlopen(base + "/ready", timeout=1)  # noqa: ASYNC210 - before measuring
-            return
-        except OSError:
-            await asyncio.sleep(0.1)
-    raise SystemExit("the ledger did not become ready within 30 s")
 
 
 async def _through_api(base: str, payments: int, concurrency: int, customers: list[str],
@@ -171,50 +133,15 @@ async def _bare_inserts(dsn: str, count: int, concurrency: int) -> float:
 
 
 async def main(payments: int, concurrency: int, customers: int) -> None:
-    name = f"o2c_bench_{os.getpid()}"
-    admin, url, dsn = _urls(name)
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    server: subprocess.Popen | None = None
-    try:
-        db = Database(url)
-        try:
-            await migrations.upgrade(db.engine, "ledger")
-        finally:
-            await db.dispose()
-        with tempfile.TemporaryDirectory() as tmp:
-            keys = Path(tmp) / "keys.toml"
-            append_key(keys, FINANCE_KEY, "bench-finance", ["finance"])
-            port = _free_port()
-            env = {**os.environ, "O2C_DATA_DIR": tmp, "O2C_API_KEYS_FILE": str(keys),
-                   "O2C_SERVICE_KEY": SERVICE_KEY, "O2C_LEDGER_DATABASE_URL": url,
-                   "O2C_LOG_LEVEL": "ERROR", "O2C_WORKERS_ENABLED": "false",
-                   "O2C_DB_POOL_SIZE": str(concurrency)}
-            server = subprocess.Popen(  # noqa: ASYNC220 - start-up, before measuring
-                [sys.executable, "-m", "services.cli", "serve", "ledger", "--port", str(port)],
-                env=env)
-            base = f"http://127.0.0.1:{port}"
-            await _wait_ready(base, server)
-            print(f"ledger on PostgreSQL ({name}), {payments} payments, concurrency {concurrency}")
-            api = await _through_api(base, payments, concurrency,
-                                     [f"bench-customer-{i}" for i in range(customers)], server.pid)
-            bare = await _bare_inserts(dsn, payments, concurrency)
-        print(f"  payments through POST /v1/payments : {api:8.0f} /s   (one journal entry, "
-              "allocation, invoice update, outbox rows, idempotency record each)")
-        print(f"  bare single-row INSERTs (asyncpg)  : {bare:8.0f} /s")
-        print(f"  ratio API / bare                   : {api / bare:8.3f}")
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=15)
-        conn = await asyncpg.connect(admin)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+    async with throwaway_ledger("o2c_bench", env={"O2C_DB_POOL_SIZE": str(concurrency)}) as ledger:
+        print(f"ledger on PostgreSQL ({ledger.name}), {payments} payments, concurrency {concurrency}")
+        api = await _through_api(ledger.base, payments, concurrency,
+                                 [f"bench-customer-{i}" for i in range(customers)], ledger.pid)
+        bare = await _bare_inserts(ledger.dsn, payments, concurrency)
+    print(f"  payments through POST /v1/payments : {api:8.0f} /s   (one journal entry, "
+          "allocation, invoice update, outbox rows, idempotency record each)")
+    print(f"  bare single-row INSERTs (asyncpg)  : {bare:8.0f} /s")
+    print(f"  ratio API / bare                   : {api / bare:8.3f}")
 
 
 if __name__ == "__main__":
