@@ -270,11 +270,17 @@ async def revise_order(order: LockedOrder, request: Request, response: Response,
                        responses={**TRANSITION_ERRORS, **problem_responses(503)})
 async def cancel_order(order: LockedOrder, body: CancelRequest, request: Request,
                        response: Response, session: SessionDep, principal: CurrentPrincipal,
-                       credit: CreditDep, settings: SettingsDep) -> Order:
-    """Cancel an order before fulfilment, with a reason; credit's reservation is released."""
+                       credit: CreditDep, settings: SettingsDep, ledger: LedgerDep) -> Order:
+    """Cancel an order before fulfilment, with a reason; credit's reservation is released.
+
+    A prepaid order invoiced at contract has its invoice credited in full by a ledger credit
+    note; while anything was paid on it the cancel is refused (`guard_failed`,
+    `invoice_not_paid`: refund first).
+    """
     order = await service.cancel_order(
         session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
-        credit=credit, settings=settings, principal=principal, order=order, reason=body.reason)
+        credit=credit, settings=settings, principal=principal, order=order, reason=body.reason,
+        ledger=ledger)
     return _shaped(response, order)
 
 

@@ -186,6 +186,7 @@ class LedgerBalance(BaseModel):
 
     invoice_id: str
     outstanding_minor: int
+    paid_minor: int = 0
 
 
 class LedgerClient:

@@ -98,6 +98,7 @@ class Facts:
     opinions: dict[str, Opinion] = field(default_factory=dict)  # current revision, incl. new one
     credit: dict[str, Any] | None = None           # the order's credit block after this trigger
     ledger_paid: bool | None = None                # later: start-fulfillment of prepaid orders
+    invoice_paid_minor: int | None = None          # cancel of an order invoiced at contract
     outstanding_minor: int | None = None           # later: close
     open_exceptions: int | None = None             # later: close
     open_change_requests: Sequence[str] | None = None  # their numbers: deliveries in full, settle, close
@@ -250,6 +251,19 @@ def credit_refused(order: Order, facts: Facts) -> str | None:
     if _credit_status(order, facts).get("status") == CreditStatus.rejected:
         return None
     return "Credit did not refuse the reservation."
+
+
+@guard
+def invoice_not_paid(order: Order, facts: Facts) -> str | None:
+    """An order invoiced at contract (prepaid) is cancelled only while nothing was paid on it."""
+    if order.invoice_id is None:
+        return None
+    if facts.invoice_paid_minor is None:
+        return "The invoice of the order has not been checked with ledger."
+    if facts.invoice_paid_minor == 0:
+        return None
+    return (f"{_money(facts.invoice_paid_minor, order.currency)} was paid on the order's invoice; "
+            "refund the customer in ledger first.")
 
 
 @guard
@@ -485,6 +499,23 @@ async def issue_invoice(event: AsyncEventData) -> None:
     order.invoice_id = invoice.id
 
 
+async def credit_invoice(event: AsyncEventData) -> None:
+    """Cancelling an order invoiced at contract credits what is left of its invoice in ledger
+    (one credit note, the same key on every retry), so nobody is dunned for it."""
+    b = _binding(event)
+    order = b.order
+    if order.invoice_id is None:
+        return
+    if b.effects.ledger is None:
+        raise DependencyUnavailable("The ledger service is not configured.", dependency="ledger")
+    balance = await b.effects.ledger.order_balance(order.id)
+    if balance is not None and balance.outstanding_minor > 0:
+        await b.effects.ledger.credit_note(
+            invoice_id=order.invoice_id, amount_minor=balance.outstanding_minor,
+            reason=f"Order {order.number} cancelled: {event.kwargs.get('reason') or ''}".strip()[:400],
+            idempotency_key=f"cancel:{order.id}")
+
+
 async def convert_reservation(event: AsyncEventData) -> None:
     """Credit's reservation for the order becomes open receivables; no answer fails closed."""
     b = _binding(event)
@@ -555,7 +586,8 @@ TRANSITIONS: tuple[Row, ...] = (
                                            no_open_change_request],
         event="order.closed", endpoint=f"POST {P}/close"),
     row("cancel", (DRAFT, IN_REVIEW, REJECTED, APPROVED, CONTRACTED), CANCELLED,
-        effects=[release_reservation], event="order.cancelled", endpoint=f"POST {P}/cancel"),
+        guards=[invoice_not_paid], effects=[release_reservation, credit_invoice],
+        event="order.cancelled", endpoint=f"POST {P}/cancel"),
 )
 
 

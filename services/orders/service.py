@@ -282,14 +282,23 @@ async def revise_order(*, session: AsyncSession, outbox: Outbox, clock: Clock, c
 
 async def cancel_order(*, session: AsyncSession, outbox: Outbox, clock: Clock, credit: CreditClient,
                        settings: OrdersSettings, principal: Principal, order: Order,
-                       reason: str) -> Order:
+                       reason: str, ledger: LedgerClient | None = None) -> Order:
     """Cancel before fulfilment; the reservation is released (503 if credit is down).
 
-    An open change request of the order is withdrawn with it (it could never be applied).
+    An order invoiced at contract (prepaid) has its invoice credited in full — refused while
+    anything was paid on it (503 if ledger is down). An open change request of the order is
+    withdrawn with it (it could never be applied).
     """
-    await lifecycle.fire(order, "cancel", facts=Facts(), reason=reason, effects=lifecycle_effects(
+    lifecycle.ensure_allowed(order, "cancel")
+    facts = Facts()
+    if order.invoice_id is not None:
+        if ledger is None:
+            raise DependencyUnavailable("The ledger service is not configured.", dependency="ledger")
+        balance = await ledger.order_balance(order.id)  # no answer: 503, nothing changes
+        facts.invoice_paid_minor = balance.paid_minor if balance is not None else 0
+    await lifecycle.fire(order, "cancel", facts=facts, reason=reason, effects=lifecycle_effects(
         session=session, outbox=outbox, clock=clock, settings=settings, actor=principal.name,
-        credit=credit))
+        credit=credit, ledger=ledger))
     await change_lifecycle.withdraw_open(session=session, outbox=outbox, clock=clock,
                                          actor=principal.name, order=order,
                                          reason=f"order {order.number} cancelled: {reason}")

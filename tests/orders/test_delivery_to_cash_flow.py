@@ -292,6 +292,41 @@ class TestPrepaid:
         r = await system.client("orders", "finance").post(f"/v1/orders/{oid}/close")
         assert r.status_code == 200 and r.json()["state"] == "closed", r.text
 
+    async def test_cancelled_before_payment_its_invoice_is_credited(self, system, customer_id):
+        order = await contracted_order(system, customer_id, payment_method="prepaid",
+                                       payment_terms_days=None)
+        r = await system.client("orders", "sales").post(f"/v1/orders/{order['id']}/cancel",
+                                                         json={"reason": "customer withdrew"})
+        assert r.status_code == 200 and r.json()["state"] == "cancelled", r.text
+        got = (await balance(system, order["id"])).json()
+        assert (got["credited_minor"], got["outstanding_minor"]) == (flows.ORDER_TOTAL, 0)
+        notes = (await system.client("ledger", "finance").get(
+            "/v1/credit-notes", params={"invoice_id": order["invoice_id"]})).json()["items"]
+        assert [n["amount_minor"] for n in notes] == [flows.ORDER_TOTAL]
+        assert "customer withdrew" in notes[0]["reason"]
+        system.clock.advance(days=40)  # nothing owed: the overdue scan has nothing to say
+        scan = await system.client("ledger", "finance").post("/v1/overdue-scans", json={})
+        assert scan.status_code == 201 and scan.json()["crossings_emitted"] == 0, scan.text
+
+    async def test_cancel_refused_once_paid_and_fails_closed_without_ledger(self, system, customer_id):
+        order = await contracted_order(system, customer_id, payment_method="prepaid",
+                                       payment_terms_days=None)
+        sales = system.client("orders", "sales")
+        with ledger_down(system):
+            r = await sales.post(f"/v1/orders/{order['id']}/cancel", json={"reason": "x"})
+        assert r.status_code == 503, r.text
+        r = await system.client("ledger", "finance").post("/v1/payments", json={
+            "customer_id": customer_id, "amount_minor": 50_000, "currency": "CNY",
+            "method": "bank_transfer"})
+        assert r.status_code == 201, r.text
+        r = await sales.post(f"/v1/orders/{order['id']}/cancel", json={"reason": "x"})
+        assert r.status_code == 409, r.text
+        assert r.json()["guard"] == "invoice_not_paid"
+        assert r.json()["reason"].startswith("500.00 CNY was paid")
+        got = (await sales.get(f"/v1/orders/{order['id']}")).json()
+        assert got["state"] == "contracted"
+        assert (await balance(system, order["id"])).json()["credited_minor"] == 0
+
     async def test_ledger_down_at_contract(self, system, customer_id):
         order = await flows.approved_order(system, customer_id, payment_method="prepaid",
                                            payment_terms_days=None)

@@ -691,6 +691,18 @@ class TestCancel:
         assert event.data["reason"] == "customer withdrew" and event.data["reservation_released"]
         assert world.session.history[0].reason == "customer withdrew"
 
+    async def test_an_order_invoiced_at_contract_is_cancelled_only_unpaid(self, world):
+        order = an_order("contracted", payment_method="prepaid")
+        order.invoice_id = "inv-1"
+        for facts, reason in [(Facts(), "The invoice of the order has not been checked with ledger."),
+                              (Facts(invoice_paid_minor=100), "1.00 CNY was paid on the order's "
+                               "invoice; refund the customer in ledger first.")]:
+            with pytest.raises(GuardFailed) as refused:
+                await fire(order, "cancel", facts=facts, effects=world.effects(), reason="x")
+            body = refused.value.body()
+            assert (body["guard"], body["reason"]) == ("invoice_not_paid", reason)
+            assert order.state == "contracted"
+
     async def test_an_unanswered_reservation_is_settled_then_released(self, world):
         order = an_order("in_review", credit={"status": "pending", "reservation_id": None,
                                               "reasons": [], "request_key": "reserve:o:r1"})
