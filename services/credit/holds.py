@@ -204,23 +204,10 @@ async def on_invoice_settling(session: AsyncSession, app: FastAPI, event: Event)
 
 
 async def on_receivables_settling(session: AsyncSession, app: FastAPI, event: Event) -> None:
-    """`payment.received`, `credit_note.issued`: refresh the snapshot, then recheck the holds."""
+    """`payment.received`, `credit_note.issued`, `writeoff.approved`: refresh the snapshot in the
+    event's currency, then recheck the holds."""
     await receivables.refresh_receivables(session, app, event)
     await on_invoice_settling(session, app, event)
-
-
-async def on_writeoff_approved(session: AsyncSession, app: FastAPI, event: Event) -> None:
-    """`writeoff.approved`: refresh the customer's snapshots, then recheck the holds."""
-    customer_id = _customer(event)
-    if not customer_id:
-        log.warning("%s %s names no customer; ignored", event.type, event.id)
-        return
-    currency = event.data.get("currency")
-    currencies = [str(currency)] if currency else \
-        await repository.snapshot_currencies(session, customer_id)
-    for code in currencies:
-        await receivables.refresh_snapshot(session, app, event, customer_id, code)
-    await recheck_customer(session, app, customer_id)
 
 
 async def on_payment_reversed(session: AsyncSession, app: FastAPI, event: Event) -> None:
@@ -252,4 +239,4 @@ def handlers() -> dict[str, Handler]:
     return {"invoice.overdue": on_invoice_overdue, "invoice.paid": on_invoice_settling,
             "payment.received": on_receivables_settling,
             "credit_note.issued": on_receivables_settling,
-            "writeoff.approved": on_writeoff_approved, "payment.reversed": on_payment_reversed}
+            "writeoff.approved": on_receivables_settling, "payment.reversed": on_payment_reversed}

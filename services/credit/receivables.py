@@ -55,13 +55,6 @@ async def refresh_receivables(session: AsyncSession, app: FastAPI, event: Event)
     if not customer_id or not currency:
         log.warning("%s %s names no customer or currency; ignored", event.type, event.id)
         return
-    await refresh_snapshot(session, app, event, str(customer_id), str(currency))
-
-
-async def refresh_snapshot(session: AsyncSession, app: FastAPI, event: Event, customer_id: str,
-                           currency: str) -> None:
-    """Overwrite the customer's snapshot in `currency` with ledger's figures of now."""
-    data = event.data
     # Ledger is asked first: its answer includes whatever the event reports (ledger commits
     # before it publishes), and a failure here leaves nothing changed.
     figures = await LedgerClient(app.state.http).receivables(customer_id, currency)

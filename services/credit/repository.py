@@ -106,13 +106,6 @@ async def get_snapshot(session: AsyncSession, customer_id: str, currency: str
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def snapshot_currencies(session: AsyncSession, customer_id: str) -> list[str]:
-    stmt = (select(ReceivablesSnapshot.currency)
-            .where(ReceivablesSnapshot.customer_id == customer_id)
-            .order_by(ReceivablesSnapshot.currency))
-    return list((await session.execute(stmt)).scalars())
-
-
 async def save_snapshot(session: AsyncSession, values: dict[str, Any]) -> None:
     """Insert or overwrite the (customer, currency) snapshot with `values` in one statement."""
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
