@@ -100,6 +100,7 @@ async def hold_for_overdue(session: AsyncSession, app: FastAPI, event: Event) ->
 @dataclass(frozen=True)
 class Settled:
     hold_id: str
+    customer_id: str
     because: str
 
 
@@ -112,9 +113,12 @@ async def _settled(app: FastAPI, holds: list[CreditHold]) -> list[Settled]:
             continue
         invoice = await ledger.invoice(hold.source_ref)
         if invoice is None:
-            settled.append(Settled(hold.id, f"ledger knows no invoice {hold.source_ref}"))
+            because = f"ledger knows no invoice {hold.source_ref}"
         elif invoice.settled:
-            settled.append(Settled(hold.id, f"invoice {invoice.number} {invoice.how_settled}"))
+            because = f"invoice {invoice.number} {invoice.how_settled}"
+        else:
+            continue
+        settled.append(Settled(hold.id, hold.customer_id, because))
     return settled
 
 
@@ -123,8 +127,8 @@ async def _release(session: AsyncSession, app: FastAPI, settled: list[Settled]) 
     for item in settled:
         hold = await service.release_automatic_hold(
             session=session, outbox=app.state.outbox, clock=app.state.clock,
-            default_currency=app.state.settings.default_currency, hold_id=item.hold_id,
-            by=OVERDUE_RULE, because=item.because)
+            default_currency=app.state.settings.default_currency, customer_id=item.customer_id,
+            hold_id=item.hold_id, by=OVERDUE_RULE, because=item.because)
         if hold is not None:
             released += 1
             log.info("customer %s: automatic hold released, %s", hold.customer_id, item.because)

@@ -365,15 +365,13 @@ async def place_automatic_hold(*, session: AsyncSession, outbox: Outbox, clock: 
 
 
 async def release_automatic_hold(*, session: AsyncSession, outbox: Outbox, clock: Clock,
-                                 default_currency: str, hold_id: str, by: str, because: str
-                                 ) -> CreditHold | None:
-    """Release an automatic hold whose invoice is settled; None if it is no longer active."""
-    found = await repository.get_hold(session, hold_id)
-    if found is None or found.kind != HoldKind.automatic:
-        return None
-    profile = await _lock_profile(session, clock, default_currency, found.customer_id)
+                                 default_currency: str, customer_id: str, hold_id: str, by: str,
+                                 because: str) -> CreditHold | None:
+    """Release the customer's automatic hold whose invoice is settled; None if no longer active."""
+    profile = await _lock_profile(session, clock, default_currency, customer_id)
     hold = await repository.get_hold(session, hold_id, for_update=True)
-    if hold is None or hold.status != HoldStatus.active:
+    if hold is None or hold.customer_id != customer_id or hold.kind != HoldKind.automatic or \
+            hold.status != HoldStatus.active:
         return None
     return await _release(session, outbox, clock, profile, hold, by, released_because=because)
 
