@@ -163,7 +163,8 @@ def resolve_recipients(roles: list[str], *, customer: Customer | None,
     return out
 
 
-def _skip_reason(invoice: Invoice) -> str | None:
+def skip_reason(invoice: Invoice) -> str | None:
+    """Why an invoice is not dunned now (disputed, or nothing outstanding), if at all."""
     if invoice.in_dispute:
         return f"invoice {invoice.number} is disputed: dunning is paused until the dispute is resolved"
     if invoice.outstanding_minor <= 0:
@@ -254,7 +255,7 @@ class DunningWorker:
         salesperson_id = invoice.salesperson_id or (customer.salesperson_id if customer else None)
         now = self.clock.now()
         email_on = policy.Channel.email in level["channels"]
-        skip = _skip_reason(invoice)
+        skip = skip_reason(invoice)
         async with self.db.session() as session, session.begin():
             row = await repository.lock_run(session, run.id)
             if row.status != RunStatus.pending or row.policy_level is not None:

@@ -29,6 +29,7 @@ import aiosmtplib
 from services.notifier import repository
 from services.notifier.clients import Invoice, LedgerClient
 from services.notifier.config import NotifierSettings
+from services.notifier.dunning import skip_reason
 from services.notifier.models import Notification, NotificationStatus
 from shared.clock import Clock
 from shared.db import Database
@@ -106,13 +107,8 @@ class EmailWorker:
                 "last_error": f"not sent yet, dunning could not be confirmed: {invoice}",
                 "next_attempt_at": now + timedelta(seconds=delay[0]), "updated_at": now})
             return
-        skip = None
-        if invoice is None:
-            skip = f"ledger no longer knows invoice {note.invoice_id}"
-        elif invoice.disputed or invoice.status == "disputed":
-            skip = f"invoice {invoice.number} is disputed: dunning is paused"
-        elif invoice.outstanding_minor <= 0:
-            skip = f"invoice {invoice.number} has nothing outstanding"
+        skip = (f"ledger no longer knows invoice {note.invoice_id}" if invoice is None
+                else skip_reason(invoice))
         if skip is not None:
             await self._settle(note.id, {"status": NotificationStatus.skipped, "last_error": skip,
                                          "next_attempt_at": None, "updated_at": now})
