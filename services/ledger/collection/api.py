@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response, status
 
+from services.ledger import repository as ledger_repository
 from services.ledger.api import InvoiceOr404, VisibleCustomer
 from services.ledger.collection import repository, scan, service
 from services.ledger.collection.errors import ScanNotFound
@@ -30,6 +31,7 @@ from services.ledger.collection.schemas import (
     PromiseCreate,
     PromisePublic,
 )
+from services.ledger.models import Invoice
 from shared.auth import CurrentPrincipal, Role, require
 from shared.db import SessionDep
 from shared.errors import problem_responses
@@ -137,7 +139,8 @@ async def list_customer_promises(customer_id: VisibleCustomer, request: Request,
     rows = await repository.list_promises(
         session, limit=limit + 1, before=decode_time_cursor(cursor), customer_id=customer_id,
         salesperson_id=principal.restricted_to_salesperson, status=status_)
-    numbers = await repository.invoice_numbers(session, (p.invoice_id for p in rows))
+    numbers = await ledger_repository.document_numbers(
+        session, Invoice, (p.invoice_id for p in rows))
     return await _promises_page(session, rows, numbers, limit, request.app.state.clock.today())
 
 
@@ -251,7 +254,8 @@ async def list_customer_collection_notes(customer_id: VisibleCustomer, session: 
         session, limit=limit + 1, before=decode_time_cursor(cursor), customer_id=customer_id,
         salesperson_id=principal.restricted_to_salesperson, next_action_before=next_action_before,
         contact_role=contact_role)
-    numbers = await repository.invoice_numbers(session, (n.invoice_id for n in rows))
+    numbers = await ledger_repository.document_numbers(
+        session, Invoice, (n.invoice_id for n in rows))
     return _notes_page(rows, numbers, limit)
 
 

@@ -177,12 +177,6 @@ async def emitted_levels(session: AsyncSession, invoice_ids: Iterable[str]) -> s
     return {(r[0], r[1]) for r in await session.execute(stmt)}
 
 
-async def crossings_of(session: AsyncSession, invoice_id: str) -> list[OverdueCrossing]:
-    stmt = (select(OverdueCrossing).where(OverdueCrossing.invoice_id == invoice_id)
-            .order_by(OverdueCrossing.level))
-    return list((await session.execute(stmt)).scalars())
-
-
 # ---------------------------------------------------------------- promises
 
 
@@ -358,11 +352,3 @@ async def list_notes(session: AsyncSession, *, limit: int, before: tuple[datetim
     stmt = stmt.where(newest_first(CollectionNote.created_at, CollectionNote.id, before))
     stmt = stmt.order_by(CollectionNote.created_at.desc(), CollectionNote.id.desc()).limit(limit)
     return list((await session.execute(stmt)).scalars())
-
-
-async def invoice_numbers(session: AsyncSession, ids: Iterable[str]) -> dict[str, str]:
-    wanted = set(ids)
-    if not wanted:
-        return {}
-    rows = await session.execute(select(Invoice.id, Invoice.number).where(Invoice.id.in_(wanted)))
-    return {r[0]: r[1] for r in rows}

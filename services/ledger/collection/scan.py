@@ -28,10 +28,12 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.ledger import repository as ledger_repository
 from services.ledger.collection import repository
 from services.ledger.collection.errors import ScanDateInFuture, ScanInterrupted
 from services.ledger.collection.models import OverdueScan, PromiseStatus, ScanStatus
 from services.ledger.collection.repository import OverdueInvoice
+from services.ledger.models import Invoice
 from services.ledger.service import end_of_day
 from shared.app import run_periodically
 from shared.clock import Clock
@@ -107,7 +109,8 @@ async def decide_promises(session: AsyncSession, *, outbox: Outbox, clock: Clock
     if not promises:
         return 0, 0, None
     progress = await repository.promise_progress(session, [p.id for p in promises], before=before)
-    numbers = await repository.invoice_numbers(session, (p.invoice_id for p in promises))
+    numbers = await ledger_repository.document_numbers(
+        session, Invoice, (p.invoice_id for p in promises))
     now, kept, broken, events = clock.now(), 0, 0, []
     for p in promises:
         got = progress[p.id]
