@@ -32,6 +32,7 @@ when ledger does not answer that refresh is skipped and the next ledger event br
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass
 
@@ -140,7 +141,7 @@ async def recheck_customer(session: AsyncSession, app: FastAPI, customer_id: str
 
     Raises `DependencyUnavailable` (nothing released) when ledger does not answer.
     """
-    holds = await repository.active_automatic_holds(session, customer_id)
+    holds = await repository.active_automatic_holds(session, [customer_id])
     if not holds:
         return 0
     return await _release(session, app, await _settled(app, holds))
@@ -161,11 +162,10 @@ async def recheck_all(app: FastAPI, *, page: int = 200, raise_unavailable: bool 
             async with db.session(read_only=True) as session:
                 customers = await repository.customers_with_automatic_holds(
                     session, after=after, limit=page)
-            for customer_id in customers:
-                async with db.session(read_only=True) as session:
-                    holds = await repository.active_automatic_holds(session, customer_id)
+                held = await repository.active_automatic_holds(session, customers)
+            for _, holds in itertools.groupby(held, key=lambda hold: hold.customer_id):
                 try:
-                    settled = await _settled(app, holds)
+                    settled = await _settled(app, list(holds))
                 except DependencyUnavailable as exc:
                     log.warning("hold recheck stopped after %d release(s), ledger does not "
                                 "answer: %s", released, exc.detail)

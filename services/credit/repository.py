@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -181,11 +182,13 @@ async def active_automatic_hold(session: AsyncSession, customer_id: str, invoice
     return (await session.execute(stmt)).scalars().first()
 
 
-async def active_automatic_holds(session: AsyncSession, customer_id: str) -> list[CreditHold]:
-    stmt = (select(CreditHold).where(CreditHold.customer_id == customer_id,
+async def active_automatic_holds(session: AsyncSession, customer_ids: Sequence[str]
+                                 ) -> list[CreditHold]:
+    """The customers' active automatic holds, by customer, oldest first."""
+    stmt = (select(CreditHold).where(CreditHold.customer_id.in_(customer_ids),
                                      CreditHold.kind == HoldKind.automatic,
                                      CreditHold.status == HoldStatus.active)
-            .order_by(CreditHold.placed_at, CreditHold.id))
+            .order_by(CreditHold.customer_id, CreditHold.placed_at, CreditHold.id))
     return list((await session.execute(stmt)).scalars())
 
 

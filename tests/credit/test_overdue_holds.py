@@ -500,6 +500,23 @@ class TestConcurrencyAndPaging:
         statuses = [(await profile(system, i["customer_id"]))["status"] for i in invoices]
         assert statuses == ["active", "active", "on_hold"]
 
+    async def test_the_periodic_recheck_asks_about_every_hold_of_a_customer(self, system):
+        from services.credit import holds
+
+        two = await new_customer(system, name="Two Holds")
+        one = await new_customer(system, name="One Hold")
+        first, second, other = (await _invoice(system, two), await _invoice(system, two),
+                                await _invoice(system, one))
+        for invoice in (first, second, other):
+            await _overdue(system, invoice, 30)
+        await _credit_hears_nothing(system)
+        for invoice in (first, second, other):
+            await _pay(system, invoice)
+        assert await holds.recheck_all(system.apps["credit"], page=1) == 3
+        for customer_id in (two, one):
+            got = await profile(system, customer_id)
+            assert got["status"] == "active" and got["holds"] == []
+
 
 class TestWithLedgersOverdueScan:
     """Ledger's real overdue scan (`POST /v1/overdue-scans`) drives the holds, day by day."""
