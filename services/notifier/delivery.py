@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.notifier import destinations, repository
 from services.notifier.config import NotifierSettings
 from services.notifier.models import DeliveryStatus
+from services.notifier.polling import poll_loop
 from shared.clock import Clock
 from shared.db import Database
 from shared.events import Event
@@ -181,18 +182,6 @@ class DeliveryWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Background loop: deliver, then wait until woken, stopped or the poll interval passes."""
-        while not stop.is_set():
-            self._wake.clear()
-            try:
-                if await self.deliver_once() >= self.settings.delivery_batch_size:
-                    continue  # more may be due right away
-            except Exception:
-                log.exception("delivery cycle failed")
-            waiter = asyncio.ensure_future(self._wake.wait())
-            stopper = asyncio.ensure_future(stop.wait())
-            try:
-                await asyncio.wait({waiter, stopper}, timeout=self.settings.delivery_poll_seconds,
-                                   return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                waiter.cancel()
-                stopper.cancel()
+        await poll_loop(self.deliver_once, stop=stop, wake=self._wake,
+                        batch_size=self.settings.delivery_batch_size,
+                        poll_seconds=self.settings.delivery_poll_seconds, log=log, what="delivery")

@@ -48,6 +48,7 @@ from services.notifier.models import (
     Salesperson,
     StoredEvent,
 )
+from services.notifier.polling import poll_loop
 from shared.clock import Clock
 from shared.db import Database
 from shared.errors import DependencyUnavailable
@@ -424,18 +425,6 @@ class DunningWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Background loop: work due runs, then wait until woken, stopped or the poll interval."""
-        while not stop.is_set():
-            self._wake.clear()
-            try:
-                if await self.run_once() >= self.settings.dunning_batch_size:
-                    continue
-            except Exception:
-                log.exception("dunning cycle failed")
-            waiter = asyncio.ensure_future(self._wake.wait())
-            stopper = asyncio.ensure_future(stop.wait())
-            try:
-                await asyncio.wait({waiter, stopper}, timeout=self.settings.dunning_poll_seconds,
-                                   return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                waiter.cancel()
-                stopper.cancel()
+        await poll_loop(self.run_once, stop=stop, wake=self._wake,
+                        batch_size=self.settings.dunning_batch_size,
+                        poll_seconds=self.settings.dunning_poll_seconds, log=log, what="dunning")

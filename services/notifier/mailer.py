@@ -31,6 +31,7 @@ from services.notifier.clients import Invoice, LedgerClient
 from services.notifier.config import NotifierSettings
 from services.notifier.dunning import skip_reason
 from services.notifier.models import Notification, NotificationStatus
+from services.notifier.polling import poll_loop
 from shared.clock import Clock
 from shared.db import Database
 from shared.errors import DependencyUnavailable
@@ -154,18 +155,6 @@ class EmailWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Background loop: send due emails, then wait until woken, stopped or the poll interval."""
-        while not stop.is_set():
-            self._wake.clear()
-            try:
-                if await self.send_once() >= self.settings.email_batch_size:
-                    continue
-            except Exception:
-                log.exception("email cycle failed")
-            waiter = asyncio.ensure_future(self._wake.wait())
-            stopper = asyncio.ensure_future(stop.wait())
-            try:
-                await asyncio.wait({waiter, stopper}, timeout=self.settings.email_poll_seconds,
-                                   return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                waiter.cancel()
-                stopper.cancel()
+        await poll_loop(self.send_once, stop=stop, wake=self._wake,
+                        batch_size=self.settings.email_batch_size,
+                        poll_seconds=self.settings.email_poll_seconds, log=log, what="email")
