@@ -99,6 +99,7 @@ class PaymentPromise(LedgerBase, table=True):
     contact_role: str = Field(max_length=30)
     note: str | None = Field(default=None, max_length=1000)
     status: str = Field(default=PromiseStatus.open, max_length=20, index=True)
+    # Set when the scan decides the promise; while open it is computed as of today on read.
     paid_since_minor: int = Field(default=0, sa_type=BigInteger)
     created_by: str = Field(max_length=100)
     created_at: datetime = Field(sa_type=UTCDateTime, index=True)

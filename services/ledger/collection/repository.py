@@ -274,14 +274,6 @@ async def resolve_promise(session: AsyncSession, promise: PaymentPromise, *, sta
     return result.rowcount == 1
 
 
-async def set_paid_since(session: AsyncSession, promise_id: str, paid_since_minor: int) -> None:
-    await session.execute(
-        update(PaymentPromise)
-        .where(PaymentPromise.id == promise_id, PaymentPromise.status == PromiseStatus.open)
-        .values(paid_since_minor=paid_since_minor)
-        .execution_options(synchronize_session=False))
-
-
 # ---------------------------------------------------------------- disputes
 
 

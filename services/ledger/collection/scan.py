@@ -131,8 +131,6 @@ async def decide_promises(session: AsyncSession, *, outbox: Outbox, clock: Clock
                         "promised_date": p.promised_date.isoformat(),
                         "amount_minor": p.amount_minor, "paid_since_minor": got.paid_since_minor,
                         "currency": p.currency}))
-        elif got.paid_since_minor != p.paid_since_minor:
-            await repository.set_paid_since(session, p.id, got.paid_since_minor)
     await outbox.enqueue_many(session, events)
     return kept, broken, promises[-1].id
 
