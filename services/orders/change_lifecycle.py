@@ -451,7 +451,7 @@ async def replace_terms(event: AsyncEventData) -> None:
     now = fx.clock.now()
     lifecycle.keep_revision(fx.session, order, actor=fx.actor, at=now,
                             trigger="change-request-apply", change_request_id=cr.id)
-    differences = _differences(order, plan)  # before the lines change: `from` is the old value
+    differences = plan.differences  # planned against the order as it is now: `from` is the old value
     by_id = {line.id: line for line in order.lines}
     for line_id, updates in plan.line_updates.items():
         line = by_id[line_id]
