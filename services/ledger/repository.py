@@ -12,7 +12,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from services.ledger.collection.models import DisputeStatus, InvoiceDispute
+from services.ledger.collection.repository import open_dispute_exists
 from services.ledger.models import (
     Account,
     CreditNote,
@@ -300,8 +300,7 @@ async def list_invoices(session: AsyncSession, *, limit: int, after: tuple[datet
     if salesperson_id is not None:
         stmt = stmt.where(Invoice.salesperson_id == salesperson_id)
     if status == InvoiceStatusFilter.disputed:
-        stmt = stmt.where(exists().where(InvoiceDispute.invoice_id == Invoice.id,
-                                         InvoiceDispute.status == DisputeStatus.open))
+        stmt = stmt.where(open_dispute_exists(Invoice.id))
     elif status == InvoiceStatusFilter.overdue:
         stmt = stmt.where(Invoice.due_date < today, Invoice.outstanding_minor > 0)
     elif status is not None:
