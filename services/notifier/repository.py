@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +25,42 @@ from services.notifier.models import (
     WebhookEndpoint,
 )
 from shared.pagination import after_keyset
+
+# leases: deliveries, dunning runs and email notifications are queues of the same shape
+
+QueueRow = TypeVar("QueueRow", Delivery, DunningRun, Notification)
+
+
+async def _lease_due(session: AsyncSession, model: type[QueueRow], *conditions: Any,
+                     now: datetime, lease_until: datetime, limit: int) -> list[str]:
+    """Ids of up to `limit` rows due by `now` and not leased, leased until `lease_until`.
+
+    Due order (`next_attempt_at`, id); SKIP LOCKED on PostgreSQL, plus the lease on both
+    databases, so two workers never claim the same row.
+    """
+    due = (
+        select(model.id)
+        .where(*conditions, model.next_attempt_at <= now,
+               or_(model.claimed_until.is_(None), model.claimed_until < now))
+        .order_by(model.next_attempt_at, model.id).limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list((await session.execute(due)).scalars())
+    if ids:
+        await session.execute(update(model).where(model.id.in_(ids))
+                              .values(claimed_until=lease_until))
+    return ids
+
+
+async def _leased(session: AsyncSession, model: type[QueueRow], ids: list[str]) -> list[QueueRow]:
+    """The leased rows, freshly read, in due order."""
+    if not ids:
+        return []
+    stmt = (select(model).where(model.id.in_(ids))
+            .order_by(model.next_attempt_at, model.id)
+            .execution_options(populate_existing=True))
+    return list((await session.execute(stmt)).scalars())
+
 
 # events
 
@@ -156,19 +192,11 @@ async def claim_due_deliveries(session: AsyncSession, *, now: datetime, lease_un
     """Lease due pending deliveries of enabled endpoints (SKIP LOCKED on PostgreSQL)."""
     live = select(WebhookEndpoint.id).where(WebhookEndpoint.enabled.is_(True),
                                             WebhookEndpoint.deleted_at.is_(None))
-    due = (
-        select(Delivery.id)
-        .where(Delivery.status == DeliveryStatus.pending, Delivery.next_attempt_at <= now,
-               or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now),
-               Delivery.endpoint_id.in_(live))
-        .order_by(Delivery.next_attempt_at, Delivery.id).limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    ids = list((await session.execute(due)).scalars())
+    ids = await _lease_due(session, Delivery, Delivery.status == DeliveryStatus.pending,
+                           Delivery.endpoint_id.in_(live), now=now, lease_until=lease_until,
+                           limit=limit)
     if not ids:
         return []
-    await session.execute(update(Delivery).where(Delivery.id.in_(ids))
-                          .values(claimed_until=lease_until))
     stmt = (
         select(Delivery, WebhookEndpoint, StoredEvent)
         .join(WebhookEndpoint, WebhookEndpoint.id == Delivery.endpoint_id)
@@ -226,22 +254,9 @@ async def get_run(session: AsyncSession, invoice_id: str, threshold_days: int) -
 async def claim_due_runs(session: AsyncSession, *, now: datetime, lease_until: datetime,
                          limit: int) -> list[DunningRun]:
     """Lease due pending runs (SKIP LOCKED on PostgreSQL plus a lease on both databases)."""
-    due = (
-        select(DunningRun.id)
-        .where(DunningRun.status == RunStatus.pending, DunningRun.next_attempt_at <= now,
-               or_(DunningRun.claimed_until.is_(None), DunningRun.claimed_until < now))
-        .order_by(DunningRun.next_attempt_at, DunningRun.id).limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    ids = list((await session.execute(due)).scalars())
-    if not ids:
-        return []
-    await session.execute(update(DunningRun).where(DunningRun.id.in_(ids))
-                          .values(claimed_until=lease_until))
-    stmt = (select(DunningRun).where(DunningRun.id.in_(ids))
-            .order_by(DunningRun.next_attempt_at, DunningRun.id)
-            .execution_options(populate_existing=True))
-    return list((await session.execute(stmt)).scalars())
+    ids = await _lease_due(session, DunningRun, DunningRun.status == RunStatus.pending,
+                           now=now, lease_until=lease_until, limit=limit)
+    return await _leased(session, DunningRun, ids)
 
 
 async def lock_run(session: AsyncSession, run_id: str) -> DunningRun:
@@ -295,23 +310,11 @@ async def list_notifications(session: AsyncSession, *, limit: int,
 async def claim_due_emails(session: AsyncSession, *, now: datetime, lease_until: datetime,
                            limit: int) -> list[Notification]:
     """Lease pending email notifications that are due (SKIP LOCKED on PostgreSQL, plus a lease)."""
-    due = (
-        select(Notification.id)
-        .where(Notification.status == NotificationStatus.pending, Notification.channel == "email",
-               Notification.next_attempt_at <= now,
-               or_(Notification.claimed_until.is_(None), Notification.claimed_until < now))
-        .order_by(Notification.next_attempt_at, Notification.id).limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    ids = list((await session.execute(due)).scalars())
-    if not ids:
-        return []
-    await session.execute(update(Notification).where(Notification.id.in_(ids))
-                          .values(claimed_until=lease_until))
-    stmt = (select(Notification).where(Notification.id.in_(ids))
-            .order_by(Notification.next_attempt_at, Notification.id)
-            .execution_options(populate_existing=True))
-    return list((await session.execute(stmt)).scalars())
+    ids = await _lease_due(session, Notification,
+                           Notification.status == NotificationStatus.pending,
+                           Notification.channel == "email",
+                           now=now, lease_until=lease_until, limit=limit)
+    return await _leased(session, Notification, ids)
 
 
 async def settle_notification(session: AsyncSession, notification_id: str,
