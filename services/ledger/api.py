@@ -228,7 +228,8 @@ async def issue_invoice(body: InvoiceCreate, request: Request, response: Respons
         response.status_code = status.HTTP_200_OK
     response.headers["Location"] = f"/v1/invoices/{invoice.id}"
     set_etag(response, invoice.version)
-    disputed = bool(await service.open_dispute_ids(session, [invoice.id]))
+    # Only a replay can show an existing invoice, and so a dispute on it.
+    disputed = not created and bool(await service.open_dispute_ids(session, [invoice.id]))
     return InvoicePublic.of(invoice, clock.today(), disputed=disputed)
 
 

@@ -99,6 +99,18 @@ class TestDisputes:
         assert (await invoice(system, inv["id"]))["disputed"] is False
 
 
+    async def test_a_replayed_issue_shows_the_dispute(self, system):
+        body = {"order_id": "o-replay-1", "customer_id": CUSTOMER, "salesperson_id": "S-ALICE",
+                "currency": "CNY", "amount_minor": 5_000,
+                "issued_at": system.clock.now().isoformat(), "due_date": "2030-01-31"}
+        first = await system.client("ledger", "service").post("/v1/invoices", json=body)
+        assert (first.status_code, first.json()["disputed"]) == (201, False)
+        await dispute(system, first.json()["id"])
+        again = await system.client("ledger", "service").post("/v1/invoices", json=body)
+        assert (again.status_code, again.json()["id"], again.json()["disputed"]) == (
+            200, first.json()["id"], True)
+
+
 class TestStatementShowsDisputes:
     async def test_invoice_line_carries_the_dispute_open_at_the_period_end(self, system):
         clock = system.clock
