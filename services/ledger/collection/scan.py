@@ -184,9 +184,8 @@ async def run_scan(*, db: Database, outbox: Outbox, clock: Clock, as_of: date,
     async with db.session() as session, session.begin():
         await repository.finish_scan(session, scan.id, status=ScanStatus.completed,
                                      finished_at=clock.now())
-        done = await repository.get_scan(session, scan.id)
+        done = await repository.get_scan(session, scan.id)  # a fresh session: read after the update
         assert done is not None
-        await session.refresh(done)
     log.info("overdue scan as of %s: %d crossing(s) emitted, %d promise(s) kept, %d broken",
              as_of, done.crossings_emitted, done.promises_kept, done.promises_broken)
     return done
