@@ -53,9 +53,9 @@ def _effects_for(*, session: AsyncSession, outbox: Outbox, clock: Clock, actor: 
     return ChangeEffects(session=session, outbox=outbox, clock=clock, actor=actor, credit=credit)
 
 
-async def _opinions(session: AsyncSession, cr: OrderChangeRequest) -> dict[str, Opinion]:
-    rows = await repository.change_reviews_of(session, cr.id)
-    return {r.department: Opinion(r.department, r.decision, r.comment) for r in rows}
+def _opinions(cr: OrderChangeRequest) -> dict[str, Opinion]:
+    """The current opinions on the change: its reviews, loaded with it after the order's lock."""
+    return {r.department: Opinion(r.department, r.decision, r.comment) for r in cr.reviews}
 
 
 async def load(session: AsyncSession, order: Order, change_request_id: str) -> OrderChangeRequest:
@@ -124,7 +124,7 @@ async def review_change(*, session: AsyncSession, outbox: Outbox, clock: Clock,
     change_lifecycle.ensure_allowed(cr, "review")
     opinion = Opinion(department, decision, comment)
     facts = ChangeFacts(required_departments=tuple(settings.review_departments),
-                        opinions={**await _opinions(session, cr), department: opinion})
+                        opinions={**_opinions(cr), department: opinion})
     await change_lifecycle.fire(cr, order, "review", facts=facts, opinion=opinion, effects=_effects_for(
         session=session, outbox=outbox, clock=clock, actor=principal.name))
     return await _fresh(session, cr)
@@ -154,7 +154,7 @@ async def apply_change(*, session: AsyncSession, outbox: Outbox, clock: Clock, c
     change_lifecycle.ensure_allowed(cr, "apply")
     plan = plan_change(order, ChangeSet.model_validate(cr.changes), today=None)
     facts = ChangeFacts(required_departments=tuple(settings.review_departments),
-                        opinions=await _opinions(session, cr), plan=plan)
+                        opinions=_opinions(cr), plan=plan)
     await change_lifecycle.fire(cr, order, "apply", facts=facts, agreement_number=agreement_number,
                                 signed_at=signed_at, effects=_effects_for(
                                     session=session, outbox=outbox, clock=clock,

@@ -188,14 +188,6 @@ async def get_change_request(session: AsyncSession, order_id: str, change_reques
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def change_reviews_of(session: AsyncSession, change_request_id: str) -> list[OrderChangeReview]:
-    """The current opinions on a change request."""
-    rows = await session.execute(select(OrderChangeReview).where(
-        OrderChangeReview.change_request_id == change_request_id).order_by(
-        OrderChangeReview.department).execution_options(populate_existing=True))
-    return list(rows.scalars())
-
-
 async def upsert_change_review(session: AsyncSession, *, change_request_id: str, department: str,
                                decision: str, comment: str | None, by: str, at: datetime) -> None:
     """Store a department's opinion on a change request, replacing the one it gave before."""
