@@ -8,19 +8,14 @@ bad-debt recoveries); `recovered_minor` never exceeds `amount_minor`.
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, ForeignKey, String
 from sqlmodel import Field
 
-from services.ledger.models import LedgerBase
+from services.ledger.models import LedgerBase, _uuid
 from shared.db import UTCDateTime
-
-
-def _uuid() -> str:
-    return str(uuid.uuid4())
 
 
 class WriteOffStatus(StrEnum):

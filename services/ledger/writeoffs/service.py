@@ -7,7 +7,6 @@ and outstanding can never go below 0 (the invoice's CHECK constraints say so too
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -219,7 +218,6 @@ async def recover(*, session: AsyncSession, outbox: Outbox, clock: Clock, princi
                                   f"not yet recovered on {write_off.number}"})
     if errors:
         raise DocumentRefused("recovery", errors)
-    recovery_id = str(uuid.uuid4())
     posted = await post_entry(
         session, outbox=outbox, clock=clock, kind=EntryKind.recovery,
         memo=(f"Recovery on write-off {write_off.number}"
@@ -229,7 +227,7 @@ async def recover(*, session: AsyncSession, outbox: Outbox, clock: Clock, princi
         lines=[debit(chart.CASH, data.amount_minor),
                credit(chart.BAD_DEBT_RECOVERIES, data.amount_minor)])
     recovery = WriteOffRecovery(
-        id=recovery_id, write_off_id=write_off.id, amount_minor=data.amount_minor,
+        write_off_id=write_off.id, amount_minor=data.amount_minor,
         received_at=received_at, reference=data.reference, journal_entry_id=posted.entry.id,
         created_by=principal.name, created_at=now)
     session.add(recovery)
