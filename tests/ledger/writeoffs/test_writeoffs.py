@@ -256,6 +256,7 @@ class TestRecoveries:
         assert je["kind"] == "recovery" and je["posted_at"].startswith(received.date().isoformat())
         (event,) = await outbox_events(system, "writeoff.recovered")
         assert (event["data"]["recovered_amount_minor"], event["data"]["recovered_minor"]) == (3_000, 3_000)
+        assert event["data"]["recovery_id"] == rec["id"]
         # the invoice stays written off; the recovery is income, not a payment
         after = await invoice(system, inv["id"])
         assert (after["status"], after["outstanding_minor"]) == ("written_off", 0)
