@@ -99,7 +99,7 @@ class Facts:
     credit: dict[str, Any] | None = None           # the order's credit block after this trigger
     ledger_paid: bool | None = None                # later: start-fulfillment of prepaid orders
     invoice_paid_minor: int | None = None          # cancel of an order invoiced at contract
-    outstanding_minor: int | None = None           # later: close
+    outstanding_minor: int | None = None           # close; cancel of an order invoiced at contract
     open_exceptions: int | None = None             # later: close
     open_change_requests: Sequence[str] | None = None  # their numbers: deliveries in full, settle, close
 
@@ -260,10 +260,12 @@ def invoice_not_paid(order: Order, facts: Facts) -> str | None:
         return None
     if facts.invoice_paid_minor is None:
         return "The invoice of the order has not been checked with ledger."
-    if facts.invoice_paid_minor == 0:
-        return None
-    return (f"{_money(facts.invoice_paid_minor, order.currency)} was paid on the order's invoice; "
-            "refund the customer in ledger first.")
+    if facts.invoice_paid_minor != 0:
+        return (f"{_money(facts.invoice_paid_minor, order.currency)} was paid on the order's "
+                "invoice; refund the customer in ledger first.")
+    if facts.outstanding_minor is None:  # what `credit_invoice` credits
+        return "The invoice of the order has not been checked with ledger."
+    return None
 
 
 @guard
@@ -501,17 +503,18 @@ async def issue_invoice(event: AsyncEventData) -> None:
 
 async def credit_invoice(event: AsyncEventData) -> None:
     """Cancelling an order invoiced at contract credits what is left of its invoice in ledger
-    (one credit note, the same key on every retry), so nobody is dunned for it."""
+    (one credit note, the same key on every retry), so nobody is dunned for it.
+
+    What is left is the balance `invoice_not_paid` checked (`facts.outstanding_minor`)."""
     b = _binding(event)
-    order = b.order
+    order, outstanding = b.order, b.facts.outstanding_minor
     if order.invoice_id is None:
         return
     if b.effects.ledger is None:
         raise DependencyUnavailable("The ledger service is not configured.", dependency="ledger")
-    balance = await b.effects.ledger.order_balance(order.id)
-    if balance is not None and balance.outstanding_minor > 0:
+    if outstanding is not None and outstanding > 0:
         await b.effects.ledger.credit_note(
-            invoice_id=order.invoice_id, amount_minor=balance.outstanding_minor,
+            invoice_id=order.invoice_id, amount_minor=outstanding,
             reason=f"Order {order.number} cancelled: {event.kwargs.get('reason') or ''}".strip()[:400],
             idempotency_key=f"cancel:{order.id}")
 

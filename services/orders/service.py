@@ -296,6 +296,7 @@ async def cancel_order(*, session: AsyncSession, outbox: Outbox, clock: Clock, c
             raise DependencyUnavailable("The ledger service is not configured.", dependency="ledger")
         balance = await ledger.order_balance(order.id)  # no answer: 503, nothing changes
         facts.invoice_paid_minor = balance.paid_minor if balance is not None else 0
+        facts.outstanding_minor = balance.outstanding_minor if balance is not None else 0
     await lifecycle.fire(order, "cancel", facts=facts, reason=reason, effects=lifecycle_effects(
         session=session, outbox=outbox, clock=clock, settings=settings, actor=principal.name,
         credit=credit, ledger=ledger))

@@ -132,6 +132,13 @@ class FakeLedger:
         self.issued.append(kwargs)
         return LedgerInvoice(id="inv-1", number="INV-000001", amount_minor=kwargs["amount_minor"])
 
+    credited: list[dict[str, Any]] = field(default_factory=list)
+
+    async def credit_note(self, **kwargs: Any) -> None:
+        if self.down:
+            raise DependencyUnavailable("The ledger service did not answer.", dependency="ledger")
+        self.credited.append(kwargs)
+
 
 @dataclass
 class World:
@@ -702,6 +709,21 @@ class TestCancel:
             body = refused.value.body()
             assert (body["guard"], body["reason"]) == ("invoice_not_paid", reason)
             assert order.state == "contracted"
+
+    async def test_an_unpaid_invoice_is_credited_what_the_check_saw_outstanding(self, world):
+        order = an_order("contracted", payment_method="prepaid")
+        order.invoice_id = "inv-1"
+        with pytest.raises(GuardFailed) as refused:  # the balance to credit was not gathered
+            await fire(order, "cancel", facts=Facts(invoice_paid_minor=0), effects=world.effects(),
+                       reason="x")
+        assert refused.value.body()["guard"] == "invoice_not_paid" and world.ledger.credited == []
+        # The effect credits the outstanding the guard saw; it does not ask ledger again.
+        await fire(order, "cancel", facts=Facts(invoice_paid_minor=0, outstanding_minor=185_000),
+                   effects=world.effects(), reason="customer withdrew")
+        assert order.state == "cancelled"
+        [note] = world.ledger.credited
+        assert (note["invoice_id"], note["amount_minor"], note["idempotency_key"]) == (
+            "inv-1", 185_000, f"cancel:{order.id}")
 
     async def test_an_unanswered_reservation_is_settled_then_released(self, world):
         order = an_order("in_review", credit={"status": "pending", "reservation_id": None,
