@@ -7,6 +7,11 @@ from pydantic_settings import NoDecode
 from shared.settings import BaseServiceSettings
 
 
+def _positive_increasing(days: list[int]) -> bool:
+    """At least one day count, all ≥ 1, each larger than the one before."""
+    return bool(days) and days[0] >= 1 and all(a < b for a, b in zip(days, days[1:], strict=False))
+
+
 class GradeRule(BaseModel):
     """A salesperson earns `grade` with collection rate ≥ min and overdue share ≤ max."""
 
@@ -33,7 +38,7 @@ class LedgerSettings(BaseServiceSettings):
     @field_validator("aging_bucket_days")
     @classmethod
     def _increasing(cls, value: list[int]) -> list[int]:
-        if not value or value[0] < 1 or any(b <= a for a, b in zip(value, value[1:], strict=False)):
+        if not _positive_increasing(value):
             raise ValueError("aging_bucket_days must be positive and strictly increasing")
         return value
 
@@ -58,7 +63,7 @@ class LedgerSettings(BaseServiceSettings):
     @field_validator("overdue_thresholds_days")
     @classmethod
     def _thresholds_increasing(cls, value: list[int]) -> list[int]:
-        if not value or value[0] < 1 or any(b <= a for a, b in zip(value, value[1:], strict=False)):
+        if not _positive_increasing(value):
             raise ValueError("overdue_thresholds_days must be positive days in strictly increasing "
                              "order, e.g. 1,15,30,60,90")
         return value
