@@ -275,17 +275,11 @@ class DunningWorker:
             recipients = resolve_recipients(level["recipients"], customer=customer,
                                             salesperson_id=salesperson_id, salesperson=salesperson,
                                             settings=self.settings)
-            existing = {n.recipient_role: n for n in await repository.run_notifications(
-                session, run.invoice_id, run.threshold_days)}
-            notes = []
-            for recipient in recipients:
-                if recipient.role in existing:
-                    notes.append(existing[recipient.role])
-                    continue
-                note = self._notification(run, level, figures, recipient, email_on=email_on,
-                                          skip=skip, now=now)
-                session.add(note)
-                notes.append(note)
+            # a run's notifications are written only here, with policy_level, under the lock
+            # taken above: none exist yet
+            notes = [self._notification(run, level, figures, recipient, email_on=email_on,
+                                        skip=skip, now=now) for recipient in recipients]
+            session.add_all(notes)
             charges: list[DunningCharge] = []
             if skip is None:
                 charges = await self._charges(session, run, level, invoice, now)

@@ -265,14 +265,6 @@ async def lock_run(session: AsyncSession, run_id: str) -> DunningRun:
     return (await session.execute(stmt)).scalar_one()
 
 
-async def run_notifications(session: AsyncSession, invoice_id: str,
-                            threshold_days: int) -> list[Notification]:
-    stmt = (select(Notification).where(Notification.invoice_id == invoice_id,
-                                       Notification.threshold_days == threshold_days)
-            .order_by(Notification.created_at, Notification.id))
-    return list((await session.execute(stmt)).scalars())
-
-
 async def invoice_charges(session: AsyncSession, invoice_id: str) -> list[DunningCharge]:
     stmt = (select(DunningCharge).where(DunningCharge.invoice_id == invoice_id)
             .order_by(DunningCharge.created_at, DunningCharge.id))
