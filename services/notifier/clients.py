@@ -64,7 +64,6 @@ class Invoice(BaseModel):
     outstanding_minor: int
     status: str
     due_date: date
-    days_overdue: int = 0
     disputed: bool = False
 
     @property
