@@ -841,7 +841,7 @@ async def get_debit_note(session: AsyncSession, note_id: str) -> DebitNote:
 
 async def open_dispute_ids(session: AsyncSession, invoice_ids: Iterable[str]) -> set[str]:
     """Which of the invoices have an open dispute (shown as `disputed` on the invoice)."""
-    return set(await collection_repository.open_disputes_of(session, invoice_ids))
+    return await collection_repository.disputed_invoice_ids(session, invoice_ids)
 
 
 # ---------------------------------------------------------------- receivables: order, statement, exposure

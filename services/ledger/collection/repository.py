@@ -291,14 +291,14 @@ async def open_dispute(session: AsyncSession, invoice_id: str) -> InvoiceDispute
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def open_disputes_of(session: AsyncSession, invoice_ids: Iterable[str]) -> dict[str, InvoiceDispute]:
-    """The open dispute of each invoice that has one."""
+async def disputed_invoice_ids(session: AsyncSession, invoice_ids: Iterable[str]) -> set[str]:
+    """Which of the invoices have an open dispute."""
     ids = list(set(invoice_ids))
     if not ids:
-        return {}
-    stmt = select(InvoiceDispute).where(InvoiceDispute.invoice_id.in_(ids),
-                                        InvoiceDispute.status == DisputeStatus.open)
-    return {d.invoice_id: d for d in (await session.execute(stmt)).scalars()}
+        return set()
+    stmt = select(InvoiceDispute.invoice_id).where(InvoiceDispute.invoice_id.in_(ids),
+                                                   InvoiceDispute.status == DisputeStatus.open)
+    return set((await session.execute(stmt)).scalars())
 
 
 async def disputes_open_at(session: AsyncSession, invoice_ids: Iterable[str],
