@@ -31,7 +31,6 @@ and the new ones replace them.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -44,8 +43,9 @@ from transitions.extensions.asyncio import AsyncEventData, AsyncMachine
 
 from services.orders import lifecycle, repository
 from services.orders.clients import CreditClient
-from services.orders.lifecycle import Opinion, Refusal, holds_reservation
+from services.orders.lifecycle import Opinion, Refusal, api_name, holds_reservation
 from services.orders.models import (
+    OPEN_CHANGE_REQUEST_STATES,
     ChangeRequestState,
     CreditStatus,
     Order,
@@ -62,13 +62,11 @@ from shared.money import MAX_MINOR, line_total
 from shared.observability import current_request_id
 from shared.outbox import Outbox
 
-log = logging.getLogger("o2c.orders.change_lifecycle")
-
 IN_REVIEW, APPROVED, APPLIED = "in_review", "approved", "applied"
 REJECTED, WITHDRAWN = "rejected", "withdrawn"
 STATES: list[str] = [s.value for s in ChangeRequestState]
 FINAL_STATES = (APPLIED, REJECTED, WITHDRAWN)
-OPEN_STATES = (IN_REVIEW, APPROVED)
+OPEN_STATES = OPEN_CHANGE_REQUEST_STATES  # in_review, approved (the repository's query too)
 # The order states in which its terms may be changed (DESIGN.md §4).
 CHANGEABLE_ORDER_STATES = (OrderState.approved.value, OrderState.contracted.value,
                            OrderState.in_fulfillment.value)
@@ -161,8 +159,6 @@ def plan_change(order: Order, changes: ChangeSet, *, today: date | None) -> Chan
                  "already delivered")
             continue
         plan.line_updates[line.id] = {f: v for f, v in given.items() if getattr(line, f) != v}
-    for k, _added in enumerate(changes.add_lines):
-        sources[f"added:{k}"] = f"changes.add_lines[{k}]"
     for f in TERM_FIELDS:
         if f in changes.model_fields_set:
             value = getattr(changes, f)
@@ -657,10 +653,6 @@ class ChangeRequestLifecycle:
     @state.setter
     def state(self, value: str) -> None:
         self.change_request.state = value  # the only assignment of a change request's state
-
-
-def api_name(trigger: str) -> str:
-    return trigger.replace("_", "-")
 
 
 def allowed_triggers(state: str) -> list[str]:
