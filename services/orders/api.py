@@ -606,7 +606,7 @@ async def apply_change(locked: LockedChange, body: ChangeApplyRequest, request: 
     that no longer fits what was delivered since is 409 `guard_failed` (`change_fits_deliveries`).
     """
     order, cr = locked
-    cr, _ = await change_requests.apply_change(
+    cr = await change_requests.apply_change(
         session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
         credit=credit, settings=settings, principal=principal, order=order, cr=cr,
         agreement_number=body.agreement_number, signed_at=body.signed_at)

@@ -48,11 +48,6 @@ from shared.numbering import next_number
 from shared.outbox import Outbox
 
 
-def _effects_for(*, session: AsyncSession, outbox: Outbox, clock: Clock, actor: str,
-                 credit: CreditClient | None = None) -> ChangeEffects:
-    return ChangeEffects(session=session, outbox=outbox, clock=clock, actor=actor, credit=credit)
-
-
 def _opinions(cr: OrderChangeRequest) -> dict[str, Opinion]:
     """The current opinions on the change: its reviews, loaded with it after the order's lock."""
     return {r.department: Opinion(r.department, r.decision, r.comment) for r in cr.reviews}
@@ -125,7 +120,7 @@ async def review_change(*, session: AsyncSession, outbox: Outbox, clock: Clock,
     opinion = Opinion(department, decision, comment)
     facts = ChangeFacts(required_departments=tuple(settings.review_departments),
                         opinions={**_opinions(cr), department: opinion})
-    await change_lifecycle.fire(cr, order, "review", facts=facts, opinion=opinion, effects=_effects_for(
+    await change_lifecycle.fire(cr, order, "review", facts=facts, opinion=opinion, effects=ChangeEffects(
         session=session, outbox=outbox, clock=clock, actor=principal.name))
     return await _fresh(session, cr)
 
@@ -135,15 +130,15 @@ async def withdraw_change(*, session: AsyncSession, outbox: Outbox, clock: Clock
                           reason: str) -> OrderChangeRequest:
     """Sales withdraws an open change request (in review or approved); the order's terms stay."""
     await change_lifecycle.fire(cr, order, "withdraw", facts=ChangeFacts(), reason=reason,
-                                effects=_effects_for(session=session, outbox=outbox, clock=clock,
-                                                     actor=principal.name))
+                                effects=ChangeEffects(session=session, outbox=outbox, clock=clock,
+                                                      actor=principal.name))
     return await _fresh(session, cr)
 
 
 async def apply_change(*, session: AsyncSession, outbox: Outbox, clock: Clock, credit: CreditClient,
                        settings: OrdersSettings, principal: Principal, order: Order,
                        cr: OrderChangeRequest, agreement_number: str,
-                       signed_at: datetime) -> tuple[OrderChangeRequest, Order]:
+                       signed_at: datetime) -> OrderChangeRequest:
     """Apply an approved change with its signed agreement: credit first, then the new terms.
 
     Credit refusing the increase: 409 `guard_failed` (`credit_reserved`), nothing changes;
@@ -156,13 +151,13 @@ async def apply_change(*, session: AsyncSession, outbox: Outbox, clock: Clock, c
     facts = ChangeFacts(required_departments=tuple(settings.review_departments),
                         opinions=_opinions(cr), plan=plan)
     await change_lifecycle.fire(cr, order, "apply", facts=facts, agreement_number=agreement_number,
-                                signed_at=signed_at, effects=_effects_for(
+                                signed_at=signed_at, effects=ChangeEffects(
                                     session=session, outbox=outbox, clock=clock,
                                     actor=principal.name, credit=credit))
     await after_transition(session, order)
     await _deliver_if_complete(session=session, outbox=outbox, clock=clock, settings=settings,
                                order=order, cr=cr)
-    return await _fresh(session, cr), order
+    return await _fresh(session, cr)
 
 
 async def _deliver_if_complete(*, session: AsyncSession, outbox: Outbox, clock: Clock,
