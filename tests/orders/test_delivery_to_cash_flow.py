@@ -15,8 +15,7 @@ import httpx
 import pytest
 
 from tests.orders import flows
-
-DELIVERED_AT = "2026-01-05T08:00:00+00:00"
+from tests.orders.flows import DELIVERED_AT, contracted_order, deliver, in_fulfillment
 
 
 @pytest.fixture
@@ -37,30 +36,6 @@ def ledger_down(system: Any) -> Iterator[None]:
         yield
     finally:
         system.mounts["http://ledger.test"] = healthy
-
-
-async def contracted_order(system: Any, customer_id: str, **overrides: Any) -> dict[str, Any]:
-    order = await flows.approved_order(system, customer_id, **overrides)
-    r = await system.client("orders", "sales").post(f"/v1/orders/{order['id']}/contract", json={
-        "contract_number": "CT-2026-0042", "signed_at": "2026-01-05T08:30:00+00:00"})
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-async def deliver(system: Any, order: dict[str, Any], quantity: str,
-                  line: int = 0) -> httpx.Response:
-    return await system.client("orders", "production").post(
-        f"/v1/orders/{order['id']}/deliveries", json={
-            "lines": [{"line_id": order["lines"][line]["id"], "quantity": quantity}],
-            "delivered_at": DELIVERED_AT})
-
-
-async def in_fulfillment(system: Any, customer_id: str) -> dict[str, Any]:
-    order = await contracted_order(system, customer_id)
-    r = await system.client("orders", "production").post(
-        f"/v1/orders/{order['id']}/start-fulfillment")
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 async def delivered_order(system: Any, customer_id: str) -> dict[str, Any]:
