@@ -9,8 +9,11 @@ their own, so there is one delivery mechanism, signed and logged. A `Subscriber`
   answers, and re-done when the wanted event types change;
 - serves `POST /v1/inbox`, which verifies the Standard Webhooks signature with that secret,
   records the event id in the `inbox` table (so a redelivery is acknowledged and ignored),
-  and runs the handler for the event type in the request's transaction. A handler that
-  raises rolls everything back and the 5xx makes notifier retry later.
+  and runs the handlers for the event type, in order, in the request's transaction. A
+  handler that raises rolls everything back and the 5xx makes notifier retry later.
+
+Several parts of a service may act on one event type: `handlers_of(a, b)` joins their maps
+so each keeps its handler (a's run first) instead of one replacing the other.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -36,6 +39,15 @@ log = logging.getLogger("o2c.subscriptions")
 
 Handler = Callable[[AsyncSession, FastAPI, Event], Awaitable[None]]
 INBOX_PATH = "/v1/inbox"
+
+
+def handlers_of(*maps: Mapping[str, Handler]) -> dict[str, list[Handler]]:
+    """Every map's handler for each event type, in the order the maps are given."""
+    joined: dict[str, list[Handler]] = {}
+    for handlers in maps:
+        for event_type, handler in handlers.items():
+            joined.setdefault(event_type, []).append(handler)
+    return joined
 
 
 def subscription_table(metadata: MetaData) -> Table:
@@ -62,10 +74,12 @@ def inbox_table(metadata: MetaData) -> Table:
 class Subscriber:
     """One service's subscription to events delivered by notifier."""
 
-    def __init__(self, *, service: str, handlers: dict[str, Handler],
+    def __init__(self, *, service: str, handlers: Mapping[str, Handler | Sequence[Handler]],
                  subscriptions: Table, inbox: Table) -> None:
         self.service = service
-        self.handlers = handlers
+        self.handlers: dict[str, tuple[Handler, ...]] = {
+            event_type: tuple(h) if isinstance(h, Sequence) else (h,)
+            for event_type, h in handlers.items()}
         self.subscriptions = subscriptions
         self.inbox = inbox
         self.router = self._router()
@@ -151,7 +165,7 @@ class Subscriber:
                 event = Event.model_validate(json.loads(body))
             except ValueError as exc:
                 raise ValidationFailed("The delivery is not an o2c event envelope.") from exc
-            handler = subscriber.handlers.get(event.type)
+            handlers = subscriber.handlers.get(event.type, ())
             try:
                 async with session.begin_nested():
                     await session.execute(subscriber.inbox.insert().values(
@@ -159,10 +173,10 @@ class Subscriber:
                         received_at=request.app.state.clock.now()))
             except IntegrityError:
                 return JSONResponse({"event_id": str(event.id), "status": "duplicate"})
-            if handler is not None:
+            for handler in handlers:
                 await handler(session, request.app, event)
             return JSONResponse({"event_id": str(event.id),
-                                 "status": "handled" if handler else "ignored"})
+                                 "status": "handled" if handlers else "ignored"})
 
         return router
 

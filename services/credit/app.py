@@ -13,7 +13,7 @@ from services.credit.config import CreditSettings
 from services.credit.models import idempotency_keys, inbox, metadata, outbox, subscriptions
 from shared.app import ServiceSpec, create_service_app, run_periodically
 from shared.clock import Clock
-from shared.subscriptions import Subscriber
+from shared.subscriptions import Subscriber, handlers_of
 
 
 async def expose_workers(app: FastAPI) -> None:
@@ -29,7 +29,7 @@ async def hold_recheck_worker(app: FastAPI, stop: asyncio.Event) -> None:
 
 def subscriber() -> Subscriber:
     """Ledger's events credit acts on: receivables snapshot refreshes and automatic holds."""
-    return Subscriber(service="credit", handlers={**receivables.handlers(), **holds.handlers()},
+    return Subscriber(service="credit", handlers=handlers_of(receivables.handlers(), holds.handlers()),
                       subscriptions=subscriptions, inbox=inbox)
 
 

@@ -201,23 +201,16 @@ async def on_invoice_overdue(session: AsyncSession, app: FastAPI, event: Event) 
 
 
 async def on_invoice_settling(session: AsyncSession, app: FastAPI, event: Event) -> None:
-    """`invoice.paid`: release the automatic holds whose invoices are settled now."""
+    """`invoice.paid`, `payment.received`, `credit_note.issued`, `writeoff.approved`: release the
+    automatic holds whose invoices are settled now (after receivables refreshed the snapshot)."""
     customer_id = _customer(event)
     if customer_id:
         await recheck_customer(session, app, customer_id)
 
 
-async def on_receivables_settling(session: AsyncSession, app: FastAPI, event: Event) -> None:
-    """`payment.received`, `credit_note.issued`, `writeoff.approved`: refresh the snapshot in the
-    event's currency, then recheck the holds."""
-    await receivables.refresh_receivables(session, app, event)
-    await on_invoice_settling(session, app, event)
-
-
 async def on_payment_reversed(session: AsyncSession, app: FastAPI, event: Event) -> None:
-    """`payment.reversed`: refresh the snapshot; hold again for each invoice it made owed again
-    that ledger shows overdue by the setting or more (its `invoice.overdue` was already sent)."""
-    await receivables.refresh_receivables(session, app, event)
+    """`payment.reversed`: hold again for each invoice it made owed again that ledger shows
+    overdue by the setting or more (its `invoice.overdue` was already sent)."""
     customer_id = _customer(event)
     restored = event.data.get("restored") or []
     if not customer_id or not restored or await repository.get_customer(session, customer_id) is None:
@@ -239,8 +232,8 @@ async def on_payment_reversed(session: AsyncSession, app: FastAPI, event: Event)
 
 
 def handlers() -> dict[str, Handler]:
-    """Ledger's events that place or release automatic holds; merged over receivables.handlers()."""
+    """Ledger's events that place or release automatic holds; they run after
+    receivables.handlers() for the same event (shared.subscriptions.handlers_of)."""
     return {"invoice.overdue": on_invoice_overdue, "invoice.paid": on_invoice_settling,
-            "payment.received": on_receivables_settling,
-            "credit_note.issued": on_receivables_settling,
-            "writeoff.approved": on_receivables_settling, "payment.reversed": on_payment_reversed}
+            "payment.received": on_invoice_settling, "credit_note.issued": on_invoice_settling,
+            "writeoff.approved": on_invoice_settling, "payment.reversed": on_payment_reversed}

@@ -30,7 +30,8 @@ log = logging.getLogger("o2c.credit.receivables")
 # Every ledger event that changes a customer's open or overdue receivables. `invoice.paid`
 # always comes with the `payment.received` or `unapplied_cash.applied` that paid it.
 RECEIVABLE_EVENTS = ("invoice.issued", "payment.received", "credit_note.issued",
-                     "debit_note.issued", "payment.reversed", "unapplied_cash.applied")
+                     "debit_note.issued", "payment.reversed", "unapplied_cash.applied",
+                     "writeoff.approved")
 
 
 async def _convert_for_invoice(session: AsyncSession, app: FastAPI, data: dict[str, Any]) -> None:
@@ -73,5 +74,5 @@ async def refresh_receivables(session: AsyncSession, app: FastAPI, event: Event)
 
 
 def handlers() -> dict[str, Handler]:
-    """What credit does on each receivable event (the automatic holds add theirs, see holds.py)."""
+    """What credit does on each receivable event (the automatic holds add theirs after, holds.py)."""
     return {t: refresh_receivables for t in RECEIVABLE_EVENTS}

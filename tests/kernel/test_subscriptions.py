@@ -14,7 +14,7 @@ from shared.db import service_metadata
 from shared.errors import DependencyUnavailable
 from shared.idempotency import idempotency_table
 from shared.settings import BaseServiceSettings
-from shared.subscriptions import Subscriber, inbox_table, subscription_table
+from shared.subscriptions import Subscriber, handlers_of, inbox_table, subscription_table
 from tests.harness import SERVICE_KEY, RoutingTransport, external_endpoints
 
 
@@ -103,3 +103,25 @@ async def test_registration_waits_for_notifier(system, probe):
     system.mounts["http://notifier.test"] = healthy
     await subscriber.register(app)
     assert await subscriber.registered(app)
+
+
+def test_handlers_of_keeps_every_part_s_handler_in_order():
+    async def refresh(session, app, event): ...
+
+    async def recheck(session, app, event): ...
+
+    async def place(session, app, event): ...
+
+    joined = handlers_of({"payment.received": refresh, "invoice.issued": refresh},
+                         {"payment.received": recheck, "invoice.overdue": place})
+    assert joined == {"payment.received": [refresh, recheck], "invoice.issued": [refresh],
+                      "invoice.overdue": [place]}
+    metadata = service_metadata()
+    subscriber = Subscriber(service="probe", handlers=joined,
+                            subscriptions=subscription_table(metadata), inbox=inbox_table(metadata))
+    assert subscriber.handlers["payment.received"] == (refresh, recheck)
+    assert subscriber.event_types == ["invoice.issued", "invoice.overdue", "payment.received"]
+    single = Subscriber(service="probe", handlers={"invoice.paid": place},
+                        subscriptions=subscription_table(service_metadata()),
+                        inbox=inbox_table(service_metadata()))
+    assert single.handlers == {"invoice.paid": (place,)}
