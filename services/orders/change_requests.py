@@ -62,6 +62,8 @@ async def load(session: AsyncSession, order: Order, change_request_id: str) -> O
 
 
 async def _fresh(session: AsyncSession, cr: OrderChangeRequest) -> OrderChangeRequest:
+    """The change request with its reviews read again: a new one never loaded them, and a review
+    is stored by an upsert the loaded collection does not see."""
     await session.flush()
     await session.refresh(cr, attribute_names=["reviews"])
     return cr
@@ -132,7 +134,7 @@ async def withdraw_change(*, session: AsyncSession, outbox: Outbox, clock: Clock
     await change_lifecycle.fire(cr, order, "withdraw", facts=ChangeFacts(), reason=reason,
                                 effects=ChangeEffects(session=session, outbox=outbox, clock=clock,
                                                       actor=principal.name))
-    return await _fresh(session, cr)
+    return cr  # flushed by the machine; its reviews, loaded with it, did not change
 
 
 async def apply_change(*, session: AsyncSession, outbox: Outbox, clock: Clock, credit: CreditClient,
@@ -157,7 +159,7 @@ async def apply_change(*, session: AsyncSession, outbox: Outbox, clock: Clock, c
     await after_transition(session, order)
     await _deliver_if_complete(session=session, outbox=outbox, clock=clock, settings=settings,
                                order=order, cr=cr)
-    return await _fresh(session, cr)
+    return cr  # flushed by the machine; its reviews, loaded with it, did not change
 
 
 async def _deliver_if_complete(*, session: AsyncSession, outbox: Outbox, clock: Clock,
