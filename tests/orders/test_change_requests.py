@@ -95,6 +95,7 @@ class TestApproveAndApply:
         assert applied["agreement_number"] == "CT-2026-0042-A1" and applied["closed_by"] == "sales"
         assert applied["credit_adjustment"] == {"reservation_id": reservation_id, "from_minor": 185_000,
                                                 "to_minor": 285_000, "action": "increased"}
+        assert sorted(v["department"] for v in applied["reviews"]) == sorted(DEPARTMENTS)
 
         now = await flows.get_order(system, oid)
         assert (now["state"], now["revision"], now["total_minor"]) == ("contracted", 2, 285_000)
@@ -265,6 +266,7 @@ class TestWithdraw:
         assert r.json()["state"] == "withdrawn"
         assert r.json()["withdrawn_reason"] == "Customer keeps the original date"
         assert r.json()["closed_by"] == "alice"
+        assert len(r.json()["reviews"]) == (len(DEPARTMENTS) if approve else 0)
         [event] = await flows.order_events(system, "order.change_request_withdrawn")
         assert event["data"]["reason"] == "Customer keeps the original date"
         assert (await flows.get_order(system, oid))["delivery_date"] == "2026-02-01"
