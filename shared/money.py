@@ -16,6 +16,12 @@ THB TRY TWD UAH USD VND ZAR
 
 MAX_MINOR = 10**15  # a quadrillion minor units; beyond that is a typo, not an order
 
+# ISO 4217 minor-unit exponents that are not 2 among CURRENCIES; every other one has 2 decimals.
+_EXPONENTS = {
+    "BHD": 3, "KWD": 3, "OMR": 3,
+    "CLP": 0, "ISK": 0, "JPY": 0, "KRW": 0, "VND": 0,
+}
+
 
 def _currency(value: str) -> str:
     if value not in CURRENCIES:
@@ -34,3 +40,19 @@ Quantity = Annotated[Decimal, Field(gt=0, max_digits=15, decimal_places=3,
 def line_total(quantity: Decimal, unit_price_minor: int) -> int:
     """`quantity × unit_price_minor`, rounded half-even to a whole minor unit."""
     return int((quantity * unit_price_minor).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def exponent(currency: str) -> int:
+    """Decimal places of the currency's minor unit (JPY 0, CNY 2, KWD 3)."""
+    return _EXPONENTS.get(currency, 2)
+
+
+def major_units(amount_minor: int, currency: str) -> str:
+    """Minor units as major units with thousands separators: 125000 CNY → "1,250.00"."""
+    places = exponent(currency)
+    return f"{Decimal(amount_minor).scaleb(-places):,.{places}f}"
+
+
+def format_money(amount_minor: int, currency: str) -> str:
+    """An amount as refusals and reasons quote it: 60000000 CNY → "600,000.00 CNY"."""
+    return f"{major_units(amount_minor, currency)} {currency}"

@@ -18,27 +18,9 @@ on. Rules, first match wins:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from services.credit.models import CreditPolicy, CreditStatus, Decision
-
-# ISO 4217 minor-unit exponents that are not 2; every other currency has 2 decimals.
-_EXPONENTS = {
-    "BHD": 3, "KWD": 3, "OMR": 3,
-    "CLP": 0, "ISK": 0, "JPY": 0, "KRW": 0, "VND": 0,
-}
-
-
-def exponent(currency: str) -> int:
-    """Decimal places of the currency's minor unit (JPY 0, CNY 2, KWD 3)."""
-    return _EXPONENTS.get(currency, 2)
-
-
-def format_money(amount_minor: int, currency: str) -> str:
-    """Minor units as major units with thousands separators: 60000000 CNY → "600,000.00 CNY"."""
-    places = exponent(currency)
-    major = Decimal(amount_minor).scaleb(-places)
-    return f"{major:,.{places}f} {currency}"
+from shared.money import format_money
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from decimal import ROUND_FLOOR, Decimal
 
 from services.credit.models import CreditPolicy
-from services.credit.rules import exponent, format_money
+from shared.money import exponent, format_money
 
 
 @dataclass(frozen=True)

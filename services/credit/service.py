@@ -46,7 +46,7 @@ from services.credit.models import (
     ReservationStatus,
     counters,
 )
-from services.credit.rules import CreditFacts, Exposure, decide, format_money
+from services.credit.rules import CreditFacts, Exposure, decide
 from services.credit.schemas import (
     AssetCreate,
     CreditLimitUpdate,
@@ -63,6 +63,7 @@ from shared.auth import Principal
 from shared.clock import Clock
 from shared.errors import VersionConflict
 from shared.events import new_event
+from shared.money import format_money
 from shared.numbering import next_number
 from shared.outbox import Outbox
 

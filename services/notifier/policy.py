@@ -17,6 +17,8 @@ from enum import StrEnum
 from string import Template
 from typing import Any
 
+from shared.money import major_units
+
 
 class RecipientRole(StrEnum):
     salesperson = "salesperson"
@@ -110,20 +112,9 @@ def level_for(levels: Sequence[dict[str, Any]], threshold_days: int) -> dict[str
 
 # money
 
-ZERO_DECIMAL = frozenset({"BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF",
-                          "UGX", "VND", "VUV", "XAF", "XOF", "XPF"})
-THREE_DECIMAL = frozenset({"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"})
-
-
-def minor_exponent(currency: str) -> int:
-    return 0 if currency in ZERO_DECIMAL else 3 if currency in THREE_DECIMAL else 2
-
-
 def format_money(amount_minor: int, currency: str) -> str:
-    """`CNY 1,250.00` from 125000 minor units."""
-    exponent = minor_exponent(currency)
-    value = Decimal(amount_minor).scaleb(-exponent)
-    return f"{currency} {value:,.{exponent}f}"
+    """`CNY 1,250.00` from 125000 minor units (a letter puts the currency first)."""
+    return f"{currency} {major_units(amount_minor, currency)}"
 
 
 def interest_minor(outstanding_minor: int, annual_rate: Decimal, days: int) -> int:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from services.credit.models import Decision
-from services.credit.rules import CreditFacts, Exposure, decide, format_money
+from services.credit.rules import CreditFacts, Exposure, decide
+from shared.money import format_money
 
 
 def facts(*, limit=1_000_00, receivables=0, reserved=0, guarantees=0, policy="credit",
