@@ -9,6 +9,7 @@ carries the request id and nothing internal.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
@@ -16,7 +17,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,6 +54,17 @@ def reset_request_id(token: contextvars.Token[str | None]) -> None:
 
 def new_request_id() -> str:
     return uuid.uuid4().hex
+
+
+@contextlib.contextmanager
+def work_request_id() -> Iterator[str]:
+    """One request id for a unit of background work (a worker pass): its log lines and the
+    calls it makes downstream share it. A request that runs the work keeps its own id."""
+    token = _request_id.set(_request_id.get() or new_request_id())
+    try:
+        yield _request_id.get() or ""
+    finally:
+        _request_id.reset(token)
 
 
 _base_record_factory = logging.getLogRecordFactory()

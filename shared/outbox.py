@@ -38,7 +38,7 @@ from shared.db import Database, UTCDateTime, after_commit
 from shared.errors import DependencyUnavailable
 from shared.events import Event
 from shared.http import ServiceHttp
-from shared.observability import new_request_id, reset_request_id, set_request_id
+from shared.observability import work_request_id
 
 log = logging.getLogger("o2c.outbox")
 
@@ -142,8 +142,7 @@ class OutboxRelay:
 
     async def dispatch_once(self) -> int:
         """Send every due event once; returns how many notifier accepted."""
-        token = set_request_id(new_request_id())
-        try:
+        with work_request_id():
             rows = await self._claim()
             sent = 0
             for row in rows:
@@ -152,8 +151,6 @@ class OutboxRelay:
                 if error is None:
                     sent += 1
             return sent
-        finally:
-            reset_request_id(token)
 
     async def _settle(self, row: Any, error: str | None) -> None:
         t, now = self.table, self.clock.now()

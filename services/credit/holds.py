@@ -44,7 +44,7 @@ from services.credit.clients import LedgerClient
 from services.credit.models import CreditHold
 from shared.errors import DependencyUnavailable
 from shared.events import Event
-from shared.observability import new_request_id, reset_request_id, set_request_id
+from shared.observability import work_request_id
 from shared.subscriptions import Handler
 
 log = logging.getLogger("o2c.credit.holds")
@@ -155,9 +155,8 @@ async def recheck_all(app: FastAPI, *, page: int = 200, raise_unavailable: bool 
     again), re-raising with `raise_unavailable`. Returns how many holds were released.
     """
     db = app.state.db
-    token = set_request_id(new_request_id())
     released, after = 0, None
-    try:
+    with work_request_id():
         while True:
             async with db.session(read_only=True) as session:
                 customers = await repository.customers_with_automatic_holds(
@@ -178,8 +177,6 @@ async def recheck_all(app: FastAPI, *, page: int = 200, raise_unavailable: bool 
             if len(customers) < page:
                 return released
             after = customers[-1]
-    finally:
-        reset_request_id(token)
 
 
 # ---------------------------------------------------------------- event handlers

@@ -123,3 +123,19 @@ class TestAfterCommit:
             assert calls == ["committed"]
         finally:
             await db.dispose()
+
+
+def test_work_request_id_is_new_for_a_worker_and_the_request_s_inside_a_request():
+    from shared.observability import current_request_id, reset_request_id, set_request_id, work_request_id
+
+    assert current_request_id() is None
+    with work_request_id() as rid:
+        assert current_request_id() == rid and len(rid) == 32
+    assert current_request_id() is None
+    token = set_request_id("req-7")
+    try:
+        with work_request_id() as rid:
+            assert rid == current_request_id() == "req-7"
+        assert current_request_id() == "req-7"
+    finally:
+        reset_request_id(token)

@@ -39,7 +39,7 @@ from shared.app import run_periodically
 from shared.clock import Clock
 from shared.db import Database
 from shared.events import Event, new_event
-from shared.observability import new_request_id, reset_request_id, set_request_id
+from shared.observability import work_request_id
 from shared.outbox import Outbox
 
 log = logging.getLogger("o2c.ledger.overdue")
@@ -198,15 +198,12 @@ async def scan_once(app: FastAPI, as_of: date | None = None, *, started_by: str 
                     trigger: str = "schedule") -> OverdueScan:
     """One scan with the app's settings, as of today unless told otherwise."""
     state: Any = app.state
-    token = set_request_id(new_request_id())
-    try:
+    with work_request_id():
         return await run_scan(
             db=state.db, outbox=state.outbox, clock=state.clock,
             as_of=as_of or state.clock.today(), thresholds=state.settings.overdue_thresholds_days,
             batch_size=state.settings.overdue_scan_batch_size, started_by=started_by,
             trigger=trigger)
-    finally:
-        reset_request_id(token)
 
 
 async def expose(app: FastAPI) -> None:
