@@ -16,6 +16,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, TypeDecorator, event, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -135,6 +137,11 @@ async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
         raise
     finally:
         await session.close()
+
+
+def dialect_insert(session: AsyncSession) -> Any:
+    """The `insert` of the session's database, for ON CONFLICT (PostgreSQL and SQLite alike)."""
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def after_commit(session: AsyncSession, callback: Any) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db import dialect_insert
 
 
 def counter_table(metadata: MetaData) -> Table:
@@ -28,7 +28,7 @@ async def next_number(session: AsyncSession, table: Table, name: str, prefix: st
         .returning(table.c.value)
     value = (await session.execute(bump)).scalar_one_or_none()
     if value is None:
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        insert = dialect_insert(session)
         await session.execute(insert(table).values(name=name, value=0)
                               .on_conflict_do_nothing(index_elements=[table.c.name]))
         value = (await session.execute(bump)).scalar_one()

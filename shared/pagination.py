@@ -74,6 +74,14 @@ def after_keyset(at_column: Any, id_column: Any, after: tuple[datetime, str] | N
     return or_(at_column > at, and_(at_column == at, id_column > ident))
 
 
+def before_keyset(at_column: Any, id_column: Any, before: tuple[datetime, str] | None) -> Any:
+    """WHERE condition for rows strictly before a `(timestamp, id)` cursor (newest-first lists)."""
+    if before is None:
+        return true()
+    at, ident = before
+    return or_(at_column < at, and_(at_column == at, id_column < ident))
+
+
 def time_page(rows: Sequence[R], limit: int, key: Callable[[R], tuple[datetime, str]],
               shape: Callable[[R], Any] | None = None) -> Page[Any]:
     """A page from `limit + 1` fetched rows: the extra row only says a next page exists."""

@@ -7,8 +7,6 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.credit.models import (
@@ -26,6 +24,7 @@ from services.credit.models import (
     Reservation,
     ReservationStatus,
 )
+from shared.db import dialect_insert
 from shared.pagination import after_keyset
 
 # ---------------------------------------------------------------- customers
@@ -75,7 +74,7 @@ async def lock_profile(session: AsyncSession, customer_id: str, *, defaults: dic
     every writer of this customer's credit on PostgreSQL (SQLite writers are serialized by
     BEGIN IMMEDIATE already).
     """
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = dialect_insert(session)
     await session.execute(insert(CreditProfile).values(customer_id=customer_id, **defaults)
                           .on_conflict_do_nothing(index_elements=["customer_id"]))
     stmt = (select(CreditProfile).where(CreditProfile.customer_id == customer_id)
@@ -109,7 +108,7 @@ async def get_snapshot(session: AsyncSession, customer_id: str, currency: str
 
 async def save_snapshot(session: AsyncSession, values: dict[str, Any]) -> None:
     """Insert or overwrite the (customer, currency) snapshot with `values` in one statement."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = dialect_insert(session)
     stmt = insert(ReceivablesSnapshot).values(**values)
     changed = {k: v for k, v in values.items() if k not in ("customer_id", "currency")}
     await session.execute(stmt.on_conflict_do_update(

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import and_, exists, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -28,6 +26,7 @@ from services.ledger.models import (
     PaymentStatus,
     counters,
 )
+from shared.db import dialect_insert
 from shared.pagination import after_keyset
 
 # ---------------------------------------------------------------- accounts
@@ -328,7 +327,7 @@ async def lock_customer_balance(session: AsyncSession, *, customer_id: str, curr
     reversals of one customer run one after the other (on SQLite, BEGIN IMMEDIATE already
     serializes every writer).
     """
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = dialect_insert(session)
     await session.execute(
         insert(CustomerBalance.__table__)
         .values(customer_id=customer_id, currency=currency, unapplied_minor=0, version=1,

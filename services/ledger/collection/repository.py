@@ -7,9 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, literal_column, or_, select, true, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import case, exists, func, literal_column, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.ledger.collection.models import (
@@ -31,19 +29,8 @@ from services.ledger.models import (
     PaymentAllocation,
     PaymentStatus,
 )
-
-
-def _insert(session: AsyncSession) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-
-
-def newest_first(at_column: Any, id_column: Any, before: tuple[datetime, str] | None) -> Any:
-    """WHERE condition for rows strictly older than a `(timestamp, id)` cursor (newest-first lists)."""
-    if before is None:
-        return true()
-    at, ident = before
-    return or_(at_column < at, and_(at_column == at, id_column < ident))
-
+from shared.db import dialect_insert
+from shared.pagination import before_keyset
 
 # ---------------------------------------------------------------- scans
 
@@ -59,7 +46,7 @@ async def list_scans(session: AsyncSession, *, limit: int, before: tuple[datetim
         stmt = stmt.where(OverdueScan.as_of == as_of)
     if status is not None:
         stmt = stmt.where(OverdueScan.status == status)
-    stmt = stmt.where(newest_first(OverdueScan.started_at, OverdueScan.id, before))
+    stmt = stmt.where(before_keyset(OverdueScan.started_at, OverdueScan.id, before))
     stmt = stmt.order_by(OverdueScan.started_at.desc(), OverdueScan.id.desc()).limit(limit)
     return list((await session.execute(stmt)).scalars())
 
@@ -162,7 +149,7 @@ async def insert_crossings(session: AsyncSession, rows: list[dict[str, Any]]) ->
     if not rows:
         return set()
     table = OverdueCrossing.__table__
-    stmt = (_insert(session)(table).on_conflict_do_nothing(index_elements=["invoice_id", "level"])
+    stmt = (dialect_insert(session)(table).on_conflict_do_nothing(index_elements=["invoice_id", "level"])
             .returning(table.c.invoice_id, table.c.level))
     return {(r[0], r[1]) for r in await session.execute(stmt, rows)}
 
@@ -198,7 +185,7 @@ async def list_promises(session: AsyncSession, *, limit: int, before: tuple[date
         stmt = stmt.where(PaymentPromise.salesperson_id == salesperson_id)
     if status is not None:
         stmt = stmt.where(PaymentPromise.status == status)
-    stmt = stmt.where(newest_first(PaymentPromise.created_at, PaymentPromise.id, before))
+    stmt = stmt.where(before_keyset(PaymentPromise.created_at, PaymentPromise.id, before))
     stmt = stmt.order_by(PaymentPromise.created_at.desc(), PaymentPromise.id.desc()).limit(limit)
     return list((await session.execute(stmt)).scalars())
 
@@ -317,7 +304,7 @@ async def disputes_open_at(session: AsyncSession, invoice_ids: Iterable[str],
 async def list_disputes(session: AsyncSession, *, invoice_id: str, limit: int,
                         before: tuple[datetime, str] | None) -> list[InvoiceDispute]:
     stmt = (select(InvoiceDispute).where(InvoiceDispute.invoice_id == invoice_id,
-                                         newest_first(InvoiceDispute.opened_at, InvoiceDispute.id,
+                                         before_keyset(InvoiceDispute.opened_at, InvoiceDispute.id,
                                                       before))
             .order_by(InvoiceDispute.opened_at.desc(), InvoiceDispute.id.desc()).limit(limit))
     return list((await session.execute(stmt)).scalars())
@@ -341,6 +328,6 @@ async def list_notes(session: AsyncSession, *, limit: int, before: tuple[datetim
         stmt = stmt.where(CollectionNote.next_action_on < next_action_before)
     if contact_role is not None:
         stmt = stmt.where(CollectionNote.contact_role == contact_role)
-    stmt = stmt.where(newest_first(CollectionNote.created_at, CollectionNote.id, before))
+    stmt = stmt.where(before_keyset(CollectionNote.created_at, CollectionNote.id, before))
     stmt = stmt.order_by(CollectionNote.created_at.desc(), CollectionNote.id.desc()).limit(limit)
     return list((await session.execute(stmt)).scalars())
