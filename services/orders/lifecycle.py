@@ -61,7 +61,7 @@ from services.orders.working_days import add_working_days
 from shared.clock import Clock
 from shared.errors import DependencyUnavailable, GuardFailed, InvalidTransition
 from shared.events import Event, new_event
-from shared.money import line_total
+from shared.money import format_money, line_total
 from shared.observability import current_request_id
 from shared.outbox import Outbox
 
@@ -152,10 +152,6 @@ Effect = Callable[[AsyncEventData], Awaitable[None]]
 
 
 # --- Guards -------------------------------------------------------------------------------
-
-
-def _money(amount_minor: int, currency: str) -> str:
-    return f"{amount_minor / 100:,.2f} {currency}"
 
 
 @guard
@@ -261,7 +257,7 @@ def invoice_not_paid(order: Order, facts: Facts) -> str | None:
     if facts.invoice_paid_minor is None:
         return "The invoice of the order has not been checked with ledger."
     if facts.invoice_paid_minor != 0:
-        return (f"{_money(facts.invoice_paid_minor, order.currency)} was paid on the order's "
+        return (f"{format_money(facts.invoice_paid_minor, order.currency)} was paid on the order's "
                 "invoice; refund the customer in ledger first.")
     if facts.outstanding_minor is None:  # what `credit_invoice` credits
         return "The invoice of the order has not been checked with ledger."
@@ -322,7 +318,7 @@ def nothing_outstanding(order: Order, facts: Facts) -> str | None:
     if facts.outstanding_minor is None:
         return "The order's balance has not been checked with ledger."
     return None if facts.outstanding_minor == 0 else (
-        f"{_money(facts.outstanding_minor, order.currency)} is still outstanding.")
+        f"{format_money(facts.outstanding_minor, order.currency)} is still outstanding.")
 
 
 # --- Effects ------------------------------------------------------------------------------

@@ -7,8 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.orders.models import (
@@ -23,6 +21,7 @@ from services.orders.models import (
     OrderRevision,
     OrderState,
 )
+from shared.db import dialect_insert
 from shared.pagination import after_keyset
 
 
@@ -87,7 +86,7 @@ async def reviews_of(session: AsyncSession, order_id: str, revision: int) -> lis
 async def upsert_review(session: AsyncSession, *, order_id: str, revision: int, department: str,
                         decision: str, comment: str | None, by: str, at: datetime) -> None:
     """Store a department's opinion on a revision, replacing the one it gave before."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = dialect_insert(session)
     stmt = insert(OrderReview).values(
         id=str(uuid.uuid4()), order_id=order_id, revision=revision, department=department,
         decision=decision, comment=comment, by=by, at=at)
@@ -191,7 +190,7 @@ async def get_change_request(session: AsyncSession, order_id: str, change_reques
 async def upsert_change_review(session: AsyncSession, *, change_request_id: str, department: str,
                                decision: str, comment: str | None, by: str, at: datetime) -> None:
     """Store a department's opinion on a change request, replacing the one it gave before."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = dialect_insert(session)
     stmt = insert(OrderChangeReview).values(
         id=str(uuid.uuid4()), change_request_id=change_request_id, department=department,
         decision=decision, comment=comment, by=by, at=at)

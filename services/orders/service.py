@@ -76,7 +76,7 @@ from shared.errors import (
 from shared.events import Event
 from shared.money import MAX_MINOR, line_total
 from shared.numbering import next_number
-from shared.observability import new_request_id, reset_request_id, set_request_id
+from shared.observability import work_request_id
 from shared.outbox import Outbox
 
 log = logging.getLogger("o2c.orders")
@@ -581,8 +581,7 @@ async def retry_pending_credit(*, db: Database, outbox: Outbox, clock: Clock, cr
     reserves twice; once it answers, the order is approved if its departments already did.
     Stops at the first order credit does not answer for (credit is still down).
     """
-    token = set_request_id(new_request_id())
-    try:
+    with work_request_id():
         async with db.session(read_only=True) as session:
             order_ids = await repository.orders_awaiting_credit(session, limit=limit)
         answered = 0
@@ -608,8 +607,6 @@ async def retry_pending_credit(*, db: Database, outbox: Outbox, clock: Clock, cr
                 await _approve_if_ready(session=session, outbox=outbox, clock=clock,
                                         settings=settings, order=order)
         return answered
-    finally:
-        reset_request_id(token)
 
 
 async def _approve_if_ready(*, session: AsyncSession, outbox: Outbox, clock: Clock,
@@ -642,10 +639,7 @@ async def scan_review_deadlines(*, session: AsyncSession, outbox: Outbox, clock:
 async def scan_review_deadlines_once(*, db: Database, outbox: Outbox, clock: Clock,
                                      settings: OrdersSettings) -> list[str]:
     """The periodic scan: one transaction, as of now."""
-    token = set_request_id(new_request_id())
-    try:
+    with work_request_id():
         async with db.session() as session, session.begin():
             return await scan_review_deadlines(session=session, outbox=outbox, clock=clock,
                                                settings=settings, as_of=clock.now())
-    finally:
-        reset_request_id(token)

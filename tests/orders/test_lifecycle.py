@@ -682,6 +682,14 @@ class TestClose:
         assert order.state == "invoiced"
 
 
+    async def test_outstanding_is_quoted_in_the_currency_s_own_decimals(self, world):
+        order = an_order("invoiced", currency="JPY")
+        with pytest.raises(GuardFailed) as refusal:
+            await fire(order, "close", effects=world.effects(), facts=Facts(
+                outstanding_minor=50_000, open_exceptions=0, open_change_requests=()))
+        assert refusal.value.body()["reason"] == "50,000 JPY is still outstanding."
+
+
 class TestCancel:
     @pytest.mark.parametrize("state", refused("cancel"))
     async def test_refused_from(self, world, state):
