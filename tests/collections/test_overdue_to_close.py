@@ -34,7 +34,6 @@ from tests.notifier.dunning_support import (
 )
 from tests.orders import flows
 
-DELIVERED_AT = "2026-01-05T08:00:00+00:00"
 WATCHED = ["invoice.overdue", "promise.broken", "dunning.escalated", "credit.hold_placed",
            "credit.hold_released", "invoice.paid"]
 
@@ -54,19 +53,11 @@ def system_overrides(smtp):
 
 async def invoiced_order(system: Any, customer_id: str) -> dict[str, Any]:
     """An order walked from draft to invoiced: 100 × 18.50 CNY, 60 days of terms."""
-    order = await flows.approved_order(system, customer_id)
-    oid = order["id"]
-    steps = [("sales", "contract", {"contract_number": "CT-2026-0001",
-                                    "signed_at": "2026-01-05T08:30:00+00:00"}),
-             ("production", "start-fulfillment", None),
-             ("production", "deliveries", {"lines": [{"line_id": order["lines"][0]["id"],
-                                                      "quantity": "100"}],
-                                           "delivered_at": DELIVERED_AT}),
-             ("finance", "settle", None)]
-    for principal, path, body in steps:
-        r = await system.client("orders", principal).post(f"/v1/orders/{oid}/{path}", json=body)
-        assert r.status_code == 200, (path, r.text)
-    assert r.json()["state"] == "invoiced"
+    order = await flows.in_fulfillment(system, customer_id)
+    r = await flows.deliver(system, order, "100")
+    assert r.status_code == 200, r.text
+    r = await system.client("orders", "finance").post(f"/v1/orders/{order['id']}/settle")
+    assert r.status_code == 200 and r.json()["state"] == "invoiced", r.text
     return r.json()
 
 
