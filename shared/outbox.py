@@ -39,6 +39,7 @@ from shared.errors import DependencyUnavailable
 from shared.events import Event
 from shared.http import ServiceHttp
 from shared.observability import work_request_id
+from shared.polling import poll_loop
 
 log = logging.getLogger("o2c.outbox")
 
@@ -170,17 +171,6 @@ class OutboxRelay:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Background loop: dispatch, then sleep until woken or the poll interval passes."""
-        while not stop.is_set():
-            try:
-                await self.dispatch_once()
-            except Exception:
-                log.exception("outbox relay cycle failed")
-            self._wake.clear()
-            waiter = asyncio.ensure_future(self._wake.wait())
-            stopper = asyncio.ensure_future(stop.wait())
-            try:
-                await asyncio.wait({waiter, stopper}, timeout=self.poll_seconds,
-                                   return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                waiter.cancel()
-                stopper.cancel()
+        await poll_loop(self.dispatch_once, stop=stop, wake=self._wake,
+                        batch_size=self.batch_size, poll_seconds=self.poll_seconds, log=log,
+                        what="outbox relay")

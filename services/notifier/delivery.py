@@ -24,10 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.notifier import destinations, repository
 from services.notifier.config import NotifierSettings
 from services.notifier.models import DeliveryStatus
-from services.notifier.polling import poll_loop
 from shared.clock import Clock
 from shared.db import Database
 from shared.events import Event
+from shared.polling import poll_loop
 from shared.webhooks import sign, signed_headers
 
 log = logging.getLogger("o2c.notifier.delivery")

@@ -48,11 +48,11 @@ from services.notifier.models import (
     Salesperson,
     StoredEvent,
 )
-from services.notifier.polling import poll_loop
 from shared.clock import Clock
 from shared.db import Database
 from shared.errors import DependencyUnavailable
 from shared.events import Event
+from shared.polling import poll_loop
 
 log = logging.getLogger("o2c.notifier.dunning")
 

@@ -31,10 +31,10 @@ from services.notifier.clients import Invoice, LedgerClient
 from services.notifier.config import NotifierSettings
 from services.notifier.dunning import skip_reason
 from services.notifier.models import Notification, NotificationStatus
-from services.notifier.polling import poll_loop
 from shared.clock import Clock
 from shared.db import Database
 from shared.errors import DependencyUnavailable
+from shared.polling import poll_loop
 
 log = logging.getLogger("o2c.notifier.email")
 

@@ -1,11 +1,11 @@
-"""The loop the notifier workers share: a full batch goes again, a wake ends the wait, a stop ends it."""
+"""The loop queue workers share: a full batch goes again, a wake ends the wait, a stop ends it."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from services.notifier.polling import poll_loop
+from shared.polling import poll_loop
 
 log = logging.getLogger("test.polling")
 

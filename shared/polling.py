@@ -1,4 +1,5 @@
-"""The loop every notifier worker runs: one pass, then wait until woken, stopped or polled."""
+"""The loop of a queue worker (outbox relay, webhook deliveries, dunning, email): one pass, then
+wait until woken, stopped or polled."""
 
 from __future__ import annotations
 
