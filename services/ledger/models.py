@@ -68,10 +68,11 @@ class EntryKind(StrEnum):
 
 
 class InvoiceStatus(StrEnum):
+    """Follows the money; an open dispute is the `disputed` flag beside it, never a status."""
+
     open = "open"
     partially_paid = "partially_paid"
     paid = "paid"
-    disputed = "disputed"
     written_off = "written_off"
 
 

@@ -349,7 +349,7 @@ def _settle_status(invoice: Invoice, *, closed_at: datetime) -> bool:
     """Set the status from the money; True when this change brought outstanding to 0.
 
     Paid at 0, open while nothing has been taken off the total, partially paid in between.
-    Disputed and written-off invoices keep their status unless they reach 0.
+    Written-off invoices keep their status unless they reach 0.
     """
     was_paid = invoice.status == InvoiceStatus.paid
     if invoice.outstanding_minor == 0:

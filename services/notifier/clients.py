@@ -66,10 +66,6 @@ class Invoice(BaseModel):
     due_date: date
     disputed: bool = False
 
-    @property
-    def in_dispute(self) -> bool:
-        return self.disputed or self.status == "disputed"
-
 
 class DebitNote(BaseModel):
     model_config = ConfigDict(extra="ignore")

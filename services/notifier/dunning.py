@@ -166,7 +166,7 @@ def resolve_recipients(roles: list[str], *, customer: Customer | None,
 
 def skip_reason(invoice: Invoice) -> str | None:
     """Why an invoice is not dunned now (disputed, or nothing outstanding), if at all."""
-    if invoice.in_dispute:
+    if invoice.disputed:
         return f"invoice {invoice.number} is disputed: dunning is paused until the dispute is resolved"
     if invoice.outstanding_minor <= 0:
         return f"invoice {invoice.number} has nothing outstanding"
