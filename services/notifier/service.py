@@ -288,9 +288,13 @@ async def put_salesperson(session: AsyncSession, *, clock: Clock, salesperson_id
     if row is None:
         row = Salesperson(salesperson_id=salesperson_id, name=data.name, email=data.email,
                           created_at=now, updated_at=now)
-        session.add(row)
-        await session.flush()
-        return row, True
+        try:
+            async with session.begin_nested():  # two first PUTs at once: one inserts
+                session.add(row)
+            return row, True
+        except IntegrityError:
+            row = await repository.get_salesperson(session, salesperson_id)
+            assert row is not None
     row.name, row.email, row.updated_at = data.name, data.email, now
     row.version += 1
     await session.flush()

@@ -3,6 +3,7 @@ and change what, and email when SMTP is not configured (no smtp_host in this mod
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import pytest
@@ -106,6 +107,16 @@ async def test_who_may_read_and_change_the_policy(system, principal, get, put):
     assert (await client.get("/v1/dunning-policy")).status_code == get
     r = await client.put("/v1/dunning-policy", json={"levels": [LEVEL]})
     assert r.status_code == put, r.text
+
+
+async def test_two_first_puts_of_one_salesperson_at_once_both_succeed(system):
+    finance = system.client("notifier", "finance")
+    answers = await asyncio.gather(*(
+        finance.put("/v1/salespeople/S-NEW", json={"name": name, "email": f"{name}@o2c.example"})
+        for name in ("first", "second")))
+    assert sorted(r.status_code for r in answers) in ([200, 201], [201, 201]), [r.text for r in answers]
+    listed = (await finance.get("/v1/salespeople")).json()["items"]
+    assert [p["salesperson_id"] for p in listed].count("S-NEW") == 1
 
 
 async def test_the_salesperson_directory(system):
