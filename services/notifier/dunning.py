@@ -98,7 +98,7 @@ async def queue_run(session: AsyncSession, *, event: StoredEvent, now: datetime)
         return None
     run = DunningRun(invoice_id=invoice_id, threshold_days=threshold,
                      days_overdue=days if days is not None else threshold, event_id=event.id,
-                     event_data=data, next_attempt_at=now, created_at=now)
+                     next_attempt_at=now, created_at=now)
     try:
         async with session.begin_nested():
             session.add(run)

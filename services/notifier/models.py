@@ -152,7 +152,6 @@ class DunningRun(NotifierBase, table=True):
     threshold_days: int = Field(description="The event's `level`: the threshold crossed, in days")
     days_overdue: int
     event_id: str = Field(max_length=36)
-    event_data: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     policy_level: int | None = Field(default=None)
     status: RunStatus = Field(default=RunStatus.pending, sa_type=String(16))
     attempts: int = Field(default=0)

@@ -55,7 +55,6 @@ def upgrade() -> None:
     sa.Column('threshold_days', sa.Integer(), nullable=False),
     sa.Column('days_overdue', sa.Integer(), nullable=False),
     sa.Column('event_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
-    sa.Column('event_data', sa.JSON(), nullable=False),
     sa.Column('policy_level', sa.Integer(), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
