@@ -97,7 +97,7 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings, *,
                 db=app.state.db, outbox=app.state.outbox, http=app.state.http, clock=app.state.clock,
                 batch_size=settings.outbox_batch_size, lease_seconds=settings.outbox_lease_seconds,
                 max_backoff_seconds=settings.outbox_max_backoff_seconds,
-                poll_seconds=settings.outbox_poll_seconds)
+                poll_seconds=settings.outbox_poll_seconds, service=spec.name)
         if spec.on_startup is not None:
             await spec.on_startup(app)
         stop = asyncio.Event()

@@ -122,21 +122,42 @@ class Database:
 
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Key of `request.state` under which a layer may take over the final commit of the request's
+# session: shared.idempotency commits a keyed POST's effect together with its stored answer.
+COMMIT_OWNER = "commit_owner"
 
 
 async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's session: committed once after the endpoint returns, rolled back on error."""
+    """The request's session: committed once after the endpoint returns, rolled back on error.
+
+    When a commit owner is in the request's state (a keyed POST), the session is handed to it
+    instead, and it commits once the response is complete (shared.idempotency).
+    """
     db: Database = request.app.state.db
     session = db.session(read_only=request.method in READ_METHODS)
+    owner = getattr(request.state, COMMIT_OWNER, None)
+    handed_over = False
     try:
         yield session
-        if session.in_transaction():
+        if owner is not None and owner.adopt(session):
+            handed_over = True
+        elif session.in_transaction():
             await session.commit()
     except BaseException:
         await session.rollback()
         raise
     finally:
-        await session.close()
+        if not handed_over:
+            await session.close()
+
+
+async def checkpoint(session: AsyncSession) -> None:
+    """Commit what the request wrote so far: a step's intent, recorded before another service
+    is called, so that no write transaction is open while waiting for it (DESIGN §9) and a
+    crash after this point can be resumed. The request's session carries on in a new
+    transaction; its final commit is still the session dependency's."""
+    if session.in_transaction():
+        await session.commit()
 
 
 def dialect_insert(session: AsyncSession) -> Any:

@@ -1,11 +1,33 @@
-"""`Idempotency-Key` on every POST (DESIGN.md §3), stored in the service's own database.
+"""`Idempotency-Key` on every POST (DESIGN.md §3, §9), stored in the service's own database.
 
 The same key with the same body within 24 h replays the stored response with
 `Idempotent-Replayed: true`; the same key with another body is 422
-`idempotency_key_reused`; a request whose first attempt is still running gets 409
-`conflict`. Keys are scoped per principal. Responses of 5xx are not stored, so a retry after
-a dependency failure runs again. An in-flight marker older than
-`idempotency_in_flight_seconds` (a crashed worker) may be taken over.
+`idempotency_key_reused`. Keys are scoped per principal.
+
+The stored response is committed in the same transaction as the effect it describes, before
+the response leaves the process (Stripe's model):
+
+1. The middleware looks the key up (one primary-key read). Stored → replay it.
+2. Otherwise the request runs with an `IdempotencyContext` in its scope. The request's session
+   dependency does not commit: it hands its session to the context (`adopt`).
+3. The middleware holds the response until it is complete, then writes the key's row with
+   status, headers and body *into that session* and commits effect and key together. Only then
+   does the response go out.
+
+So a retry sent after a response always finds the key (it never sees "in progress"), and a
+crash at any instant leaves either nothing (the retry runs the request) or effect and key
+together (the retry replays) — never an effect without its key. Two first attempts racing
+each other both run inside their own transactions; the first to commit wins, the other's key
+insert conflicts, its transaction (effect included) rolls back and it replays the winner.
+
+A request that fails (4xx) has no effect to keep: its session rolled back, and its answer is
+stored on its own, so the retry gets the same answer. 5xx answers are not stored: a retry
+after a dependency failure runs again. A request that committed part of its work earlier
+(orders' cross-service steps commit their intent before calling out) relies on that work
+being resumable: the retry finds the intent and finishes it.
+
+Rows written by an earlier version as `in_flight` mark a request that never recorded its
+answer; they are treated as absent.
 """
 
 from __future__ import annotations
@@ -13,7 +35,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -26,25 +49,27 @@ from sqlalchemy import (
     Text,
     delete,
     select,
-    update,
 )
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.clock import Clock
-from shared.db import Database, UTCDateTime
+from shared.db import COMMIT_OWNER, Database, UTCDateTime, dialect_insert
 from shared.errors import (
-    Conflict,
     IdempotencyKeyReused,
+    InternalError,
     Problem,
     ValidationFailed,
     problem_response,
 )
+from shared.failpoints import failpoint
 
 log = logging.getLogger("o2c.idempotency")
 HEADER = b"idempotency-key"
 REPLAYED_HEADERS = {b"content-type", b"location", b"etag"}
 MAX_KEY_LENGTH = 255
+COMPLETED = "completed"
 
 
 def idempotency_table(metadata: MetaData) -> Table:
@@ -53,7 +78,7 @@ def idempotency_table(metadata: MetaData) -> Table:
         Column("scope", String(200), primary_key=True),
         Column("key", String(MAX_KEY_LENGTH), primary_key=True),
         Column("fingerprint", String(64), nullable=False),
-        Column("state", String(16), nullable=False),
+        Column("state", String(16), nullable=False),  # always `completed` since 2026-12
         Column("response_status", Integer, nullable=True),
         Column("response_headers", Text, nullable=True),
         Column("response_body", LargeBinary, nullable=True),
@@ -62,7 +87,8 @@ def idempotency_table(metadata: MetaData) -> Table:
     )
 
 
-def _fingerprint(method: str, path: str, query: bytes, body: bytes) -> str:
+def fingerprint(method: str, path: str, query: bytes, body: bytes) -> str:
+    """What makes two requests "the same": method, path, query and the body's JSON value."""
     try:
         canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
     except (ValueError, UnicodeDecodeError):
@@ -72,6 +98,95 @@ def _fingerprint(method: str, path: str, query: bytes, body: bytes) -> str:
         h.update(part)
         h.update(b"\0")
     return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class KeyRef:
+    """Which key a response belongs to: the principal's scope, the key, the request's fingerprint."""
+
+    scope: str
+    key: str
+    fingerprint: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"scope": self.scope, "key": self.key, "fingerprint": self.fingerprint}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> KeyRef:
+        return cls(str(data["scope"]), str(data["key"]), str(data["fingerprint"]))
+
+
+async def store_response(session: AsyncSession, table: Table, ref: KeyRef, response: StoredResponse,
+                         *, now: datetime, ttl_hours: int) -> None:
+    """Record `response` as the answer of `ref` in the caller's transaction, unless one is stored.
+
+    For work finished on behalf of an earlier request (orders' recovery worker completing a step
+    a request began): that request's retry then replays this answer.
+    """
+    insert = dialect_insert(session)
+    await session.execute(insert(table).values(
+        scope=ref.scope, key=ref.key, fingerprint=ref.fingerprint, state=COMPLETED,
+        response_status=response.status, response_headers=json.dumps(response.headers),
+        response_body=response.body, created_at=now,
+        expires_at=now + timedelta(hours=ttl_hours)).on_conflict_do_nothing())
+
+
+@dataclass
+class IdempotencyContext:
+    """One keyed request on its way through the app; the request's session is handed to it."""
+
+    table: Table
+    ref: KeyRef
+    now: datetime
+    ttl_hours: int
+    service: str
+    session: AsyncSession | None = field(default=None, repr=False)
+
+    def adopt(self, session: AsyncSession) -> bool:
+        """Take over committing the request's session (the first one); False if one was taken."""
+        if self.session is not None:
+            return False
+        self.session = session
+        return True
+
+    def _row(self, response: StoredResponse) -> dict[str, Any]:
+        return {"scope": self.ref.scope, "key": self.ref.key, "fingerprint": self.ref.fingerprint,
+                "state": COMPLETED, "response_status": response.status,
+                "response_headers": json.dumps(response.headers), "response_body": response.body,
+                "created_at": self.now, "expires_at": self.now + timedelta(hours=self.ttl_hours)}
+
+    async def commit(self, db: Database, response: StoredResponse) -> None:
+        """Commit the request's effect with its answer; raises IntegrityError if the key exists."""
+        session = self.session
+        if session is None:  # nothing was written through a request session: store on its own
+            async with db.session() as own, own.begin():
+                await own.execute(self.table.insert().values(**self._row(response)))
+            return
+        await session.execute(self.table.insert().values(**self._row(response)))
+        failpoint(f"{self.service}.idempotency.before_commit")
+        await session.commit()
+        failpoint(f"{self.service}.idempotency.after_commit")
+
+    async def commit_without_key(self) -> None:
+        """A handler that answered 5xx normally still meant what it wrote; the key stays free."""
+        if self.session is not None and self.session.in_transaction():
+            await self.session.commit()
+
+    async def close(self) -> None:
+        if self.session is not None:
+            try:
+                if self.session.in_transaction():
+                    await self.session.rollback()
+            finally:
+                await self.session.close()
+                self.session = None
 
 
 class IdempotencyMiddleware:
@@ -91,7 +206,7 @@ class IdempotencyMiddleware:
             return
         key = raw_key.decode("latin-1").strip()
         if not key or len(key) > MAX_KEY_LENGTH:
-            await self._problem(scope, receive, send, ValidationFailed(
+            await self._answer(scope, receive, send, ValidationFailed(
                 "Idempotency-Key must be 1 to 255 characters.",
                 errors=[{"field": "header.Idempotency-Key", "message": "1 to 255 characters"}]))
             return
@@ -106,88 +221,113 @@ class IdempotencyMiddleware:
         scope.setdefault("state", {})["principal"] = principal  # auth need not look it up again
 
         body = await _read_body(receive)
-        fingerprint = _fingerprint(scope["method"], scope["path"], scope.get("query_string", b""),
-                                   body)
-        ident = (principal.name, key)
-        outcome = await self._begin(db, clock, settings, ident, fingerprint)
-        if isinstance(outcome, Problem):
-            await self._problem(scope, receive, send, outcome)
-            return
-        if outcome is not None:
-            await _replay(outcome, send)
+        ref = KeyRef(principal.name, key, fingerprint(
+            scope["method"], scope["path"], scope.get("query_string", b""), body))
+        now = clock.now()
+        earlier = await self._lookup(db, ref, now)
+        if earlier is not None:
+            await self._answer(scope, receive, send, earlier)
             return
 
-        status = 500
+        ctx = IdempotencyContext(self.table, ref, now, settings.idempotency_ttl_hours,
+                                 scope["app"].state.service)
+        scope["state"][COMMIT_OWNER] = ctx
         start: Message | None = None
         chunks: list[bytes] = []
 
-        async def capture(message: Message) -> None:
-            nonlocal status, start
+        async def hold(message: Message) -> None:
+            nonlocal start
             if message["type"] == "http.response.start":
-                status, start = message["status"], message
+                start = message
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
-            await send(message)
 
         try:
-            await self.app(scope, _replay_body(body, receive), capture)
-        except BaseException:
-            await self._forget(db, ident)
-            raise
-        if status >= 500 or start is None:
-            await self._forget(db, ident)
-            return
+            await self.app(scope, _replay_body(body, receive), hold)
+            if start is None:  # the app sent nothing: let the outer layers answer 500
+                raise RuntimeError("the app returned without a response")
+            answer = await self._settle(db, ctx, start, b"".join(chunks))
+        finally:
+            await ctx.close()
+        if answer is None:
+            await send(start)
+            await send({"type": "http.response.body", "body": b"".join(chunks)})
+        else:
+            await self._answer(scope, receive, send, answer)
+
+    async def _settle(self, db: Database, ctx: IdempotencyContext, start: Message,
+                      body: bytes) -> Problem | StoredResponse | None:
+        """Commit the effect with its answer; None to send the held response, or what to send."""
+        status = start["status"]
+        if status >= 500:
+            await ctx.commit_without_key()
+            return None
         stored = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in start.get("headers", [])
                   if k.lower() in REPLAYED_HEADERS]
-        async with db.session() as session, session.begin():
-            await session.execute(update(self.table).where(
-                self.table.c.scope == ident[0], self.table.c.key == ident[1]).values(
-                state="completed", response_status=status,
-                response_headers=json.dumps(stored), response_body=b"".join(chunks)))
-
-    async def _begin(self, db: Database, clock: Clock, settings: Any, ident: tuple[str, str],
-                     fingerprint: str) -> Problem | Any | None:
-        """Mark the key in flight; or return the stored row to replay, or the problem to send."""
-        t, now = self.table, clock.now()
-        for _ in range(3):
-            try:
-                async with db.session() as session, session.begin():
-                    await session.execute(t.insert().values(
-                        scope=ident[0], key=ident[1], fingerprint=fingerprint, state="in_flight",
-                        created_at=now, expires_at=now + timedelta(hours=settings.idempotency_ttl_hours)))
-                return None
-            except IntegrityError:
-                pass
-            async with db.session() as session, session.begin():
-                row = (await session.execute(select(t).where(
-                    t.c.scope == ident[0], t.c.key == ident[1]))).one_or_none()
-                if row is None:
-                    continue
-                stale = (row.state == "in_flight" and row.created_at
-                         + timedelta(seconds=settings.idempotency_in_flight_seconds) < now)
-                if row.expires_at <= now or stale:
-                    await session.execute(delete(t).where(t.c.scope == ident[0], t.c.key == ident[1]))
-                    continue
-                if row.fingerprint != fingerprint:
-                    return IdempotencyKeyReused(
-                        "This Idempotency-Key was used with a different request body.")
-                if row.state == "in_flight":
-                    return Conflict("A request with this Idempotency-Key is still in progress; "
-                                    "retry later.", headers={"Retry-After": "1"})
-                return row
-        return Conflict("Could not record the Idempotency-Key; retry.")
-
-    async def _forget(self, db: Database, ident: tuple[str, str]) -> None:
         try:
-            async with db.session() as session, session.begin():
-                await session.execute(delete(self.table).where(
-                    self.table.c.scope == ident[0], self.table.c.key == ident[1]))
+            await ctx.commit(db, StoredResponse(status, stored, body))
+        except IntegrityError:  # a concurrent first attempt committed first: answer as it did
+            await ctx.close()
+            winner = await self._lookup(db, ctx.ref, ctx.now)
+            if winner is None:
+                return InternalError("The Idempotency-Key could not be recorded; retry the request.")
+            return winner
         except Exception:
-            log.exception("could not release an idempotency key")
+            log.exception("could not commit a keyed request")
+            return InternalError("An unexpected error occurred; quote the request id to support.")
+        return None
+
+    async def _lookup(self, db: Database, ref: KeyRef, now: datetime) -> Problem | StoredResponse | None:
+        """The stored answer of the key, the problem if the body differs, or None: not stored."""
+        t = self.table
+        async with db.session(read_only=True) as session:
+            row = (await session.execute(select(t).where(
+                t.c.scope == ref.scope, t.c.key == ref.key))).one_or_none()
+        if row is None:
+            return None
+        if row.expires_at <= now or row.state != COMPLETED:
+            async with db.session() as session, session.begin():
+                await session.execute(delete(t).where(
+                    t.c.scope == ref.scope, t.c.key == ref.key, t.c.expires_at == row.expires_at))
+            return None
+        if row.fingerprint != ref.fingerprint:
+            return IdempotencyKeyReused("This Idempotency-Key was used with a different request body.")
+        return StoredResponse(row.response_status, [tuple(h) for h in json.loads(
+            row.response_headers or "[]")], row.response_body or b"")
 
     @staticmethod
-    async def _problem(scope: Scope, receive: Receive, send: Send, problem: Problem) -> None:
-        await problem_response(problem)(scope, receive, send)
+    async def _answer(scope: Scope, receive: Receive, send: Send,
+                      answer: Problem | StoredResponse) -> None:
+        """Send an answer the layer made itself, naming the route for metrics and logs."""
+        _name_route(scope)
+        if isinstance(answer, Problem):
+            await problem_response(answer)(scope, receive, send)
+            return
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers]
+        headers.append((b"idempotent-replayed", b"true"))
+        headers.append((b"content-length", str(len(answer.body)).encode()))
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer.body})
+
+
+def _name_route(scope: Scope) -> None:
+    """Set `scope["route"]` to the route the request would have reached (routing did not run)."""
+    if scope.get("route") is None:
+        scope["route"] = _route_for(getattr(scope["app"], "routes", ()), scope["method"],
+                                    scope["path"])
+
+
+def _route_for(routes: Any, method: str, path: str) -> Any:
+    for route in routes:
+        included = getattr(route, "original_router", None)  # FastAPI's included routers
+        if included is not None:
+            found = _route_for(included.routes, method, path)
+            if found is not None:
+                return found
+        elif getattr(route, "path_regex", None) is not None and route.path_regex.match(path) \
+                and method in (getattr(route, "methods", None) or ()):
+            return route
+    return None
 
 
 async def purge_expired(db: Database, table: Table, clock: Clock) -> int:
@@ -220,13 +360,3 @@ def _replay_body(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replay
-
-
-async def _replay(row: Any, send: Send) -> None:
-    headers = [(k.encode("latin-1"), v.encode("latin-1"))
-               for k, v in json.loads(row.response_headers or "[]")]
-    headers.append((b"idempotent-replayed", b"true"))
-    body = row.response_body or b""
-    headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": row.response_status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

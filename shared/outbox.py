@@ -37,6 +37,7 @@ from shared.clock import Clock
 from shared.db import Database, UTCDateTime, after_commit
 from shared.errors import DependencyUnavailable
 from shared.events import Event
+from shared.failpoints import failpoint
 from shared.http import ServiceHttp
 from shared.observability import work_request_id
 from shared.polling import poll_loop
@@ -95,8 +96,10 @@ class OutboxRelay:
 
     def __init__(self, *, db: Database, outbox: Outbox, http: ServiceHttp, clock: Clock,
                  batch_size: int = 100, lease_seconds: float = 30.0,
-                 max_backoff_seconds: float = 300.0, poll_seconds: float = 1.0) -> None:
+                 max_backoff_seconds: float = 300.0, poll_seconds: float = 1.0,
+                 service: str = "") -> None:
         self.db = db
+        self.service = service
         self.table = outbox.table
         self.http = http
         self.clock = clock
@@ -148,6 +151,8 @@ class OutboxRelay:
             sent = 0
             for row in rows:
                 error = await self._post(row.payload, row.event_id)
+                if error is None:
+                    failpoint(f"{self.service}.outbox.after_post")
                 await self._settle(row, error)
                 if error is None:
                     sent += 1

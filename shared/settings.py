@@ -45,7 +45,6 @@ class BaseServiceSettings(BaseSettings):
     migrate_on_startup: bool = False
 
     idempotency_ttl_hours: int = 24
-    idempotency_in_flight_seconds: float = 60.0
 
     db_pool_size: int = 10
     sqlite_busy_timeout_ms: int = 5000

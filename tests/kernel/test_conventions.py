@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from shared import failpoints
 from shared.settings import SERVICES
 
 CUSTOMER = {"name": "Acme Trading", "salesperson_id": "S-ALICE"}
@@ -142,17 +143,54 @@ class TestIdempotency:
         assert first.status_code == second.status_code == 422
         assert second.headers["idempotent-replayed"] == "true"
 
-    async def test_concurrent_first_attempts_never_both_run(self, system):
+    async def test_concurrent_first_attempts_have_one_effect_and_one_answer(self, system):
         credit = system.client("credit", "credit_manager")
         headers = {"Idempotency-Key": "race"}
         results = await asyncio.gather(*[
             credit.post("/v1/customers", json=CUSTOMER, headers=headers) for _ in range(5)])
-        statuses = sorted(r.status_code for r in results)
-        assert statuses.count(201) >= 1
-        assert set(statuses) <= {201, 409}
-        created = {r.json()["id"] for r in results if r.status_code == 201}
-        assert len(created) == 1
+        assert [r.status_code for r in results] == [201] * 5  # never 409 "in progress"
+        assert len({r.json()["id"] for r in results}) == 1
+        assert sum(r.headers.get("idempotent-replayed") == "true" for r in results) == 4
         assert len((await credit.get("/v1/customers")).json()["items"]) == 1
+
+    async def test_a_retry_right_after_the_answer_replays_it(self, system):
+        credit = system.client("credit", "credit_manager")
+        headers = {"Idempotency-Key": "at-once"}
+        for _ in range(20):
+            first = await credit.post("/v1/customers", json=CUSTOMER, headers=headers)
+            again = await credit.post("/v1/customers", json=CUSTOMER, headers=headers)
+            assert (first.status_code, again.status_code) == (201, 201)
+            assert again.headers["idempotent-replayed"] == "true"
+            headers = {"Idempotency-Key": f"at-once-{first.json()['id']}"}
+
+    @pytest.mark.parametrize("point", ["before_commit", "after_commit"])
+    async def test_a_crash_around_the_commit_leaves_one_effect(self, system, point):
+        """The effect and the stored answer commit together: a failure just before the commit
+        leaves neither (the retry runs once), just after leaves both (the retry replays)."""
+        credit = system.client("credit", "credit_manager")
+        headers = {"Idempotency-Key": f"crash-{point}"}
+        failpoints.configure(f"credit.idempotency.{point}=error")
+        try:
+            crashed = await credit.post("/v1/customers", json=CUSTOMER, headers=headers)
+        finally:
+            failpoints.configure("")
+        assert crashed.status_code == 500
+        retry = await credit.post("/v1/customers", json=CUSTOMER, headers=headers)
+        assert retry.status_code == 201
+        assert (retry.headers.get("idempotent-replayed") == "true") == (point == "after_commit")
+        assert len((await credit.get("/v1/customers")).json()["items"]) == 1
+
+    async def test_answers_of_the_idempotency_layer_name_their_route(self, system):
+        credit = system.client("credit", "credit_manager")
+        headers = {"Idempotency-Key": "metrics-route"}
+        for _ in range(2):
+            await credit.post("/v1/customers", json=CUSTOMER, headers=headers)
+        await credit.post("/v1/customers", json={**CUSTOMER, "name": "Other"}, headers=headers)
+        metrics = (await credit.get("/metrics")).text
+        line = ('o2c_http_requests_total{method="POST",route="/v1/customers",service="credit",'
+                'status="%s"}')
+        assert line % "201" + " 2.0" in metrics
+        assert line % "422" + " 1.0" in metrics
 
     async def test_overlong_key_is_422(self, system):
         r = await system.client("credit", "credit_manager").post(
