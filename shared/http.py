@@ -3,18 +3,24 @@
 Every call carries the service key as bearer, the current `X-Request-ID` and, for POSTs, an
 `Idempotency-Key`, so a retried call is safe. Connection errors, time-outs and 502/503/504
 are retried with exponential backoff; when retries run out the caller gets
-`DependencyUnavailable` (503 `dependency_unavailable`), never a half-known outcome.
+`DependencyUnavailable` (503 `dependency_unavailable`), never a half-known outcome, and one
+warning line names the call and its cause in words (`failure_cause`).
 Typed clients for each target live in the calling service's `clients.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import random
+import socket
+import ssl
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
+import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
@@ -24,6 +30,70 @@ from shared.settings import BaseServiceSettings
 
 log = logging.getLogger("o2c.http")
 RETRY_STATUSES = frozenset({502, 503, 504})
+
+# What went wrong underneath, by the exception found in the cause chain. httpx-aiohttp maps
+# every aiohttp connection error it does not know better to `httpx.ConnectTimeout` (a refused
+# connection, a reset, a server that hung up), so its httpx type alone is not the cause.
+_ERRNO_CAUSES = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ECONNRESET: "connection reset",
+    errno.ECONNABORTED: "connection aborted",
+    errno.EPIPE: "connection reset",
+    errno.ETIMEDOUT: "timed out connecting",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.ENETUNREACH: "network unreachable",
+}
+_UNDERLYING_CAUSES: tuple[tuple[type[BaseException], str], ...] = (
+    (aiohttp.ConnectionTimeoutError, "timed out connecting"),
+    (aiohttp.SocketTimeoutError, "timed out reading"),
+    (aiohttp.ServerDisconnectedError, "server closed the connection"),
+    (aiohttp.ClientPayloadError, "response cut short"),
+    (socket.gaierror, "host name not resolved"),
+    (ssl.SSLError, "TLS handshake failed"),
+)
+# Only when nothing underneath says more (httpx's own transports, test transports).
+_HTTPX_CAUSES: tuple[tuple[type[httpx.HTTPError], str], ...] = (
+    (httpx.ConnectTimeout, "timed out connecting"),
+    (httpx.ReadTimeout, "timed out reading"),
+    (httpx.WriteTimeout, "timed out writing"),
+    (httpx.PoolTimeout, "timed out waiting for a connection"),
+    (httpx.ConnectError, "could not connect"),
+    (httpx.ReadError, "read failed"),
+    (httpx.WriteError, "write failed"),
+    (httpx.RemoteProtocolError, "broken HTTP response"),
+)
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc`, then what it was raised from or while handling, down to the first error.
+
+    Suppressed context counts too: httpcore's pool re-raises its ConnectError `from None`,
+    which leaves the OSError that says "refused" only as suppressed context.
+    """
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        yield link
+        link = link.__cause__ or link.__context__
+
+
+def failure_cause(exc: BaseException) -> str:
+    """A failed call's cause in words: "connection refused", "timed out reading", …"""
+    links = list(_chain(exc))
+    for link in links:
+        for kind, words in _UNDERLYING_CAUSES:
+            if isinstance(link, kind):
+                return words
+        if isinstance(link, OSError) and link.errno in _ERRNO_CAUSES:
+            return _ERRNO_CAUSES[link.errno]
+    aiohttp_error = next((link for link in links if isinstance(link, aiohttp.ClientError)), None)
+    if aiohttp_error is not None:  # one we have no words for: its own name and message
+        return f"{type(aiohttp_error).__name__}: {aiohttp_error}"[:200]
+    for kind, words in _HTTPX_CAUSES:
+        if isinstance(exc, kind):
+            return words
+    return f"{type(exc).__name__}: {exc}"[:200]
 
 
 def make_client(settings: BaseServiceSettings,
@@ -59,21 +129,21 @@ class ServiceHttp:
         if method.upper() == "POST":
             headers["Idempotency-Key"] = idempotency_key or str(uuid.uuid4())
         attempts = max(1, self.settings.http_retries)
-        last_error = "no attempt"
+        cause = "no attempt"
         for attempt in range(attempts):
             try:
                 response = await self.client.request(method, url, json=json, params=params,
                                                      headers=headers)
-            except httpx.TransportError as exc:
-                last_error = type(exc).__name__
+            except (httpx.TransportError, aiohttp.ClientError) as exc:  # the latter: unmapped ones
+                cause = failure_cause(exc)
             else:
                 if response.status_code not in RETRY_STATUSES or response.status_code in expect:
                     return response
-                last_error = f"HTTP {response.status_code}"
+                cause = f"HTTP {response.status_code}"
             if attempt + 1 < attempts:
                 delay = self.settings.http_backoff_seconds * (2**attempt)
                 await asyncio.sleep(delay * (0.5 + random.random()))
-        log.warning("%s %s %s gave up after %d attempts: %s", service, method, path, attempts,
-                    last_error)
-        raise DependencyUnavailable(f"The {service} service did not answer ({last_error}).",
+        tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
+        log.warning("%s %s %s gave up after %s: %s", service, method.upper(), path, tries, cause)
+        raise DependencyUnavailable(f"The {service} service is unavailable: {cause} ({tries}).",
                                     dependency=service)

@@ -16,6 +16,10 @@ class NotifierSettings(BaseServiceSettings):
     # Delay before each retry after a failed attempt; when it runs out the delivery `failed`.
     webhook_retry_schedule_seconds: list[float] = Field(
         default_factory=lambda: [5, 300, 1800, 7200, 18000, 36000, 36000])
+    # Deliveries to o2c's own inboxes (internal endpoints) retry after these delays instead,
+    # the last one repeating until accepted: they never fail and the endpoint is never disabled.
+    internal_retry_schedule_seconds: list[float] = Field(
+        default_factory=lambda: [1, 2, 5, 10, 30, 60], min_length=1)
     # An endpoint whose deliveries fail without a success for longer than this is disabled.
     webhook_disable_after_days: float = 5.0
     # After rotating a secret, deliveries are signed with the old secret too for this long.

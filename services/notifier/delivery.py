@@ -6,6 +6,8 @@ event envelope with `webhook-id` = the event id (receivers dedup on it), records
 and settles the outcome: any 2xx succeeds; anything else is retried after the next delay of
 `webhook_retry_schedule_seconds`, and `failed` when the schedule is used up. An endpoint that
 has been failing without a single success for more than `webhook_disable_after_days` is
+disabled. Internal endpoints (the services' own inboxes, DESIGN.md §9) retry on
+`internal_retry_schedule_seconds` instead, its last delay repeating: never `failed`, never
 disabled. Webhooks go out through their own HTTP client, which never carries the service key.
 """
 
@@ -27,6 +29,8 @@ from services.notifier.models import DeliveryStatus
 from shared.clock import Clock
 from shared.db import Database
 from shared.events import Event
+from shared.failpoints import failpoint
+from shared.http import failure_cause
 from shared.polling import poll_loop
 from shared.webhooks import sign, signed_headers
 
@@ -43,6 +47,7 @@ class Job:
     endpoint_id: str
     url: str
     allow_private: bool  # the endpoint may be on a private address
+    internal: bool  # one of o2c's own inboxes: the internal schedule, never given up
     secrets: tuple[str, ...]  # current secret first, then a rotated one still valid
     msg_id: str
     body: bytes
@@ -58,6 +63,15 @@ class Outcome:
     @property
     def succeeded(self) -> bool:
         return self.response_status is not None and 200 <= self.response_status < 300
+
+
+def retry_delay(settings: NotifierSettings, job: Job) -> float | None:
+    """Seconds until the next attempt after `job` failed; None when the delivery gives up."""
+    if job.internal:
+        schedule = settings.internal_retry_schedule_seconds
+        return schedule[min(job.attempt, len(schedule)) - 1]
+    schedule = settings.webhook_retry_schedule_seconds
+    return schedule[job.attempt - 1] if job.attempt <= len(schedule) else None
 
 
 def make_webhook_client(settings: NotifierSettings,
@@ -96,7 +110,10 @@ class DeliveryWorker:
         async def one(job: Job) -> None:
             async with gate:
                 try:
-                    await self._settle(job, await self._send(job))
+                    outcome = await self._send(job)
+                    if outcome.succeeded:
+                        failpoint("notifier.delivery.after_send")
+                    await self._settle(job, outcome)
                 except Exception:  # the lease runs out and the delivery is tried again
                     log.exception("delivery %s: could not record the attempt", job.delivery_id)
 
@@ -121,7 +138,7 @@ class DeliveryWorker:
                     delivery_id=delivery.id, attempt=delivery.attempt_count + 1,
                     endpoint_id=endpoint.id, url=endpoint.url,
                     allow_private=endpoint.allow_private or self.settings.webhook_allow_private,
-                    secrets=tuple(secrets), msg_id=event.id,
+                    internal=endpoint.internal, secrets=tuple(secrets), msg_id=event.id,
                     body=envelope.model_dump_json().encode()))
             return jobs
 
@@ -141,14 +158,13 @@ class DeliveryWorker:
             response = await self.client.post(job.url, content=job.body, headers=headers)
         except httpx.HTTPError as exc:
             elapsed = int((time.perf_counter() - started) * 1000)
-            return Outcome(at, None, f"{type(exc).__name__}: {exc}"[:500], elapsed)
+            return Outcome(at, None, failure_cause(exc)[:500], elapsed)
         elapsed = int((time.perf_counter() - started) * 1000)
         error = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
         return Outcome(at, response.status_code, error, elapsed)
 
     async def _settle(self, job: Job, outcome: Outcome) -> None:
         now = self.clock.now()
-        schedule = self.settings.webhook_retry_schedule_seconds
         attempt: dict[str, Any] = {"at": outcome.at.isoformat(),
                                    "response_status": outcome.response_status,
                                    "error": outcome.error, "duration_ms": outcome.duration_ms}
@@ -158,9 +174,10 @@ class DeliveryWorker:
                                           "next_attempt_at": None}
                 await repository.mark_endpoint_healthy(session, job.endpoint_id)
             else:
-                if job.attempt <= len(schedule):
+                delay = retry_delay(self.settings, job)
+                if delay is not None:
                     values = {"status": DeliveryStatus.pending.value,
-                              "next_attempt_at": now + timedelta(seconds=schedule[job.attempt - 1])}
+                              "next_attempt_at": now + timedelta(seconds=delay)}
                 else:
                     values = {"status": DeliveryStatus.failed.value, "next_attempt_at": None}
                 await self._note_failure(session, job.endpoint_id, now)
@@ -170,8 +187,11 @@ class DeliveryWorker:
                                             {**values, "last_attempt_at": outcome.at}, attempt)
 
     async def _note_failure(self, session: AsyncSession, endpoint_id: str, now: datetime) -> None:
+        """Start or continue the endpoint's failing run; disable it (never an internal one) when
+        the run is too long."""
         endpoint = await repository.mark_endpoint_failing(session, endpoint_id, now)
-        if endpoint is None or not endpoint.enabled or endpoint.failing_since is None:
+        if (endpoint is None or endpoint.internal or not endpoint.enabled
+                or endpoint.failing_since is None):
             return
         limit = timedelta(days=self.settings.webhook_disable_after_days)
         if now - endpoint.failing_since > limit:

@@ -56,6 +56,10 @@ class WebhookEndpoint(NotifierBase, table=True):
     previous_secret_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # Set when the URL was given by the `service` principal: private addresses are allowed.
     allow_private: bool = Field(default=False)
+    # Created by the `service` principal: one of o2c's own inboxes (shared/subscriptions.py).
+    # Its deliveries retry on the short internal schedule until accepted and it is never
+    # disabled for failing. Fixed at creation, whoever edits the endpoint later.
+    internal: bool = Field(default=False)
     enabled: bool = Field(default=True)
     disabled_reason: str | None = Field(default=None, max_length=500)
     # Start of the current run of failed attempts; cleared by any successful delivery.

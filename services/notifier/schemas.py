@@ -85,6 +85,9 @@ class EndpointPublic(ResponseModel):
     enabled: bool
     disabled_reason: str | None
     failing_since: datetime | None
+    internal: bool = Field(description=(
+        "One of o2c's own inboxes (created by the service principal; read-only): retried after "
+        "about 1 s, 2 s, 5 s, 10 s, 30 s, then every minute until accepted, never disabled."))
     created_by: str
     version: int
     created_at: datetime

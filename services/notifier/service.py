@@ -139,12 +139,16 @@ async def get_endpoint(session: AsyncSession, endpoint_id: str) -> WebhookEndpoi
 
 async def create_endpoint(*, session: AsyncSession, clock: Clock, settings: NotifierSettings,
                           principal: Principal, data: EndpointCreate) -> WebhookEndpoint:
-    """Register a webhook endpoint with a fresh signing secret."""
+    """Register a webhook endpoint with a fresh signing secret.
+
+    One the `service` principal creates is internal (a service's own inbox) for good.
+    """
     allow_private = await _check_destination(settings, principal, data.url)
     now = clock.now()
     endpoint = WebhookEndpoint(
         url=data.url, description=data.description, event_types=_normalize_types(data.event_types),
-        secret=new_secret(), allow_private=allow_private, created_by=principal.name,
+        secret=new_secret(), allow_private=allow_private,
+        internal=Role.service in principal.roles, created_by=principal.name,
         created_at=now, updated_at=now)
     session.add(endpoint)
     await session.flush()
