@@ -7,13 +7,37 @@ their own, so there is one delivery mechanism, signed and logged. A `Subscriber`
   principal, which may use private addresses) and keeps the endpoint id and secret in the
   service's own `subscriptions` table; registration is retried by a worker until notifier
   answers, and re-done when the wanted event types change;
-- serves `POST /v1/inbox`, which verifies the Standard Webhooks signature with that secret,
-  records the event id in the `inbox` table (so a redelivery is acknowledged and ignored),
-  and runs the handlers for the event type, in order, in the request's transaction. A
-  handler that raises rolls everything back and the 5xx makes notifier retry later.
+- serves `POST /v1/inbox`, which verifies the Standard Webhooks signature, records the event
+  id in the `inbox` table (so a redelivery is acknowledged and ignored) and runs the handlers
+  for the event type, in order.
+
+DESIGN.md §9, no lock across the network: a handler that needs another service's answer is a
+`TwoPhase(prepare, apply)`. The inbox runs in this order, and opens no write transaction
+until every prepare is done:
+
+1. read (a read-only session, or the cached secret): verify the signature; an event id
+   already in the inbox is acknowledged as a duplicate at once, without preparing;
+2. prepare: `await prepare(app, event) -> facts` for each two-phase handler, in order. It may
+   read through `app.state.db.session(read_only=True)` and call other services; it writes
+   nothing. If it raises, nothing is recorded and the inbox answers 5xx (503 for
+   `DependencyUnavailable`), so notifier delivers the event again later;
+3. write: the request's session inserts the event id into the inbox — the write transaction
+   begins here — and runs each handler in order inside it: `await apply(session, app, event,
+   facts)` with its own prepare's facts, or a plain handler `await handler(session, app,
+   event)`. Applies write and call no service. A handler that raises rolls everything back
+   (inbox row included) and the 5xx makes notifier retry later.
+
+Two deliveries of one event racing each other may both prepare; the inbox insert decides and
+only the winner applies (the other answers "duplicate"). Facts may therefore be a little
+stale by the time they are applied: an apply re-checks under its own locks what it must (a
+hold still active, one not placed twice), and says in a comment where staleness matters.
+
+Plain handlers run only in step 3, inside the write transaction; one that calls another
+service holds the lock across the network (orders' `invoice.paid` handler, until converted).
 
 Several parts of a service may act on one event type: `handlers_of(a, b)` joins their maps
-so each keeps its handler (a's run first) instead of one replacing the other.
+so each keeps its handler (a's run first) instead of one replacing the other; plain and
+two-phase handlers mix freely.
 """
 
 from __future__ import annotations
@@ -23,12 +47,15 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import JSON, Column, MetaData, String, Table, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import Headers
 
 from shared import webhooks
 from shared.db import SessionDep, UTCDateTime
@@ -37,7 +64,21 @@ from shared.events import Event
 
 log = logging.getLogger("o2c.subscriptions")
 
-Handler = Callable[[AsyncSession, FastAPI, Event], Awaitable[None]]
+Facts = TypeVar("Facts")
+PlainHandler = Callable[[AsyncSession, FastAPI, Event], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class TwoPhase(Generic[Facts]):
+    """An event handler that asks first and writes after: `prepare` runs before any write
+    transaction (read sessions and calls to other services only), `apply` inside the inbox's
+    write transaction with what `prepare` returned (writes only, no calls)."""
+
+    prepare: Callable[[FastAPI, Event], Awaitable[Facts]]
+    apply: Callable[[AsyncSession, FastAPI, Event, Facts], Awaitable[None]]
+
+
+Handler = PlainHandler | TwoPhase[Any]
 INBOX_PATH = "/v1/inbox"
 
 
@@ -144,6 +185,25 @@ class Subscriber:
                 self.subscriptions.c.name == self.service))).scalar_one_or_none()
         return self._secret
 
+    async def _verified(self, app: FastAPI, headers: Headers, body: bytes) -> tuple[Event, bool]:
+        """The delivered event and whether the inbox has it already, read without a write
+        transaction (step 1); raises 401 for a bad signature, 422 for a body that is no event."""
+        async with app.state.db.session(read_only=True) as reads:
+            secret = await self._current_secret(reads)
+            if secret is None:
+                raise Unauthorized("This service has not subscribed yet.")
+            try:
+                webhooks.verify(secret, headers, body, now=app.state.clock.now())
+            except webhooks.InvalidSignature as exc:
+                raise Unauthorized(f"Invalid webhook signature: {exc}.") from exc
+            try:
+                event = Event.model_validate(json.loads(body))
+            except ValueError as exc:
+                raise ValidationFailed("The delivery is not an o2c event envelope.") from exc
+            seen = (await reads.execute(select(self.inbox.c.event_id).where(
+                self.inbox.c.event_id == str(event.id)))).first() is not None
+        return event, seen
+
     def _router(self) -> APIRouter:
         router = APIRouter(tags=["inbox"])
         subscriber = self
@@ -153,28 +213,27 @@ class Subscriber:
                      responses={401: {"description": "Missing or invalid webhook signature"}})
         async def receive_event(request: Request, session: SessionDep) -> JSONResponse:
             """Events this service subscribed to, signed by notifier per Standard Webhooks."""
-            body = await request.body()
-            secret = await subscriber._current_secret(session)
-            if secret is None:
-                raise Unauthorized("This service has not subscribed yet.")
-            try:
-                webhooks.verify(secret, request.headers, body, now=request.app.state.clock.now())
-            except webhooks.InvalidSignature as exc:
-                raise Unauthorized(f"Invalid webhook signature: {exc}.") from exc
-            try:
-                event = Event.model_validate(json.loads(body))
-            except ValueError as exc:
-                raise ValidationFailed("The delivery is not an o2c event envelope.") from exc
+            app = request.app
+            event, seen = await subscriber._verified(app, request.headers, await request.body())
+            duplicate = JSONResponse({"event_id": str(event.id), "status": "duplicate"})
+            if seen:
+                return duplicate
             handlers = subscriber.handlers.get(event.type, ())
+            facts = [await handler.prepare(app, event) if isinstance(handler, TwoPhase) else None
+                     for handler in handlers]
+            # The write transaction begins here, at the request session's first statement.
             try:
                 async with session.begin_nested():
                     await session.execute(subscriber.inbox.insert().values(
                         event_id=str(event.id), type=event.type,
-                        received_at=request.app.state.clock.now()))
-            except IntegrityError:
-                return JSONResponse({"event_id": str(event.id), "status": "duplicate"})
-            for handler in handlers:
-                await handler(session, request.app, event)
+                        received_at=app.state.clock.now()))
+            except IntegrityError:  # the same event delivered twice at once: the other won
+                return duplicate
+            for handler, prepared in zip(handlers, facts, strict=True):
+                if isinstance(handler, TwoPhase):
+                    await handler.apply(session, app, event, prepared)
+                else:
+                    await handler(session, app, event)
             return JSONResponse({"event_id": str(event.id),
                                  "status": "handled" if handlers else "ignored"})
 

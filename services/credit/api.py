@@ -73,6 +73,20 @@ async def load_customer(
 CustomerOr404 = Annotated[Customer, Depends(load_customer)]
 
 
+async def load_customer_read_only(
+    request: Request, principal: CurrentPrincipal,
+    customer_id: Annotated[str, Path(max_length=36)],
+) -> Customer:
+    async with request.app.state.db.session(read_only=True) as session:
+        return await service.get_visible(session, principal, customer_id)
+
+
+# For routes that call another service before they write (DESIGN.md §9): the customer is read
+# through a read-only session, so the request's session opens its write transaction (on
+# SQLite, BEGIN IMMEDIATE at its first statement) only after the call.
+CustomerReadOr404 = Annotated[Customer, Depends(load_customer_read_only)]
+
+
 @router.post("/customers", status_code=status.HTTP_201_CREATED, response_model=CustomerPublic,
              dependencies=[require(*WRITERS)], responses=problem_responses(409))
 async def create_customer(body: CustomerCreate, request: Request, response: Response,
@@ -364,7 +378,7 @@ async def list_assets(customer: CustomerOr404, session: SessionDep, limit: Limit
 
 @evaluations_router.post("/evaluations", status_code=status.HTTP_201_CREATED,
                          response_model=EvaluationPublic, dependencies=[require(*CREDIT_WRITERS)])
-async def create_evaluation(customer: CustomerOr404, body: EvaluationCreate, request: Request,
+async def create_evaluation(customer: CustomerReadOr404, body: EvaluationCreate, request: Request,
                             response: Response, session: SessionDep, ctx: Ctx,
                             principal: CurrentPrincipal) -> Evaluation:
     """Score the customer: seven named factors (each with input, points, max points) sum to a

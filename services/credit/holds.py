@@ -28,6 +28,15 @@ disputed): its `invoice.overdue` for that level was sent before it was paid.
 
 `invoice.overdue` also refreshes the receivables snapshot (overdue_minor, max_days_overdue);
 when ledger does not answer that refresh is skipped and the next ledger event brings it back.
+
+No lock across the network (DESIGN.md §9): the handlers are two-phase
+(shared.subscriptions.TwoPhase). Each first reads what it needs through a read session and
+asks ledger, with no write transaction open; then, in the inbox's write transaction, it
+places or releases under the customer's profile lock. The periodic recheck does the same,
+one customer's releases per transaction. What ledger said may be a moment old when it is
+written: placing re-checks that no hold for the invoice is active yet, releasing that the
+hold is still active, and a hold placed for an invoice paid in between is released by the
+recheck (`invoice.paid`'s, or the periodic one).
 """
 
 from __future__ import annotations
@@ -45,7 +54,7 @@ from services.credit.models import CreditHold
 from shared.errors import DependencyUnavailable
 from shared.events import Event
 from shared.observability import work_request_id
-from shared.subscriptions import Handler
+from shared.subscriptions import Handler, TwoPhase
 
 log = logging.getLogger("o2c.credit.holds")
 
@@ -60,15 +69,31 @@ def _days(value: object) -> int:
         return 0
 
 
-async def hold_for_overdue(session: AsyncSession, app: FastAPI, event: Event) -> CreditHold | None:
-    """Place the automatic hold `invoice.overdue` calls for, if it calls for one; None if not."""
+@dataclass(frozen=True)
+class WantedHold:
+    """An automatic hold to place: the customer, the overdue invoice and its days overdue."""
+
+    customer_id: str
+    invoice_id: str
+    invoice_number: str
+    days_overdue: int
+
+
+async def _is_customer(app: FastAPI, customer_id: str) -> bool:
+    async with app.state.db.session(read_only=True) as session:
+        return await repository.get_customer(session, customer_id) is not None
+
+
+async def overdue_hold(app: FastAPI, event: Event) -> WantedHold | None:
+    """The automatic hold `invoice.overdue` calls for, asking ledger first; None if it calls
+    for none. Reads and asks only: no write transaction is open."""
     data = event.data
     invoice_id, customer_id = data.get("invoice_id"), data.get("customer_id")
     days = _days(data.get("days_overdue"))
     if not invoice_id or not customer_id or days < app.state.settings.credit_hold_days_overdue:
         return None
     invoice_id, customer_id = str(invoice_id), str(customer_id)
-    if await repository.get_customer(session, customer_id) is None:
+    if not await _is_customer(app, customer_id):
         log.warning("invoice.overdue %s: customer %s is not a credit customer; no hold",
                     event.id, customer_id)
         return None
@@ -88,13 +113,20 @@ async def hold_for_overdue(session: AsyncSession, app: FastAPI, event: Event) ->
                      event.id, invoice.number, invoice.how_settled)
             return None
         number = invoice.number
+    return WantedHold(customer_id, invoice_id, number, days)
+
+
+async def place(session: AsyncSession, app: FastAPI, wanted: WantedHold,
+                *, why: str = "") -> CreditHold:
+    """Place the wanted automatic hold (or find the one already active for its invoice)."""
     settings = app.state.settings
     hold, placed = await service.place_automatic_hold(
         session=session, outbox=app.state.outbox, clock=app.state.clock,
-        default_currency=settings.default_currency, customer_id=customer_id,
-        invoice_id=invoice_id, invoice_number=number, days_overdue=days, by=OVERDUE_RULE)
+        default_currency=settings.default_currency, customer_id=wanted.customer_id,
+        invoice_id=wanted.invoice_id, invoice_number=wanted.invoice_number,
+        days_overdue=wanted.days_overdue, by=OVERDUE_RULE)
     if placed:
-        log.info("customer %s on credit hold: %s", customer_id, hold.reason)
+        log.info("customer %s on credit hold%s: %s", wanted.customer_id, why, hold.reason)
     return hold
 
 
@@ -136,15 +168,15 @@ async def _release(session: AsyncSession, app: FastAPI, settled: list[Settled]) 
     return released
 
 
-async def recheck_customer(session: AsyncSession, app: FastAPI, customer_id: str) -> int:
-    """Release the customer's automatic holds whose invoices are settled; how many were released.
+async def settled_holds(app: FastAPI, customer_id: str) -> list[Settled]:
+    """The customer's active automatic holds whose invoices ledger shows settled, read and
+    asked with no write transaction open.
 
-    Raises `DependencyUnavailable` (nothing released) when ledger does not answer.
+    Raises `DependencyUnavailable` (so nothing is released) when ledger does not answer for any.
     """
-    holds = await repository.active_automatic_holds(session, [customer_id])
-    if not holds:
-        return 0
-    return await _release(session, app, await _settled(app, holds))
+    async with app.state.db.session(read_only=True) as session:
+        holds = await repository.active_automatic_holds(session, [customer_id])
+    return await _settled(app, holds) if holds else []
 
 
 async def recheck_all(app: FastAPI, *, page: int = 200, raise_unavailable: bool = False) -> int:
@@ -180,6 +212,7 @@ async def recheck_all(app: FastAPI, *, page: int = 200, raise_unavailable: bool 
 
 
 # ---------------------------------------------------------------- event handlers
+# Each is a TwoPhase: `prepare` reads and asks ledger, `apply` writes what it found.
 
 
 def _customer(event: Event) -> str | None:
@@ -187,45 +220,78 @@ def _customer(event: Event) -> str | None:
     return str(customer_id) if customer_id else None
 
 
-async def on_invoice_overdue(session: AsyncSession, app: FastAPI, event: Event) -> None:
-    """Hold the customer if the invoice is overdue long enough; refresh the overdue figures."""
-    await hold_for_overdue(session, app, event)
+@dataclass(frozen=True)
+class Overdue:
+    """What `invoice.overdue` found: the hold to place, ledger's figures for the snapshot."""
+
+    hold: WantedHold | None
+    figures: receivables.Figures | None
+
+
+async def _ask_overdue(app: FastAPI, event: Event) -> Overdue:
+    hold = await overdue_hold(app, event)
     try:
-        await receivables.refresh_receivables(session, app, event)
+        figures = await receivables.ask_ledger(app, event)
     except DependencyUnavailable as exc:
         log.warning("receivables of %s not refreshed on %s: %s", _customer(event), event.id,
                     exc.detail)
+        figures = None
+    return Overdue(hold, figures)
 
 
-async def on_invoice_settling(session: AsyncSession, app: FastAPI, event: Event) -> None:
-    """`invoice.paid`, `payment.received`, `credit_note.issued`, `writeoff.approved`: release the
-    automatic holds whose invoices are settled now (after receivables refreshed the snapshot)."""
+async def _apply_overdue(session: AsyncSession, app: FastAPI, event: Event,
+                         found: Overdue) -> None:
+    if found.hold is not None:
+        await place(session, app, found.hold)
+    await receivables.save_figures(session, app, event, found.figures)
+
+
+# `invoice.overdue`: hold the customer if the invoice is overdue long enough; refresh the
+# overdue figures.
+on_invoice_overdue: TwoPhase[Overdue] = TwoPhase(_ask_overdue, _apply_overdue)
+
+
+async def _ask_settled(app: FastAPI, event: Event) -> list[Settled]:
     customer_id = _customer(event)
-    if customer_id:
-        await recheck_customer(session, app, customer_id)
+    return await settled_holds(app, customer_id) if customer_id else []
 
 
-async def on_payment_reversed(session: AsyncSession, app: FastAPI, event: Event) -> None:
-    """`payment.reversed`: hold again for each invoice it made owed again that ledger shows
-    overdue by the setting or more (its `invoice.overdue` was already sent)."""
+async def _apply_settled(session: AsyncSession, app: FastAPI, event: Event,
+                         settled: list[Settled]) -> None:
+    await _release(session, app, settled)
+
+
+# `invoice.paid`, `payment.received`, `credit_note.issued`, `writeoff.approved`: release the
+# automatic holds whose invoices are settled now (after receivables refreshed the snapshot).
+# A hold placed after the prepare read the holds waits for the next event or recheck.
+on_invoice_settling: TwoPhase[list[Settled]] = TwoPhase(_ask_settled, _apply_settled)
+
+
+async def _ask_reversed(app: FastAPI, event: Event) -> list[WantedHold]:
     customer_id = _customer(event)
     restored = event.data.get("restored") or []
-    if not customer_id or not restored or await repository.get_customer(session, customer_id) is None:
-        return
+    if not customer_id or not restored or not await _is_customer(app, customer_id):
+        return []
     ledger, settings = LedgerClient(app.state.http), app.state.settings
+    wanted = []
     for item in restored:
         invoice = await ledger.invoice(str(item.get("invoice_id") or ""))
         if invoice is None or invoice.customer_id != customer_id or invoice.settled or \
                 invoice.disputed or invoice.days_overdue < settings.credit_hold_days_overdue:
             continue
-        hold, placed = await service.place_automatic_hold(
-            session=session, outbox=app.state.outbox, clock=app.state.clock,
-            default_currency=settings.default_currency, customer_id=customer_id,
-            invoice_id=invoice.id, invoice_number=invoice.number,
-            days_overdue=invoice.days_overdue, by=OVERDUE_RULE)
-        if placed:
-            log.info("customer %s on credit hold again (payment reversed): %s", customer_id,
-                     hold.reason)
+        wanted.append(WantedHold(customer_id, invoice.id, invoice.number, invoice.days_overdue))
+    return wanted
+
+
+async def _apply_reversed(session: AsyncSession, app: FastAPI, event: Event,
+                          wanted: list[WantedHold]) -> None:
+    for hold in wanted:
+        await place(session, app, hold, why=" again (payment reversed)")
+
+
+# `payment.reversed`: hold again for each invoice it made owed again that ledger shows overdue
+# by the setting or more (its `invoice.overdue` was already sent).
+on_payment_reversed: TwoPhase[list[WantedHold]] = TwoPhase(_ask_reversed, _apply_reversed)
 
 
 def handlers() -> dict[str, Handler]:

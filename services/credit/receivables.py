@@ -6,24 +6,32 @@ asks ledger for the customer's figures in the event's currency and overwrites it
 receivables snapshot with them, so the order events arrive in, a redelivery or a missed
 event do not matter: the next refresh is right again. On `invoice.issued` the order's
 active reservation is converted in the same transaction, so reserved drops as open
-receivables rise. If ledger does not answer, the handler raises, the transaction (inbox
-row included) rolls back, the inbox answers 503 and notifier delivers the event again later.
+receivables rise.
+
+The handler is two-phase (shared.subscriptions.TwoPhase, DESIGN.md §9): ledger is asked
+before the inbox opens its write transaction, and the answer is written after. If ledger
+does not answer, nothing is recorded (not even the inbox row), the inbox answers 503 and
+notifier delivers the event again later. Two refreshes of one customer may cross between
+asking and writing; the snapshot keeps the figures asked last (`refreshed_at`), never a
+slower, older answer.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.credit import repository, service
-from services.credit.clients import LedgerClient
+from services.credit.clients import LedgerClient, LedgerReceivables
 from services.credit.models import ReservationStatus
 from services.credit.schemas import ReservationConvert
 from shared.events import Event
-from shared.subscriptions import Handler
+from shared.subscriptions import Handler, TwoPhase
 
 log = logging.getLogger("o2c.credit.receivables")
 
@@ -32,6 +40,32 @@ log = logging.getLogger("o2c.credit.receivables")
 RECEIVABLE_EVENTS = ("invoice.issued", "payment.received", "credit_note.issued",
                      "debit_note.issued", "payment.reversed", "unapplied_cash.applied",
                      "writeoff.approved")
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Ledger's receivables of the event's customer in the event's currency, and when asked."""
+
+    customer_id: str
+    currency: str
+    receivables: LedgerReceivables
+    asked_at: datetime
+
+
+async def ask_ledger(app: FastAPI, event: Event) -> Figures | None:
+    """Ledger's figures for the event's customer and currency; None when the event names none.
+
+    Raises `DependencyUnavailable` when ledger does not answer. Ledger commits before it
+    publishes, so its answer includes whatever the event reports.
+    """
+    data = event.data
+    customer_id, currency = data.get("customer_id"), data.get("currency")
+    if not customer_id or not currency:
+        log.warning("%s %s names no customer or currency; ignored", event.type, event.id)
+        return None
+    asked_at = app.state.clock.now()
+    figures = await LedgerClient(app.state.http).receivables(str(customer_id), str(currency))
+    return Figures(str(customer_id), str(currency), figures, asked_at)
 
 
 async def _convert_for_invoice(session: AsyncSession, app: FastAPI, data: dict[str, Any]) -> None:
@@ -49,28 +83,30 @@ async def _convert_for_invoice(session: AsyncSession, app: FastAPI, data: dict[s
         data=ReservationConvert(invoice_id=data.get("invoice_id"), amount_minor=amount))
 
 
-async def refresh_receivables(session: AsyncSession, app: FastAPI, event: Event) -> None:
-    """Handler of every event in RECEIVABLE_EVENTS: refresh the snapshot from ledger."""
-    data = event.data
-    customer_id, currency = data.get("customer_id"), data.get("currency")
-    if not customer_id or not currency:
-        log.warning("%s %s names no customer or currency; ignored", event.type, event.id)
+async def save_figures(session: AsyncSession, app: FastAPI, event: Event,
+                       figures: Figures | None) -> None:
+    """Overwrite the snapshot with ledger's figures; on `invoice.issued` convert the order's
+    reservation first, in the same transaction."""
+    if figures is None:
         return
-    # Ledger is asked first: its answer includes whatever the event reports (ledger commits
-    # before it publishes), and a failure here leaves nothing changed.
-    figures = await LedgerClient(app.state.http).receivables(customer_id, currency)
+    data = event.data
     invoiced_order = data.get("order_id") if event.type == "invoice.issued" else None
     if invoiced_order:
         await _convert_for_invoice(session, app, data)
-    now = app.state.clock.now()
+    r = figures.receivables
     await repository.save_snapshot(session, {
-        "customer_id": customer_id, "currency": currency,
-        "open_receivables_minor": figures.open_receivables_minor,
-        "overdue_minor": figures.overdue_minor, "max_days_overdue": figures.max_days_overdue,
-        "as_of": app.state.clock.today(), "refreshed_at": now,
+        "customer_id": figures.customer_id, "currency": figures.currency,
+        "open_receivables_minor": r.open_receivables_minor,
+        "overdue_minor": r.overdue_minor, "max_days_overdue": r.max_days_overdue,
+        "as_of": app.state.clock.today(), "refreshed_at": figures.asked_at,
         "last_event_id": str(event.id), "last_event_type": event.type})
     if invoiced_order:
-        await repository.mark_receivable_seen(session, str(invoiced_order), customer_id, now)
+        await repository.mark_receivable_seen(session, str(invoiced_order), figures.customer_id,
+                                              app.state.clock.now())
+
+
+# Handler of every event in RECEIVABLE_EVENTS: ask ledger, then refresh the snapshot.
+refresh_receivables: TwoPhase[Figures | None] = TwoPhase(ask_ledger, save_figures)
 
 
 def handlers() -> dict[str, Handler]:

@@ -107,12 +107,15 @@ async def get_snapshot(session: AsyncSession, customer_id: str, currency: str
 
 
 async def save_snapshot(session: AsyncSession, values: dict[str, Any]) -> None:
-    """Insert or overwrite the (customer, currency) snapshot with `values` in one statement."""
+    """Insert or overwrite the (customer, currency) snapshot with `values` in one statement,
+    unless the stored one was asked of ledger later (`refreshed_at`): figures asked later
+    include everything earlier ones do, so a slower refresh never overwrites a newer one."""
     insert = dialect_insert(session)
     stmt = insert(ReceivablesSnapshot).values(**values)
     changed = {k: v for k, v in values.items() if k not in ("customer_id", "currency")}
     await session.execute(stmt.on_conflict_do_update(
-        index_elements=["customer_id", "currency"], set_=changed))
+        index_elements=["customer_id", "currency"], set_=changed,
+        where=ReceivablesSnapshot.refreshed_at <= values["refreshed_at"]))
 
 
 async def mark_receivable_seen(session: AsyncSession, order_id: str, customer_id: str,

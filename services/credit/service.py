@@ -594,10 +594,13 @@ async def convert_reservation(*, session: AsyncSession, clock: Clock, default_cu
 
 async def evaluate(*, session: AsyncSession, clock: Clock, principal: Principal, customer: Customer,
                    data: EvaluationCreate, ledger: LedgerClient) -> Evaluation:
-    """Score the customer from the financials, the inquiry record, assets and payment history."""
+    """Score the customer from the financials, the inquiry record, assets and payment history.
+
+    Ledger is asked before the session's first statement (`customer` must come from a read
+    session): on SQLite that statement takes the write lock, which must not be held across a
+    call to another service (DESIGN.md §9).
+    """
     fin = data.financials
-    # Ask ledger before the first query: on SQLite that query takes the write lock, which
-    # must not be held across a call to another service.
     answer = await ledger.payment_history(customer.id, fin.currency)
     financials = scorecard.Financials(**fin.model_dump())
     if data.inquiry is not None:

@@ -475,9 +475,11 @@ class TestConcurrencyAndPaging:
                     "customer_id": customer_id, "days_overdue": days, "level": level,
                     "currency": "CNY"}})
 
-        async def deliver(e: Event) -> None:
+        async def deliver(e: Event) -> None:  # what the inbox does: ask ledger, then write
+            wanted = await holds.overdue_hold(app, e)
+            assert wanted is not None
             async with app.state.db.session() as session, session.begin():
-                await holds.hold_for_overdue(session, app, e)
+                await holds.place(session, app, wanted)
 
         await asyncio.gather(deliver(event(61, 30)), deliver(event(61, 60)))
         assert len(await _holds(system, customer_id)) == 1
