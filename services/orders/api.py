@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 from pydantic import AwareDatetime
 
-from services.orders import change_lifecycle, change_requests, lifecycle, repository, service
+from services.orders import change_lifecycle, change_requests, lifecycle, repository, service, steps
 from services.orders.clients import CreditClient, LedgerClient
 from services.orders.config import OrdersSettings
 from services.orders.models import (
@@ -47,7 +47,7 @@ from services.orders.schemas import (
     StateMachinePublic,
 )
 from shared.auth import CurrentPrincipal, Role, require
-from shared.db import SessionDep
+from shared.db import COMMIT_OWNER, SessionDep
 from shared.errors import NotFound, ValidationFailed, problem_responses
 from shared.pagination import (
     Cursor,
@@ -114,6 +114,25 @@ async def lock_order(order: OrderOr404, session: SessionDep, request: Request) -
 
 LockedOrder = Annotated[Order, Depends(lock_order)]
 TRANSITION_ERRORS = problem_responses(404, 409, 412)
+
+
+def step_env(request: Request, session: SessionDep, principal: CurrentPrincipal) -> steps.Env:
+    """Where a transition that calls credit or ledger runs (steps.py): this request's session,
+    clients, principal and Idempotency-Key."""
+    owner = getattr(request.state, COMMIT_OWNER, None)
+    return steps.Env.of(request.app.state, session, principal.name,
+                        request_key=getattr(owner, "ref", None))
+
+
+StepEnv = Annotated[steps.Env, Depends(step_env)]
+
+
+def if_match(request: Request) -> service.IfMatch:
+    """`If-Match` checked against the version of the order once it is locked."""
+    return lambda version: check_if_match(request, version)
+
+
+IfMatchDep = Annotated[service.IfMatch, Depends(if_match)]
 
 
 @router.post("/orders", status_code=status.HTTP_201_CREATED, response_model=OrderPublic,
@@ -186,9 +205,8 @@ def _shaped(response: Response, order: Order) -> Order:
 @lifecycle_router.post("/orders/{order_id}/submit", response_model=OrderPublic,
                        dependencies=[require(*WRITERS)],
                        responses={**TRANSITION_ERRORS, **problem_responses(503)})
-async def submit_order(order: LockedOrder, request: Request, response: Response,
-                       session: SessionDep, principal: CurrentPrincipal, credit: CreditDep,
-                       settings: SettingsDep) -> Order:
+async def submit_order(order: OrderOr404, response: Response, env: StepEnv,
+                       version: IfMatchDep) -> Order:
     """Submit a draft for department review (draft → in_review).
 
     The preliminary check lists every missing or inconsistent field at once (422, state
@@ -197,9 +215,7 @@ async def submit_order(order: LockedOrder, request: Request, response: Response,
     Sets `review_due_at`; credit orders ask credit for a reservation — without an answer the
     order still enters review with credit `pending`, and a worker asks again.
     """
-    order = await service.submit_order(
-        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
-        credit=credit, settings=settings, principal=principal, order=order)
+    order = await service.submit_order(env=env, order=order, if_match=version)
     return _shaped(response, order)
 
 
@@ -239,83 +255,66 @@ async def approve_order(order: LockedOrder, request: Request, response: Response
 @lifecycle_router.post("/orders/{order_id}/credit-recheck", response_model=OrderPublic,
                        dependencies=[require(*WRITERS)],
                        responses={**TRANSITION_ERRORS, **problem_responses(503)})
-async def recheck_credit(order: LockedOrder, request: Request, response: Response,
-                         session: SessionDep, principal: CurrentPrincipal, credit: CreditDep,
-                         settings: SettingsDep) -> Order:
+async def recheck_credit(order: OrderOr404, response: Response, env: StepEnv,
+                         version: IfMatchDep) -> Order:
     """Ask credit again after a guarantee or limit change: reserved may approve, refused rejects."""
-    order = await service.recheck_credit(
-        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
-        credit=credit, settings=settings, principal=principal, order=order)
+    order = await service.recheck_credit(env=env, order=order, if_match=version)
     return _shaped(response, order)
 
 
 @lifecycle_router.post("/orders/{order_id}/revise", response_model=OrderPublic,
                        dependencies=[require(*WRITERS)],
                        responses={**TRANSITION_ERRORS, **problem_responses(503)})
-async def revise_order(order: LockedOrder, request: Request, response: Response,
-                       session: SessionDep, principal: CurrentPrincipal, credit: CreditDep,
-                       settings: SettingsDep,
+async def revise_order(order: OrderOr404, response: Response, env: StepEnv, version: IfMatchDep,
                        body: Annotated[ReviseRequest | None, Body(examples=[
                            {"reason": "Quality standard raised to Class 3."}])] = None) -> Order:
     """Take a rejected order back to draft as revision + 1; credit's reservation is released."""
-    order = await service.revise_order(
-        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
-        credit=credit, settings=settings, principal=principal, order=order,
-        reason=body.reason if body else None)
+    order = await service.revise_order(env=env, order=order, reason=body.reason if body else None,
+                                       if_match=version)
     return _shaped(response, order)
 
 
 @lifecycle_router.post("/orders/{order_id}/cancel", response_model=OrderPublic,
                        dependencies=[require(*WRITERS)],
                        responses={**TRANSITION_ERRORS, **problem_responses(503)})
-async def cancel_order(order: LockedOrder, body: CancelRequest, request: Request,
-                       response: Response, session: SessionDep, principal: CurrentPrincipal,
-                       credit: CreditDep, settings: SettingsDep, ledger: LedgerDep) -> Order:
+async def cancel_order(order: OrderOr404, body: CancelRequest, response: Response, env: StepEnv,
+                       version: IfMatchDep) -> Order:
     """Cancel an order before fulfilment, with a reason; credit's reservation is released.
 
     A prepaid order invoiced at contract has its invoice credited in full by a ledger credit
     note; while anything was paid on it the cancel is refused (`guard_failed`,
     `invoice_not_paid`: refund first).
     """
-    order = await service.cancel_order(
-        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
-        credit=credit, settings=settings, principal=principal, order=order, reason=body.reason,
-        ledger=ledger)
+    order = await service.cancel_order(env=env, order=order, reason=body.reason, if_match=version)
     return _shaped(response, order)
 
 
 @lifecycle_router.post("/orders/{order_id}/contract", response_model=OrderPublic,
                        dependencies=[require(*WRITERS)],
                        responses={**TRANSITION_ERRORS, **problem_responses(503)})
-async def sign_contract(order: LockedOrder, body: ContractRequest, request: Request,
-                        response: Response, session: SessionDep, principal: CurrentPrincipal,
-                        settings: SettingsDep, ledger: LedgerDep) -> Order:
+async def sign_contract(order: OrderOr404, body: ContractRequest, response: Response,
+                        env: StepEnv, version: IfMatchDep) -> Order:
     """Record the signed contract of an approved order (approved → contracted); the reservation stays.
 
     A prepaid order is invoiced in ledger now, due the day it was signed; production starts
     once ledger shows it paid. If ledger does not answer: 503 and nothing changes.
     """
-    order = await service.sign_contract(
-        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
-        settings=settings, principal=principal, order=order, ledger=ledger,
-        contract_number=body.contract_number, signed_at=body.signed_at)
+    order = await service.sign_contract(env=env, order=order, contract_number=body.contract_number,
+                                        signed_at=body.signed_at, if_match=version)
     return _shaped(response, order)
 
 
 @lifecycle_router.post("/orders/{order_id}/start-fulfillment", response_model=OrderPublic,
                        dependencies=[require(*PRODUCTION)],
                        responses={**TRANSITION_ERRORS, **problem_responses(503)})
-async def start_fulfillment(order: LockedOrder, request: Request, response: Response,
-                            session: SessionDep, principal: CurrentPrincipal, ledger: LedgerDep,
-                            settings: SettingsDep) -> Order:
+async def start_fulfillment(order: OrderOr404, response: Response, env: StepEnv,
+                            version: IfMatchDep) -> Order:
     """Start production of a contracted order (contracted → in_fulfillment).
 
     A prepaid order starts only once ledger shows it paid (guard `prepaid_order_paid`); if
     ledger does not answer, 503 and nothing changes.
     """
-    order = await service.start_fulfillment(
-        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
-        ledger=ledger, settings=settings, principal=principal, order=order)
+    order = await service.start_fulfillment(env=env, order=order, if_match=version)
     return _shaped(response, order)
 
 
@@ -338,9 +337,7 @@ async def record_delivery(order: LockedOrder, body: DeliveryCreate, request: Req
 @lifecycle_router.post("/orders/{order_id}/settle", response_model=OrderPublic,
                        dependencies=[require(*FINANCE)],
                        responses={**TRANSITION_ERRORS, **problem_responses(503)})
-async def settle_order(order: LockedOrder, request: Request, response: Response,
-                       session: SessionDep, principal: CurrentPrincipal, credit: CreditDep,
-                       ledger: LedgerDep, settings: SettingsDep,
+async def settle_order(order: OrderOr404, response: Response, env: StepEnv, version: IfMatchDep,
                        body: Annotated[SettleRequest | None, Body(examples=[
                            {"due_date": "2026-04-01"}])] = None) -> Order:
     """Invoice a delivered order (delivered → invoiced) for what was delivered less returns.
@@ -349,27 +346,28 @@ async def settle_order(order: LockedOrder, request: Request, response: Response,
     converts the reservation into receivables. If either does not answer: 503, the order stays
     delivered; retry with the same `Idempotency-Key` and it is invoiced once.
     """
-    order = await service.settle_order(
-        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
-        credit=credit, ledger=ledger, settings=settings, principal=principal, order=order,
-        due_date=body.due_date if body else None)
+    order = await service.settle_order(env=env, order=order, due_date=body.due_date if body else None,
+                                       if_match=version)
     return _shaped(response, order)
 
 
 @lifecycle_router.post("/orders/{order_id}/close", response_model=OrderPublic,
                        dependencies=[require(*CLOSERS)],
                        responses={**TRANSITION_ERRORS, **problem_responses(503)})
-async def close_order(order: LockedOrder, request: Request, response: Response,
-                      session: SessionDep, principal: CurrentPrincipal, ledger: LedgerDep,
-                      settings: SettingsDep) -> Order:
+async def close_order(order: OrderOr404, response: Response, env: StepEnv,
+                      version: IfMatchDep) -> Order:
     """Close an invoiced order (invoiced → closed) once ledger shows nothing outstanding.
 
     Refused with `guard_failed` (`nothing_outstanding`) while money is owed; 503 if ledger does
     not answer. Orders close on their own when ledger reports the invoice paid.
     """
-    order = await service.close_order(
-        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
-        ledger=ledger, settings=settings, actor=principal.name, order=order)
+    lifecycle.ensure_allowed(order, "close")
+    outstanding = await service.order_balance_of(env, order)  # before the lock; 503 if no answer
+    order = await service.lock(env.session, order)
+    version(order.version)
+    order = await service.close_order(session=env.session, outbox=env.outbox, clock=env.clock,
+                                      settings=env.settings, actor=env.actor, order=order,
+                                      outstanding_minor=outstanding)
     return _shaped(response, order)
 
 
@@ -474,18 +472,15 @@ async def scan_overdue_exceptions(request: Request, session: SessionDep,
 @lifecycle_router.post("/orders/{order_id}/returns", status_code=status.HTTP_201_CREATED,
                        response_model=ReturnPublic, dependencies=[require(*WRITERS)],
                        responses={**TRANSITION_ERRORS, **problem_responses(503)})
-async def record_return(order: LockedOrder, body: ReturnCreate, request: Request,
-                        response: Response, session: SessionDep, principal: CurrentPrincipal,
-                        ledger: LedgerDep) -> OrderReturn:
+async def record_return(order: OrderOr404, body: ReturnCreate, response: Response,
+                        env: StepEnv, version: IfMatchDep) -> OrderReturn:
     """Record goods returned after delivery (delivered or invoiced orders).
 
     A line never returns more than was delivered (422, field `lines[i].quantity`). On an
     invoiced order ledger issues a credit note for the returned value; if ledger does not
     answer, 503 and nothing changes. Before settlement the return lowers what settle invoices.
     """
-    record = await service.record_return(
-        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
-        ledger=ledger, principal=principal, order=order, data=body)
+    record = await service.record_return(env=env, order=order, data=body, if_match=version)
     response.headers["Location"] = f"/v1/orders/{order.id}/returns/{record.id}"
     set_etag(response, order.version)
     return record
@@ -594,9 +589,9 @@ async def withdraw_change(locked: LockedChange, body: ChangeWithdrawRequest, req
 @change_router.post("/orders/{order_id}/change-requests/{change_request_id}/apply",
                     response_model=ChangeRequestPublic, dependencies=[require(*WRITERS)],
                     responses={**TRANSITION_ERRORS, **problem_responses(503)})
-async def apply_change(locked: LockedChange, body: ChangeApplyRequest, request: Request,
-                       response: Response, session: SessionDep, principal: CurrentPrincipal,
-                       credit: CreditDep, settings: SettingsDep) -> OrderChangeRequest:
+async def apply_change(order: OrderOr404, change_request_id: ChangeRequestId,
+                       body: ChangeApplyRequest, response: Response, env: StepEnv,
+                       request: Request) -> OrderChangeRequest:
     """Apply an approved change with the signed change agreement (approved → applied).
 
     In one transaction: credit's reservation is set to the new total first (a refused increase
@@ -605,11 +600,10 @@ async def apply_change(locked: LockedChange, body: ChangeApplyRequest, request: 
     `GET /v1/orders/{id}/revisions/{n}` — and `order.changed` lists the differences. A change
     that no longer fits what was delivered since is 409 `guard_failed` (`change_fits_deliveries`).
     """
-    order, cr = locked
     cr = await change_requests.apply_change(
-        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
-        credit=credit, settings=settings, principal=principal, order=order, cr=cr,
-        agreement_number=body.agreement_number, signed_at=body.signed_at)
+        env=env, order=order, change_request_id=change_request_id,
+        agreement_number=body.agreement_number, signed_at=body.signed_at,
+        if_match=lambda version: check_if_match(request, version))
     return _shaped_change(response, cr)
 
 

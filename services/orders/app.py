@@ -7,14 +7,16 @@ import functools
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.orders import api, service
+from services.orders import api, service, steps
 from services.orders.clients import CreditClient
 from services.orders.config import OrdersSettings
 from services.orders.models import idempotency_keys, inbox, metadata, outbox, subscriptions
 from shared.app import ServiceSpec, create_service_app, run_periodically
 from shared.clock import Clock
-from shared.subscriptions import Subscriber
+from shared.observability import work_request_id
+from shared.subscriptions import Subscriber, TwoPhase
 
 
 async def _credit_retry_once(app: FastAPI) -> int:
@@ -32,16 +34,35 @@ async def _review_sla_scan_once(app: FastAPI) -> list[str]:
                                                     clock=state.clock, settings=state.settings)
 
 
+async def _step_recovery_once(app: FastAPI) -> int:
+    """One pass of the recovery worker: finish the steps whose time has come."""
+    state = app.state
+
+    def env_for(session: AsyncSession, actor: str) -> steps.Env:
+        return steps.Env.of(state, session, actor)
+
+    with work_request_id():
+        return await steps.resume_due(db=state.db, env_for=env_for, clock=state.clock,
+                                      settings=state.settings)
+
+
 async def expose_workers(app: FastAPI) -> None:
     """Put one pass of each worker on `app.state`, so tests (and operators) can drive them."""
     app.state.credit_retry_once = functools.partial(_credit_retry_once, app)
     app.state.review_sla_scan_once = functools.partial(_review_sla_scan_once, app)
+    app.state.step_recovery_once = functools.partial(_step_recovery_once, app)
 
 
 async def credit_retry_worker(app: FastAPI, stop: asyncio.Event) -> None:
     """Background loop: ask credit again for reservations it has not answered."""
     await run_periodically(stop, app.state.settings.credit_retry_seconds,
                            app.state.credit_retry_once, "credit-retry")
+
+
+async def step_recovery_worker(app: FastAPI, stop: asyncio.Event) -> None:
+    """Background loop: finish steps a dead request or an outage left pending (steps.py)."""
+    await run_periodically(stop, app.state.settings.step_recovery_seconds,
+                           app.state.step_recovery_once, "step-recovery")
 
 
 async def review_sla_worker(app: FastAPI, stop: asyncio.Event) -> None:
@@ -68,10 +89,11 @@ SPEC = ServiceSpec(
                                                      "request, department reviews, withdrawal, "
                                                      "apply with the signed change agreement; "
                                                      "past revisions' terms."}],
-    workers=[credit_retry_worker, review_sla_worker],
+    workers=[credit_retry_worker, step_recovery_worker, review_sla_worker],
     on_startup=expose_workers,
-    subscriber=Subscriber(service="orders", handlers={"invoice.paid": service.on_invoice_paid},
-                          subscriptions=subscriptions, inbox=inbox),
+    subscriber=Subscriber(service="orders", handlers={"invoice.paid": TwoPhase(
+        service.close_when_paid_prepare, service.close_when_paid)},
+        subscriptions=subscriptions, inbox=inbox),
 )
 
 

@@ -17,16 +17,17 @@ It follows `lifecycle` (the order machine) in every way that matters:
   the step (the order's state stays; `change_request_from/to` carry the change request's states)
   and the row's event goes to the outbox, in the caller's transaction.
 
-Apply, in the order it happens (the order row is locked by the caller for all of it):
-the guards check that the order still accepts changes and that the change still fits what was
-delivered since it was requested (`change_fits_deliveries`), and that a prepaid order already
-invoiced keeps its amount (`prepaid_invoice_unchanged`: its invoice was issued at contract and
-must not silently diverge). Then the first effect asks credit to set the reservation to the new
-total (`PATCH`, an absolute amount: asking twice never adjusts twice). Credit refusing an
-increase raises `guard_failed` with guard `credit_reserved` and credit's reason, and nothing has
-changed yet — that guard is checked by credit itself, as the first effect, so that credit is
-only asked once every local guard passed. Then the old terms are kept as a revision snapshot
-and the new ones replace them.
+Apply, in the order it happens (an `apply` step of `steps.py`): under the order's lock the guards
+check that the order still accepts changes, that the change still fits what was delivered since
+it was requested (`change_fits_deliveries`), and that a prepaid order already invoiced keeps its
+amount (`prepaid_invoice_unchanged`: its invoice was issued at contract and must not silently
+diverge); the adjustment credit must make is fixed (`plan_credit`) and recorded as the order's
+pending step. Then, with no transaction open, credit is asked to set the reservation to the new
+total (`adjust_credit`: `PATCH`, an absolute amount, so asking twice never adjusts twice).
+Credit refusing an increase is `guard_failed` with guard `credit_reserved` and credit's reason,
+and nothing has changed. Once credit answered, the trigger fires: the old terms are kept as a
+revision snapshot and the new ones replace them. While the apply is pending, the change request
+cannot be withdrawn (409): the reservation never ends up at a total the order does not have.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ from services.orders.models import (
 )
 from services.orders.schemas import ChangeSet
 from shared.clock import Clock
-from shared.errors import DependencyUnavailable, GuardFailed, InvalidTransition
+from shared.errors import GuardFailed, InvalidTransition
 from shared.money import MAX_MINOR, line_total
 from shared.observability import current_request_id
 from shared.outbox import Outbox
@@ -264,6 +265,7 @@ class ChangeFacts:
     required_departments: Sequence[str] = ()
     opinions: dict[str, Opinion] = field(default_factory=dict)
     plan: ChangePlan | None = None  # apply: the change set checked against the order as it is now
+    credit_answers: dict[str, Any] | None = None  # apply: what credit did (`adjust_credit`)
 
 
 @dataclass
@@ -272,7 +274,6 @@ class ChangeEffects:
     outbox: Outbox
     clock: Clock
     actor: str
-    credit: CreditClient | None = None
 
 
 ChangeCheck = Callable[[OrderChangeRequest, Order, ChangeFacts], "str | None"]
@@ -398,45 +399,67 @@ async def record_withdrawal(event: AsyncEventData) -> None:
     b.change_request.closed_by, b.change_request.closed_at = b.effects.actor, b.effects.clock.now()
 
 
-async def adjust_reservation(event: AsyncEventData) -> None:
-    """Credit holds the new total first: an increase credit refuses is `guard_failed`
-    (`credit_reserved`) and nothing changes; no answer is 503 and nothing changes."""
-    b = _b(event)
-    order, plan, cr = b.order, b.facts.plan, b.change_request
-    assert plan is not None
+def plan_credit(order: Order, plan: ChangePlan, cr: OrderChangeRequest) -> dict[str, Any]:
+    """What credit must do for the change to apply, fixed before it is asked: the reservation
+    set to the new total (`increased`/`decreased`), released (a total of 0), a first one
+    reserved (a free order that now costs something), or nothing. An order that holds no
+    reservation and needs one refuses here (`guard_failed`, `credit_reserved`)."""
     credit = dict(order.credit or {})
     old, new = order.total_minor, plan.total_minor
     adjustment: dict[str, Any] = {"reservation_id": credit.get("reservation_id"),
                                   "from_minor": old, "to_minor": new, "action": "none"}
     if order.payment_method != PaymentMethod.credit or old == new:
-        cr.credit_adjustment = adjustment
-        return
-    if b.effects.credit is None:
-        raise DependencyUnavailable("The credit service is not configured.", dependency="credit")
+        return adjustment
     if holds_reservation(credit):
-        if new == 0:
-            await b.effects.credit.release(credit["reservation_id"])
-            order.credit = {"status": CreditStatus.not_required.value, "reservation_id": None,
-                            "reasons": [f"{cr.number} made the order's total 0; the reservation "
-                                        "was released"]}
-            adjustment["action"] = "released"
-        else:
-            await b.effects.credit.change_amount(credit["reservation_id"], amount_minor=new)
-            adjustment["action"] = "increased" if new > old else "decreased"
+        adjustment["action"] = "released" if new == 0 else "increased" if new > old else "decreased"
     elif credit.get("status") == CreditStatus.not_required and new > 0:
-        # The order was free (total 0) and needed no credit; now it does.
-        answer = await b.effects.credit.reserve(
-            customer_id=order.customer_id, order_id=order.id, amount_minor=new,
-            currency=order.currency, idempotency_key=f"change:{cr.id}")
-        if answer.decision != "reserved":
-            raise GuardFailed("credit_reserved", "Credit did not reserve the new total: "
-                              + ("; ".join(answer.reasons) or answer.decision) + ".")
-        order.credit = lifecycle.credit_block(answer)
-        adjustment.update(action="reserved", reservation_id=answer.id)
+        adjustment.update(action="reserved", reservation_id=None, request={
+            "customer_id": order.customer_id, "order_id": order.id, "amount_minor": new,
+            "currency": order.currency, "idempotency_key": f"change:{cr.id}"},
+            change_request_number=cr.number)
     elif new > 0:
         raise GuardFailed("credit_reserved", f"Order {order.number} holds no credit reservation "
                           f"(credit {credit.get('status')}); the new total cannot be reserved.")
-    cr.credit_adjustment = adjustment
+    if adjustment["action"] == "released":
+        adjustment["change_request_number"] = cr.number
+    return adjustment
+
+
+async def adjust_credit(credit: CreditClient, adjustment: dict[str, Any]) -> dict[str, Any]:
+    """Ask credit for the planned adjustment (the apply step's remote part); what it answered.
+
+    Asking twice never adjusts twice: the amount is absolute, a release of a released
+    reservation is a no-op, a reservation is asked under the change request's key. Credit
+    refusing an increase is `guard_failed` (`credit_reserved`); no answer is 503.
+    """
+    action = adjustment["action"]
+    kept = {k: v for k, v in adjustment.items() if k not in ("request", "change_request_number")}
+    if action == "released":
+        await credit.release(adjustment["reservation_id"])
+        return {"adjustment": kept, "credit": {
+            "status": CreditStatus.not_required.value, "reservation_id": None,
+            "reasons": [f"{adjustment['change_request_number']} made the order's total 0; the "
+                        "reservation was released"]}}
+    if action in ("increased", "decreased"):
+        await credit.change_amount(adjustment["reservation_id"], amount_minor=adjustment["to_minor"])
+        return {"adjustment": kept}
+    if action == "reserved":
+        answer = await credit.reserve(**adjustment["request"])
+        if answer.decision != "reserved":
+            raise GuardFailed("credit_reserved", "Credit did not reserve the new total: "
+                              + ("; ".join(answer.reasons) or answer.decision) + ".")
+        return {"adjustment": {**kept, "reservation_id": answer.id},
+                "credit": lifecycle.credit_block(answer)}
+    return {"adjustment": kept}
+
+
+async def keep_adjustment(event: AsyncEventData) -> None:
+    """Keep what credit did for the change (asked before the trigger fired: `adjust_credit`)."""
+    b = _b(event)
+    answers = b.facts.credit_answers or {}
+    if answers.get("credit") is not None:
+        b.order.credit = dict(answers["credit"])
+    b.change_request.credit_adjustment = answers.get("adjustment")
 
 
 async def replace_terms(event: AsyncEventData) -> None:
@@ -536,11 +559,12 @@ TRANSITIONS: tuple[Row, ...] = (
         event="order.change_request_withdrawn", endpoint=f"POST {C}/withdraw"),
     row("apply", APPROVED, APPLIED,
         guards=[order_accepts_changes, change_fits_deliveries, prepaid_invoice_unchanged],
-        effects=[adjust_reservation, replace_terms, record_agreement], event="order.changed",
+        effects=[keep_adjustment, replace_terms, record_agreement], event="order.changed",
         endpoint=f"POST {C}/apply",
-        checked_by_effects=[("credit_reserved", "Credit holds the new total: it adjusts the "
-                             "reservation first (adjust_reservation) and a refused increase "
-                             "stops the apply with nothing changed.")]),
+        checked_by_effects=[("credit_reserved", "Credit holds the new total: the apply step asks "
+                             "it to adjust the reservation before the trigger fires "
+                             "(adjust_credit), and a refused increase stops the apply with "
+                             "nothing changed.")]),
 )
 TRIGGER_NAMES = {"review": "change-request-review", "withdraw": "change-request-withdraw",
                  "apply": "change-request-apply"}
@@ -669,6 +693,23 @@ def ensure_allowed(cr: OrderChangeRequest, trigger: str) -> None:
             f"{cr.state}.", state=cr.state, allowed=allowed_triggers(cr.state))
 
 
+def check(cr: OrderChangeRequest, order: Order, trigger: str, facts: ChangeFacts) -> Row:
+    """The row `trigger` would fire with these facts — or raise why not, as `fire` would.
+    Nothing runs: the apply step checks this before it asks credit."""
+    ensure_allowed(cr, trigger)
+    refusals: dict[str, str] = {}
+    for r in TRANSITIONS:
+        if r.trigger != trigger or cr.state not in r.source:
+            continue
+        failed = {g.name: outcome for g in r.guards
+                  if (outcome := g.check(cr, order, facts)) is not None}
+        if not failed:
+            return r
+        for name, outcome in failed.items():
+            refusals.setdefault(name, outcome)
+    raise GuardFailed(*_first_refusal(cr.state, trigger, refusals))
+
+
 def _first_refusal(state: str, trigger: str, refusals: dict[str, str]) -> tuple[str, str]:
     for transition in MACHINE.events[trigger].transitions[state]:
         for condition in transition.conditions:
@@ -719,6 +760,9 @@ def describe() -> dict[str, Any]:
             "internal": r.dest is None, "endpoint": r.endpoint,
             "guards": [{"name": g.name, "description": g.doc} for g in r.guards]
             + [{"name": n, "description": d} for n, d in r.checked_by_effects],
+            "remote": [{"service": "credit", "call": "PATCH /v1/reservations/{id}",
+                        "description": "set the order's reservation to the new total (or release "
+                                       "it, or reserve a first one)"}] if r.trigger == "apply" else [],
             "effects": [e.__name__ for e in r.effects], "event": r.event,
         } for r in TRANSITIONS],
     }

@@ -14,14 +14,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.orders import change_lifecycle, lifecycle, repository
+from services.orders import change_lifecycle, lifecycle, repository, steps
 from services.orders.change_lifecycle import (
     CHANGEABLE_ORDER_STATES,
     ChangeEffects,
     ChangeFacts,
     plan_change,
 )
-from services.orders.clients import CreditClient
 from services.orders.config import OrdersSettings
 from services.orders.errors import (
     AgreementSignedInFuture,
@@ -40,10 +39,19 @@ from services.orders.models import (
     counters,
 )
 from services.orders.schemas import ChangeRequestCreate, ChangeSet
-from services.orders.service import SYSTEM_ACTOR, after_transition, check_reviewer, lifecycle_effects
+from services.orders.service import (
+    SYSTEM_ACTOR,
+    IfMatch,
+    after_transition,
+    check_reviewer,
+    lifecycle_effects,
+    lock,
+    no_if_match,
+)
+from services.orders.steps import Env
 from shared.auth import Principal
 from shared.clock import Clock
-from shared.errors import GuardFailed
+from shared.errors import Conflict, GuardFailed
 from shared.numbering import next_number
 from shared.outbox import Outbox
 
@@ -80,6 +88,7 @@ async def request_change(*, session: AsyncSession, outbox: Outbox, clock: Clock,
     if order.state not in CHANGEABLE_ORDER_STATES:
         raise OrderNotChangeable(order.number, order.state, CHANGEABLE_ORDER_STATES,
                                  lifecycle.allowed_triggers(order.state))
+    lifecycle.ensure_no_step(order)
     open_numbers = await repository.open_change_request_numbers(session, order.id)
     if open_numbers:
         raise ChangeRequestAlreadyOpen(order.number, open_numbers)
@@ -119,6 +128,7 @@ async def review_change(*, session: AsyncSession, outbox: Outbox, clock: Clock,
     if decision == "reject" and not comment:
         raise ReasonRequired("comment", "A rejection needs a comment saying why.")
     change_lifecycle.ensure_allowed(cr, "review")
+    lifecycle.ensure_no_step(order)
     opinion = Opinion(department, decision, comment)
     facts = ChangeFacts(required_departments=tuple(settings.review_departments),
                         opinions={**_opinions(cr), department: opinion})
@@ -130,35 +140,67 @@ async def review_change(*, session: AsyncSession, outbox: Outbox, clock: Clock,
 async def withdraw_change(*, session: AsyncSession, outbox: Outbox, clock: Clock,
                           principal: Principal, order: Order, cr: OrderChangeRequest,
                           reason: str) -> OrderChangeRequest:
-    """Sales withdraws an open change request (in review or approved); the order's terms stay."""
+    """Sales withdraws an open change request (in review or approved); the order's terms stay.
+
+    Refused (409) while its apply is in progress: credit may already hold the new total, and
+    the apply finishes once credit answers.
+    """
+    lifecycle.ensure_no_step(order)
     await change_lifecycle.fire(cr, order, "withdraw", facts=ChangeFacts(), reason=reason,
                                 effects=ChangeEffects(session=session, outbox=outbox, clock=clock,
                                                       actor=principal.name))
     return cr  # flushed by the machine; its reviews, loaded with it, did not change
 
 
-async def apply_change(*, session: AsyncSession, outbox: Outbox, clock: Clock, credit: CreditClient,
-                       settings: OrdersSettings, principal: Principal, order: Order,
-                       cr: OrderChangeRequest, agreement_number: str,
-                       signed_at: datetime) -> OrderChangeRequest:
+async def apply_change(*, env: Env, order: Order, change_request_id: str, agreement_number: str,
+                       signed_at: datetime, if_match: IfMatch = no_if_match) -> OrderChangeRequest:
     """Apply an approved change with its signed agreement: credit first, then the new terms.
 
     Credit refusing the increase: 409 `guard_failed` (`credit_reserved`), nothing changes;
-    credit not answering: 503, nothing changes. The old terms stay readable as a revision.
+    credit not answering: 503, and the apply finishes once credit answers (the caller's retry
+    or the recovery worker). The old terms stay readable as a revision.
     """
-    if signed_at > clock.now():
-        raise AgreementSignedInFuture(clock.now().isoformat())
-    change_lifecycle.ensure_allowed(cr, "apply")
+    order = await lock(env.session, order)
+    step = steps.pending(order, "change_apply")
+    if step is not None and step["args"]["change_request_id"] == change_request_id:
+        if (agreement_number, signed_at.isoformat()) != (step["args"]["agreement_number"],
+                                                         step["args"]["signed_at"]):
+            raise Conflict(f"The apply of this change request is in progress under agreement "
+                           f"{step['args']['agreement_number']} signed at "
+                           f"{step['args']['signed_at']}; retry with those.")
+        return await steps.run(env, order.id, step)
+    cr = await load(env.session, order, change_request_id)
+    if_match(cr.version)
+    lifecycle.ensure_no_step(order)
+    if signed_at > env.clock.now():
+        raise AgreementSignedInFuture(env.clock.now().isoformat())
     plan = plan_change(order, ChangeSet.model_validate(cr.changes), today=None)
-    facts = ChangeFacts(required_departments=tuple(settings.review_departments),
-                        opinions=_opinions(cr), plan=plan)
-    await change_lifecycle.fire(cr, order, "apply", facts=facts, agreement_number=agreement_number,
-                                signed_at=signed_at, effects=ChangeEffects(
-                                    session=session, outbox=outbox, clock=clock,
-                                    actor=principal.name, credit=credit))
-    await after_transition(session, order)
-    await _deliver_if_complete(session=session, outbox=outbox, clock=clock, settings=settings,
-                               order=order, cr=cr)
+    change_lifecycle.check(cr, order, "apply", ChangeFacts(
+        required_departments=tuple(env.settings.review_departments), opinions=_opinions(cr),
+        plan=plan))
+    args = {"change_request_id": cr.id, "agreement_number": agreement_number,
+            "signed_at": signed_at.isoformat(),
+            "adjustment": change_lifecycle.plan_credit(order, plan, cr)}
+    if args["adjustment"]["action"] == "none":
+        return await finish_apply(env, order, cr, args, {"adjustment": args["adjustment"]})
+    step = await steps.begin(env, order, "change_apply", args)
+    return await steps.run(env, order.id, step)
+
+
+async def finish_apply(env: Env, order: Order, cr: OrderChangeRequest, args: dict[str, Any],
+                       answers: dict[str, Any]) -> OrderChangeRequest:
+    """The apply once credit did its part: the new terms as revision + 1 (steps.py, part 3)."""
+    plan = plan_change(order, ChangeSet.model_validate(cr.changes), today=None)
+    facts = ChangeFacts(required_departments=tuple(env.settings.review_departments),
+                        opinions=_opinions(cr), plan=plan, credit_answers=answers)
+    await change_lifecycle.fire(cr, order, "apply", facts=facts,
+                                agreement_number=args["agreement_number"],
+                                signed_at=datetime.fromisoformat(args["signed_at"]),
+                                effects=ChangeEffects(session=env.session, outbox=env.outbox,
+                                                      clock=env.clock, actor=env.actor))
+    await after_transition(env.session, order)
+    await _deliver_if_complete(session=env.session, outbox=env.outbox, clock=env.clock,
+                               settings=env.settings, order=order, cr=cr)
     return cr  # flushed by the machine; its reviews, loaded with it, did not change
 
 

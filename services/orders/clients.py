@@ -203,11 +203,17 @@ class LedgerClient:
     async def issue_invoice(self, *, order_id: str, customer_id: str, salesperson_id: str | None,
                             currency: str, amount_minor: int, issued_at: datetime,
                             due_date: date) -> LedgerInvoice:
-        """Issue the order's invoice; ledger answers with the same invoice for the same order."""
+        """Issue the order's invoice; ledger answers with the same invoice for the same order.
+
+        The caller sends the same body on every attempt (fixed when the step began). Ledger
+        refusing the invoice (4xx) is a `conflict` carrying its explanation; no answer is 503.
+        """
         response = await self.http.call("ledger", "POST", "/v1/invoices", json={
             "order_id": order_id, "customer_id": customer_id, "salesperson_id": salesperson_id,
             "currency": currency, "amount_minor": amount_minor, "issued_at": issued_at.isoformat(),
             "due_date": due_date.isoformat()}, idempotency_key=f"invoice:{order_id}")
+        if 400 <= response.status_code < 500 and response.status_code not in (401, 403, 429):
+            raise Conflict(f"Ledger refused the invoice of order {order_id}: {_detail(response)}")
         if response.status_code not in (200, 201):
             raise self._unexpected(response, f"the invoice of order {order_id}")
         try:

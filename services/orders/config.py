@@ -40,6 +40,13 @@ class OrdersSettings(BaseServiceSettings):
     # Background workers: ask credit again for pending reservations; report late reviews.
     credit_retry_seconds: float = 30.0
     review_sla_scan_seconds: float = 900.0
+    # Steps that wait for credit or ledger (steps.py): how often the recovery worker looks, how
+    # long a live request has before the worker may take its step over, the longest wait
+    # between attempts, and how long one worker's claim on a step lasts.
+    step_recovery_seconds: float = 5.0
+    step_grace_seconds: float = 10.0
+    step_backoff_max_seconds: float = 30.0
+    step_lease_seconds: float = 60.0
 
     @field_validator("holidays", "review_departments", mode="before")
     @classmethod

@@ -108,3 +108,18 @@ class AgreementSignedInFuture(ValidationFailed):
     def __init__(self, now: str) -> None:
         super().__init__(f"A change agreement cannot be signed after now ({now}).",
                          errors=[{"field": "signed_at", "message": "must not be in the future"}])
+
+
+class StepInProgress(Conflict):
+    """Another trigger's remote step (steps.py) is pending on the order: it must finish first."""
+
+    def __init__(self, number: str, step: dict) -> None:
+        kind = str(step.get("kind", "step")).replace("_", "-")
+        waiting = f"; last attempt: {step['last_error']}" if step.get("last_error") else ""
+        super().__init__(
+            f"Order {number} has a {kind} in progress since {step.get('started_at')}; it finishes "
+            f"on its own once {step.get('service') or 'the other service'} answers{waiting}. "
+            "Retry after that.",
+            step={"kind": kind, "started_at": step.get("started_at"),
+                  "attempts": step.get("attempts", 0)},
+            headers={"Retry-After": "5"})

@@ -16,8 +16,11 @@ How an order meets the machine:
   concurrently, and it runs every callback *list* concurrently too, so nothing here shares the
   `AsyncSession` across one list: each row's effects are compiled into a single callback
   that runs them in order.
-- An effect may call credit (reserve, release); a release that gets no answer raises
-  `DependencyUnavailable`, the trigger fails and the request's transaction rolls back.
+- Effects are local: nothing in the machine calls another service. A transition that needs
+  credit or ledger to act first (reserve, release, invoice, convert, credit note) is a *step*
+  (`steps.py`): its intent is committed, the other service is called with no transaction
+  open, and only then does the trigger fire here, with the answers in `Facts` and the effects
+  keeping them on the order. The table's `remote` column names those calls.
 - After every fired transition (internal ones included) `_RowCallbacks.after` bumps the
   order's version, writes an `order_history` row and, where the row names one, enqueues the
   event in the outbox, all in the caller's transaction.
@@ -27,9 +30,11 @@ How an order meets the machine:
 From contract on: a prepaid order is invoiced at contract and start-fulfillment waits until
 ledger shows it paid (`prepaid_received`); a delivery's quantities
 are added to the lines before `deliver` fires, so the machine picks `delivered` (every line in
-full) or stays in fulfilment; settle issues ledger's invoice and converts credit's reservation
-(either not answering: 503, the order does not move); close asks ledger for the order's
-balance. While a change request is open (in review or approved; see `change_lifecycle`), the
+full) or stays in fulfilment; settle fires once ledger issued the invoice and credit converted
+the reservation (`invoice_issued`, `reservation_converted`); close looks at the balance ledger
+gave before the lock was taken. While a step is pending, every other trigger is refused
+(`StepInProgress`, 409 `conflict`): the order cannot change under a half-done step.
+While a change request is open (in review or approved; see `change_lifecycle`), the
 delivery that would complete the order, settle and close are refused (guard
 `open_change_request`, naming the change request).
 """
@@ -47,8 +52,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from transitions.extensions.asyncio import AsyncEventData, AsyncMachine
 
 from services.orders import repository
-from services.orders.clients import CreditAnswer, CreditClient, CreditProfile, LedgerClient
-from services.orders.errors import PreliminaryCheckFailed
+from services.orders.clients import CreditAnswer, CreditProfile
+from services.orders.errors import PreliminaryCheckFailed, StepInProgress
 from services.orders.models import (
     CreditStatus,
     Order,
@@ -59,7 +64,7 @@ from services.orders.models import (
 )
 from services.orders.working_days import add_working_days
 from shared.clock import Clock
-from shared.errors import DependencyUnavailable, GuardFailed, InvalidTransition
+from shared.errors import GuardFailed, InvalidTransition
 from shared.events import Event, new_event
 from shared.money import format_money, line_total
 from shared.observability import current_request_id
@@ -102,18 +107,18 @@ class Facts:
     outstanding_minor: int | None = None           # close; cancel of an order invoiced at contract
     open_exceptions: int | None = None             # later: close
     open_change_requests: Sequence[str] | None = None  # their numbers: deliveries in full, settle, close
+    invoice_id: str | None = None                  # ledger's invoice issued by the step (contract, settle)
+    reservation_converted: bool = False            # credit converted the reservation (settle step)
 
 
 @dataclass
 class Effects:
-    """What effects need besides the order: the transaction, the outbox, time, credit, who."""
+    """What effects need besides the order: the transaction, the outbox, time, who."""
 
     session: AsyncSession
     outbox: Outbox
     clock: Clock
     actor: str
-    credit: CreditClient | None = None
-    ledger: LedgerClient | None = None
     review_sla_working_days: int = 3
     holidays: Sequence[date] = ()
 
@@ -321,6 +326,30 @@ def nothing_outstanding(order: Order, facts: Facts) -> str | None:
         f"{format_money(facts.outstanding_minor, order.currency)} is still outstanding.")
 
 
+@guard
+def prepaid_invoiced(order: Order, facts: Facts) -> str | None:
+    """A prepaid order is contracted once ledger issued its invoice (due the day it is signed)."""
+    if order.payment_method != PaymentMethod.prepaid or order.invoice_id or facts.invoice_id:
+        return None
+    return "Ledger has not issued the prepaid order's invoice."
+
+
+@guard
+def invoice_issued(order: Order, facts: Facts) -> str | None:
+    """Ledger issued the order's invoice (a prepaid order's was issued at contract)."""
+    if order.invoice_id or facts.invoice_id:
+        return None
+    return "Ledger has not issued the order's invoice."
+
+
+@guard
+def reservation_converted(order: Order, facts: Facts) -> str | None:
+    """Credit turned the order's reservation into receivables (or the order holds none)."""
+    if not holds_reservation(order.credit or {}) or facts.reservation_converted:
+        return None
+    return "Credit has not converted the order's reservation into receivables."
+
+
 # --- Effects ------------------------------------------------------------------------------
 
 
@@ -357,26 +386,26 @@ async def schedule_review(event: AsyncEventData) -> None:
     b.order.review_overdue_notified_at = None
 
 
-async def request_reservation(event: AsyncEventData) -> None:
-    """Credit orders ask credit to reserve the total; if credit does not answer, stay pending."""
+def needs_reservation(order: Order) -> bool:
+    """Credit orders with something to pay reserve credit; prepaid and free orders do not."""
+    return order.payment_method == PaymentMethod.credit and order.total_minor != 0
+
+
+def not_required_block() -> dict[str, Any]:
+    return {"status": CreditStatus.not_required.value, "reservation_id": None, "reasons": []}
+
+
+async def keep_reservation(event: AsyncEventData) -> None:
+    """Keep credit's answer to the reservation the submit step asked for (`pending` with the key
+    to ask again when credit did not answer); prepaid and free orders need none."""
     b = _binding(event)
     order = b.order
-    if order.payment_method != PaymentMethod.credit or order.total_minor == 0:
-        order.credit = {"status": CreditStatus.not_required.value, "reservation_id": None, "reasons": []}
-        return
-    key = reservation_key(order)
-    if b.effects.credit is None:
-        order.credit = pending_block(key)
-        return
-    try:
-        answer = await b.effects.credit.reserve(
-            customer_id=order.customer_id, order_id=order.id, amount_minor=order.total_minor,
-            currency=order.currency, idempotency_key=key)
-    except DependencyUnavailable:
-        log.warning("credit did not answer the reservation of order %s; it stays pending", order.id)
-        order.credit = pending_block(key)
-        return
-    order.credit = credit_block(answer)
+    if not needs_reservation(order):
+        order.credit = not_required_block()
+    elif b.facts.credit is not None:
+        order.credit = dict(b.facts.credit)
+    else:
+        order.credit = pending_block(reservation_key(order))
 
 
 async def store_opinion(event: AsyncEventData) -> None:
@@ -396,25 +425,11 @@ async def store_credit_answer(event: AsyncEventData) -> None:
         b.order.credit = dict(b.facts.credit)
 
 
-async def release_reservation(event: AsyncEventData) -> None:
-    """Give credit back the reserved amount; fails closed when credit does not answer."""
+async def keep_release(event: AsyncEventData) -> None:
+    """Keep what credit said when the step gave the reservation back (`released`)."""
     b = _binding(event)
-    credit = dict(b.order.credit or {})
-    if credit.get("status") == CreditStatus.pending and credit.get("request_key"):
-        # Credit may have reserved without us hearing the answer: ask again with the same
-        # key (it replays the decision, never reserves twice) so it can be released.
-        if b.effects.credit is None:
-            raise DependencyUnavailable("The credit service is not configured.", dependency="credit")
-        answer = await b.effects.credit.reserve(
-            customer_id=b.order.customer_id, order_id=b.order.id, amount_minor=b.order.total_minor,
-            currency=b.order.currency, idempotency_key=credit["request_key"])
-        credit = credit_block(answer)
-    if holds_reservation(credit):
-        if b.effects.credit is None:
-            raise DependencyUnavailable("The credit service is not configured.", dependency="credit")
-        await b.effects.credit.release(credit["reservation_id"])
-        credit = {**credit, "status": "released"}
-    b.order.credit = {k: v for k, v in credit.items() if k != "request_key"}
+    if b.facts.credit is not None:
+        b.order.credit = {k: v for k, v in b.facts.credit.items() if k != "request_key"}
 
 
 def terms_of(order: Order) -> dict[str, Any]:
@@ -463,72 +478,36 @@ def settlement_amount(order: Order) -> int:
                - line_total(line.returned_quantity, line.unit_price_minor) for line in order.lines)
 
 
-async def invoice_prepaid(event: AsyncEventData) -> None:
-    """A prepaid order is invoiced at contract for its total, due the day it is signed."""
-    b = _binding(event)
-    order = b.order
-    if order.payment_method != PaymentMethod.prepaid:
-        return
-    if b.effects.ledger is None:
-        raise DependencyUnavailable("The ledger service is not configured.", dependency="ledger")
-    signed_at = event.kwargs["signed_at"]
-    invoice = await b.effects.ledger.issue_invoice(
-        order_id=order.id, customer_id=order.customer_id, salesperson_id=order.salesperson_id,
-        currency=order.currency, amount_minor=order.total_minor, issued_at=signed_at,
-        due_date=signed_at.date())
-    order.invoice_id = invoice.id
-
-
-async def issue_invoice(event: AsyncEventData) -> None:
-    """Ledger issues the order's invoice (idempotent per order); no answer fails closed.
+async def keep_invoice(event: AsyncEventData) -> None:
+    """Keep the invoice ledger issued in the step (settle; the contract of a prepaid order).
 
     A prepaid order was invoiced at contract already: settle keeps that invoice.
     """
     b = _binding(event)
-    order = b.order
-    if order.invoice_id is not None:
-        return
-    if b.effects.ledger is None:
-        raise DependencyUnavailable("The ledger service is not configured.", dependency="ledger")
-    invoice = await b.effects.ledger.issue_invoice(
-        order_id=order.id, customer_id=order.customer_id, salesperson_id=order.salesperson_id,
-        currency=order.currency, amount_minor=settlement_amount(order),
-        issued_at=b.effects.clock.now(), due_date=event.kwargs["due_date"])
-    order.invoice_id = invoice.id
+    if b.order.invoice_id is None:
+        b.order.invoice_id = b.facts.invoice_id
 
 
-async def credit_invoice(event: AsyncEventData) -> None:
-    """Cancelling an order invoiced at contract credits what is left of its invoice in ledger
-    (one credit note, the same key on every retry), so nobody is dunned for it.
-
-    What is left is the balance `invoice_not_paid` checked (`facts.outstanding_minor`)."""
-    b = _binding(event)
-    order, outstanding = b.order, b.facts.outstanding_minor
-    if order.invoice_id is None:
-        return
-    if b.effects.ledger is None:
-        raise DependencyUnavailable("The ledger service is not configured.", dependency="ledger")
-    if outstanding is not None and outstanding > 0:
-        await b.effects.ledger.credit_note(
-            invoice_id=order.invoice_id, amount_minor=outstanding,
-            reason=f"Order {order.number} cancelled: {event.kwargs.get('reason') or ''}".strip()[:400],
-            idempotency_key=f"cancel:{order.id}")
-
-
-async def convert_reservation(event: AsyncEventData) -> None:
-    """Credit's reservation for the order becomes open receivables; no answer fails closed."""
+async def keep_conversion(event: AsyncEventData) -> None:
+    """Credit converted the order's reservation into open receivables (the settle step)."""
     b = _binding(event)
     credit = dict(b.order.credit or {})
-    if not holds_reservation(credit):
-        return
-    if b.effects.credit is None:
-        raise DependencyUnavailable("The credit service is not configured.", dependency="credit")
-    assert b.order.invoice_id is not None
-    await b.effects.credit.convert(credit["reservation_id"], invoice_id=b.order.invoice_id)
-    b.order.credit = {**credit, "status": CreditStatus.converted.value}
+    if holds_reservation(credit):
+        b.order.credit = {**credit, "status": CreditStatus.converted.value}
 
 
 # --- The table ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Remote:
+    """A call a step makes to another service before its trigger fires (steps.py), and the
+    guard that the answer must satisfy when it does."""
+
+    service: str
+    call: str
+    what: str
+    guard: Guard | None = None
 
 
 @dataclass(frozen=True)
@@ -540,21 +519,40 @@ class Row:
     effects: tuple[Effect, ...] = ()
     event: str | None = None
     endpoint: str = ""
+    remote: tuple[Remote, ...] = ()
+
+    @property
+    def conditions(self) -> list[Guard]:
+        """What the machine checks when the trigger fires: the guards, then the remote answers."""
+        return [*self.guards, *(r.guard for r in self.remote if r.guard is not None)]
 
 
 def row(trigger: str, source: str | tuple[str, ...], dest: str | None, *,
         guards: Sequence[Guard] = (), effects: Sequence[Effect] = (), event: str | None = None,
-        endpoint: str = "") -> Row:
+        endpoint: str = "", remote: Sequence[Remote] = ()) -> Row:
     return Row(trigger, source if isinstance(source, tuple) else (source,), dest, tuple(guards),
-               tuple(effects), event, endpoint)
+               tuple(effects), event, endpoint, tuple(remote))
 
+
+RESERVE = Remote("credit", "POST /v1/reservations", "reserve the order's total under the "
+                 "revision's key; no answer leaves credit pending and a worker asks again")
+RECHECK = Remote("credit", "POST /v1/reservations", "ask credit to decide the reservation again")
+RELEASE = Remote("credit", "DELETE /v1/reservations/{id}", "give the reserved amount back")
+INVOICE = Remote("ledger", "POST /v1/invoices", "issue the invoice: delivered value less returns, "
+                 "issued and due as fixed at the first attempt", invoice_issued)
+PREPAID_INVOICE = Remote("ledger", "POST /v1/invoices", "prepaid orders: the invoice for the "
+                         "total, due the day the contract was signed", prepaid_invoiced)
+CONVERT = Remote("credit", "POST /v1/reservations/{id}/convert", "the reservation becomes open "
+                 "receivables", reservation_converted)
+CREDIT_NOTE = Remote("ledger", "POST /v1/credit-notes", "an order invoiced at contract: credit "
+                     "what is left of its invoice")
 
 P = "/v1/orders/{id}"
 TRANSITIONS: tuple[Row, ...] = (
     # create (POST /v1/orders) makes a draft; it is the machine's initial state.
     row("update", DRAFT, None, endpoint=f"PATCH {P}"),
     row("submit", DRAFT, IN_REVIEW, guards=[preliminary_check_passed, customer_not_blocked],
-        effects=[schedule_review, request_reservation], event="order.submitted",
+        remote=[RESERVE], effects=[schedule_review, keep_reservation], event="order.submitted",
         endpoint=f"POST {P}/submit"),
     row("review", IN_REVIEW, REJECTED, guards=[a_department_rejected], effects=[store_opinion],
         event="order.rejected", endpoint=f"POST {P}/reviews"),
@@ -563,29 +561,31 @@ TRANSITIONS: tuple[Row, ...] = (
     row("review", IN_REVIEW, None, effects=[store_opinion], endpoint=f"POST {P}/reviews"),
     row("approve", IN_REVIEW, APPROVED, guards=[all_departments_approved, credit_reserved],
         event="order.approved", endpoint=f"POST {P}/approve"),
-    row("credit_recheck", IN_REVIEW, REJECTED, guards=[credit_refused],
+    row("credit_recheck", IN_REVIEW, REJECTED, guards=[credit_refused], remote=[RECHECK],
         effects=[store_credit_answer], event="order.rejected", endpoint=f"POST {P}/credit-recheck"),
     row("credit_recheck", IN_REVIEW, APPROVED, guards=[all_departments_approved, credit_reserved],
-        effects=[store_credit_answer], event="order.approved", endpoint=f"POST {P}/credit-recheck"),
-    row("credit_recheck", IN_REVIEW, None, effects=[store_credit_answer],
+        remote=[RECHECK], effects=[store_credit_answer], event="order.approved",
         endpoint=f"POST {P}/credit-recheck"),
-    row("revise", REJECTED, DRAFT, effects=[release_reservation, start_new_revision],
+    row("credit_recheck", IN_REVIEW, None, remote=[RECHECK], effects=[store_credit_answer],
+        endpoint=f"POST {P}/credit-recheck"),
+    row("revise", REJECTED, DRAFT, remote=[RELEASE], effects=[keep_release, start_new_revision],
         endpoint=f"POST {P}/revise"),
-    row("sign_contract", APPROVED, CONTRACTED, effects=[record_contract, invoice_prepaid],
-        event="order.contracted", endpoint=f"POST {P}/contract"),
+    row("sign_contract", APPROVED, CONTRACTED, remote=[PREPAID_INVOICE],
+        effects=[record_contract, keep_invoice], event="order.contracted",
+        endpoint=f"POST {P}/contract"),
     row("start_fulfillment", CONTRACTED, IN_FULFILLMENT, guards=[prepaid_received],
         event="order.fulfillment_started", endpoint=f"POST {P}/start-fulfillment"),
     row("deliver", IN_FULFILLMENT, DELIVERED, guards=[all_lines_delivered, no_open_change_request],
         event="order.delivered", endpoint=f"POST {P}/deliveries"),
     row("deliver", IN_FULFILLMENT, None, guards=[lines_outstanding], endpoint=f"POST {P}/deliveries"),
-    row("settle", DELIVERED, INVOICED, guards=[no_open_change_request],
-        effects=[issue_invoice, convert_reservation], event="order.invoiced",
+    row("settle", DELIVERED, INVOICED, guards=[no_open_change_request], remote=[INVOICE, CONVERT],
+        effects=[keep_invoice, keep_conversion], event="order.invoiced",
         endpoint=f"POST {P}/settle"),
     row("close", INVOICED, CLOSED, guards=[nothing_outstanding, no_open_exception,
                                            no_open_change_request],
         event="order.closed", endpoint=f"POST {P}/close"),
     row("cancel", (DRAFT, IN_REVIEW, REJECTED, APPROVED, CONTRACTED), CANCELLED,
-        guards=[invoice_not_paid], effects=[release_reservation, credit_invoice],
+        guards=[invoice_not_paid], remote=[CREDIT_NOTE, RELEASE], effects=[keep_release],
         event="order.cancelled", endpoint=f"POST {P}/cancel"),
 )
 
@@ -695,7 +695,7 @@ def _build_machine() -> AsyncMachine:
                            send_event=True, name="order")
     for r in TRANSITIONS:
         callbacks = _RowCallbacks(r)
-        machine.add_transition(r.trigger, list(r.source), r.dest, conditions=list(r.guards),
+        machine.add_transition(r.trigger, list(r.source), r.dest, conditions=r.conditions,
                                before=[callbacks.before], after=[callbacks.after])
     return machine
 
@@ -737,11 +737,20 @@ def allows(state: str, trigger: str) -> bool:
 
 
 def ensure_allowed(order: Order, trigger: str) -> None:
-    """Refuse with `invalid_transition` unless the table has `trigger` from the order's state."""
+    """Refuse with `invalid_transition` unless the table has `trigger` from the order's state,
+    and with `StepInProgress` while another trigger's remote step is pending on the order."""
     if not allows(order.state, trigger):
         raise InvalidTransition(
             f"Order {order.number} is {order.state}; {api_name(trigger)} is not possible from "
             f"{order.state}.", state=order.state, allowed=allowed_triggers(order.state))
+    ensure_no_step(order, trigger)
+
+
+def ensure_no_step(order: Order, kind: str | None = None) -> None:
+    """Refuse (409 `conflict`) while a step other than `kind` is pending on the order."""
+    step = order.pending_step
+    if step is not None and step.get("kind") != kind:
+        raise StepInProgress(order.number, step)
 
 
 def _first_refusal(state: str, trigger: str, refusals: dict[str, Refusal]) -> tuple[str, Refusal]:
@@ -755,6 +764,13 @@ def _first_refusal(state: str, trigger: str, refusals: dict[str, Refusal]) -> tu
     return trigger, Refusal(f"{api_name(trigger)} did not fire.")
 
 
+def _refuse(state: str, trigger: str, refusals: dict[str, Refusal]) -> Exception:
+    name, refusal = _first_refusal(state, trigger, refusals)
+    if refusal.errors:
+        return PreliminaryCheckFailed(refusal.reason, refusal.errors)
+    return GuardFailed(name, refusal.reason)
+
+
 async def fire(order: Order, trigger: str, *, facts: Facts, effects: Effects, **kwargs: Any) -> Row:
     """Fire `trigger` on `order`; returns the row that fired, or raises why it could not."""
     ensure_allowed(order, trigger)
@@ -766,11 +782,40 @@ async def fire(order: Order, trigger: str, *, facts: Facts, effects: Effects, **
     finally:
         MACHINE.remove_model(binding)
     if not fired or binding.fired is None:
-        name, refusal = _first_refusal(state, trigger, binding.refusals)
-        if refusal.errors:
-            raise PreliminaryCheckFailed(refusal.reason, refusal.errors)
-        raise GuardFailed(name, refusal.reason)
+        raise _refuse(state, trigger, binding.refusals)
     return binding.fired
+
+
+def check(order: Order, trigger: str, facts: Facts) -> Row:
+    """The row `trigger` would fire with these facts, its remote answers aside — or raise why it
+    would not, as `fire` would. Nothing runs: a step checks this before it calls out."""
+    ensure_allowed(order, trigger)
+    refusals: dict[str, Refusal] = {}
+    for r in TRANSITIONS:
+        if r.trigger != trigger or order.state not in r.source:
+            continue
+        passed = True
+        for g in r.guards:
+            outcome = g.check(order, facts)
+            if outcome is not None:
+                refusals.setdefault(g.name, outcome if isinstance(outcome, Refusal) else Refusal(outcome))
+                passed = False
+        if passed:
+            return r
+    raise _refuse(order.state, trigger, refusals)
+
+
+async def opinions(session: AsyncSession, order: Order) -> dict[str, Opinion]:
+    """The departments' current opinions on the order's revision."""
+    rows = await repository.reviews_of(session, order.id, order.revision)
+    return {r.department: Opinion(r.department, r.decision, r.comment) for r in rows}
+
+
+async def after_transition(session: AsyncSession, order: Order) -> Order:
+    """The order as the response shows it: flushed, with its current revision's reviews."""
+    await session.flush()
+    await session.refresh(order, attribute_names=["reviews"])
+    return order
 
 
 # --- Description and diagram --------------------------------------------------------------
@@ -785,7 +830,9 @@ def describe() -> dict[str, Any]:
         "transitions": [{
             "trigger": api_name(r.trigger), "source": list(r.source), "dest": r.dest,
             "internal": r.dest is None, "endpoint": r.endpoint,
-            "guards": [{"name": g.name, "description": g.doc} for g in r.guards],
+            "guards": [{"name": g.name, "description": g.doc} for g in r.conditions],
+            "remote": [{"service": c.service, "call": c.call, "description": c.what}
+                       for c in r.remote],
             "effects": [e.__name__ for e in r.effects], "event": r.event,
         } for r in TRANSITIONS],
     }

@@ -130,6 +130,11 @@ class Order(OrdersBase, table=True):
     contract_number: str | None = Field(default=None, max_length=100)
     contract_signed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     invoice_id: str | None = Field(default=None, max_length=36)  # ledger's invoice, at settle
+    # A transition whose remote part has begun and not finished (services/orders/steps.py): what
+    # to send, fixed at the first attempt, and who asked. `step_due_at`: when the recovery
+    # worker may take it up (again).
+    pending_step: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    step_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
     created_by: str = Field(max_length=200)
     created_at: datetime = Field(sa_type=UTCDateTime, index=True)
     updated_at: datetime = Field(sa_type=UTCDateTime)

@@ -115,6 +115,13 @@ async def orders_awaiting_credit(session: AsyncSession, *, limit: int) -> list[s
     return list((await session.execute(stmt)).scalars())
 
 
+async def orders_with_due_steps(session: AsyncSession, *, now: datetime, limit: int) -> list[str]:
+    """Ids of orders whose pending step may be taken up now (steps.py), the longest due first."""
+    stmt = (select(Order.id).where(Order.step_due_at.is_not(None), Order.step_due_at <= now)
+            .order_by(Order.step_due_at, Order.id).limit(limit))
+    return list((await session.execute(stmt)).scalars())
+
+
 async def claim_overdue_reviews(session: AsyncSession, *, as_of: datetime) -> list[Order]:
     """Orders in review past their due time that were not reported yet, locked for reporting
     (rows another scan is reporting right now are skipped)."""

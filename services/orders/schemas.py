@@ -124,6 +124,21 @@ class ReviewPublic(ResponseModel):
     at: datetime
 
 
+class PendingStepPublic(ResponseModel):
+    """A transition waiting for credit or ledger to answer; it finishes on its own."""
+
+    kind: str = Field(description="The trigger in progress, e.g. `settle`.")
+    service: str = Field(description="Who it waits for.")
+    started_at: datetime
+    attempts: int = Field(description="Attempts that got no answer so far.")
+    last_error: str | None = None
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _api_name(cls, value: str) -> str:
+        return str(value).replace("_", "-")
+
+
 class OrderPublic(ResponseModel):
     id: str
     number: str
@@ -146,6 +161,9 @@ class OrderPublic(ResponseModel):
     contract_number: str | None = None
     contract_signed_at: datetime | None = None
     invoice_id: str | None = None
+    pending_step: PendingStepPublic | None = Field(
+        default=None, description="A transition in progress that waits for credit or ledger "
+                                  "(other triggers are refused with 409 until it finishes).")
     created_at: datetime
     updated_at: datetime
 
@@ -230,6 +248,12 @@ class GuardPublic(ResponseModel):
     description: str
 
 
+class RemoteCallPublic(ResponseModel):
+    service: str
+    call: str
+    description: str
+
+
 class TransitionPublic(ResponseModel):
     trigger: str
     source: list[str]
@@ -237,6 +261,9 @@ class TransitionPublic(ResponseModel):
     internal: bool
     endpoint: str
     guards: list[GuardPublic]
+    remote: list[RemoteCallPublic] = Field(
+        default=[], description="What the transition asks credit or ledger to do before it fires "
+                                "(its intent is recorded first: it finishes even after a crash).")
     effects: list[str]
     event: str | None
 

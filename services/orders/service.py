@@ -1,16 +1,22 @@
 """Use cases of the orders service: lock → gather facts → fire the machine → outbox event.
 
-Transitions lock the order row first (`FOR UPDATE` on PostgreSQL; on SQLite the request's
-write transaction began IMMEDIATE, so writers are serialized), gather what the guards need —
-credit's answers included — and fire one trigger of `lifecycle`, which changes the order,
-writes its history and enqueues its event in the same transaction.
+Transitions lock the order row (`FOR UPDATE` on PostgreSQL; on SQLite the request's write
+transaction began IMMEDIATE, so writers are serialized), gather what the guards need and fire
+one trigger of `lifecycle`, which changes the order, writes its history and enqueues its event
+in the same transaction.
 
-Credit at submit, a deliberate split: the preliminary read of the customer's credit profile
-(currency, policy, blocked) fails closed — if credit does not answer, submit is 503
-`dependency_unavailable` and nothing changes, because those checks decide whether the order
-may enter review at all. The reservation that follows degrades instead: without an answer
-the order enters review with credit `pending`, a worker asks again with the same idempotency
-key, and approval waits (`guard_failed`, guard `credit_reserved`) until credit reserved.
+Another service is never waited for under that lock (DESIGN.md §9). What is only *read* from
+credit or ledger — the customer's credit profile at submit, the order's balance at cancel,
+start-fulfillment and close — is asked first, with no transaction open, and fails closed: no
+answer is 503 and nothing changes. What another service must *do* — reserve, release, invoice,
+convert, credit — is a step (`steps.py`): its intent is committed first, the call follows,
+and the trigger fires after it; a step interrupted by a crash or an outage finishes on the
+caller's retry or by the recovery worker.
+
+Credit at submit, a deliberate split: the profile read fails closed (those checks decide
+whether the order may enter review at all); the reservation degrades — without an answer the
+order enters review with credit `pending`, a worker asks again with the same idempotency key,
+and approval waits (`guard_failed`, guard `credit_reserved`) until credit reserved.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.orders import change_lifecycle, lifecycle, repository
+from services.orders import lifecycle, repository, steps
 from services.orders.clients import CreditClient, LedgerClient
 from services.orders.config import OrdersSettings
 from services.orders.errors import (
@@ -36,6 +42,7 @@ from services.orders.errors import (
     OrderNotFound,
     ReasonRequired,
     SignedInFuture,
+    StepInProgress,
     UnknownCustomer,
     UnknownDepartment,
 )
@@ -49,7 +56,6 @@ from services.orders.models import (
     OrderHistory,
     OrderLine,
     OrderReturn,
-    OrderReturnLine,
     OrderState,
     PaymentMethod,
     counters,
@@ -62,9 +68,10 @@ from services.orders.schemas import (
     OrderUpdate,
     ReturnCreate,
 )
+from services.orders.steps import Env
 from shared.auth import Principal
 from shared.clock import Clock
-from shared.db import Database
+from shared.db import Database, checkpoint
 from shared.errors import (
     Conflict,
     DependencyUnavailable,
@@ -146,6 +153,7 @@ async def update_order(*, session: AsyncSession, outbox: Outbox, clock: Clock,
     """Change a draft's terms or lines (lines replace the whole list); version + 1."""
     if not lifecycle.allows(order.state, "update"):
         raise NotADraft(order.id, order.state, lifecycle.allowed_triggers(order.state))
+    lifecycle.ensure_no_step(order)  # a submit in progress reserves the terms it was given
     changes = data.model_dump(exclude_unset=True, exclude={"lines"})
     changed = sorted(data.model_fields_set)
     if not changed:
@@ -172,6 +180,12 @@ async def update_order(*, session: AsyncSession, outbox: Outbox, clock: Clock,
 
 # --- The lifecycle ------------------------------------------------------------------------
 
+IfMatch = Callable[[int], None]
+
+
+def no_if_match(version: int) -> None:
+    """The caller sent no `If-Match` (workers, internal calls): any version will do."""
+
 
 async def lock(session: AsyncSession, order: Order) -> Order:
     """Re-read a visible order under its row lock, so one transition at a time changes it."""
@@ -182,36 +196,49 @@ async def lock(session: AsyncSession, order: Order) -> Order:
 
 
 def lifecycle_effects(*, session: AsyncSession, outbox: Outbox, clock: Clock, settings: OrdersSettings,
-             actor: str, credit: CreditClient | None = None,
-             ledger: LedgerClient | None = None) -> Effects:
-    return Effects(session=session, outbox=outbox, clock=clock, actor=actor, credit=credit,
-                   ledger=ledger,
+                      actor: str) -> Effects:
+    return Effects(session=session, outbox=outbox, clock=clock, actor=actor,
                    review_sla_working_days=settings.review_sla_working_days,
                    holidays=tuple(settings.holidays))
 
 
-async def _opinions(session: AsyncSession, order: Order) -> dict[str, Opinion]:
-    rows = await repository.reviews_of(session, order.id, order.revision)
-    return {r.department: Opinion(r.department, r.decision, r.comment) for r in rows}
+after_transition = lifecycle.after_transition
 
 
-async def after_transition(session: AsyncSession, order: Order) -> Order:
-    await session.flush()
-    await session.refresh(order, attribute_names=["reviews"])
-    return order
+async def _resume_or_lock(env: Env, order: Order, kind: str) -> tuple[Order, dict[str, Any] | None]:
+    """The order under its lock, and its pending step of `kind` if a retry should resume it."""
+    order = await lock(env.session, order)
+    return order, steps.pending(order, kind)
 
 
-async def submit_order(*, session: AsyncSession, outbox: Outbox, clock: Clock, credit: CreditClient,
-                       settings: OrdersSettings, principal: Principal, order: Order) -> Order:
+def _same_request(step: dict[str, Any], what: str, given: Any, stored_field: str) -> None:
+    """A retry may resume a pending step only with what the step was begun with."""
+    stored = step["args"].get(stored_field)
+    if given is not None and given != stored:
+        raise Conflict(f"A {step['kind'].replace('_', '-')} of this order is in progress with "
+                       f"{what} {stored}; retry with that {what} (or none).")
+
+
+async def submit_order(*, env: Env, order: Order, if_match: IfMatch = no_if_match) -> Order:
     """draft → in_review after the preliminary check; credit orders ask for a reservation."""
-    lifecycle.ensure_allowed(order, "submit")
-    profile = await credit.get_profile(order.customer_id)  # fails closed: 503, nothing changes
-    facts = Facts(today=clock.today(), profile=profile, customer_known=profile is not None,
-                  required_departments=tuple(settings.review_departments))
-    await lifecycle.fire(order, "submit", facts=facts, effects=lifecycle_effects(
-        session=session, outbox=outbox, clock=clock, settings=settings, actor=principal.name,
-        credit=credit))
-    return await after_transition(session, order)
+    if steps.pending(order, "submit") is None:
+        lifecycle.ensure_allowed(order, "submit")
+        await checkpoint(env.session)
+        profile = await env.credit.get_profile(order.customer_id)  # fails closed: 503, nothing changes
+    order, step = await _resume_or_lock(env, order, "submit")
+    if step is None:
+        if_match(order.version)
+        args = {"today": env.clock.today().isoformat(),
+                "profile": profile.model_dump() if profile is not None else None,
+                "key": lifecycle.reservation_key(order),
+                "reservation": steps.reservation_request(order)}
+        lifecycle.check(order, "submit", steps.submit_facts(env.settings, args, None))
+        if not lifecycle.needs_reservation(order):
+            await lifecycle.fire(order, "submit", facts=steps.submit_facts(env.settings, args, None),
+                                 effects=env.effects())
+            return await after_transition(env.session, order)
+        step = await steps.begin(env, order, "submit", args)
+    return await steps.run(env, order.id, step)
 
 
 def check_reviewer(principal: Principal, department: str, settings: OrdersSettings) -> None:
@@ -231,7 +258,7 @@ async def review_order(*, session: AsyncSession, outbox: Outbox, clock: Clock,
         raise ReasonRequired("comment", "A rejection needs a comment saying why.")
     lifecycle.ensure_allowed(order, "review")
     opinion = Opinion(department, decision, comment)
-    opinions = {**await _opinions(session, order), department: opinion}
+    opinions = {**await lifecycle.opinions(session, order), department: opinion}
     facts = Facts(required_departments=tuple(settings.review_departments), opinions=opinions)
     await lifecycle.fire(order, "review", facts=facts, opinion=opinion, effects=lifecycle_effects(
         session=session, outbox=outbox, clock=clock, settings=settings, actor=principal.name))
@@ -243,99 +270,131 @@ async def approve_order(*, session: AsyncSession, outbox: Outbox, clock: Clock,
     """in_review → approved when every department approved and credit reserved (or not needed)."""
     lifecycle.ensure_allowed(order, "approve")
     facts = Facts(required_departments=tuple(settings.review_departments),
-                  opinions=await _opinions(session, order))
+                  opinions=await lifecycle.opinions(session, order))
     await lifecycle.fire(order, "approve", facts=facts, effects=lifecycle_effects(
         session=session, outbox=outbox, clock=clock, settings=settings, actor=actor))
     return await after_transition(session, order)
 
 
-async def recheck_credit(*, session: AsyncSession, outbox: Outbox, clock: Clock, credit: CreditClient,
-                         settings: OrdersSettings, principal: Principal, order: Order) -> Order:
-    """Ask credit again (say, after a guarantee or a limit change): approve, reject, or wait."""
-    lifecycle.ensure_allowed(order, "credit_recheck")
-    if order.payment_method != "credit" or order.total_minor == 0:
-        answer = {"status": CreditStatus.not_required.value, "reservation_id": None, "reasons": []}
-    else:
-        # A new key per attempt (the version moves with every change), so credit decides anew;
-        # no answer → 503 and nothing changes.
-        reply = await credit.reserve(
-            customer_id=order.customer_id, order_id=order.id, amount_minor=order.total_minor,
-            currency=order.currency,
-            idempotency_key=f"{lifecycle.reservation_key(order)}:recheck:v{order.version}")
-        answer = lifecycle.credit_block(reply)
-    facts = Facts(required_departments=tuple(settings.review_departments),
-                  opinions=await _opinions(session, order), credit=answer)
-    await lifecycle.fire(order, "credit_recheck", facts=facts, effects=lifecycle_effects(
-        session=session, outbox=outbox, clock=clock, settings=settings, actor=principal.name))
-    return await after_transition(session, order)
+async def recheck_credit(*, env: Env, order: Order, if_match: IfMatch = no_if_match) -> Order:
+    """Ask credit again (say, after a guarantee or a limit change): approve, reject, or wait.
 
-
-async def revise_order(*, session: AsyncSession, outbox: Outbox, clock: Clock, credit: CreditClient,
-                       settings: OrdersSettings, principal: Principal, order: Order,
-                       reason: str | None) -> Order:
-    """rejected → draft as revision + 1; the reservation is released (503 if credit is down)."""
-    await lifecycle.fire(order, "revise", facts=Facts(), reason=reason, effects=lifecycle_effects(
-        session=session, outbox=outbox, clock=clock, settings=settings, actor=principal.name,
-        credit=credit))
-    return await after_transition(session, order)
-
-
-async def cancel_order(*, session: AsyncSession, outbox: Outbox, clock: Clock, credit: CreditClient,
-                       settings: OrdersSettings, principal: Principal, order: Order,
-                       reason: str, ledger: LedgerClient | None = None) -> Order:
-    """Cancel before fulfilment; the reservation is released (503 if credit is down).
-
-    An order invoiced at contract (prepaid) has its invoice credited in full — refused while
-    anything was paid on it (503 if ledger is down). An open change request of the order is
-    withdrawn with it (it could never be applied).
+    Each recheck asks under a key of its own (the order's version moves with every change),
+    so credit decides anew; no answer → 503, and the recheck finishes once credit answers.
     """
-    lifecycle.ensure_allowed(order, "cancel")
-    facts = Facts()
-    if order.invoice_id is not None:
-        if ledger is None:
-            raise DependencyUnavailable("The ledger service is not configured.", dependency="ledger")
-        balance = await ledger.order_balance(order.id)  # no answer: 503, nothing changes
-        facts.invoice_paid_minor = balance.paid_minor if balance is not None else 0
-        facts.outstanding_minor = balance.outstanding_minor if balance is not None else 0
-    await lifecycle.fire(order, "cancel", facts=facts, reason=reason, effects=lifecycle_effects(
-        session=session, outbox=outbox, clock=clock, settings=settings, actor=principal.name,
-        credit=credit, ledger=ledger))
-    await change_lifecycle.withdraw_open(session=session, outbox=outbox, clock=clock,
-                                         actor=principal.name, order=order,
-                                         reason=f"order {order.number} cancelled: {reason}")
-    return await after_transition(session, order)
+    order, step = await _resume_or_lock(env, order, "credit_recheck")
+    if step is None:
+        if_match(order.version)
+        lifecycle.ensure_allowed(order, "credit_recheck")
+        if not lifecycle.needs_reservation(order):
+            facts = Facts(required_departments=tuple(env.settings.review_departments),
+                          opinions=await lifecycle.opinions(env.session, order),
+                          credit=lifecycle.not_required_block())
+            await lifecycle.fire(order, "credit_recheck", facts=facts, effects=env.effects())
+            return await after_transition(env.session, order)
+        step = await steps.begin(env, order, "credit_recheck", {
+            "key": f"{lifecycle.reservation_key(order)}:recheck:v{order.version}",
+            "reservation": steps.reservation_request(order)})
+    return await steps.run(env, order.id, step)
 
 
-async def sign_contract(*, session: AsyncSession, outbox: Outbox, clock: Clock,
-                        settings: OrdersSettings, principal: Principal, order: Order,
-                        contract_number: str, signed_at: datetime,
-                        ledger: LedgerClient | None = None) -> Order:
+async def revise_order(*, env: Env, order: Order, reason: str | None,
+                       if_match: IfMatch = no_if_match) -> Order:
+    """rejected → draft as revision + 1; credit's reservation is given back first."""
+    order, step = await _resume_or_lock(env, order, "revise")
+    if step is None:
+        if_match(order.version)
+        lifecycle.ensure_allowed(order, "revise")
+        if not steps.needs_release(order.credit or {}):
+            await lifecycle.fire(order, "revise", facts=Facts(credit=order.credit), reason=reason,
+                                 effects=env.effects())
+            return await after_transition(env.session, order)
+        step = await steps.begin(env, order, "revise", {
+            "reason": reason, "credit": order.credit,
+            "reservation": steps.reservation_request(order)})
+    return await steps.run(env, order.id, step)
+
+
+async def cancel_order(*, env: Env, order: Order, reason: str,
+                       if_match: IfMatch = no_if_match) -> Order:
+    """Cancel before fulfilment; the reservation is given back.
+
+    An order invoiced at contract (prepaid) has what is left of its invoice credited — refused
+    while anything was paid on it; ledger is asked for the balance before anything changes
+    (503 if it does not answer). An open change request of the order is withdrawn with it.
+    """
+    balance, asked = None, False
+    for _ in range(2):  # the invoice of a prepaid contract signed meanwhile: ask ledger again
+        if steps.pending(order, "cancel") is None:
+            lifecycle.ensure_allowed(order, "cancel")
+            if order.invoice_id is not None:
+                await checkpoint(env.session)
+                balance, asked = await env.ledger.order_balance(order.id), True  # no answer: 503
+        order, step = await _resume_or_lock(env, order, "cancel")
+        if step is not None or order.invoice_id is None or asked:
+            break
+    if step is None:
+        if_match(order.version)
+        args: dict[str, Any] = {"reason": reason, "credit": order.credit,
+                                "reservation": steps.reservation_request(order),
+                                "balance": None, "credit_note": None}
+        if order.invoice_id is not None:
+            args["balance"] = {"paid_minor": balance.paid_minor if balance else 0,
+                               "outstanding_minor": balance.outstanding_minor if balance else 0}
+        facts = steps.cancel_facts(args, order.credit)
+        lifecycle.check(order, "cancel", facts)
+        if order.invoice_id is not None and (facts.outstanding_minor or 0) > 0:
+            args["credit_note"] = {
+                "invoice_id": order.invoice_id, "amount_minor": facts.outstanding_minor,
+                "reason": f"Order {order.number} cancelled: {reason or ''}".strip()[:400],
+                "idempotency_key": f"cancel:{order.id}"}
+        if args["credit_note"] is None and not steps.needs_release(order.credit or {}):
+            return await steps.finish_now(env, order, "cancel", args, {"credit": order.credit})
+        step = await steps.begin(env, order, "cancel", args)
+    return await steps.run(env, order.id, step)
+
+
+async def sign_contract(*, env: Env, order: Order, contract_number: str, signed_at: datetime,
+                        if_match: IfMatch = no_if_match) -> Order:
     """approved → contracted with the signed contract's number and time; the reservation stays.
 
-    A prepaid order is invoiced now, due the day it was signed (ledger down: 503, no change).
+    A prepaid order is invoiced now, due the day it was signed (ledger down: 503, and the
+    contract is recorded once ledger answers).
     """
+    order, step = await _resume_or_lock(env, order, "sign_contract")
+    if step is not None:
+        _same_request(step, "contract number", contract_number, "contract_number")
+        _same_request(step, "signing time", signed_at.isoformat(), "signed_at")
+        return await steps.run(env, order.id, step)
+    if_match(order.version)
     lifecycle.ensure_allowed(order, "sign_contract")
-    if signed_at > clock.now():
-        raise SignedInFuture(clock.now().isoformat())
-    await lifecycle.fire(order, "sign_contract", facts=Facts(), contract_number=contract_number,
-                         signed_at=signed_at, effects=lifecycle_effects(
-                             session=session, outbox=outbox, clock=clock, settings=settings,
-                             actor=principal.name, ledger=ledger))
-    return await after_transition(session, order)
+    if signed_at > env.clock.now():
+        raise SignedInFuture(env.clock.now().isoformat())
+    lifecycle.check(order, "sign_contract", Facts())
+    if order.payment_method != PaymentMethod.prepaid:
+        await lifecycle.fire(order, "sign_contract", facts=Facts(), contract_number=contract_number,
+                             signed_at=signed_at, effects=env.effects())
+        return await after_transition(env.session, order)
+    step = await steps.begin(env, order, "sign_contract", {
+        "contract_number": contract_number, "signed_at": signed_at.isoformat(),
+        "invoice": steps.invoice_body(order, amount_minor=order.total_minor, issued_at=signed_at,
+                                      due_date=signed_at.date())})
+    return await steps.run(env, order.id, step)
 
 
-async def start_fulfillment(*, session: AsyncSession, outbox: Outbox, clock: Clock,
-                            ledger: LedgerClient, settings: OrdersSettings, principal: Principal,
-                            order: Order) -> Order:
-    """contracted → in_fulfillment; a prepaid order only once ledger shows it paid."""
+async def start_fulfillment(*, env: Env, order: Order, if_match: IfMatch = no_if_match) -> Order:
+    """contracted → in_fulfillment; a prepaid order only once ledger shows it paid (asked before
+    the lock: no answer is 503 and nothing changes)."""
     lifecycle.ensure_allowed(order, "start_fulfillment")
     facts = Facts()
     if order.payment_method == PaymentMethod.prepaid:
-        balance = await ledger.order_balance(order.id)  # no answer: 503, nothing changes
+        await checkpoint(env.session)
+        balance = await env.ledger.order_balance(order.id)
         facts.ledger_paid = balance is not None and balance.outstanding_minor == 0
-    await lifecycle.fire(order, "start_fulfillment", facts=facts, effects=lifecycle_effects(
-        session=session, outbox=outbox, clock=clock, settings=settings, actor=principal.name))
-    return await after_transition(session, order)
+    order = await lock(env.session, order)
+    if_match(order.version)
+    await lifecycle.fire(order, "start_fulfillment", facts=facts, effects=env.effects())
+    return await after_transition(env.session, order)
 
 
 def _line_quantities(order: Order, items: Sequence[Any], room: Callable[[OrderLine], Decimal],
@@ -393,36 +452,57 @@ async def record_delivery(*, session: AsyncSession, outbox: Outbox, clock: Clock
     return await after_transition(session, order)
 
 
-async def settle_order(*, session: AsyncSession, outbox: Outbox, clock: Clock, credit: CreditClient,
-                       ledger: LedgerClient, settings: OrdersSettings, principal: Principal,
-                       order: Order, due_date: date | None) -> Order:
+async def settle_order(*, env: Env, order: Order, due_date: date | None,
+                       if_match: IfMatch = no_if_match) -> Order:
     """delivered → invoiced: ledger issues the invoice, credit converts the reservation.
 
-    Either not answering is 503 and the order stays delivered; asking again issues the same
-    invoice (ledger is idempotent per order) and converts once.
+    The invoice's issue time and due date are fixed at the first attempt, so every retry asks
+    ledger for the same invoice. Either service not answering: 503, and the settlement
+    finishes once it answers (a retry resumes it; so does the recovery worker).
     """
+    order, step = await _resume_or_lock(env, order, "settle")
+    if step is not None:
+        _same_request(step, "due date", due_date.isoformat() if due_date else None, "due_date")
+        return await steps.run(env, order.id, step)
+    if_match(order.version)
     lifecycle.ensure_allowed(order, "settle")
-    today = clock.today()
+    today = env.clock.today()
     if due_date is None:
         due_date = today + timedelta(days=order.payment_terms_days or 0)
     elif due_date < today:
         raise ValidationFailed("The due date cannot be before the settlement date.", errors=[
             {"field": "due_date", "message": f"must be {today.isoformat()} or later"}])
-    open_changes = await repository.open_change_request_numbers(session, order.id)
-    await lifecycle.fire(order, "settle", facts=Facts(open_change_requests=open_changes),
-                         due_date=due_date, effects=lifecycle_effects(
-                             session=session, outbox=outbox, clock=clock, settings=settings,
-                             actor=principal.name, credit=credit, ledger=ledger))
-    return await after_transition(session, order)
+    facts = Facts(open_change_requests=await repository.open_change_request_numbers(
+        env.session, order.id))
+    lifecycle.check(order, "settle", facts)
+    credit = order.credit or {}
+    reservation_id = credit["reservation_id"] if lifecycle.holds_reservation(credit) else None
+    if order.invoice_id is not None and reservation_id is None:  # prepaid: invoiced at contract
+        await lifecycle.fire(order, "settle", facts=facts, due_date=due_date, effects=env.effects())
+        return await after_transition(env.session, order)
+    invoice = None if order.invoice_id is not None else steps.invoice_body(
+        order, amount_minor=lifecycle.settlement_amount(order), issued_at=env.clock.now(),
+        due_date=due_date)
+    step = await steps.begin(env, order, "settle", {
+        "due_date": due_date.isoformat(), "invoice_id": order.invoice_id, "invoice": invoice,
+        "reservation_id": reservation_id})
+    return await steps.run(env, order.id, step)
 
 
-async def close_order(*, session: AsyncSession, outbox: Outbox, clock: Clock, ledger: LedgerClient,
+async def order_balance_of(env: Env, order: Order) -> int | None:
+    """What ledger says is outstanding on the order (asked with no transaction open)."""
+    await checkpoint(env.session)
+    balance = await env.ledger.order_balance(order.id)
+    return balance.outstanding_minor if balance is not None else None
+
+
+async def close_order(*, session: AsyncSession, outbox: Outbox, clock: Clock,
                       settings: OrdersSettings, actor: str, order: Order,
-                      reason: str | None = None) -> Order:
-    """invoiced → closed once ledger shows nothing outstanding (ledger down: 503, no change)."""
+                      outstanding_minor: int | None, reason: str | None = None) -> Order:
+    """invoiced → closed once ledger shows nothing outstanding; `order` is locked, and ledger was
+    asked before the lock (ledger down: 503, no change)."""
     lifecycle.ensure_allowed(order, "close")
-    balance = await ledger.order_balance(order.id)
-    facts = Facts(outstanding_minor=balance.outstanding_minor if balance is not None else None,
+    facts = Facts(outstanding_minor=outstanding_minor,
                   open_exceptions=await repository.count_open_exceptions(session, order.id),
                   open_change_requests=await repository.open_change_request_numbers(
                       session, order.id))
@@ -431,19 +511,34 @@ async def close_order(*, session: AsyncSession, outbox: Outbox, clock: Clock, le
     return await after_transition(session, order)
 
 
-async def on_invoice_paid(session: AsyncSession, app: Any, event: Event) -> None:
+async def close_when_paid_prepare(app: Any, event: Event) -> int | None:
+    """`invoice.paid`: what ledger says is outstanding on the order, asked before any lock
+    (None: nothing to close, or ledger knows no invoice)."""
+    order_id = str(event.data.get("order_id") or "")
+    if not order_id:
+        return None
+    async with app.state.db.session(read_only=True) as session:
+        order = await repository.get_order(session, order_id)
+    if order is None or order.state != OrderState.invoiced:
+        return None
+    balance = await LedgerClient(app.state.http).order_balance(order_id)
+    return balance.outstanding_minor if balance is not None else None
+
+
+async def close_when_paid(session: AsyncSession, app: Any, event: Event,
+                          outstanding_minor: int | None) -> None:
     """`invoice.paid` from ledger (via notifier): close the order if its guards hold."""
     order_id = str(event.data.get("order_id") or "")
     order = await repository.lock_order(session, order_id) if order_id else None
-    if order is None or order.state != OrderState.invoiced:
+    if order is None or order.state != OrderState.invoiced or outstanding_minor is None:
         log.info("invoice.paid for order %s: nothing to close", order_id or "?")
         return
     state = app.state
     try:
         await close_order(session=session, outbox=state.outbox, clock=state.clock,
-                          ledger=LedgerClient(state.http), settings=state.settings,
-                          actor=SYSTEM_ACTOR, order=order, reason="invoice paid")
-    except GuardFailed as refused:
+                          settings=state.settings, actor=SYSTEM_ACTOR, order=order,
+                          outstanding_minor=outstanding_minor, reason="invoice paid")
+    except (GuardFailed, StepInProgress) as refused:
         log.info("order %s stays invoiced: %s", order.id, refused.detail)
 
 
@@ -460,41 +555,38 @@ def _returned_lines(order: Order, data: ReturnCreate) -> list[tuple[OrderLine, D
                             "The return does not fit what was delivered.")
 
 
-async def record_return(*, session: AsyncSession, outbox: Outbox, clock: Clock,
-                        ledger: LedgerClient, principal: Principal, order: Order,
-                        data: ReturnCreate) -> OrderReturn:
-    """Goods back after delivery; on an invoiced order ledger credits their value (fail closed).
+async def record_return(*, env: Env, order: Order, data: ReturnCreate,
+                        if_match: IfMatch = no_if_match) -> OrderReturn:
+    """Goods back after delivery; on an invoiced order ledger credits their value first.
 
-    The return's id follows from the order's version, so a retry after ledger did not answer
-    asks ledger with the same key (`return:{id}`) and never credits twice.
+    The return's id follows from the order's version and is fixed with the step, so every
+    attempt asks ledger with the same key (`return:{id}`) and it never credits twice; ledger
+    down: 503, and the return is recorded once ledger answers.
     """
+    order, step = await _resume_or_lock(env, order, "return")
+    if step is not None:
+        asked = [[line.line_id, str(line.quantity.quantize(Decimal("0.001")))] for line in data.lines]
+        if (asked, data.reason) != (step["args"]["lines"], step["args"]["reason"]):
+            raise StepInProgress(order.number, step)  # another return is half done
+        return await steps.run(env, order.id, step)
+    if_match(order.version)
     if order.state not in RETURNABLE_STATES:
         raise InvalidTransition(
             f"Order {order.number} is {order.state}; goods can be returned once delivered.",
             state=order.state, allowed=lifecycle.allowed_triggers(order.state))
+    lifecycle.ensure_no_step(order)
     returned = _returned_lines(order, data)
     amount = sum(line_total(q, line.unit_price_minor) for line, q in returned)
     return_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"o2c:orders:{order.id}:return:v{order.version}"))
-    credit_note_id = None
-    if order.invoice_id is not None and amount > 0:  # invoiced (prepaid: since the contract)
-        credit_note_id = await ledger.credit_note(
-            invoice_id=order.invoice_id, amount_minor=amount, reason=f"Return: {data.reason}",
-            idempotency_key=f"return:{return_id}")
-    now = clock.now()
-    record = OrderReturn(id=return_id, order_id=order.id, reason=data.reason, amount_minor=amount,
-                         credit_note_id=credit_note_id, recorded_by=principal.name,
-                         recorded_at=now, lines=[OrderReturnLine(line_id=line.id, quantity=q)
-                                                 for line, q in returned])
-    session.add(record)
-    for line, q in returned:
-        line.returned_quantity += q
-    order.version += 1
-    order.updated_at = now
-    await session.flush()
-    await outbox.enqueue(session, order_event(
-        clock, "order.returned", order, return_id=return_id, amount_minor=amount,
-        credit_note_id=credit_note_id, reason=data.reason, state=order.state))
-    return record
+    if order.invoice_id is None or amount == 0:  # before settlement: settle invoices less
+        return await steps.keep_return(env, order, return_id=return_id, reason=data.reason,
+                                       lines=returned, credit_note_id=None)
+    step = await steps.begin(env, order, "return", {
+        "return_id": return_id, "reason": data.reason,
+        "lines": [[line.id, str(q.quantize(Decimal("0.001")))] for line, q in returned],
+        "credit_note": {"invoice_id": order.invoice_id, "amount_minor": amount,
+                        "reason": f"Return: {data.reason}", "idempotency_key": f"return:{return_id}"}})
+    return await steps.run(env, order.id, step)
 
 
 # --- Exceptions ---------------------------------------------------------------------------
@@ -578,34 +670,37 @@ async def retry_pending_credit(*, db: Database, outbox: Outbox, clock: Clock, cr
     """Ask credit again for every order whose reservation has no answer; returns how many got one.
 
     Each order is asked with the idempotency key of its unanswered request, so credit never
-    reserves twice; once it answers, the order is approved if its departments already did.
-    Stops at the first order credit does not answer for (credit is still down).
+    reserves twice — read, ask, then lock and write: no transaction is open while credit is
+    asked. Once it answers, the order is approved if its departments already did. Stops at the
+    first order credit does not answer for (credit is still down).
     """
     with work_request_id():
         async with db.session(read_only=True) as session:
-            order_ids = await repository.orders_awaiting_credit(session, limit=limit)
+            waiting = [o for o in [await repository.get_order(session, order_id) for order_id in
+                                   await repository.orders_awaiting_credit(session, limit=limit)]
+                       if o is not None]
         answered = 0
-        for order_id in order_ids:
+        for order in waiting:
+            key = (order.credit or {}).get("request_key") or lifecycle.reservation_key(order)
+            try:
+                reply = await credit.reserve(**steps.reservation_request(order), idempotency_key=key)
+            except DependencyUnavailable:
+                log.info("credit still does not answer; %d order(s) wait for a reservation",
+                         len(waiting) - answered)
+                break
             async with db.session() as session, session.begin():
-                order = await repository.lock_order(session, order_id, skip_locked=True)
-                if order is None or order.state != OrderState.in_review or \
-                        (order.credit or {}).get("status") != CreditStatus.pending:
+                locked = await repository.lock_order(session, order.id, skip_locked=True)
+                credit_now = (locked.credit or {}) if locked is not None else {}
+                if locked is None or locked.state != OrderState.in_review or \
+                        credit_now.get("status") != CreditStatus.pending or \
+                        (credit_now.get("request_key") or lifecycle.reservation_key(locked)) != key:
                     continue
-                key = (order.credit or {}).get("request_key") or lifecycle.reservation_key(order)
-                try:
-                    reply = await credit.reserve(
-                        customer_id=order.customer_id, order_id=order.id,
-                        amount_minor=order.total_minor, currency=order.currency, idempotency_key=key)
-                except DependencyUnavailable:
-                    log.info("credit still does not answer; %d order(s) wait for a reservation",
-                             len(order_ids) - answered)
-                    break
-                order.credit = lifecycle.credit_block(reply)
-                order.version += 1
-                order.updated_at = clock.now()
+                locked.credit = lifecycle.credit_block(reply)
+                locked.version += 1
+                locked.updated_at = clock.now()
                 answered += 1
                 await _approve_if_ready(session=session, outbox=outbox, clock=clock,
-                                        settings=settings, order=order)
+                                        settings=settings, order=locked)
         return answered
 
 
@@ -615,7 +710,7 @@ async def _approve_if_ready(*, session: AsyncSession, outbox: Outbox, clock: Clo
     try:
         await approve_order(session=session, outbox=outbox, clock=clock, settings=settings,
                             actor=SYSTEM_ACTOR, order=order)
-    except GuardFailed as refused:
+    except (GuardFailed, StepInProgress) as refused:
         log.info("order %s stays in review: %s", order.id, refused.detail)
 
 
@@ -624,7 +719,7 @@ async def scan_review_deadlines(*, session: AsyncSession, outbox: Outbox, clock:
     """Emit `order.review_overdue` once per revision for orders in review past their deadline."""
     reported = []
     for order in await repository.claim_overdue_reviews(session, as_of=as_of):
-        opinions = await _opinions(session, order)
+        opinions = await lifecycle.opinions(session, order)
         waiting = [d for d in settings.review_departments if d not in opinions]
         order.review_overdue_notified_at = clock.now()
         await outbox.enqueue(session, order_event(

@@ -113,19 +113,23 @@ async def profile(system: Any, customer_id: str) -> dict[str, Any]:
 
 
 def _refuse(request: httpx.Request) -> httpx.Response:
-    raise httpx.ConnectError("credit is down", request=request)
+    raise httpx.ConnectError(f"{request.url.host} is down", request=request)
 
 
 @contextmanager
-def credit_down(system: Any) -> Iterator[None]:
-    """Credit does not answer (connection refused) inside the block; the harness routes at
+def service_down(system: Any, service: str) -> Iterator[None]:
+    """`service` does not answer (connection refused) inside the block; the harness routes at
     request time, so every service sees the outage at once."""
-    healthy = system.mounts["http://credit.test"]
-    system.mounts["http://credit.test"] = httpx.MockTransport(_refuse)
+    healthy = system.mounts[f"http://{service}.test"]
+    system.mounts[f"http://{service}.test"] = httpx.MockTransport(_refuse)
     try:
         yield
     finally:
-        system.mounts["http://credit.test"] = healthy
+        system.mounts[f"http://{service}.test"] = healthy
+
+
+def credit_down(system: Any) -> Any:
+    return service_down(system, "credit")
 
 
 DELIVERED_AT = "2026-01-05T08:00:00+00:00"

@@ -20,7 +20,8 @@ from services.orders.models import OrderChangeRequest, OrderLine, OrderRevision
 from services.orders.schemas import ChangeSet
 from shared.errors import DependencyUnavailable, GuardFailed, InvalidTransition
 from tests.orders import flows
-from tests.orders.test_lifecycle import NOW, FakeCredit, World, an_order, reserved_credit
+from tests.orders.fakes import FakeCredit
+from tests.orders.test_lifecycle import NOW, World, an_order, reserved_credit
 
 DEPARTMENTS = flows.DEPARTMENTS
 TODAY = date(2026, 1, 5)
@@ -29,28 +30,18 @@ ALLOWED = {"in_review": ["review", "withdraw"], "approved": ["withdraw", "apply"
 
 
 @dataclass
-class AdjustingCredit(FakeCredit):
-    """Credit's reservations, with `PATCH` of the amount: refuses increases above `room`."""
-
-    room: int | None = None
-    changed: list[tuple[str, int]] = field(default_factory=list)
-
-    async def change_amount(self, reservation_id: str, *, amount_minor: int) -> None:
-        if self.down:
-            raise DependencyUnavailable("The credit service did not answer.", dependency="credit")
-        if self.room is not None and amount_minor > self.room:
-            raise GuardFailed("credit_reserved", f"increase to {amount_minor} refused: over the limit")
-        self.changed.append((reservation_id, amount_minor))
+class CreditWorld(World):
+    credit: FakeCredit = field(default_factory=FakeCredit)
 
 
 @pytest.fixture
-def world() -> World:
-    return World(credit=AdjustingCredit())
+def world() -> CreditWorld:
+    return CreditWorld()
 
 
 def effects(world: World, actor: str = "tester") -> ChangeEffects:
     return ChangeEffects(session=world.session, outbox=world.outbox, clock=world.clock,  # type: ignore[arg-type]
-                         actor=actor, credit=world.credit)  # type: ignore[arg-type]
+                         actor=actor)
 
 
 def a_change(state: str = "in_review", changes: dict[str, Any] | None = None) -> OrderChangeRequest:
@@ -254,9 +245,14 @@ class TestApply:
         return ChangeFacts(required_departments=DEPARTMENTS, opinions=opinions(*DEPARTMENTS),
                            plan=plan_change(order, ChangeSet.model_validate(changes), today=None))
 
-    async def apply(self, world: World, order: Any, facts: ChangeFacts,
+    async def apply(self, world: CreditWorld, order: Any, facts: ChangeFacts,
                     cr: OrderChangeRequest | None = None) -> OrderChangeRequest:
+        """What the apply step does: check, fix credit's adjustment, ask credit, then fire."""
         cr = cr or a_change("approved")
+        change_lifecycle.check(cr, order, "apply", facts)
+        assert facts.plan is not None
+        adjustment = change_lifecycle.plan_credit(order, facts.plan, cr)
+        facts.credit_answers = await change_lifecycle.adjust_credit(world.credit, adjustment)  # type: ignore[arg-type]
         await fire(cr, order, "apply", facts=facts, agreement_number="A-1",
                    signed_at=datetime(2026, 1, 5, 8, tzinfo=UTC), effects=effects(world))
         return cr

@@ -71,7 +71,8 @@ class TestCreate:
             "id", "number", "customer_id", "salesperson_id", "external_ref", "currency",
             "payment_method", "payment_terms_days", "delivery_date", "delivery_place", "lines",
             "total_minor", "state", "revision", "version", "credit", "reviews", "review_due_at",
-            "contract_number", "contract_signed_at", "invoice_id", "created_at", "updated_at"}
+            "contract_number", "contract_signed_at", "invoice_id", "pending_step", "created_at",
+            "updated_at"}
 
         events = await orders_events(system)
         assert [e["type"] for e in events] == ["order.created"]

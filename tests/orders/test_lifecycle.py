@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 
 from services.orders import change_lifecycle, lifecycle
-from services.orders.clients import CreditAnswer, CreditProfile, LedgerInvoice
-from services.orders.errors import PreliminaryCheckFailed
+from services.orders.clients import CreditProfile
+from services.orders.errors import PreliminaryCheckFailed, StepInProgress
 from services.orders.lifecycle import STATES, Effects, Facts, Opinion, fire
 from services.orders.models import Order, OrderHistory, OrderLine
 from shared.clock import FrozenClock
-from shared.errors import DependencyUnavailable, GuardFailed, InvalidTransition
+from shared.errors import GuardFailed, InvalidTransition
 from tests.orders import flows
 
 DEPARTMENTS = flows.DEPARTMENTS
@@ -92,66 +92,14 @@ class RecordingOutbox:
 
 
 @dataclass
-class FakeCredit:
-    """Credit's reservation API: answers with `answer`, or does not answer when `down`."""
-
-    answer: CreditAnswer = field(default_factory=lambda: CreditAnswer(
-        id="res-1", decision="reserved", status="active", reasons=[]))
-    down: bool = False
-    reserved: list[dict[str, Any]] = field(default_factory=list)
-    released: list[str] = field(default_factory=list)
-    converted: list[tuple[str, str]] = field(default_factory=list)
-
-    async def convert(self, reservation_id: str, *, invoice_id: str) -> None:
-        if self.down:
-            raise DependencyUnavailable("The credit service did not answer.", dependency="credit")
-        self.converted.append((reservation_id, invoice_id))
-
-    async def reserve(self, **kwargs: Any) -> CreditAnswer:
-        if self.down:
-            raise DependencyUnavailable("The credit service did not answer.", dependency="credit")
-        self.reserved.append(kwargs)
-        return self.answer
-
-    async def release(self, reservation_id: str) -> None:
-        if self.down:
-            raise DependencyUnavailable("The credit service did not answer.", dependency="credit")
-        self.released.append(reservation_id)
-
-
-@dataclass
-class FakeLedger:
-    """Ledger's invoices: one per order, or no answer when `down`."""
-
-    down: bool = False
-    issued: list[dict[str, Any]] = field(default_factory=list)
-
-    async def issue_invoice(self, **kwargs: Any) -> LedgerInvoice:
-        if self.down:
-            raise DependencyUnavailable("The ledger service did not answer.", dependency="ledger")
-        self.issued.append(kwargs)
-        return LedgerInvoice(id="inv-1", number="INV-000001", amount_minor=kwargs["amount_minor"])
-
-    credited: list[dict[str, Any]] = field(default_factory=list)
-
-    async def credit_note(self, **kwargs: Any) -> None:
-        if self.down:
-            raise DependencyUnavailable("The ledger service did not answer.", dependency="ledger")
-        self.credited.append(kwargs)
-
-
-@dataclass
 class World:
     session: RecordingSession = field(default_factory=RecordingSession)
     outbox: RecordingOutbox = field(default_factory=RecordingOutbox)
-    credit: FakeCredit = field(default_factory=FakeCredit)
-    ledger: FakeLedger = field(default_factory=FakeLedger)
     clock: FrozenClock = field(default_factory=lambda: FrozenClock(NOW))
 
     def effects(self, actor: str = "tester") -> Effects:
         return Effects(session=self.session, outbox=self.outbox, clock=self.clock,  # type: ignore[arg-type]
-                       actor=actor, credit=self.credit, ledger=self.ledger,  # type: ignore[arg-type]
-                       review_sla_working_days=3,
+                       actor=actor, review_sla_working_days=3,
                        holidays=(date(2026, 1, 7),))
 
 
@@ -223,7 +171,9 @@ class TestTheTable:
                         "description": submit["guards"][0]["description"]},
                        {"name": "customer_not_blocked",
                         "description": submit["guards"][1]["description"]}],
-            "effects": ["schedule_review", "request_reservation"], "event": "order.submitted"}
+            "remote": [{"service": "credit", "call": "POST /v1/reservations",
+                        "description": submit["remote"][0]["description"]}],
+            "effects": ["schedule_review", "keep_reservation"], "event": "order.submitted"}
         assert all(g["description"] for r in rows for g in r["guards"])
         events = {r["event"] for r in rows} - {None}
         assert events == {"order.submitted", "order.approved", "order.rejected", "order.contracted",
@@ -282,16 +232,14 @@ class TestSubmit:
     async def test_refused_from(self, world, state):
         await assert_refused(world, "submit", state)
 
-    async def test_credit_order_enters_review_with_a_reservation(self, world):
+    async def test_credit_order_enters_review_with_the_reservation_credit_gave(self, world):
         order = an_order()
-        await fire(order, "submit", facts=self.submit_facts(), effects=world.effects())
+        await fire(order, "submit", facts=self.submit_facts(credit=reserved_credit()),
+                   effects=world.effects())
         assert order.state == "in_review" and order.version == 2
         # Mon 09:00 + 3 working days, with Wednesday a holiday → Friday 09:00
         assert order.review_due_at == datetime(2026, 1, 9, 9, 0, tzinfo=UTC)
         assert order.credit == {"status": "reserved", "reservation_id": "res-1", "reasons": []}
-        assert world.credit.reserved == [{
-            "customer_id": "cust-1", "order_id": order.id, "amount_minor": 185_000,
-            "currency": "CNY", "idempotency_key": f"reserve:{order.id}:r1"}]
         [entry] = world.session.history
         assert (entry.from_state, entry.to_state, entry.trigger, entry.actor) == (
             "draft", "in_review", "submit", "tester")
@@ -305,10 +253,9 @@ class TestSubmit:
         order = an_order(payment_method="prepaid", payment_terms_days=None)
         await fire(order, "submit", facts=self.submit_facts(), effects=world.effects())
         assert order.state == "in_review"
-        assert order.credit["status"] == "not_required" and world.credit.reserved == []
+        assert order.credit["status"] == "not_required"
 
-    async def test_credit_not_answering_leaves_the_reservation_pending(self, world):
-        world.credit.down = True
+    async def test_without_credit_s_answer_the_reservation_is_pending(self, world):
         order = an_order()
         await fire(order, "submit", facts=self.submit_facts(), effects=world.effects())
         assert order.state == "in_review"
@@ -329,7 +276,7 @@ class TestSubmit:
             "lines[0].quantity", "lines[1].unit_price_minor", "delivery_date", "delivery_place",
             "payment_terms_days", "currency"]
         assert order.state == "draft" and order.version == 1 and order.review_due_at is None
-        assert world.outbox.events == [] and world.credit.reserved == []
+        assert world.outbox.events == []
 
     async def test_preliminary_check_of_an_empty_draft(self, world):
         order = an_order(payment_method=None, delivery_date=None, delivery_place=None, lines=[])
@@ -355,7 +302,7 @@ class TestSubmit:
                 profile=CreditProfile(currency="CNY", status="blocked")))
         body = refusal.value.body()
         assert body["guard"] == "customer_not_blocked" and "blocked" in body["reason"]
-        assert order.state == "draft" and world.credit.reserved == []
+        assert order.state == "draft"
 
     async def test_incomplete_order_of_a_blocked_customer_gets_the_field_list_first(self, world):
         order = an_order(delivery_place=None)
@@ -506,12 +453,13 @@ class TestRevise:
     async def test_refused_from(self, world, state):
         await assert_refused(world, "revise", state)
 
-    async def test_back_to_draft_as_the_next_revision_releasing_credit(self, world):
+    async def test_back_to_draft_as_the_next_revision_with_fresh_credit(self, world):
         order = an_order("rejected", credit=reserved_credit("res-9"),
                          review_due_at=NOW + timedelta(days=3), review_overdue_notified_at=NOW)
-        await fire(order, "revise", facts=Facts(), effects=world.effects(), reason="Class 3 now")
+        released = {**reserved_credit("res-9"), "status": "released"}
+        await fire(order, "revise", facts=Facts(credit=released), effects=world.effects(),
+                   reason="Class 3 now")
         assert order.state == "draft" and order.revision == 2
-        assert world.credit.released == ["res-9"]
         assert order.credit == {"status": "pending", "reservation_id": None, "reasons": []}
         assert order.review_due_at is None and order.review_overdue_notified_at is None
         [entry] = world.session.history
@@ -522,15 +470,8 @@ class TestRevise:
         order = an_order("rejected", credit={"status": "rejected", "reservation_id": "declined-1",
                                              "reasons": ["over limit"]})
         await fire(order, "revise", facts=Facts(), effects=world.effects())
-        assert order.state == "draft" and world.credit.released == []
+        assert order.state == "draft"
 
-    async def test_credit_down_fails_closed(self, world):
-        world.credit.down = True
-        order = an_order("rejected", credit=reserved_credit())
-        with pytest.raises(DependencyUnavailable):
-            await fire(order, "revise", facts=Facts(), effects=world.effects())
-        assert order.state == "rejected" and order.revision == 1
-        assert order.credit == reserved_credit() and world.session.added == []
 
 
 class TestSignContract:
@@ -544,7 +485,7 @@ class TestSignContract:
                    contract_number="CT-2026-0042", signed_at=NOW)
         assert order.state == "contracted"
         assert (order.contract_number, order.contract_signed_at) == ("CT-2026-0042", NOW)
-        assert order.credit == reserved_credit() and world.credit.released == []
+        assert order.credit == reserved_credit()
         [event] = world.outbox.events
         assert event.type == "order.contracted" and event.data["contract_number"] == "CT-2026-0042"
 
@@ -617,35 +558,52 @@ class TestSettle:
     async def test_refused_from(self, world, state):
         await assert_refused(world, "settle", state)
 
-    async def test_settles_without_open_change_requests(self, world):
+    async def test_settles_with_the_invoice_and_the_conversion_the_step_got(self, world):
         order = an_order("delivered", credit=reserved_credit("res-7"),
                          lines=delivered_lines("10", "5"))
-        await fire(order, "settle", facts=Facts(open_change_requests=()), effects=world.effects(),
-                   due_date=date(2026, 3, 6))
+        assert lifecycle.settlement_amount(order) == 1_234 * (10 + 5 - 3)
+        await fire(order, "settle", facts=Facts(open_change_requests=(), invoice_id="inv-1",
+                                                reservation_converted=True),
+                   effects=world.effects(), due_date=date(2026, 3, 6))
         assert order.state == "invoiced" and world.outbox.types == ["order.invoiced"]
-        [issued] = world.ledger.issued
-        assert issued["amount_minor"] == 1_234 * (10 + 5 - 3) and issued["due_date"] == date(2026, 3, 6)
-        assert order.invoice_id == "inv-1" and world.credit.converted == [("res-7", "inv-1")]
-        assert order.credit["status"] == "converted"
+        assert order.invoice_id == "inv-1" and order.credit["status"] == "converted"
         data = world.outbox.events[0].data
         assert (data["invoice_id"], data["amount_minor"], data["due_date"]) == (
             "inv-1", 14_808, "2026-03-06")
 
     async def test_a_prepaid_order_has_no_reservation_to_convert(self, world):
-        order = an_order("delivered", payment_method="prepaid",
+        order = an_order("delivered", payment_method="prepaid", invoice_id="inv-0",
                          credit={"status": "not_required", "reservation_id": None, "reasons": []})
         await fire(order, "settle", facts=Facts(open_change_requests=()), effects=world.effects(),
                    due_date=date(2026, 3, 6))
-        assert order.state == "invoiced" and world.credit.converted == []
+        assert order.state == "invoiced" and order.invoice_id == "inv-0"
 
-    @pytest.mark.parametrize("down", ["ledger", "credit"])
-    async def test_no_answer_fails_closed(self, world, down):
-        getattr(world, down).down = True
+    @pytest.mark.parametrize(("facts", "guard"), [
+        (Facts(open_change_requests=(), reservation_converted=True), "invoice_issued"),
+        (Facts(open_change_requests=(), invoice_id="inv-1"), "reservation_converted"),
+    ])
+    async def test_without_the_remote_answers_it_does_not_fire(self, world, facts, guard):
         order = an_order("delivered", credit=reserved_credit())
-        with pytest.raises(DependencyUnavailable):
-            await fire(order, "settle", facts=Facts(open_change_requests=()),
-                       effects=world.effects(), due_date=date(2026, 3, 6))
+        with pytest.raises(GuardFailed) as refusal:
+            await fire(order, "settle", facts=facts, effects=world.effects(),
+                       due_date=date(2026, 3, 6))
+        assert refusal.value.body()["guard"] == guard
         assert order.state == "delivered" and world.outbox.events == []
+
+    def test_check_looks_at_the_local_guards_only(self):
+        order = an_order("delivered", credit=reserved_credit())
+        assert lifecycle.check(order, "settle", Facts(open_change_requests=())).dest == "invoiced"
+        with pytest.raises(GuardFailed) as refusal:
+            lifecycle.check(order, "settle", Facts(open_change_requests=["CR-000001"]))
+        assert refusal.value.body()["guard"] == "open_change_request"
+
+    def test_a_pending_step_of_another_trigger_refuses_it(self):
+        order = an_order("delivered", pending_step={
+            "kind": "return", "service": "ledger", "started_at": NOW.isoformat(), "attempts": 2})
+        with pytest.raises(StepInProgress) as refusal:
+            lifecycle.check(order, "settle", Facts(open_change_requests=()))
+        body = refusal.value.body()
+        assert (body["status"], body["code"], body["step"]["kind"]) == (409, "conflict", "return")
 
     async def test_unchecked_change_requests_fail_closed(self, world):
         with pytest.raises(GuardFailed) as refusal:
@@ -696,11 +654,12 @@ class TestCancel:
         await assert_refused(world, "cancel", state, reason="x")
 
     @pytest.mark.parametrize("state", sources("cancel"))
-    async def test_cancels_and_releases_the_reservation(self, world, state):
+    async def test_cancels_keeping_the_released_reservation(self, world, state):
         order = an_order(state, credit=reserved_credit("res-7"))
-        await fire(order, "cancel", facts=Facts(), effects=world.effects(), reason="customer withdrew")
-        assert order.state == "cancelled" and world.credit.released == ["res-7"]
-        assert order.credit["status"] == "released"
+        released = {**reserved_credit("res-7"), "status": "released"}
+        await fire(order, "cancel", facts=Facts(credit=released), effects=world.effects(),
+                   reason="customer withdrew")
+        assert order.state == "cancelled" and order.credit["status"] == "released"
         [event] = world.outbox.events
         assert event.type == "order.cancelled"
         assert event.data["reason"] == "customer withdrew" and event.data["reservation_released"]
@@ -711,46 +670,23 @@ class TestCancel:
         order.invoice_id = "inv-1"
         for facts, reason in [(Facts(), "The invoice of the order has not been checked with ledger."),
                               (Facts(invoice_paid_minor=100), "1.00 CNY was paid on the order's "
-                               "invoice; refund the customer in ledger first.")]:
+                               "invoice; refund the customer in ledger first."),
+                              (Facts(invoice_paid_minor=0),  # what to credit was not gathered
+                               "The invoice of the order has not been checked with ledger.")]:
             with pytest.raises(GuardFailed) as refused:
                 await fire(order, "cancel", facts=facts, effects=world.effects(), reason="x")
             body = refused.value.body()
             assert (body["guard"], body["reason"]) == ("invoice_not_paid", reason)
             assert order.state == "contracted"
-
-    async def test_an_unpaid_invoice_is_credited_what_the_check_saw_outstanding(self, world):
-        order = an_order("contracted", payment_method="prepaid")
-        order.invoice_id = "inv-1"
-        with pytest.raises(GuardFailed) as refused:  # the balance to credit was not gathered
-            await fire(order, "cancel", facts=Facts(invoice_paid_minor=0), effects=world.effects(),
-                       reason="x")
-        assert refused.value.body()["guard"] == "invoice_not_paid" and world.ledger.credited == []
-        # The effect credits the outstanding the guard saw; it does not ask ledger again.
         await fire(order, "cancel", facts=Facts(invoice_paid_minor=0, outstanding_minor=185_000),
                    effects=world.effects(), reason="customer withdrew")
         assert order.state == "cancelled"
-        [note] = world.ledger.credited
-        assert (note["invoice_id"], note["amount_minor"], note["idempotency_key"]) == (
-            "inv-1", 185_000, f"cancel:{order.id}")
-
-    async def test_an_unanswered_reservation_is_settled_then_released(self, world):
-        order = an_order("in_review", credit={"status": "pending", "reservation_id": None,
-                                              "reasons": [], "request_key": "reserve:o:r1"})
-        await fire(order, "cancel", facts=Facts(), effects=world.effects(), reason="withdrawn")
-        assert [r["idempotency_key"] for r in world.credit.reserved] == ["reserve:o:r1"]
-        assert world.credit.released == ["res-1"] and order.state == "cancelled"
 
     async def test_a_draft_has_nothing_to_release(self, world):
         order = an_order("draft")
-        await fire(order, "cancel", facts=Facts(), effects=world.effects(), reason="duplicate")
-        assert world.credit.reserved == [] and world.credit.released == []
-
-    async def test_credit_down_fails_closed(self, world):
-        world.credit.down = True
-        order = an_order("approved", credit=reserved_credit())
-        with pytest.raises(DependencyUnavailable):
-            await fire(order, "cancel", facts=Facts(), effects=world.effects(), reason="x")
-        assert order.state == "approved" and order.credit == reserved_credit()
+        await fire(order, "cancel", facts=Facts(credit=order.credit), effects=world.effects(),
+                   reason="duplicate")
+        assert order.state == "cancelled" and order.credit["status"] == "pending"
 
 
 # --- the same rules through the API -------------------------------------------------------
