@@ -141,9 +141,10 @@ class Subscriber:
         return app.state.settings.service_url(self.service) + INBOX_PATH
 
     async def register(self, app: FastAPI) -> None:
-        """Create or update this service's endpoint at notifier; raise if it does not answer."""
-        if await self.registered(app):
-            return
+        """Create or update this service's endpoint at notifier; raise if it does not answer.
+
+        A known endpoint is updated on every start, enabled included: one that an earlier
+        version let notifier disable for failing is switched back on."""
         url, types = self._url(app), self.event_types
         http = app.state.http
         async with app.state.db.session(read_only=True) as session:

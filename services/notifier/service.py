@@ -43,7 +43,7 @@ from services.notifier.schemas import (
 from shared.auth import Principal, Role, ensure_visible
 from shared.clock import Clock, as_utc
 from shared.db import after_commit
-from shared.errors import InvalidTransition, NotFound, ValidationFailed, VersionConflict
+from shared.errors import Forbidden, InvalidTransition, NotFound, ValidationFailed, VersionConflict
 from shared.events import Event
 from shared.webhooks import new_secret
 
@@ -176,6 +176,9 @@ async def update_endpoint(*, session: AsyncSession, clock: Clock, settings: Noti
     if not changes:
         return endpoint
     if "url" in changes:
+        if endpoint.internal and changes["url"] != endpoint.url and Role.service not in principal.roles:
+            raise Forbidden("This endpoint is a service's own inbox; only that service moves it "
+                            "(it retries for ever and is never disabled).")
         changes["allow_private"] = await _check_destination(settings, principal, changes["url"])
     if "event_types" in changes:
         changes["event_types"] = _normalize_types(changes["event_types"])

@@ -70,6 +70,17 @@ class TestWhoIsInternal:
         assert by_admin.status_code == 200 and by_admin.json()["internal"] is True
         assert by_service.status_code == 200 and by_service.json()["internal"] is False
 
+    async def test_only_the_service_moves_its_inbox(self, system):
+        """An internal endpoint retries for ever: pointed elsewhere by a user it would hammer
+        that address, so its URL is the service's to change."""
+        ours = await subscribe(system, "/inbox", principal="service")
+        moved = await system.client("notifier", "admin").patch(
+            f"/v1/webhook-endpoints/{ours['id']}", json={"url": HOOKS_URL + "/elsewhere"})
+        assert moved.status_code == 403 and moved.json()["code"] == "forbidden"
+        by_service = await system.client("notifier", "service").patch(
+            f"/v1/webhook-endpoints/{ours['id']}", json={"url": HOOKS_URL + "/inbox2"})
+        assert by_service.status_code == 200 and by_service.json()["internal"] is True
+
 
 class TestInternalSchedule:
     async def test_retries_after_1_2_5_10_30_then_every_60_seconds(self, system):
