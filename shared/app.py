@@ -87,7 +87,8 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings, *,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         set_service(spec.name)
         app.state.db = Database(settings.database_url(), pool_size=settings.db_pool_size,
-                                busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+                                busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+                                write_wait_seconds=settings.sqlite_write_wait_seconds)
         app.state.http_client = make_client(settings, http_mounts)
         app.state.http = ServiceHttp(app.state.http_client, settings)
         if settings.migrate_on_startup:
@@ -170,7 +171,7 @@ def _operations_router(spec: ServiceSpec, metrics: Metrics) -> APIRouter:
         db: Database = request.app.state.db
         try:
             await db.ping()
-            current = await migrations.current_revision(db.engine)
+            current = await migrations.current_revision(db.read_engine)
         except Exception:
             log.warning("readiness: database unreachable", exc_info=True)
             return problem_response(DependencyUnavailable("The database is not reachable.",

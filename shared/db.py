@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -47,15 +48,26 @@ def is_sqlite(url_or_engine: str | AsyncEngine) -> bool:
     return make_url(url_or_engine).get_backend_name() == "sqlite"
 
 
-def make_engine(url: str, *, pool_size: int = 10, busy_timeout_ms: int = 5000) -> AsyncEngine:
-    """An async engine for `sqlite+aiosqlite` or `postgresql+asyncpg` URLs."""
+def make_engine(url: str, *, pool_size: int = 10, busy_timeout_ms: int = 5000,
+                writer: bool = False, write_wait_seconds: float = 30.0) -> AsyncEngine:
+    """An async engine for `sqlite+aiosqlite` or `postgresql+asyncpg` URLs.
+
+    On SQLite, `writer=True` makes the engine of write transactions: one connection, so the
+    process's writers queue for it asynchronously (first come, first served, up to
+    `write_wait_seconds`) instead of many connections spinning on the file lock in threads
+    while the event loop starves the one that holds it — the busy timeout then only matters
+    between processes. Reads get an engine of their own with `pool_size` connections.
+    """
     if is_sqlite(url):
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
+        pool: dict[str, Any] = {"poolclass": AsyncAdaptedQueuePool}
+        pool.update({"pool_size": 1, "max_overflow": 0, "pool_timeout": write_wait_seconds}
+                    if writer else {"pool_size": pool_size, "max_overflow": pool_size})
+        engine = create_async_engine(url, connect_args={"timeout": busy_timeout_ms / 1000}, **pool)
         _configure_sqlite(engine, busy_timeout_ms)
-        return engine
+        return engine if writer else engine.execution_options(sqlite_begin="DEFERRED")
     return create_async_engine(
         url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
         pool_recycle=1800,
@@ -96,18 +108,20 @@ def _drop_after_commit(session: Session) -> None:
 
 
 class Database:
-    """One engine and its session factories for a service."""
+    """The engines and session factories of a service: write transactions through `engine`,
+    reads through `read_engine` (on PostgreSQL the same engine)."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, busy_timeout_ms: int = 5000) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, busy_timeout_ms: int = 5000,
+                 write_wait_seconds: float = 30.0) -> None:
         self.url = url
-        self.engine = make_engine(url, pool_size=pool_size, busy_timeout_ms=busy_timeout_ms)
-        self.sqlite = is_sqlite(self.engine)
+        self.sqlite = is_sqlite(url)
+        self.engine = make_engine(url, pool_size=pool_size, busy_timeout_ms=busy_timeout_ms,
+                                  writer=True, write_wait_seconds=write_wait_seconds)
+        self.read_engine = make_engine(url, pool_size=pool_size, busy_timeout_ms=busy_timeout_ms) \
+            if self.sqlite else self.engine
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False,
                                            sync_session_class=_Session)
-        read_engine = (
-            self.engine.execution_options(sqlite_begin="DEFERRED") if self.sqlite else self.engine
-        )
-        self.read_sessions = async_sessionmaker(read_engine, expire_on_commit=False,
+        self.read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False,
                                                 sync_session_class=_Session)
 
     def session(self, *, read_only: bool = False) -> AsyncSession:
@@ -119,6 +133,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()
 
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

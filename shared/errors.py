@@ -139,6 +139,22 @@ class InternalError(Problem):
     status, code, title = 500, "internal_error", "Internal server error"
 
 
+def unexpected_problem(exc: BaseException, what: str) -> Problem:
+    """The problem an unhandled exception answers, logged: 503 and one WARNING line when the
+    database is only busy (SQLite's lock, or the writer's turn not had in time: retry), else
+    500 naming nothing internal, with the traceback in the log."""
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    if isinstance(exc, PoolTimeout) or (
+            isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)):
+        log.warning("database busy on %s: %s", what, type(exc).__name__)
+        return DependencyUnavailable("The database is busy; retry the request.",
+                                     dependency="database", headers={"Retry-After": "1"})
+    log.error("unhandled error on %s", what, exc_info=exc)
+    return InternalError("An unexpected error occurred; quote the request id to support.")
+
+
 def problem_response(problem: Problem) -> JSONResponse:
     return JSONResponse(
         problem.body(), status_code=problem.status, headers=problem.headers, media_type=PROBLEM_JSON
@@ -207,10 +223,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(
-            InternalError("An unexpected error occurred; quote the request id to support.")
-        )
+        return problem_response(unexpected_problem(exc, f"{request.method} {request.url.path}"))
 
 
 def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:

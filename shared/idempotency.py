@@ -62,6 +62,7 @@ from shared.errors import (
     Problem,
     ValidationFailed,
     problem_response,
+    unexpected_problem,
 )
 from shared.failpoints import failpoint
 
@@ -272,9 +273,8 @@ class IdempotencyMiddleware:
             if winner is None:
                 return InternalError("The Idempotency-Key could not be recorded; retry the request.")
             return winner
-        except Exception:
-            log.exception("could not commit a keyed request")
-            return InternalError("An unexpected error occurred; quote the request id to support.")
+        except Exception as exc:
+            return unexpected_problem(exc, "the commit of a keyed request")
         return None
 
     async def _lookup(self, db: Database, ref: KeyRef, now: datetime) -> Problem | StoredResponse | None:

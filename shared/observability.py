@@ -172,15 +172,12 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
-        except Exception:
-            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
-            if not response_started:
-                from shared.errors import InternalError, problem_response
+        except Exception as exc:
+            from shared.errors import problem_response, unexpected_problem
 
-                response = problem_response(
-                    InternalError("An unexpected error occurred; quote the request id to support.")
-                )
-                await response(scope, receive, send_wrapper)
+            problem = unexpected_problem(exc, f"{scope['method']} {scope['path']}")
+            if not response_started:
+                await problem_response(problem)(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"

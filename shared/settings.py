@@ -48,6 +48,7 @@ class BaseServiceSettings(BaseSettings):
 
     db_pool_size: int = 10
     sqlite_busy_timeout_ms: int = 5000
+    sqlite_write_wait_seconds: float = 30.0  # a write transaction's wait for the writer's turn
 
     def database_url(self) -> str:
         """`O2C_<SERVICE>_DATABASE_URL`, or a SQLite file under the data directory."""

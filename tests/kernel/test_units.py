@@ -139,3 +139,60 @@ def test_work_request_id_is_new_for_a_worker_and_the_request_s_inside_a_request(
         assert current_request_id() == "req-7"
     finally:
         reset_request_id(token)
+
+
+class TestSqliteWriters:
+    """One SQLite file, one process: write transactions take turns for one connection, reads
+    go beside them, and a turn not had in time is a busy database (503), never a 500."""
+
+    async def test_writers_queue_and_readers_do_not_wait(self, tmp_path):
+        import asyncio
+
+        from sqlalchemy import text
+
+        from shared.db import Database
+
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}")
+        order: list[str] = []
+        try:
+            async with db.session() as session, session.begin():
+                await session.execute(text("CREATE TABLE t (n INTEGER)"))
+
+            async def write(n: int) -> None:
+                async with db.session() as session, session.begin():
+                    await session.execute(text("INSERT INTO t VALUES (:n)"), {"n": n})
+                    order.append(f"in {n}")
+                    await asyncio.sleep(0)  # let the others run: they wait for the turn
+                    order.append(f"out {n}")
+
+            async with db.session() as held, held.begin():
+                await held.execute(text("INSERT INTO t VALUES (0)"))
+                writers = [asyncio.create_task(write(n)) for n in (1, 2, 3)]
+                await asyncio.sleep(0.05)
+                assert order == []  # the writer's turn is taken
+                async with db.session(read_only=True) as reader:  # reads go on
+                    assert (await reader.execute(text("SELECT count(*) FROM t"))).scalar() == 0
+            await asyncio.gather(*writers)
+            assert order == ["in 1", "out 1", "in 2", "out 2", "in 3", "out 3"]
+        finally:
+            await db.dispose()
+
+    async def test_a_turn_not_had_in_time_is_a_busy_database(self, tmp_path):
+        from sqlalchemy import text
+        from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+        from shared.db import Database
+        from shared.errors import unexpected_problem
+
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'b.db'}", write_wait_seconds=0.05)
+        try:
+            async with db.session() as held, held.begin():
+                await held.execute(text("SELECT 1"))
+                with pytest.raises(PoolTimeout) as waited:
+                    async with db.session() as late, late.begin():
+                        await late.execute(text("SELECT 1"))
+            problem = unexpected_problem(waited.value, "POST /v1/x")
+            assert (problem.status, problem.code) == (503, "dependency_unavailable")
+            assert problem.extra["dependency"] == "database" and problem.headers["Retry-After"]
+        finally:
+            await db.dispose()
