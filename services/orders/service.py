@@ -477,15 +477,12 @@ async def settle_order(*, env: Env, order: Order, due_date: date | None,
     lifecycle.check(order, "settle", facts)
     credit = order.credit or {}
     reservation_id = credit["reservation_id"] if lifecycle.holds_reservation(credit) else None
-    if order.invoice_id is not None and reservation_id is None:  # prepaid: invoiced at contract
-        await lifecycle.fire(order, "settle", facts=facts, due_date=due_date, effects=env.effects())
-        return await after_transition(env.session, order)
-    invoice = None if order.invoice_id is not None else steps.invoice_body(
+    invoice = None if order.invoice_id is not None else steps.invoice_body(  # prepaid: at contract
         order, amount_minor=lifecycle.settlement_amount(order), issued_at=env.clock.now(),
         due_date=due_date)
     step = await steps.begin(env, order, "settle", {
-        "due_date": due_date.isoformat(), "invoice_id": order.invoice_id, "invoice": invoice,
-        "reservation_id": reservation_id})
+        "order_id": order.id, "due_date": due_date.isoformat(), "invoice_id": order.invoice_id,
+        "invoice": invoice, "reservation_id": reservation_id})
     return await steps.run(env, order.id, step)
 
 
@@ -513,12 +510,18 @@ async def close_order(*, session: AsyncSession, outbox: Outbox, clock: Clock,
 
 async def close_when_paid_prepare(app: Any, event: Event) -> int | None:
     """`invoice.paid`: what ledger says is outstanding on the order, asked before any lock
-    (None: nothing to close, or ledger knows no invoice)."""
+    (None: nothing to close, or ledger knows no invoice). An order whose settlement is still
+    in progress cannot close yet: the inbox answers 503 and notifier delivers the event again
+    (on the internal schedule, within seconds) — else a payment that came between the invoice
+    and the end of the settlement would leave the order invoiced for ever."""
     order_id = str(event.data.get("order_id") or "")
     if not order_id:
         return None
     async with app.state.db.session(read_only=True) as session:
         order = await repository.get_order(session, order_id)
+    if order is not None and steps.pending(order, "settle") is not None:
+        raise DependencyUnavailable(f"Order {order.number} is being settled; deliver "
+                                    "invoice.paid again once it is invoiced.", dependency="orders")
     if order is None or order.state != OrderState.invoiced:
         return None
     balance = await LedgerClient(app.state.http).order_balance(order_id)
@@ -662,7 +665,7 @@ async def history(session: AsyncSession, order: Order, *, limit: int,
 
 # --- Workers ------------------------------------------------------------------------------
 
-SYSTEM_ACTOR = "system"
+SYSTEM_ACTOR = steps.SYSTEM_ACTOR
 
 
 async def retry_pending_credit(*, db: Database, outbox: Outbox, clock: Clock, credit: CreditClient,

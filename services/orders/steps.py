@@ -53,7 +53,7 @@ from services.orders.models import (
 from services.orders.schemas import ChangeRequestPublic, OrderPublic, ReturnPublic
 from shared.clock import Clock
 from shared.db import Database, checkpoint
-from shared.errors import Conflict, DependencyUnavailable, Problem
+from shared.errors import Conflict, DependencyUnavailable, GuardFailed, Problem
 from shared.failpoints import failpoint
 from shared.idempotency import KeyRef, StoredResponse, store_response
 from shared.money import line_total
@@ -61,6 +61,7 @@ from shared.observability import current_request_id, reset_request_id, set_reque
 from shared.outbox import Outbox
 
 log = logging.getLogger("o2c.orders.steps")
+SYSTEM_ACTOR = "system"  # who acts when no one asked (history's actor)
 
 
 @dataclass
@@ -443,12 +444,26 @@ def invoice_request(body: dict[str, Any]) -> dict[str, Any]:
 @finishes("settle")
 async def _finish_settle(env: Env, order: Order, args: dict[str, Any],
                          answers: dict[str, Any]) -> Order:
-    facts = Facts(open_change_requests=await repository.open_change_request_numbers(
-        env.session, order.id), invoice_id=answers.get("invoice_id"),
-        reservation_converted=answers.get("converted", False))
+    open_changes = await repository.open_change_request_numbers(env.session, order.id)
+    facts = Facts(open_change_requests=open_changes, invoice_id=answers.get("invoice_id"),
+                  reservation_converted=answers.get("converted", False))
     await lifecycle.fire(order, "settle", facts=facts, due_date=date.fromisoformat(args["due_date"]),
                          effects=env.effects())
+    if answers.get("outstanding_minor") == 0:  # paid already (a prepaid order, or paid meanwhile)
+        await _close_paid(env, order, open_changes)
     return await lifecycle.after_transition(env.session, order)
+
+
+async def _close_paid(env: Env, order: Order, open_changes: list[str]) -> None:
+    """An order paid before it was invoiced closes with its settlement (`invoice.paid` came
+    while there was nothing to close); an open exception keeps it invoiced."""
+    facts = Facts(outstanding_minor=0, open_change_requests=open_changes,
+                  open_exceptions=await repository.count_open_exceptions(env.session, order.id))
+    try:
+        await lifecycle.fire(order, "close", facts=facts, reason="paid before settlement",
+                             effects=env.effects(SYSTEM_ACTOR))
+    except GuardFailed as refused:
+        log.info("order %s stays invoiced: %s", order.id, refused.detail)
 
 
 @kind("settle", "ledger and credit")
@@ -461,7 +476,9 @@ async def _call_settle(env: Env, args: dict[str, Any]) -> dict[str, Any]:
     if args.get("reservation_id"):
         await env.credit.convert(args["reservation_id"], invoice_id=invoice_id)
         converted = True
-    return {"invoice_id": invoice_id, "converted": converted}
+    balance = await env.ledger.order_balance(args["order_id"])
+    return {"invoice_id": invoice_id, "converted": converted,
+            "outstanding_minor": balance.outstanding_minor if balance is not None else None}
 
 
 # return on an invoiced order: ledger credits the returned goods' value.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.orders.clients import CreditAnswer, LedgerInvoice
+from services.orders.clients import CreditAnswer, LedgerBalance, LedgerInvoice
 from shared.errors import DependencyUnavailable, GuardFailed
 
 
@@ -64,6 +64,13 @@ class FakeLedger:
             raise _down("ledger")
         self.issued.append(kwargs)
         return LedgerInvoice(id="inv-1", number="INV-000001", amount_minor=kwargs["amount_minor"])
+
+    async def order_balance(self, order_id: str) -> LedgerBalance | None:
+        if self.down:
+            raise _down("ledger")
+        if not self.issued:
+            return None
+        return LedgerBalance(invoice_id="inv-1", outstanding_minor=self.issued[-1]["amount_minor"])
 
     async def credit_note(self, **kwargs: Any) -> str:
         if self.down:

@@ -152,6 +152,52 @@ class TestSettle:
         assert invoice["due_date"] == "2026-03-31"
 
 
+async def pay(system: Any, customer_id: str, invoice_id: str, amount_minor: int) -> None:
+    r = await system.client("ledger", "finance").post("/v1/payments", json={
+        "customer_id": customer_id, "amount_minor": amount_minor, "currency": "CNY",
+        "method": "bank_transfer", "allocations": [
+            {"invoice_id": invoice_id, "amount_minor": amount_minor}]})
+    assert r.status_code == 201, r.text
+
+
+class TestPaidBeforeSettled:
+    async def test_a_payment_while_the_settlement_waits_closes_the_order_once_settled(
+            self, system, customer_id):
+        order = await delivered_order(system, customer_id)
+        with flows.credit_down(system):  # the invoice is issued, the conversion waits
+            assert (await settle(system, order["id"])).status_code == 503
+            [invoice] = await invoices_of(system, order["id"])
+            await pay(system, customer_id, invoice["id"], invoice["amount_minor"])
+            await system.pump()  # invoice.paid reaches orders while the settlement is pending
+            waiting = await flows.get_order(system, order["id"])
+            assert (waiting["state"], waiting["pending_step"]["kind"]) == ("delivered", "settle")
+        assert await recover(system) == 1
+        await system.pump()
+        closed = await flows.get_order(system, order["id"])
+        assert closed["state"] == "closed", closed
+        assert len(await flows.order_events(system, "order.closed")) == 1
+
+    async def test_a_prepaid_order_paid_at_contract_closes_with_its_settlement(self, system,
+                                                                               customer_id):
+        order = await flows.approved_order(system, customer_id, payment_method="prepaid",
+                                           payment_terms_days=None)
+        r = await system.client("orders", "sales").post(f"/v1/orders/{order['id']}/contract", json={
+            "contract_number": "CT-P", "signed_at": "2026-01-05T08:30:00+00:00"})
+        assert r.status_code == 200, r.text
+        [invoice] = await invoices_of(system, order["id"])
+        await pay(system, customer_id, invoice["id"], invoice["amount_minor"])
+        await system.pump()  # invoice.paid for a contracted order: nothing to close yet
+        r = await system.client("orders", "production").post(
+            f"/v1/orders/{order['id']}/start-fulfillment")
+        assert r.status_code == 200, r.text
+        assert (await flows.deliver(system, r.json(), "100")).status_code == 200
+        r = await settle(system, order["id"])
+        assert r.status_code == 200 and r.json()["state"] == "closed", r.text
+        last = (await flows.history(system, order["id"]))[-1]
+        assert (last["trigger"], last["actor"], last["reason"]) == (
+            "close", "system", "paid before settlement")
+
+
 class TestOtherSteps:
     async def test_a_prepaid_contract_waits_for_ledger_s_invoice(self, system, customer_id):
         order = await flows.approved_order(system, customer_id, payment_method="prepaid",
