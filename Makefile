@@ -8,12 +8,14 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test test-postgres lint bench clean help
+.PHONY: run test test-postgres test-faults lint bench clean help
 
 help:
 	@echo "make run            start all four services on SQLite (./var)"
 	@echo "make test           run the whole suite on SQLite"
 	@echo "make test-postgres  run the suite on a throwaway PostgreSQL database"
+	@echo "make test-faults    fault injection: the services as processes, killed on purpose, on SQLite"
+	@echo "                    and PostgreSQL (FAULTS_BOUNDED=1: the small form CI runs)"
 	@echo "make lint           ruff"
 	@echo "make bench          figures: service calls; payments vs bare inserts; aging report and"
 	@echo "                    overdue scan over 1,000,000 invoices vs bare SQL (PostgreSQL)"
@@ -39,6 +41,13 @@ test-postgres: $(STAMP)
 	trap "O2C_TEST_PG_SERVER=$(PG_SERVER) $(BIN)/python tests/pg_admin.py drop $$db" EXIT; \
 	O2C_TEST_POSTGRES_URL=$$(echo $(PG_SERVER) | sed "s#^postgresql://#postgresql+asyncpg://#; s#/[^/]*\$$#/$$db#") \
 	  $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Fault injection (tests/faults): real processes SIGKILLed at random moments and at failpoints,
+# on SQLite files and on throwaway PostgreSQL databases of PG_SERVER (created and dropped).
+# The full form by default; FAULTS_BOUNDED=1 is the bounded form CI runs.
+test-faults: $(STAMP)
+	O2C_FAULTS_PG_SERVER=$(PG_SERVER) $(if $(FAULTS_BOUNDED),O2C_FAULTS_BOUNDED=1) \
+	  $(BIN)/python -m pytest -m faults -rA tests/faults $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
