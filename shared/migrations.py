@@ -50,6 +50,18 @@ async def upgrade(engine: AsyncEngine, service: str, revision: str = "head") -> 
         await connection.run_sync(_run)
 
 
+async def downgrade(engine: AsyncEngine, service: str, revision: str) -> None:
+    """Undo the service's migrations down to `revision` on `engine` (tests of migrations)."""
+    cfg = alembic_config(service)
+
+    def _run(sync_connection: Any) -> None:
+        cfg.attributes["connection"] = sync_connection
+        command.downgrade(cfg, revision)
+
+    async with engine.begin() as connection:
+        await connection.run_sync(_run)
+
+
 async def current_revision(engine: AsyncEngine) -> str | None:
     async with engine.connect() as connection:
         try:

@@ -91,6 +91,10 @@ async def _truncate(urls: dict[str, str]) -> None:
             async with db.engine.begin() as conn:
                 await conn.execute(text(
                     "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+                # Document number sequences (shared.numbering) start again like the counters.
+                await conn.execute(text(
+                    "SELECT setval(c.oid, 1, false) FROM pg_class c "
+                    "WHERE c.relkind = 'S' AND c.relname LIKE 'number\\_%\\_seq'"))
         finally:
             await db.dispose()
 
