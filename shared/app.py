@@ -88,7 +88,8 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings, *,
         set_service(spec.name)
         app.state.db = Database(settings.database_url(), pool_size=settings.db_pool_size,
                                 busy_timeout_ms=settings.sqlite_busy_timeout_ms,
-                                write_wait_seconds=settings.sqlite_write_wait_seconds)
+                                write_wait_seconds=settings.sqlite_write_wait_seconds,
+                                pre_ping=settings.db_pool_pre_ping)
         app.state.http_client = make_client(settings, http_mounts)
         app.state.http = ServiceHttp(app.state.http_client, settings)
         if settings.migrate_on_startup:

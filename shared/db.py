@@ -49,7 +49,8 @@ def is_sqlite(url_or_engine: str | AsyncEngine) -> bool:
 
 
 def make_engine(url: str, *, pool_size: int = 10, busy_timeout_ms: int = 5000,
-                writer: bool = False, write_wait_seconds: float = 30.0) -> AsyncEngine:
+                writer: bool = False, write_wait_seconds: float = 30.0,
+                pre_ping: bool = False) -> AsyncEngine:
     """An async engine for `sqlite+aiosqlite` or `postgresql+asyncpg` URLs.
 
     On SQLite, `writer=True` makes the engine of write transactions: one connection, so the
@@ -68,8 +69,11 @@ def make_engine(url: str, *, pool_size: int = 10, busy_timeout_ms: int = 5000,
         engine = create_async_engine(url, connect_args={"timeout": busy_timeout_ms / 1000}, **pool)
         _configure_sqlite(engine, busy_timeout_ms)
         return engine if writer else engine.execution_options(sqlite_begin="DEFERRED")
+    # No pre-ping: on asyncpg it is BEGIN, `;`, ROLLBACK on every checkout, three round trips
+    # per transaction. A connection found dead on use is invalidated by SQLAlchemy (the whole
+    # pool is, on a disconnect), and that one request answers 503 (shared.errors): retry-safe.
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping,
         pool_recycle=1800,
     )
 
@@ -112,11 +116,12 @@ class Database:
     reads through `read_engine` (on PostgreSQL the same engine)."""
 
     def __init__(self, url: str, *, pool_size: int = 10, busy_timeout_ms: int = 5000,
-                 write_wait_seconds: float = 30.0) -> None:
+                 write_wait_seconds: float = 30.0, pre_ping: bool = False) -> None:
         self.url = url
         self.sqlite = is_sqlite(url)
         self.engine = make_engine(url, pool_size=pool_size, busy_timeout_ms=busy_timeout_ms,
-                                  writer=True, write_wait_seconds=write_wait_seconds)
+                                  writer=True, write_wait_seconds=write_wait_seconds,
+                                  pre_ping=pre_ping)
         self.read_engine = make_engine(url, pool_size=pool_size, busy_timeout_ms=busy_timeout_ms) \
             if self.sqlite else self.engine
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False,

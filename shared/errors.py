@@ -143,13 +143,19 @@ def unexpected_problem(exc: BaseException, what: str) -> Problem:
     """The problem an unhandled exception answers, logged: 503 and one WARNING line when the
     database is only busy (SQLite's lock, or the writer's turn not had in time: retry), else
     500 naming nothing internal, with the traceback in the log."""
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import DBAPIError, OperationalError
     from sqlalchemy.exc import TimeoutError as PoolTimeout
 
     if isinstance(exc, PoolTimeout) or (
             isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)):
         log.warning("database busy on %s: %s", what, type(exc).__name__)
         return DependencyUnavailable("The database is busy; retry the request.",
+                                     dependency="database", headers={"Retry-After": "1"})
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated or isinstance(exc, OSError):
+        # A pooled connection found dead on use (the database restarted: connections are not
+        # pinged on checkout, shared.db) or the database refusing connections: retry.
+        log.warning("database connection lost on %s: %s", what, type(exc).__name__)
+        return DependencyUnavailable("The database connection was lost; retry the request.",
                                      dependency="database", headers={"Retry-After": "1"})
     log.error("unhandled error on %s", what, exc_info=exc)
     return InternalError("An unexpected error occurred; quote the request id to support.")
