@@ -165,7 +165,7 @@ class CreditContext:
     default_currency: str
 
 
-def credit_context(request: Request) -> CreditContext:
+async def credit_context(request: Request) -> CreditContext:
     state = request.app.state
     return CreditContext(state.outbox, state.clock, state.settings.default_currency)
 

@@ -74,21 +74,21 @@ lifecycle_router = APIRouter(prefix="/v1", tags=["lifecycle"],
                              responses=problem_responses(401, 403, 422))
 
 
-def credit_client(request: Request) -> CreditClient:
+async def credit_client(request: Request) -> CreditClient:
     return CreditClient(request.app.state.http)
 
 
 CreditDep = Annotated[CreditClient, Depends(credit_client)]
 
 
-def ledger_client(request: Request) -> LedgerClient:
+async def ledger_client(request: Request) -> LedgerClient:
     return LedgerClient(request.app.state.http)
 
 
 LedgerDep = Annotated[LedgerClient, Depends(ledger_client)]
 
 
-def orders_settings(request: Request) -> OrdersSettings:
+async def orders_settings(request: Request) -> OrdersSettings:
     return request.app.state.settings
 
 
@@ -116,7 +116,7 @@ LockedOrder = Annotated[Order, Depends(lock_order)]
 TRANSITION_ERRORS = problem_responses(404, 409, 412)
 
 
-def step_env(request: Request, session: SessionDep, principal: CurrentPrincipal) -> steps.Env:
+async def step_env(request: Request, session: SessionDep, principal: CurrentPrincipal) -> steps.Env:
     """Where a transition that calls credit or ledger runs (steps.py): this request's session,
     clients, principal and Idempotency-Key."""
     owner = getattr(request.state, COMMIT_OWNER, None)
@@ -127,7 +127,7 @@ def step_env(request: Request, session: SessionDep, principal: CurrentPrincipal)
 StepEnv = Annotated[steps.Env, Depends(step_env)]
 
 
-def if_match(request: Request) -> service.IfMatch:
+async def if_match(request: Request) -> service.IfMatch:
     """`If-Match` checked against the version of the order once it is locked."""
     return lambda version: check_if_match(request, version)
 

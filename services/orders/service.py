@@ -29,6 +29,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from services.orders import lifecycle, repository, steps
 from services.orders.clients import CreditClient, LedgerClient
@@ -143,7 +144,7 @@ async def create_order(*, session: AsyncSession, outbox: Outbox, clock: Clock, c
         created_by=principal.name, created_at=now, updated_at=now)
     session.add(order)
     await session.flush()
-    await session.refresh(order, attribute_names=["reviews"])
+    set_committed_value(order, "reviews", [])  # a new order has none: no SELECT to learn it
     await outbox.enqueue(session, order_event(clock, "order.created", order))
     return order
 
