@@ -30,8 +30,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/o2c run $(if $(PORT_BASE),--port-base $(PORT_BASE)) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
+# One pytest-xdist worker per core (each with its own databases); TEST_JOBS=0 runs in one process.
+TEST_JOBS ?= auto
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_JOBS) $(PYTEST_ARGS)
 
 # PG_SERVER is a PostgreSQL server URL (default: local, user postgres, trust auth).
 PG_SERVER ?= postgresql://postgres@127.0.0.1:5432/postgres
@@ -40,7 +42,7 @@ test-postgres: $(STAMP)
 	O2C_TEST_PG_SERVER=$(PG_SERVER) $(BIN)/python tests/pg_admin.py create $$db || exit 1; \
 	trap "O2C_TEST_PG_SERVER=$(PG_SERVER) $(BIN)/python tests/pg_admin.py drop $$db" EXIT; \
 	O2C_TEST_POSTGRES_URL=$$(echo $(PG_SERVER) | sed "s#^postgresql://#postgresql+asyncpg://#; s#/[^/]*\$$#/$$db#") \
-	  $(BIN)/python -m pytest $(PYTEST_ARGS)
+	  $(BIN)/python -m pytest -n $(TEST_JOBS) $(PYTEST_ARGS)
 
 # Fault injection (tests/faults): real processes SIGKILLed at random moments and at failpoints,
 # on SQLite files and on throwaway PostgreSQL databases of PG_SERVER (created and dropped).

@@ -27,6 +27,13 @@ from tests.harness import System, running_system, write_keys
 
 PG_URL = os.environ.get("O2C_TEST_POSTGRES_URL")
 BACKEND = "postgresql" if PG_URL else "sqlite"
+# Under pytest-xdist (`make test` runs a worker per core) each worker has its own databases.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+
+
+def _pg_name(service: str) -> str:
+    base = make_url(PG_URL).database
+    return f"{base}_{WORKER}_{service}" if WORKER else f"{base}_{service}"
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -45,7 +52,7 @@ async def _prepare_postgres() -> dict[str, str]:
         hide_password=False)
     urls = {}
     for service in SERVICES:
-        name = f"{url.database}_{service}"
+        name = _pg_name(service)
         await pg_admin.drop(name, server, with_children=False)
         await pg_admin.create(name, server)
         urls[service] = url.set(database=name).render_as_string(hide_password=False)
@@ -77,7 +84,7 @@ def database_templates(tmp_path_factory: pytest.TempPathFactory):
         url = make_url(PG_URL)
         server = url.set(drivername="postgresql").render_as_string(hide_password=False)
         for service in SERVICES:
-            asyncio.run(pg_admin.drop(f"{url.database}_{service}", server, with_children=False))
+            asyncio.run(pg_admin.drop(_pg_name(service), server, with_children=False))
     else:
         directory = tmp_path_factory.mktemp("templates")
         yield asyncio.run(_prepare_sqlite(directory))
