@@ -13,12 +13,15 @@ from services.credit.config import CreditSettings
 from services.credit.models import idempotency_keys, inbox, metadata, outbox, subscriptions
 from shared.app import ServiceSpec, create_service_app, run_periodically
 from shared.clock import Clock
+from shared.coalesce import Coalesced
 from shared.subscriptions import Subscriber, handlers_of
 
 
 async def expose_workers(app: FastAPI) -> None:
-    """Put one pass of each worker on `app.state`, so tests (and operators) can drive them."""
+    """Put one pass of each worker on `app.state`, so tests (and operators) can drive them,
+    and the coalesced asks of ledger's receivables the event handlers share."""
     app.state.hold_recheck_once = functools.partial(holds.recheck_all, app)
+    app.state.receivables_asks = Coalesced()
 
 
 async def hold_recheck_worker(app: FastAPI, stop: asyncio.Event) -> None:

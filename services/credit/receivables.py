@@ -9,7 +9,9 @@ active reservation is converted in the same transaction, so reserved drops as op
 receivables rise.
 
 The handler is two-phase (shared.subscriptions.TwoPhase, DESIGN.md §9): ledger is asked
-before the inbox opens its write transaction, and the answer is written after. If ledger
+before the inbox opens its write transaction, and the answer is written after. Events about
+one customer and currency that arrive together share one ask that began after each arrived
+(shared.coalesce), so a burst costs ledger at most two reads, not one per event. If ledger
 does not answer, nothing is recorded (not even the inbox row), the inbox answers 503 and
 notifier delivers the event again later. Two refreshes of one customer may cross between
 asking and writing; the snapshot keeps the figures asked last (`refreshed_at`), never a
@@ -30,6 +32,7 @@ from services.credit import repository, service
 from services.credit.clients import LedgerClient, LedgerReceivables
 from services.credit.models import ReservationStatus
 from services.credit.schemas import ReservationConvert
+from shared.coalesce import Coalesced
 from shared.events import Event
 from shared.subscriptions import Handler, TwoPhase
 
@@ -63,9 +66,16 @@ async def ask_ledger(app: FastAPI, event: Event) -> Figures | None:
     if not customer_id or not currency:
         log.warning("%s %s names no customer or currency; ignored", event.type, event.id)
         return None
-    asked_at = app.state.clock.now()
-    figures = await LedgerClient(app.state.http).receivables(str(customer_id), str(currency))
-    return Figures(str(customer_id), str(currency), figures, asked_at)
+    customer_id, currency = str(customer_id), str(currency)
+
+    async def fetch() -> Figures:
+        asked_at = app.state.clock.now()
+        figures = await LedgerClient(app.state.http).receivables(customer_id, currency)
+        return Figures(customer_id, currency, figures, asked_at)
+
+    # A burst of events about one customer shares fetches begun after each event arrived.
+    asks: Coalesced[Figures] = app.state.receivables_asks
+    return await asks.ask((customer_id, currency), fetch)
 
 
 async def _convert_for_invoice(session: AsyncSession, app: FastAPI, data: dict[str, Any]) -> None:
