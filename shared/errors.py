@@ -151,14 +151,28 @@ def unexpected_problem(exc: BaseException, what: str) -> Problem:
         log.warning("database busy on %s: %s", what, type(exc).__name__)
         return DependencyUnavailable("The database is busy; retry the request.",
                                      dependency="database", headers={"Retry-After": "1"})
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated or isinstance(exc, OSError):
+    if isinstance(exc, OSError) or isinstance(exc, DBAPIError) and (
+            exc.connection_invalidated or _database_unavailable(exc.orig)):
         # A pooled connection found dead on use (the database restarted: connections are not
-        # pinged on checkout, shared.db) or the database refusing connections: retry.
-        log.warning("database connection lost on %s: %s", what, type(exc).__name__)
-        return DependencyUnavailable("The database connection was lost; retry the request.",
+        # pinged on checkout, shared.db), or the database refusing connections (down, starting,
+        # shutting down, out of connection slots): retry.
+        log.warning("database unavailable on %s: %s", what,
+                    getattr(getattr(exc, "orig", None), "sqlstate", None) or type(exc).__name__)
+        return DependencyUnavailable("The database is unavailable; retry the request.",
                                      dependency="database", headers={"Retry-After": "1"})
     log.error("unhandled error on %s", what, exc_info=exc)
     return InternalError("An unexpected error occurred; quote the request id to support.")
+
+
+# PostgreSQL SQLSTATE classes of a database that cannot serve right now: connection exception
+# (08), insufficient resources (53: too many clients, out of memory, disk full), operator
+# intervention (57P: shutting down, starting up).
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+
+
+def _database_unavailable(orig: BaseException | None) -> bool:
+    state = getattr(orig, "sqlstate", None)
+    return isinstance(state, str) and state.startswith(_UNAVAILABLE_SQLSTATES)
 
 
 def problem_response(problem: Problem) -> JSONResponse:

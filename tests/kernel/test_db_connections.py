@@ -24,9 +24,49 @@ def test_a_refused_database_connection_is_a_503():
     assert (problem.status, problem.code) == (503, "dependency_unavailable")
 
 
+@pytest.mark.parametrize("sqlstate", ["53300", "57P03", "57P01", "08006"])
+def test_a_database_out_of_slots_or_restarting_is_a_503(sqlstate):
+    class Orig(Exception):
+        pass
+
+    orig = Orig("sorry, too many clients already")
+    orig.sqlstate = sqlstate
+    problem = unexpected_problem(DBAPIError("connect", {}, orig), "POST /v1/payments")
+    assert (problem.status, problem.code) == (503, "dependency_unavailable")
+    assert "too many" not in problem.body()["detail"]
+
+
 def test_any_other_database_error_is_still_a_500():
     broken = DBAPIError("SELECT nope", {}, ValueError("syntax"), connection_invalidated=False)
     assert unexpected_problem(broken, "GET /v1/orders").status == 500
+    syntax = ValueError("syntax error")
+    syntax.sqlstate = "42601"
+    assert unexpected_problem(DBAPIError("SELECT nope", {}, syntax), "GET /v1/x").status == 500
+
+
+@pytest.mark.skipif(not PG_URL, reason="a PostgreSQL role out of connection slots")
+async def test_a_real_too_many_connections_is_a_503(database_urls):
+    from sqlalchemy.engine import make_url
+
+    from shared.db import Database
+
+    url = make_url(database_urls["orders"])
+    admin_dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    admin = await asyncpg.connect(admin_dsn)
+    role = "o2c_test_no_slots"
+    try:
+        await admin.execute(f"DROP ROLE IF EXISTS {role}")
+        await admin.execute(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 0")
+        db = Database(url.set(username=role, password=None).render_as_string(hide_password=False))
+        try:
+            with pytest.raises(DBAPIError) as raised:
+                await db.ping()
+        finally:
+            await db.dispose()
+        assert unexpected_problem(raised.value, "GET /v1/orders").status == 503
+    finally:
+        await admin.execute(f"DROP ROLE IF EXISTS {role}")
+        await admin.close()
 
 
 @pytest.mark.skipif(not PG_URL, reason="PostgreSQL backends to terminate")
