@@ -222,12 +222,18 @@ def _same_request(step: dict[str, Any], what: str, given: Any, stored_field: str
 
 async def submit_order(*, env: Env, order: Order, if_match: IfMatch = no_if_match) -> Order:
     """draft → in_review after the preliminary check; credit orders ask for a reservation."""
-    if steps.pending(order, "submit") is None:
-        lifecycle.ensure_allowed(order, "submit")
-        await checkpoint(env.session)
-        profile = await env.credit.get_profile(order.customer_id)  # fails closed: 503, nothing changes
-    order, step = await _resume_or_lock(env, order, "submit")
+    profile, asked = None, False
+    for _ in range(2):  # a pending submit seen before the lock may have finished meanwhile
+        if steps.pending(order, "submit") is None:
+            lifecycle.ensure_allowed(order, "submit")
+            await checkpoint(env.session)
+            profile, asked = await env.credit.get_profile(order.customer_id), True  # no answer: 503
+        order, step = await _resume_or_lock(env, order, "submit")
+        if step is not None or asked:
+            break
     if step is None:
+        if not asked:
+            raise Conflict("The order's submit was finishing while this one began; retry it.")
         if_match(order.version)
         args = {"today": env.clock.today().isoformat(),
                 "profile": profile.model_dump() if profile is not None else None,
@@ -335,6 +341,8 @@ async def cancel_order(*, env: Env, order: Order, reason: str,
         if step is not None or order.invoice_id is None or asked:
             break
     if step is None:
+        if order.invoice_id is not None and not asked:
+            raise Conflict("The order's cancel was finishing while this one began; retry it.")
         if_match(order.version)
         args: dict[str, Any] = {"reason": reason, "credit": order.credit,
                                 "reservation": steps.reservation_request(order),

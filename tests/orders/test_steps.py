@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from shared import failpoints
+from shared.db import checkpoint
 from tests.orders import flows
 
 
@@ -292,3 +293,33 @@ class TestChangeApply:
         r = await system.client("orders", "sales").post(
             f"/v1/orders/{order['id']}/change-requests/{cr['id']}/withdraw", json={"reason": "no"})
         assert r.status_code == 200 and r.json()["state"] == "withdrawn"
+
+
+class TestStepFinishedMeanwhile:
+    async def test_a_submit_seen_pending_that_finishes_before_the_lock_is_no_500(
+            self, system, customer_id, monkeypatch):
+        """Found by the fault suite: a retry saw the submit pending, the recovery worker
+        finished it before the retry took the order's lock, and the retry crashed (500)."""
+        from services.orders import service
+
+        order = await flows.create_order(system, customer_id)
+        failpoints.configure("orders.submit.after_intent=error")
+        assert (await flows.submit(system, order["id"])).status_code == 500  # the failpoint
+        failpoints.configure("")
+        assert (await flows.get_order(system, order["id"]))["pending_step"]["kind"] == "submit"
+        real_lock = service._resume_or_lock
+        finished = False
+
+        async def worker_first(env, order, kind):
+            nonlocal finished
+            if not finished:  # the worker finishes the step between the look and the lock
+                finished = True
+                await checkpoint(env.session)  # (on SQLite the worker needs the writer's turn)
+                assert await recover(system) == 1
+            return await real_lock(env, order, kind)
+
+        monkeypatch.setattr(service, "_resume_or_lock", worker_first)
+        r = await flows.submit(system, order["id"])
+        assert r.status_code == 409 and r.json()["code"] == "invalid_transition", r.text
+        done = await flows.get_order(system, order["id"])
+        assert done["state"] == "in_review" and done["pending_step"] is None
