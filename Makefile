@@ -58,6 +58,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.http_client
 	$(BIN)/python -m bench.payments
 	$(BIN)/python -m bench.aging
+	$(BIN)/python -m bench.write_paths $(WRITE_PATHS_ARGS)
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache
