@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from services.notifier import repository, service
 from services.notifier.models import (
@@ -23,6 +27,7 @@ from services.notifier.models import (
     WebhookEndpoint,
 )
 from services.notifier.schemas import (
+    MAX_BATCH_EVENTS,
     DeliveryPublic,
     DunningChargePublic,
     DunningPolicyIn,
@@ -32,8 +37,11 @@ from services.notifier.schemas import (
     EndpointPublic,
     EndpointUpdate,
     EndpointWithSecret,
+    EventBatchIn,
+    EventBatchResult,
     EventIn,
     EventPublic,
+    EventResult,
     NotificationPublic,
     ReplayRequest,
     ReplayResult,
@@ -43,7 +51,7 @@ from services.notifier.schemas import (
 from shared.auth import CurrentPrincipal, Role, require
 from shared.clock import as_utc
 from shared.db import SessionDep
-from shared.errors import problem_responses
+from shared.errors import problem_responses, validation_errors
 from shared.pagination import (
     Cursor,
     Limit,
@@ -78,20 +86,88 @@ async def load_event(session: SessionDep, event_id: Id) -> StoredEvent:
     return await service.get_event(session, event_id)
 
 
+async def event_body(request: Request) -> EventIn | EventBatchIn:
+    """The body of `POST /v1/events`: one envelope, or `{"events": [...]}`, a batch (an object
+    with an `events` member). Errors read as FastAPI's own for a body model."""
+    raw = await request.body()
+    if not raw:
+        raise RequestValidationError([{"type": "missing", "loc": ("body",),
+                                       "msg": "Field required", "input": None}])
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise RequestValidationError([{"type": "json_invalid", "loc": ("body", 0),
+                                       "msg": "JSON decode error", "input": {}}]) from exc
+    model = EventBatchIn if isinstance(data, dict) and "events" in data else EventIn
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])}
+                                      for e in exc.errors(include_url=False)]) from None
+
+
+def _batch_item(item: Any) -> EventIn | EventResult:
+    """One envelope of a batch, parsed; or its refusal (422 with every field's error)."""
+    try:
+        return EventIn.model_validate(item)
+    except ValidationError as exc:
+        problem = validation_errors(RequestValidationError(exc.errors(include_url=False)))
+        event_id = item.get("id") if isinstance(item, dict) else None
+        return EventResult(id=event_id if isinstance(event_id, str) else None,
+                           status=problem.status, code=problem.code, detail=problem.detail,
+                           errors=problem.errors)
+
+
+_EVENT_SCHEMA = EventIn.model_json_schema()
+_BATCH_SCHEMA = {**EventBatchIn.model_json_schema(), "properties": {"events": {
+    "type": "array", "items": _EVENT_SCHEMA, "minItems": 1, "maxItems": MAX_BATCH_EVENTS,
+    "description": "Event envelopes, each as a single `POST /v1/events` takes it."}}}
+EVENT_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "oneOf": [_EVENT_SCHEMA, _BATCH_SCHEMA],
+    "examples": [*_EVENT_SCHEMA["examples"], *_BATCH_SCHEMA["examples"]]}}}}}
+
+
 @events.post("/events", status_code=status.HTTP_201_CREATED, response_model=EventPublic,
-             dependencies=[require(Role.service)],
+             dependencies=[require(Role.service)], openapi_extra=EVENT_BODY,
              responses={200: {"model": EventPublic,
-                              "description": "Already stored (same id): the stored event"}})
-async def ingest_event(body: EventIn, request: Request, response: Response,
-                       session: SessionDep) -> StoredEvent:
-    """Accept an event from a producer's outbox; each event id is stored and delivered once."""
-    stored, created = await service.record_event(
-        session, clock=request.app.state.clock, event=body, wake=_wake(request),
-        wake_dunning=request.app.state.dunning.wake)
-    if not created:
-        response.status_code = status.HTTP_200_OK
-    response.headers["Location"] = f"/v1/events/{stored.id}"
-    return stored
+                              "description": "Already stored (same id): the stored event"},
+                        207: {"model": EventBatchResult,
+                              "description": "A batch (an extension): one result per event, "
+                                             "in order"}})
+async def ingest_event(body: Annotated[EventIn | EventBatchIn, Depends(event_body)],
+                       request: Request, response: Response, session: SessionDep) -> Any:
+    """Accept an event from a producer's outbox; each event id is stored and delivered once.
+
+    A batch, `{"events": [envelope, ...]}` (up to 500, an extension), is answered 207 with one
+    result per event in order: 201 stored now, 200 stored before, 422 refused (with its
+    errors; the others are stored all the same).
+    """
+    state = request.app.state
+    if isinstance(body, EventIn):
+        stored, created = await service.record_event(
+            session, clock=state.clock, event=body, wake=_wake(request),
+            wake_dunning=state.dunning.wake)
+        if not created:
+            response.status_code = status.HTTP_200_OK
+        response.headers["Location"] = f"/v1/events/{stored.id}"
+        return stored
+    items = [_batch_item(item) for item in body.events]
+    recorded = iter(await service.record_events(
+        session, clock=state.clock, events=[i for i in items if isinstance(i, EventIn)],
+        wake=_wake(request), wake_dunning=state.dunning.wake))
+    results = [item if isinstance(item, EventResult) else _result(next(recorded))
+               for item in items]
+    batch = EventBatchResult(
+        results=results, created=sum(r.status == status.HTTP_201_CREATED for r in results),
+        duplicates=sum(r.status == status.HTTP_200_OK for r in results),
+        refused=sum(r.status >= status.HTTP_400_BAD_REQUEST for r in results))
+    return JSONResponse(batch.model_dump(mode="json"),
+                        status_code=status.HTTP_207_MULTI_STATUS)
+
+
+def _result(recorded: service.Recorded) -> EventResult:
+    return EventResult(id=recorded.event.id, status=status.HTTP_201_CREATED if recorded.created
+                       else status.HTTP_200_OK)
 
 
 @events.get("/events", response_model=Page[EventPublic], dependencies=[require(*EVENT_READERS)])

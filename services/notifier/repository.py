@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notifier.models import (
@@ -24,6 +25,7 @@ from services.notifier.models import (
     StoredEvent,
     WebhookEndpoint,
 )
+from shared.db import dialect_insert
 from shared.pagination import after_keyset
 
 # leases: deliveries, dunning runs and email notifications are queues of the same shape
@@ -68,6 +70,28 @@ async def get_event(session: AsyncSession, event_id: str) -> StoredEvent | None:
     return await session.get(StoredEvent, event_id)
 
 
+async def insert_new_events(session: AsyncSession, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert the events whose id is not stored yet (one statement); returns the ids inserted.
+
+    Rows go in id order, so two batches that share ids wait for each other in the same order
+    on PostgreSQL (no deadlock); a concurrent insert of the same id makes this one skip it
+    once that one commits.
+    """
+    if not rows:
+        return set()
+    table = StoredEvent.__table__
+    stmt = (dialect_insert(session)(table).on_conflict_do_nothing(index_elements=[table.c.id])
+            .returning(table.c.id))
+    return set((await session.execute(stmt, sorted(rows, key=lambda r: r["id"]))).scalars())
+
+
+async def events_by_id(session: AsyncSession, ids: Collection[str]) -> dict[str, StoredEvent]:
+    if not ids:
+        return {}
+    stmt = select(StoredEvent).where(StoredEvent.id.in_(list(ids)))
+    return {event.id: event for event in (await session.execute(stmt)).scalars()}
+
+
 async def list_events(session: AsyncSession, *, limit: int, after: tuple[datetime, str] | None,
                       type_: str | None, occurred_after: datetime | None) -> list[StoredEvent]:
     stmt = select(StoredEvent)
@@ -97,10 +121,11 @@ async def get_endpoint(session: AsyncSession, endpoint_id: str) -> WebhookEndpoi
     return None if endpoint is None or endpoint.deleted_at is not None else endpoint
 
 
-async def enabled_endpoints(session: AsyncSession) -> list[WebhookEndpoint]:
-    stmt = select(WebhookEndpoint).where(WebhookEndpoint.enabled.is_(True),
-                                         WebhookEndpoint.deleted_at.is_(None))
-    return list((await session.execute(stmt)).scalars())
+async def subscriptions(session: AsyncSession) -> list[Row[Any]]:
+    """(id, event_types) of every enabled endpoint: what ingest fans out to."""
+    t = WebhookEndpoint.__table__
+    stmt = select(t.c.id, t.c.event_types).where(t.c.enabled.is_(True), t.c.deleted_at.is_(None))
+    return list(await session.execute(stmt))
 
 
 async def list_endpoints(session: AsyncSession, *, limit: int,

@@ -11,6 +11,7 @@ from pydantic import ConfigDict, Field, field_validator
 from services.notifier import policy
 from services.notifier.models import ChargeStatus, DeliveryStatus, NotificationStatus, RunStatus
 from services.notifier.policy import Channel, RecipientRole
+from shared.errors import FieldError
 from shared.events import Event
 from shared.money import PositiveAmountMinor
 from shared.schemas import RequestModel, ResponseModel
@@ -41,6 +42,39 @@ class EventIn(Event, RequestModel):
     """The event envelope as producers post it (DESIGN.md §8)."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [EVENT_EXAMPLE]})
+
+
+MAX_BATCH_EVENTS = 500
+
+
+class EventBatchIn(RequestModel):
+    """Several envelopes in one POST (an extension of DESIGN.md §7, for the outbox relays):
+    each is validated, stored and answered on its own."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"events": [EVENT_EXAMPLE]}]})
+
+    events: list[Any] = Field(min_length=1, max_length=MAX_BATCH_EVENTS,
+                              description="Event envelopes, as `POST /v1/events` takes one.")
+
+
+class EventResult(ResponseModel):
+    """What became of one event of a batch."""
+
+    id: str | None = Field(description="The event's id (null when it has none)")
+    status: int = Field(description="201 stored now, 200 stored before (same id), 422 refused",
+                        examples=[201])
+    code: str | None = Field(default=None, description="`validation_failed` when refused")
+    detail: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class EventBatchResult(ResponseModel):
+    """One result per event of the batch, in the batch's order."""
+
+    results: list[EventResult]
+    created: int
+    duplicates: int
+    refused: int
 
 
 class EventPublic(ResponseModel):
