@@ -16,10 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.notifier import api, repository
 from services.notifier.clients import CreditClient, LedgerClient
 from services.notifier.config import NotifierSettings
-from services.notifier.delivery import DeliveryWorker, make_webhook_client
+from services.notifier.delivery import DeliveryWorker
 from services.notifier.dunning import DunningWorker
 from services.notifier.mailer import EmailWorker
 from services.notifier.models import idempotency_keys, metadata
+from services.notifier.webhook_client import make_webhook_client
 from shared.app import ServiceSpec, create_service_app
 from shared.clock import Clock
 

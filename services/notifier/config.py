@@ -27,10 +27,20 @@ class NotifierSettings(BaseServiceSettings):
     webhook_timeout_seconds: float = 10.0
     webhook_dns_timeout_seconds: float = 2.0
 
-    delivery_batch_size: int = 50
-    delivery_concurrency: int = 10
+    # The delivery worker claims up to `delivery_batch_size` due deliveries at a time and keeps
+    # at most `delivery_concurrency` sends in flight, `delivery_endpoint_concurrency` of them to
+    # one endpoint (so a slow endpoint holds only its own). A claimed delivery is leased for
+    # `delivery_lease_seconds`: if the process dies, it is due again once the lease ends. The
+    # worker is woken by ingest and also polls (retries coming due) every
+    # `delivery_poll_seconds`; once a sender frees up it waits `delivery_gather_seconds` for
+    # others before claiming again. On stop, sends in flight get `delivery_stop_grace_seconds`.
+    delivery_batch_size: int = Field(default=100, ge=1)
+    delivery_concurrency: int = Field(default=100, ge=1)
+    delivery_endpoint_concurrency: int = Field(default=16, ge=1)
     delivery_lease_seconds: float = 60.0
     delivery_poll_seconds: float = 1.0
+    delivery_gather_seconds: float = 0.005
+    delivery_stop_grace_seconds: float = 5.0
 
     # Dunning (DESIGN.md §7). The worker turns each queued `invoice.overdue` threshold into
     # notifications; while credit or ledger do not answer it tries again after a delay that

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import JSON, String, any_, bindparam, cast, func, or_, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -128,6 +130,15 @@ async def subscriptions(session: AsyncSession) -> list[Row[Any]]:
     return list(await session.execute(stmt))
 
 
+async def sending_endpoints(session: AsyncSession, ids: Collection[str]) -> dict[str, Row[Any]]:
+    """What the delivery worker needs of these endpoints to send: URL, secrets, flags."""
+    t = WebhookEndpoint.__table__
+    stmt = select(t.c.id, t.c.url, t.c.secret, t.c.previous_secret,
+                  t.c.previous_secret_expires_at, t.c.allow_private, t.c.internal).where(
+        t.c.id.in_(list(ids)))
+    return {row.id: row for row in await session.execute(stmt)}
+
+
 async def list_endpoints(session: AsyncSession, *, limit: int,
                          after: tuple[datetime, str] | None,
                          enabled: bool | None) -> list[WebhookEndpoint]:
@@ -161,11 +172,14 @@ async def mark_endpoint_failing(session: AsyncSession, endpoint_id: str,
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def mark_endpoint_healthy(session: AsyncSession, endpoint_id: str) -> None:
-    await session.execute(
-        update(WebhookEndpoint)
-        .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.failing_since.is_not(None))
-        .values(failing_since=None))
+async def mark_endpoints_healthy(session: AsyncSession, endpoint_ids: Collection[str]) -> None:
+    """End the failing run of these endpoints (one statement; those not failing are untouched)."""
+    if endpoint_ids:
+        await session.execute(
+            update(WebhookEndpoint)
+            .where(WebhookEndpoint.id.in_(list(endpoint_ids)),
+                   WebhookEndpoint.failing_since.is_not(None))
+            .values(failing_since=None))
 
 
 async def disable_endpoint(session: AsyncSession, endpoint_id: str, reason: str,
@@ -212,37 +226,81 @@ async def give_up_pending(session: AsyncSession, endpoint_id: str) -> None:
         .values(status=DeliveryStatus.failed, next_attempt_at=None))
 
 
-async def claim_due_deliveries(session: AsyncSession, *, now: datetime, lease_until: datetime,
-                               limit: int) -> list[tuple[Delivery, WebhookEndpoint, StoredEvent]]:
-    """Lease due pending deliveries of enabled endpoints (SKIP LOCKED on PostgreSQL)."""
+async def lease_due_deliveries(session: AsyncSession, *, now: datetime, lease_until: datetime,
+                               limit: int, skip_endpoints: Collection[str] = ()) -> list[Row[Any]]:
+    """Lease up to `limit` due, unleased pending deliveries of enabled endpoints until
+    `lease_until`, in one statement; returns (id, endpoint_id, event_id, attempt_count) of each,
+    in due order (`next_attempt_at`, id). SKIP LOCKED on PostgreSQL plus the lease on both
+    databases, so two workers never lease the same delivery. `skip_endpoints` are left out
+    (their senders are busy)."""
+    t = Delivery.__table__
     live = select(WebhookEndpoint.id).where(WebhookEndpoint.enabled.is_(True),
                                             WebhookEndpoint.deleted_at.is_(None))
-    ids = await _lease_due(session, Delivery, Delivery.status == DeliveryStatus.pending,
-                           Delivery.endpoint_id.in_(live), now=now, lease_until=lease_until,
-                           limit=limit)
-    if not ids:
-        return []
-    stmt = (
-        select(Delivery, WebhookEndpoint, StoredEvent)
-        .join(WebhookEndpoint, WebhookEndpoint.id == Delivery.endpoint_id)
-        .join(StoredEvent, StoredEvent.id == Delivery.event_id)
-        .where(Delivery.id.in_(ids))
-        .order_by(Delivery.next_attempt_at, Delivery.id)
-        .execution_options(populate_existing=True)
+    due = (
+        select(t.c.id)
+        .where(t.c.status == DeliveryStatus.pending.value, t.c.next_attempt_at <= now,
+               or_(t.c.claimed_until.is_(None), t.c.claimed_until < now),
+               t.c.endpoint_id.in_(live))
+        .order_by(t.c.next_attempt_at, t.c.id).limit(limit)
+        .with_for_update(skip_locked=True)
     )
-    return [(row[0], row[1], row[2]) for row in await session.execute(stmt)]
+    if skip_endpoints:
+        due = due.where(t.c.endpoint_id.not_in(list(skip_endpoints)))
+    if session.get_bind().dialect.name == "postgresql":  # chosen once (an InitPlan), never
+        picked = t.c.id == any_(func.array(due.scalar_subquery()))  # rescanned by a join
+    else:
+        picked = t.c.id.in_(due)
+    stmt = (update(t).where(picked).values(claimed_until=lease_until)
+            .returning(t.c.id, t.c.endpoint_id, t.c.event_id, t.c.attempt_count,
+                       t.c.next_attempt_at))
+    rows = list(await session.execute(stmt))
+    return sorted(rows, key=lambda r: (r.next_attempt_at, r.id))
 
 
-async def record_attempt(session: AsyncSession, delivery_id: str,
-                         values: dict[str, Any], attempt: dict[str, Any]) -> None:
-    """Append one attempt to the delivery's log and apply its outcome."""
-    delivery = (await session.execute(
-        select(Delivery).where(Delivery.id == delivery_id).with_for_update()
-        .execution_options(populate_existing=True))).scalar_one()
-    await session.execute(
-        update(Delivery).where(Delivery.id == delivery_id)
-        .values(**values, attempts=[*delivery.attempts, attempt],
-                attempt_count=Delivery.attempt_count + 1, claimed_until=None))
+async def envelopes(session: AsyncSession, event_ids: Collection[str]) -> dict[str, Row[Any]]:
+    """The stored envelopes of these events: (id, type, occurred_at, source, subject, data)."""
+    t = StoredEvent.__table__
+    stmt = select(t.c.id, t.c.type, t.c.occurred_at, t.c.source, t.c.subject, t.c.data).where(
+        t.c.id.in_(list(event_ids)))
+    return {row.id: row for row in await session.execute(stmt)}
+
+
+def _appended_attempt(session: AsyncSession) -> Any:
+    """`attempts` with the bound `b_attempt` (one attempt as JSON text) appended, in SQL, so a
+    batch of outcomes is one statement and two workers that both record an attempt of the same
+    delivery (a lease that ran out) both keep theirs."""
+    column = Delivery.__table__.c.attempts
+    attempt = bindparam("b_attempt", type_=String)
+    if session.get_bind().dialect.name == "postgresql":
+        added = func.jsonb_build_array(cast(attempt, JSONB))
+        return cast(cast(column, JSONB).op("||")(added), JSON)
+    return func.json_insert(column, "$[#]", func.json(attempt))
+
+
+async def record_attempts(session: AsyncSession, outcomes: list[dict[str, Any]]) -> None:
+    """Append one attempt to each delivery's log, apply its outcome and end its lease.
+
+    Each outcome: `id`, `status`, `next_attempt_at`, `last_attempt_at` and `attempt` (the
+    attempt's dict). One statement for the lot (executemany).
+    """
+    if not outcomes:
+        return
+    t = Delivery.__table__
+    stmt = (update(t).where(t.c.id == bindparam("b_id"))
+            .values(status=bindparam("b_status"), next_attempt_at=bindparam("b_next"),
+                    last_attempt_at=bindparam("b_at"), attempts=_appended_attempt(session),
+                    attempt_count=t.c.attempt_count + 1, claimed_until=None))
+    await session.execute(stmt, [
+        {"b_id": o["id"], "b_status": o["status"], "b_next": o["next_attempt_at"],
+         "b_at": o["last_attempt_at"], "b_attempt": json.dumps(o["attempt"])}
+        for o in outcomes])
+
+
+async def release_deliveries(session: AsyncSession, ids: Collection[str]) -> None:
+    """End the lease of deliveries that were claimed but not sent: due again at once."""
+    if ids:
+        await session.execute(update(Delivery).where(Delivery.id.in_(list(ids)))
+                              .values(claimed_until=None))
 
 
 async def pending_deliveries(session: AsyncSession) -> int:
