@@ -192,6 +192,7 @@ def _terminate(procs: dict[str, subprocess.Popen[bytes]]) -> None:
 def _wait_ready(env: dict[str, str], procs: dict[str, subprocess.Popen[bytes]],
                 timeout: float) -> bool:
     """Poll each service's /ready until all answer 200, a child dies, or time runs out."""
+    import http.client
     import urllib.error
     import urllib.request
 
@@ -207,8 +208,9 @@ def _wait_ready(env: dict[str, str], procs: dict[str, subprocess.Popen[bytes]],
                 with urllib.request.urlopen(url, timeout=1) as response:
                     if response.status == 200:
                         pending.discard(service)
-            except (urllib.error.URLError, OSError):
-                pass
+            except (urllib.error.URLError, OSError, http.client.HTTPException):
+                pass  # not up yet, or something else answering on its port: the service's
+                # own process exits if it cannot bind, and that is reported above
         if pending:
             time.sleep(0.1)
     return not pending
