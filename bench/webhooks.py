@@ -24,7 +24,9 @@ recording the arrival time of each webhook). In the same run it measures:
   writes them) drained by `shared.outbox.OutboxRelay` into the same notifier, events/s.
   These events are of a type no endpoint wants, so only ingest is measured.
 
-`--profile` records the loaded notifier with py-spy (`--gil`: only the thread that runs Python)
+`--replicas N` starts N notifier processes on the one database (the posters spread over them
+as a load balancer would; all of them deliver): scale-out, meant for PostgreSQL.
+`--profile` records the (first) loaded notifier with py-spy (`--gil`: only the thread that runs Python)
 during the fan-out (`--py-spy PATH`, else `py-spy` on PATH or in the venv) and prints where
 its CPU goes.
 
@@ -33,7 +35,7 @@ The machine's other load makes every figure noisy: compare figures of the same r
 
     .venv/bin/python -m bench.webhooks [--db sqlite|postgresql|both] [--rate 100] [--seconds 20]
         [--endpoints 10] [--relays 3] [--form single|batch|both] [--relay-events 2000]
-        [--profile]
+        [--replicas 1] [--profile]
 """
 
 from __future__ import annotations
@@ -168,10 +170,20 @@ def _stop(process: subprocess.Popen) -> None:
 
 @dataclass(frozen=True)
 class Notifier:
-    base: str
-    pid: int
+    """One or more `o2c serve notifier` processes (replicas) on one database."""
+
+    bases: tuple[str, ...]
+    pids: tuple[int, ...]
     db: str  # "sqlite" or "postgresql"
     url: str  # its database URL
+
+    @property
+    def base(self) -> str:
+        return self.bases[0]
+
+    @property
+    def pid(self) -> int:
+        return self.pids[0]
 
 
 @asynccontextmanager
@@ -206,25 +218,30 @@ async def _database(kind: str, tmp: Path) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def _notifier(kind: str, tmp: Path, env: dict[str, str]) -> AsyncIterator[Notifier]:
+async def _notifier(kind: str, tmp: Path, env: dict[str, str],
+                    replicas: int = 1) -> AsyncIterator[Notifier]:
     async with _database(kind, tmp) as url:
         keys = tmp / "keys.toml"
         append_key(keys, ADMIN_KEY, "bench-admin", ["admin"])
-        port = _free_port()
-        server = subprocess.Popen(  # noqa: ASYNC220 - start-up, before measuring
-            [sys.executable, "-m", "services.cli", "serve", "notifier", "--port", str(port)],
-            env={**os.environ, "O2C_DATA_DIR": str(tmp), "O2C_API_KEYS_FILE": str(keys),
-                 "O2C_SERVICE_KEY": SERVICE_KEY, "O2C_NOTIFIER_DATABASE_URL": url,
-                 "O2C_WEBHOOK_ALLOW_PRIVATE": "true", "O2C_LOG_LEVEL": "ERROR",
-                 # nothing to call: dunning never runs on these events
-                 "O2C_LEDGER_URL": "http://127.0.0.1:9", "O2C_CREDIT_URL": "http://127.0.0.1:9",
-                 **env})
+        servers: list[tuple[str, subprocess.Popen]] = []
         try:
-            base = f"http://127.0.0.1:{port}"
-            await _wait_http(base + "/ready", server, "o2c serve notifier")
-            yield Notifier(base=base, pid=server.pid, db=kind, url=url)
+            for _ in range(replicas):
+                port = _free_port()
+                servers.append((f"http://127.0.0.1:{port}", subprocess.Popen(  # noqa: ASYNC220
+                    [sys.executable, "-m", "services.cli", "serve", "notifier", "--port", str(port)],
+                    env={**os.environ, "O2C_DATA_DIR": str(tmp), "O2C_API_KEYS_FILE": str(keys),
+                         "O2C_SERVICE_KEY": SERVICE_KEY, "O2C_NOTIFIER_DATABASE_URL": url,
+                         "O2C_WEBHOOK_ALLOW_PRIVATE": "true", "O2C_LOG_LEVEL": "ERROR",
+                         # nothing to call: dunning never runs on these events
+                         "O2C_LEDGER_URL": "http://127.0.0.1:9",
+                         "O2C_CREDIT_URL": "http://127.0.0.1:9", **env})))
+            for base, server in servers:
+                await _wait_http(base + "/ready", server, "o2c serve notifier")
+            yield Notifier(bases=tuple(b for b, _ in servers), pids=tuple(s.pid for _, s in servers),
+                           db=kind, url=url)
         finally:
-            _stop(server)
+            for _, server in servers:
+                _stop(server)
 
 
 @asynccontextmanager
@@ -306,9 +323,10 @@ async def fan_out(notifier: Notifier, sink: str, sink_pid: int, *, rate: float, 
     "batch": all it has queued, up to 100, in one `{"events": [...]}` POST); then wait for
     every (event, endpoint) at the sink."""
     secrets = await _register(notifier, sink, endpoints)
-    settings = BaseServiceSettings(notifier_url=notifier.base, service_key=SERVICE_KEY,
-                                   http_retries=1, http_timeout_seconds=30)
-    http = ServiceHttp(make_client(settings), settings)
+    client = make_client(BaseServiceSettings(http_timeout_seconds=30))
+    https = [ServiceHttp(client, BaseServiceSettings(notifier_url=base, service_key=SERVICE_KEY,
+                                                     http_retries=1, http_timeout_seconds=30))
+             for base in notifier.bases]  # poster i posts to replica i mod n, as a balancer would
     total = int(rate * seconds)
     produced: dict[str, float] = {}  # event id -> when it was produced (its outbox commit)
     ingest_ms: list[float] = []
@@ -316,7 +334,7 @@ async def fan_out(notifier: Notifier, sink: str, sink_pid: int, *, rate: float, 
     queues: list[asyncio.Queue[dict[str, Any] | None]] = [asyncio.Queue() for _ in range(relays)]
     backlog = 0
 
-    async def post(events: list[dict[str, Any]]) -> None:
+    async def post(http: ServiceHttp, events: list[dict[str, Any]]) -> None:
         """Post until accepted, as a relay does."""
         if form == "single":
             body: Any = events[0]
@@ -341,7 +359,7 @@ async def fan_out(notifier: Notifier, sink: str, sink_pid: int, *, rate: float, 
             refused.append(f"{response.status_code} {response.text[:200]}")
             await asyncio.sleep(0.2)
 
-    async def relay_loop(queue: asyncio.Queue[dict[str, Any] | None]) -> None:
+    async def relay_loop(queue: asyncio.Queue[dict[str, Any] | None], http: ServiceHttp) -> None:
         nonlocal backlog
         while True:
             backlog = max(backlog, queue.qsize())
@@ -352,10 +370,10 @@ async def fan_out(notifier: Notifier, sink: str, sink_pid: int, *, rate: float, 
             while form == "batch" and len(events) < 100 and not queue.empty():
                 item = queue.get_nowait()
                 if item is None:
-                    await post(events)
+                    await post(http, events)
                     return
                 events.append(item)
-            await post(events)
+            await post(http, events)
 
     spy = None
     if profile:
@@ -363,8 +381,9 @@ async def fan_out(notifier: Notifier, sink: str, sink_pid: int, *, rate: float, 
             [profile[0], "record", "--pid", str(notifier.pid), "--rate", "200", "--nonblocking", "--gil",
              "--duration", str(int(seconds)), "--format", "raw", "-o", profile[1]],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    cpu = {pid: _cpu_seconds(pid) for pid in (notifier.pid, sink_pid, os.getpid())}
-    workers = [asyncio.create_task(relay_loop(q)) for q in queues]
+    cpu = {pid: _cpu_seconds(pid) for pid in (*notifier.pids, sink_pid, os.getpid())}
+    workers = [asyncio.create_task(relay_loop(q, https[i % len(https)]))
+               for i, q in enumerate(queues)]
     started = time.time()
     loop_started = time.perf_counter()
     for i in range(total):
@@ -393,7 +412,7 @@ async def fan_out(notifier: Notifier, sink: str, sink_pid: int, *, rate: float, 
         used = {pid: _cpu_seconds(pid) - before for pid, before in cpu.items()}
         async with session.get(f"{sink}/_dump") as response:
             records = json.loads(await response.read())
-    await http.client.aclose()
+    await client.aclose()
     if spy is not None:
         spy.wait(timeout=seconds + 30)
 
@@ -429,8 +448,8 @@ async def fan_out(notifier: Notifier, sink: str, sink_pid: int, *, rate: float, 
         "max": max(latencies, default=float("nan")),
         "all_posted_after": all_posted - posting_ended, "relay_backlog": backlog,
         "ingest_p50_ms": _percentile(ingest_ms, 0.5), "ingest_p99_ms": _percentile(ingest_ms, 0.99),
-        "cpu_us_per_delivery": used[notifier.pid] / max(1, delivered) * 1e6,
-        "notifier_cores": used[notifier.pid] / max(1e-9, drained - started),
+        "cpu_us_per_delivery": sum(used[p] for p in notifier.pids) / max(1, delivered) * 1e6,
+        "notifier_cores": sum(used[p] for p in notifier.pids) / max(1e-9, drained - started),
         "sink_cores": used[sink_pid] / max(1e-9, drained - started),
         "bench_cores": used[os.getpid()] / max(1e-9, drained - started),
         "stats": stats,
@@ -517,9 +536,11 @@ def _py_spy(explicit: str | None) -> str | None:
     return None
 
 
-def _report(kind: str, form: str, result: dict[str, Any], rate: float, endpoints: int) -> None:
+def _report(kind: str, form: str, result: dict[str, Any], rate: float, endpoints: int,
+            replicas: int) -> None:
     r = result
-    print(f"\n== {kind}, {form} posts: {r['events']} events at {rate:g}/s to {endpoints} endpoints "
+    print(f"\n== {kind}, {form} posts, {replicas} notifier process{'es' if replicas > 1 else ''}: "
+          f"{r['events']} events at {rate:g}/s to {endpoints} endpoints "
           f"({r['expected']} deliveries asked, {rate * endpoints:g}/s)")
     print(f"  deliveries/s, first post to last     : {r['rate']:8.0f} /s   "
           f"(while posting: {r['rate_while_posting']:.0f}/s; drain after posting "
@@ -537,7 +558,7 @@ def _report(kind: str, form: str, result: dict[str, Any], rate: float, endpoints
              "those that arrived)" if r["late"] else ""))
     stats = ", ".join(f"{s} {n} ({a} attempts)" for s, (n, a) in sorted(r["stats"].items()))
     print(f"  notifier's deliveries                : {stats}")
-    print(f"  notifier CPU                         : {r['cpu_us_per_delivery']:8.0f} µs per delivery"
+    print(f"  notifier CPU (all processes)         : {r['cpu_us_per_delivery']:8.0f} µs per delivery"
           f" (ingest included), {r['notifier_cores']:.2f} cores; sink {r['sink_cores']:.2f}, "
           f"bench client {r['bench_cores']:.2f}")
 
@@ -552,7 +573,8 @@ async def main(args: argparse.Namespace) -> None:
     for kind in kinds:
         for form in forms:
             with tempfile.TemporaryDirectory() as tmp:
-                async with _sink() as (sink, sink_pid), _notifier(kind, Path(tmp), env) as notifier:
+                async with _sink() as (sink, sink_pid), \
+                        _notifier(kind, Path(tmp), env, args.replicas) as notifier:
                     bare = await bare_sink_rate(sink)
                     profile = (spy, str(Path(tmp) / "profile.txt")) if spy else None
                     result = await fan_out(notifier, sink, sink_pid, rate=args.rate,
@@ -561,7 +583,7 @@ async def main(args: argparse.Namespace) -> None:
                                            form=form, profile=profile)
                     relayed = (await relay(notifier, Path(tmp), args.relay_events, args.relay_batch)
                                if args.relay_events and form == forms[-1] else None)
-                    _report(kind, form, result, args.rate, args.endpoints)
+                    _report(kind, form, result, args.rate, args.endpoints, args.replicas)
                     print(f"  bare sink (aiohttp client -> sink)   : {bare:8.0f} requests/s "
                           "(the same sink, no notifier: the round trip's ceiling here)")
                     if relayed is not None:
@@ -582,6 +604,8 @@ if __name__ == "__main__":
     parser.add_argument("--endpoints", type=int, default=10)
     parser.add_argument("--drain-seconds", type=float, default=300.0,
                         help="how long to wait for the last deliveries after posting")
+    parser.add_argument("--replicas", type=int, default=1,
+                        help="notifier processes on the one database (scale-out; PostgreSQL)")
     parser.add_argument("--relays", type=int, default=3,
                         help="posters, each one request at a time (the services' relays)")
     parser.add_argument("--form", choices=("single", "batch", "both"), default="single",

@@ -2,18 +2,24 @@
 
 A service writes its events to its own `outbox` table in the same transaction as the change
 (`enqueue`). `OutboxRelay` claims due rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so
-several replicas never take the same row; a single relay per SQLite file), posts each to
-notifier `POST /v1/events` with the event id as idempotency key, and marks it dispatched once
-notifier accepted it. A failed post backs off exponentially (capped) and is tried again, so
-nothing is lost while notifier is down; notifier stores each event id once, so a row that is
-posted twice (a lease that ran out) is still delivered once.
+several replicas never take the same row; a single relay per SQLite file) and posts them to
+notifier `POST /v1/events`: one row as the single envelope with the event id as idempotency
+key; several, in seq order, as batches `{"events": [...]}` of up to `post_batch_size` (an
+extension notifier answers 207 with one result per event), keyed by a hash of their ids. It
+marks dispatched exactly the rows notifier accepted (stored now or before), all in one
+transaction. A row notifier did not accept backs off exponentially (capped) and is tried
+again, so nothing is lost while notifier is down; notifier stores each event id once, so a
+row that is posted twice (a lease that ran out) is still delivered once. A notifier that
+does not know batches (it answers a batch 422) gets the rows one by one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
+from collections import Counter
 from datetime import timedelta
 from typing import Any
 
@@ -26,6 +32,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     func,
     or_,
     select,
@@ -43,6 +50,7 @@ from shared.observability import work_request_id
 from shared.polling import poll_loop
 
 log = logging.getLogger("o2c.outbox")
+MAX_POST_BATCH = 500  # notifier takes up to this many events in one POST
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -97,13 +105,14 @@ class OutboxRelay:
     def __init__(self, *, db: Database, outbox: Outbox, http: ServiceHttp, clock: Clock,
                  batch_size: int = 100, lease_seconds: float = 30.0,
                  max_backoff_seconds: float = 300.0, poll_seconds: float = 1.0,
-                 service: str = "") -> None:
+                 service: str = "", post_batch_size: int = 100) -> None:
         self.db = db
         self.service = service
         self.table = outbox.table
         self.http = http
         self.clock = clock
         self.batch_size = batch_size
+        self.post_batch_size = max(1, min(post_batch_size, MAX_POST_BATCH))
         self.lease = timedelta(seconds=lease_seconds)
         self.max_backoff = max_backoff_seconds
         self.poll_seconds = poll_seconds
@@ -144,35 +153,77 @@ class OutboxRelay:
             return None
         return f"notifier answered {response.status_code}: {response.text[:200]}"
 
+    async def _post_batch(self, rows: list[Any]) -> list[str | None]:
+        """Post several events in one request; per row, None when notifier accepted it, else
+        the reason it did not."""
+        ids = [row.event_id for row in rows]
+        key = "events:" + hashlib.sha256(",".join(ids).encode()).hexdigest()
+        try:
+            response = await self.http.call(
+                "notifier", "POST", "/v1/events",
+                json={"events": [json.loads(row.payload) for row in rows]}, idempotency_key=key)
+        except DependencyUnavailable as exc:
+            return [exc.detail] * len(rows)
+        if response.status_code == 207:
+            try:
+                results = response.json()["results"]
+            except (ValueError, KeyError, TypeError):
+                results = None
+            if not isinstance(results, list) or len(results) != len(rows) or any(
+                    not isinstance(r, dict)
+                    or r.get("id") is not None and str(r["id"]).lower() != event_id.lower()
+                    for r, event_id in zip(results, ids, strict=True)):
+                return ["notifier answered a batch with results that do not match it"] * len(rows)
+            return [None if r.get("status") in (200, 201) else
+                    f"notifier refused the event ({r.get('status')}): "
+                    f"{json.dumps(r.get('errors') or r.get('detail'))[:200]}" for r in results]
+        if response.status_code == 422:  # a notifier without batches: one by one, as before
+            return [await self._post(row.payload, row.event_id) for row in rows]
+        return [f"notifier answered {response.status_code}: {response.text[:200]}"] * len(rows)
+
     async def dispatch_once(self) -> int:
         """Send every due event once; returns how many notifier accepted."""
         with work_request_id():
             rows = await self._claim()
-            sent = 0
-            for row in rows:
-                error = await self._post(row.payload, row.event_id)
-                if error is None:
+            errors: list[str | None] = []
+            for start in range(0, len(rows), self.post_batch_size):
+                chunk = rows[start:start + self.post_batch_size]
+                if len(chunk) == 1:
+                    outcome = [await self._post(chunk[0].payload, chunk[0].event_id)]
+                else:
+                    outcome = await self._post_batch(chunk)
+                if None in outcome:
                     failpoint(f"{self.service}.outbox.after_post")
-                await self._settle(row, error)
-                if error is None:
-                    sent += 1
-            return sent
+                errors += outcome
+            if rows:
+                await self._settle(rows, errors)
+            return errors.count(None)
 
-    async def _settle(self, row: Any, error: str | None) -> None:
+    async def _settle(self, rows: list[Any], errors: list[str | None]) -> None:
+        """Mark the accepted rows dispatched and back off the others, in one transaction."""
         t, now = self.table, self.clock.now()
+        accepted = [row.seq for row, error in zip(rows, errors, strict=True) if error is None]
+        failed = [(row, error) for row, error in zip(rows, errors, strict=True) if error is not None]
         async with self.db.session() as session, session.begin():
-            if error is None:
-                values: dict[str, Any] = {"dispatched_at": now, "claimed_until": None,
-                                          "attempts": row.attempts + 1, "last_error": None}
-            else:
-                delay = min(self.max_backoff, 2.0 ** row.attempts)
-                values = {"attempts": row.attempts + 1, "claimed_until": None,
-                          "available_at": now + timedelta(seconds=delay),
-                          "last_error": error[:500]}
-                log.warning("event %s not accepted by notifier (attempt %d): %s",
-                            row.event_id, row.attempts + 1, error,
-                            extra={"event_id": row.event_id, "attempt": row.attempts + 1})
-            await session.execute(update(t).where(t.c.seq == row.seq).values(**values))
+            if accepted:
+                await session.execute(
+                    update(t).where(t.c.seq.in_(accepted))
+                    .values(dispatched_at=now, claimed_until=None, attempts=t.c.attempts + 1,
+                            last_error=None))
+            if failed:
+                await session.execute(
+                    update(t).where(t.c.seq == bindparam("b_seq"))
+                    .values(attempts=t.c.attempts + 1, claimed_until=None,
+                            available_at=bindparam("b_available"), last_error=bindparam("b_error")),
+                    [{"b_seq": row.seq, "b_error": error[:500],
+                      "b_available": now + timedelta(seconds=min(self.max_backoff,
+                                                                 2.0 ** row.attempts))}
+                     for row, error in failed])
+        for error, count in Counter(error for _, error in failed).items():
+            first = next(row for row, e in failed if e == error)
+            log.warning("%d event(s) not accepted by notifier (first %s, attempt %d): %s",
+                        count, first.event_id, first.attempts + 1, error,
+                        extra={"event_id": first.event_id, "attempt": first.attempts + 1})
 
     async def run(self, stop: asyncio.Event) -> None:
         """Background loop: dispatch, then sleep until woken or the poll interval passes."""
