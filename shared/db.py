@@ -48,7 +48,7 @@ def is_sqlite(url_or_engine: str | AsyncEngine) -> bool:
     return make_url(url_or_engine).get_backend_name() == "sqlite"
 
 
-def make_engine(url: str, *, pool_size: int = 10, busy_timeout_ms: int = 5000,
+def make_engine(url: str, *, pool_size: int = 20, busy_timeout_ms: int = 5000,
                 writer: bool = False, write_wait_seconds: float = 30.0,
                 pre_ping: bool = False) -> AsyncEngine:
     """An async engine for `sqlite+aiosqlite` or `postgresql+asyncpg` URLs.
@@ -65,15 +65,19 @@ def make_engine(url: str, *, pool_size: int = 10, busy_timeout_ms: int = 5000,
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         pool: dict[str, Any] = {"poolclass": AsyncAdaptedQueuePool}
         pool.update({"pool_size": 1, "max_overflow": 0, "pool_timeout": write_wait_seconds}
-                    if writer else {"pool_size": pool_size, "max_overflow": pool_size})
+                    if writer else {"pool_size": pool_size, "max_overflow": 0})
         engine = create_async_engine(url, connect_args={"timeout": busy_timeout_ms / 1000}, **pool)
         _configure_sqlite(engine, busy_timeout_ms)
         return engine if writer else engine.execution_options(sqlite_begin="DEFERRED")
     # No pre-ping: on asyncpg it is BEGIN, `;`, ROLLBACK on every checkout, three round trips
     # per transaction. A connection found dead on use is invalidated by SQLAlchemy (the whole
     # pool is, on a disconnect), and that one request answers 503 (shared.errors): retry-safe.
+    # At most `pool_size` connections, opened as needed and then kept: no overflow, because
+    # SQLAlchemy closes an overflow connection as soon as it is returned, and under a steady
+    # load just above the pool's size every request then paid a new connection (TLS probe,
+    # start-up, type introspection) and re-prepared its statements on it.
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping,
+        url, pool_size=pool_size, max_overflow=0, pool_pre_ping=pre_ping,
         pool_recycle=1800,
     )
 
@@ -115,15 +119,19 @@ class Database:
     """The engines and session factories of a service: write transactions through `engine`,
     reads through `read_engine` (on PostgreSQL the same engine)."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, busy_timeout_ms: int = 5000,
+    def __init__(self, url: str, *, pool_size: int = 20, busy_timeout_ms: int = 5000,
                  write_wait_seconds: float = 30.0, pre_ping: bool = False) -> None:
         self.url = url
         self.sqlite = is_sqlite(url)
         self.engine = make_engine(url, pool_size=pool_size, busy_timeout_ms=busy_timeout_ms,
                                   writer=True, write_wait_seconds=write_wait_seconds,
                                   pre_ping=pre_ping)
+        # PostgreSQL: reads share the pool but run in autocommit, each statement on its own
+        # snapshot, which is what READ COMMITTED gives every statement of a transaction too; it
+        # spares a read-only request (and every idempotency lookup) the BEGIN and ROLLBACK
+        # round trips. Reads take no row locks and write nothing.
         self.read_engine = make_engine(url, pool_size=pool_size, busy_timeout_ms=busy_timeout_ms) \
-            if self.sqlite else self.engine
+            if self.sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False,
                                            sync_session_class=_Session)
         self.read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False,
@@ -138,7 +146,7 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-        if self.read_engine is not self.engine:
+        if self.sqlite:  # on PostgreSQL the read engine is the same pool
             await self.read_engine.dispose()
 
 

@@ -46,7 +46,7 @@ class BaseServiceSettings(BaseSettings):
 
     idempotency_ttl_hours: int = 24
 
-    db_pool_size: int = 10
+    db_pool_size: int = 20  # at most this many connections per process, kept once opened
     db_pool_pre_ping: bool = False  # PostgreSQL: ping each connection on checkout (3 round trips)
     sqlite_busy_timeout_ms: int = 5000
     sqlite_write_wait_seconds: float = 30.0  # a write transaction's wait for the writer's turn
