@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import Date, Integer, and_, case, cast, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -266,13 +267,6 @@ async def invoice_currencies(session: AsyncSession, customer_id: str) -> set[str
     return set((await session.execute(stmt)).scalars())
 
 
-async def customer_invoices(session: AsyncSession, customer_id: str, currency: str) -> list[Invoice]:
-    stmt = (select(Invoice).where(Invoice.customer_id == customer_id,
-                                  Invoice.currency == currency)
-            .order_by(Invoice.due_date, Invoice.id))
-    return list((await session.execute(stmt)).scalars())
-
-
 async def customer_has_salesperson(session: AsyncSession, customer_id: str,
                                    salesperson_id: str) -> bool:
     """Whether any invoice of the customer is the salesperson's (the sales row-level rule)."""
@@ -338,6 +332,54 @@ async def lock_customer_balance(session: AsyncSession, *, customer_id: str, curr
                    CustomerBalance.currency == currency)
             .with_for_update().execution_options(populate_existing=True))
     return (await session.execute(stmt)).scalar_one()
+
+
+@dataclass(frozen=True)
+class InvoiceTotals:
+    """The aggregates of a customer's invoices in one currency that credit's exposure reads."""
+
+    open_minor: int
+    open_count: int
+    overdue_minor: int
+    oldest_overdue_due: date | None
+    paid_on_time: int
+    paid_late: int
+    days_late_sum: int
+
+
+def _days_late(session: AsyncSession) -> Any:
+    """Whole days from an invoice's due date to the UTC day it was paid (negative: early)."""
+    if session.get_bind().dialect.name == "sqlite":  # stored as naive UTC text
+        return cast(func.julianday(func.date(Invoice.paid_at)) - func.julianday(Invoice.due_date),
+                    Integer)
+    return cast(func.timezone("UTC", Invoice.paid_at), Date) - Invoice.due_date
+
+
+async def invoice_totals(session: AsyncSession, customer_id: str, currency: str,
+                         today: date) -> InvoiceTotals:
+    """One aggregate query over the customer's invoices in `currency` (none loaded as objects:
+    a customer's history grows with every order, the answer does not)."""
+    owing = Invoice.outstanding_minor > 0
+    overdue = and_(owing, Invoice.due_date < today)
+    paid = and_(Invoice.status == InvoiceStatus.paid, Invoice.paid_minor > 0,
+                Invoice.paid_at.is_not(None))
+    days = _days_late(session)
+
+    def total(condition: Any, value: Any = 1) -> Any:
+        return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
+
+    row = (await session.execute(select(
+        total(owing, Invoice.outstanding_minor), total(owing),
+        total(overdue, Invoice.outstanding_minor),
+        func.min(case((overdue, Invoice.due_date))),
+        total(and_(paid, days <= 0)), total(and_(paid, days > 0)),
+        total(and_(paid, days > 0), days),
+    ).where(Invoice.customer_id == customer_id, Invoice.currency == currency))).one()
+    oldest = row[3]
+    if isinstance(oldest, str):  # SQLite hands MIN() of a date back as its text
+        oldest = date.fromisoformat(oldest)
+    return InvoiceTotals(int(row[0]), int(row[1]), int(row[2]), oldest, int(row[4]), int(row[5]),
+                         int(row[6]))
 
 
 async def customer_balances(session: AsyncSession, customer_id: str) -> list[CustomerBalance]:

@@ -969,19 +969,14 @@ async def exposure(session: AsyncSession, *, customer_id: str, currency: str | N
     balances = {b.currency: b for b in await repository.customer_balances(session, customer_id)}
     currency = _one_currency(customer_id, currency,
                              await repository.invoice_currencies(session, customer_id) | set(balances))
-    invoices = await repository.customer_invoices(session, customer_id, currency)
-    owing = [i for i in invoices if i.outstanding_minor > 0]
-    overdue = [i for i in owing if i.due_date < today]
-    days_late = [(i.paid_at.date() - i.due_date).days for i in invoices
-                 if i.status == InvoiceStatus.paid and i.paid_minor > 0 and i.paid_at is not None]
-    late = [d for d in days_late if d > 0]
+    totals = await repository.invoice_totals(session, customer_id, currency, today)
     balance = balances.get(currency)
     return Exposure(
         customer_id=customer_id, currency=currency, as_of=today,
-        open_receivables_minor=sum(i.outstanding_minor for i in owing),
-        overdue_minor=sum(i.outstanding_minor for i in overdue),
-        max_days_overdue=max(((today - i.due_date).days for i in overdue), default=0),
-        invoices_open=len(owing), invoices_paid_on_time=len(days_late) - len(late),
-        invoices_paid_late=len(late),
-        avg_days_late=round(sum(late) / len(late), 1) if late else None,
+        open_receivables_minor=totals.open_minor, overdue_minor=totals.overdue_minor,
+        max_days_overdue=(today - totals.oldest_overdue_due).days
+        if totals.oldest_overdue_due is not None else 0,
+        invoices_open=totals.open_count, invoices_paid_on_time=totals.paid_on_time,
+        invoices_paid_late=totals.paid_late,
+        avg_days_late=round(totals.days_late_sum / totals.paid_late, 1) if totals.paid_late else None,
         unapplied_minor=balance.unapplied_minor if balance else 0)

@@ -170,6 +170,21 @@ class TestExposure:
             "invoices_paid_late": 2, "avg_days_late": 9.5, "unapplied_minor": 500}
         assert current["status"] == "open"
 
+    async def test_days_late_count_utc_days(self, system):
+        """Paid at 23:30 UTC on the due date is on time; 00:30 UTC the next day is one day late
+        (the aggregate runs in SQL on both databases, whatever the server's time zone)."""
+        system.clock.set(at("2026-01-01"))
+        on_time = await issue(system, amount=1_000, due_in_days=10)  # due Jan 11
+        late = await issue(system, amount=2_000, due_in_days=10)
+        system.clock.set(at("2026-01-11", hour=23).replace(minute=30))
+        await pay(system, 1_000, allocations=[{"invoice_id": on_time["id"], "amount_minor": 1_000}])
+        system.clock.set(at("2026-01-12", hour=0).replace(minute=30))
+        await pay(system, 2_000, allocations=[{"invoice_id": late["id"], "amount_minor": 2_000}])
+        got = (await system.client("ledger", "service").get(
+            f"/v1/customers/{CUSTOMER}/exposure")).json()
+        assert (got["invoices_paid_on_time"], got["invoices_paid_late"], got["avg_days_late"],
+                got["invoices_open"], got["max_days_overdue"]) == (1, 1, 1.0, 0, 0)
+
     async def test_a_credited_invoice_is_not_payment_history(self, system):
         inv = await issue(system, amount=1_000, due_in_days=0)
         system.clock.advance(days=5)
