@@ -6,8 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, inspect, select, update
+from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.util import identity_key
 
 from services.orders.models import (
     OPEN_CHANGE_REQUEST_STATES,
@@ -69,10 +71,32 @@ async def lock_order(session: AsyncSession, order_id: str, *, skip_locked: bool 
     """The order re-read under a row lock (`FOR UPDATE` on PostgreSQL; SQLite's write
     transaction, begun IMMEDIATE, already excludes other writers). None when it is gone or,
     with `skip_locked`, when another transaction holds it."""
+    known = session.identity_map.get(identity_key(Order, order_id))
+    if known is not None and not inspect(known).unloaded & _RELATED:
+        return await _relock(session, known, skip_locked=skip_locked)
     stmt = (select(Order).where(Order.id == order_id)
             .with_for_update(skip_locked=skip_locked)
             .execution_options(populate_existing=True))
     return (await session.execute(stmt)).scalars().one_or_none()
+
+
+_RELATED = frozenset({"lines", "reviews"})
+_COLUMNS = [c.key for c in inspect(Order).column_attrs]
+
+
+async def _relock(session: AsyncSession, order: Order, *, skip_locked: bool) -> Order | None:
+    """Lock an order this session already read: one SELECT of its row, not three. Its lines and
+    reviews are re-read only if its version moved, since whatever changes them (an update, a
+    change applied, a review, a revision) is a new version of the order."""
+    version = order.version
+    try:
+        await session.refresh(order, attribute_names=_COLUMNS,
+                              with_for_update={"skip_locked": skip_locked} if skip_locked else True)
+    except InvalidRequestError:  # gone, or (skip_locked) another transaction holds it
+        return None
+    if order.version != version:
+        await session.refresh(order, attribute_names=list(_RELATED))
+    return order
 
 
 async def reviews_of(session: AsyncSession, order_id: str, revision: int) -> list[OrderReview]:
