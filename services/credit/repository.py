@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.credit.models import (
@@ -70,32 +70,35 @@ async def lock_profile(session: AsyncSession, customer_id: str, *, defaults: dic
                        ) -> CreditProfile:
     """The customer's profile, created with `defaults` if missing, locked until commit.
 
-    INSERT … ON CONFLICT DO NOTHING makes racing first uses safe; `FOR UPDATE` then serializes
-    every writer of this customer's credit on PostgreSQL (SQLite writers are serialized by
-    BEGIN IMMEDIATE already).
+    `FOR UPDATE` serializes every writer of this customer's credit on PostgreSQL (SQLite
+    writers are serialized by BEGIN IMMEDIATE already). Only a missing row costs more: INSERT …
+    ON CONFLICT DO NOTHING makes racing first uses safe, then the locked read again.
     """
+    stmt = (select(CreditProfile).where(CreditProfile.customer_id == customer_id)
+            .with_for_update().execution_options(populate_existing=True))
+    found = (await session.execute(stmt)).scalar_one_or_none()
+    if found is not None:
+        return found
     insert = dialect_insert(session)
     await session.execute(insert(CreditProfile).values(customer_id=customer_id, **defaults)
                           .on_conflict_do_nothing(index_elements=["customer_id"]))
-    stmt = (select(CreditProfile).where(CreditProfile.customer_id == customer_id)
-            .with_for_update().execution_options(populate_existing=True))
     return (await session.execute(stmt)).scalar_one()
 
 
-async def sum_reservations(session: AsyncSession, customer_id: str, status: str) -> int:
-    stmt = select(func.coalesce(func.sum(Reservation.amount_minor), 0)).where(
-        Reservation.customer_id == customer_id, Reservation.status == status)
-    return int((await session.execute(stmt)).scalar_one())
-
-
-async def sum_converted_not_in_snapshot(session: AsyncSession, customer_id: str,
-                                        currency: str) -> int:
-    """Reservations converted on invoicing whose `invoice.issued` has not refreshed the snapshot."""
-    stmt = select(func.coalesce(func.sum(Reservation.amount_minor), 0)).where(
-        Reservation.customer_id == customer_id, Reservation.currency == currency,
-        Reservation.status == ReservationStatus.converted,
-        Reservation.receivable_seen_at.is_(None))
-    return int((await session.execute(stmt)).scalar_one())
+async def reservation_use(session: AsyncSession, customer_id: str, currency: str) -> tuple[int, int]:
+    """In one query: (Σ the customer's active reservations, Σ its reservations in `currency`
+    converted on invoicing whose `invoice.issued` has not refreshed the snapshot yet)."""
+    r = Reservation
+    converted = and_(r.status == ReservationStatus.converted, r.currency == currency,
+                     r.receivable_seen_at.is_(None))
+    stmt = select(
+        func.coalesce(func.sum(case((r.status == ReservationStatus.active, r.amount_minor),
+                                    else_=0)), 0),
+        func.coalesce(func.sum(case((converted, r.amount_minor), else_=0)), 0),
+    ).where(r.customer_id == customer_id,
+            r.status.in_((ReservationStatus.active, ReservationStatus.converted)))
+    active, in_transit = (await session.execute(stmt)).one()
+    return int(active), int(in_transit)
 
 
 async def get_snapshot(session: AsyncSession, customer_id: str, currency: str

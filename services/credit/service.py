@@ -42,6 +42,7 @@ from services.credit.models import (
     GuaranteeStatus,
     HoldKind,
     HoldStatus,
+    ReceivablesSnapshot,
     Reservation,
     ReservationStatus,
     counters,
@@ -149,8 +150,15 @@ async def _lock_profile(session: AsyncSession, clock: Clock, default_currency: s
         session, customer_id, defaults=_profile_defaults(default_currency, clock.now()))
 
 
-async def _exposure(session: AsyncSession, profile: CreditProfile, today: date) -> Exposure:
-    """Limit, guarantees and use in the profile's currency.
+@dataclass(frozen=True)
+class _Use:
+    exposure: Exposure
+    guarantees: int  # how many active guarantees
+    snapshot: ReceivablesSnapshot | None
+
+
+async def _use(session: AsyncSession, profile: CreditProfile, today: date) -> _Use:
+    """Limit, guarantees and use in the profile's currency, in three queries.
 
     Open receivables are ledger's (the receivables snapshot, refreshed on ledger's events)
     plus reservations converted on invoicing whose `invoice.issued` has not refreshed the
@@ -158,33 +166,35 @@ async def _exposure(session: AsyncSession, profile: CreditProfile, today: date) 
     event's delivery. Reserved is the active reservations only: a converted one is open
     receivable, never both.
     """
-    guarantees, _ = await repository.active_guarantee_totals(
+    guarantees, count = await repository.active_guarantee_totals(
         session, profile.customer_id, profile.currency, today)
     snapshot = await repository.get_snapshot(session, profile.customer_id, profile.currency)
-    in_transit = await repository.sum_converted_not_in_snapshot(
+    reserved, in_transit = await repository.reservation_use(
         session, profile.customer_id, profile.currency)
-    return Exposure(
+    return _Use(Exposure(
         limit_minor=profile.limit_minor,
         open_receivables_minor=(snapshot.open_receivables_minor if snapshot else 0) + in_transit,
-        reserved_minor=await repository.sum_reservations(
-            session, profile.customer_id, ReservationStatus.active),
-        guarantees_minor=guarantees)
+        reserved_minor=reserved, guarantees_minor=guarantees), count, snapshot)
+
+
+async def _exposure(session: AsyncSession, profile: CreditProfile, today: date) -> Exposure:
+    return (await _use(session, profile, today)).exposure
 
 
 async def _facts(session: AsyncSession, profile: CreditProfile, today: date) -> CreditFacts:
     holds = await repository.active_holds(session, profile.customer_id)
+    use = await _use(session, profile, today)
     return CreditFacts(
         currency=profile.currency, policy=profile.policy, status=profile.status,
-        exposure=await _exposure(session, profile, today),
-        hold_reasons=tuple(h.reason for h in holds),
-        active_guarantees=(await repository.active_guarantee_totals(
-            session, profile.customer_id, profile.currency, today))[1])
+        exposure=use.exposure, hold_reasons=tuple(h.reason for h in holds),
+        active_guarantees=use.guarantees)
 
 
 async def view_profile(session: AsyncSession, clock: Clock, profile: CreditProfile,
                        *, persisted: bool = True) -> ProfileView:
-    snapshot = await repository.get_snapshot(session, profile.customer_id, profile.currency)
-    return ProfileView(profile, await _exposure(session, profile, clock.today()),
+    use = await _use(session, profile, clock.today())
+    snapshot = use.snapshot
+    return ProfileView(profile, use.exposure,
                        await repository.active_holds(session, profile.customer_id), persisted,
                        overdue_minor=snapshot.overdue_minor if snapshot else 0,
                        max_days_overdue=snapshot.max_days_overdue if snapshot else 0)
