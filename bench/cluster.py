@@ -8,6 +8,10 @@ loopback port with workers on and `O2C_WEBHOOK_ALLOW_PRIVATE=true`, as productio
 waits for every `/ready`. `tree` runs the services of another checkout (PYTHONPATH and cwd set to
 it); `counting=True` starts them through bench/sqlcount.py instead, which tallies their SQL.
 `stop()` terminates (then kills) each process it started, by pid; `drop()` drops the databases.
+`replicas={"orders": 2}` starts that many processes of a service on its one database, each on a
+port of its own (`orders`, then `orders.1`, ... in `processes`), the extra ones once the first
+are ready (its migrations done); the other services are given replica 0's URL (`url(s)`),
+`urls(s)` lists them all.
 """
 
 from __future__ import annotations
@@ -246,6 +250,7 @@ class Cluster:
     extra_env: dict[str, str] = field(default_factory=dict)
     directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="o2c-bench-")))
     db_drain: bool = False
+    replicas: dict[str, int] = field(default_factory=dict)  # service -> processes (default 1)
     processes: dict[str, Process] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     _pg: dict[str, Any] = field(default_factory=dict)
@@ -264,6 +269,13 @@ class Cluster:
 
     def url(self, service: str) -> str:
         return self.processes[service].url
+
+    def replica_names(self, service: str) -> list[str]:
+        """`service`, `service.1`, ...: the keys of its processes in `processes`."""
+        return [service] + [f"{service}.{k}" for k in range(1, self.replicas.get(service, 1))]
+
+    def urls(self, service: str) -> list[str]:
+        return [self.processes[name].url for name in self.replica_names(service)]
 
     def pids(self) -> dict[str, int]:
         return {s: p.pid for s, p in self.processes.items()}
@@ -297,22 +309,35 @@ class Cluster:
             env[f"O2C_{s.upper()}_URL"] = f"http://127.0.0.1:{ports[s]}"
             env[f"O2C_{s.upper()}_DATABASE_URL"] = self.db_url(s)
         env.update(self.extra_env)
-        for s in SERVICES:
+
+        def argv(s: str, port: int) -> list[str]:
             if self.counting:
-                argv = [sys.executable, str(REPO / "bench" / "sqlcount.py")]
+                head = [sys.executable, str(REPO / "bench" / "sqlcount.py")]
             else:
-                argv = [sys.executable, "-m", "services.cli"]
-            argv += ["serve", s, "--port", str(ports[s])]
-            self.processes[s] = start_process(s, argv, env, self.directory / f"{s}.log",
-                                              cwd=tree, port=ports[s])
+                head = [sys.executable, "-m", "services.cli"]
+            return head + ["serve", s, "--port", str(port)]
+
+        for s in SERVICES:
+            self.processes[s] = start_process(s, argv(s, ports[s]), env,
+                                              self.directory / f"{s}.log", cwd=tree, port=ports[s])
         await wait_ready(list(self.processes.values()))
+        extra = []
+        for s in SERVICES:
+            for name in self.replica_names(s)[1:]:
+                port = free_port()
+                self.processes[name] = start_process(name, argv(s, port), env,
+                                                     self.directory / f"{name}.log", cwd=tree,
+                                                     port=port)
+                extra.append(self.processes[name])
+        await wait_ready(extra)
 
     async def metrics(self, http: aiohttp.ClientSession) -> tuple[Counter[tuple[str, ...]], dict[str, float]]:
-        """Requests by (service, method, route, status) and queue depths, over all services."""
+        """Requests by (service, method, route, status) and queue depths, over all services
+        (every replica's requests)."""
         total: Counter[tuple[str, ...]] = Counter()
         depths: dict[str, float] = {}
-        for s in SERVICES:
-            async with http.get(self.url(s) + "/metrics") as r:
+        for p in self.processes.values():
+            async with http.get(p.url + "/metrics") as r:
                 text = await r.text()
             total.update(parse_requests(text))
             depths.update(parse_queue_depths(text))
