@@ -18,7 +18,9 @@ help:
 	@echo "                    and PostgreSQL (FAULTS_BOUNDED=1: the small form CI runs)"
 	@echo "make lint           ruff"
 	@echo "make bench          figures: service calls; payments vs bare inserts; aging report and"
-	@echo "                    overdue scan over 1,000,000 invoices vs bare SQL (PostgreSQL)"
+	@echo "                    overdue scan over 1,000,000 invoices vs bare SQL (PostgreSQL); write"
+	@echo "                    paths vs bare endpoints issuing the same SQL, and the whole lifecycle;"
+	@echo "                    1 vs 2 replicas; webhook fan-out and event -> webhook latency"
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
@@ -59,6 +61,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.payments
 	$(BIN)/python -m bench.aging
 	$(BIN)/python -m bench.write_paths $(WRITE_PATHS_ARGS)
+	$(BIN)/python -m bench.replicas
+	$(BIN)/python -m bench.webhooks --form batch
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache
