@@ -49,6 +49,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 from transitions.extensions.asyncio import AsyncEventData, AsyncMachine
 
 from services.orders import repository
@@ -814,7 +815,9 @@ async def opinions(session: AsyncSession, order: Order) -> dict[str, Opinion]:
 async def after_transition(session: AsyncSession, order: Order) -> Order:
     """The order as the response shows it: flushed, with its current revision's reviews."""
     await session.flush()
-    await session.refresh(order, attribute_names=["reviews"])
+    # One SELECT of the reviews (a refresh of the relationship would read the order's row too)
+    set_committed_value(order, "reviews", await repository.reviews_of(session, order.id,
+                                                                       order.revision))
     return order
 
 

@@ -103,7 +103,8 @@ async def reviews_of(session: AsyncSession, order_id: str, revision: int) -> lis
     """The current opinions on one revision of an order."""
     stmt = (select(OrderReview)
             .where(OrderReview.order_id == order_id, OrderReview.revision == revision)
-            .order_by(OrderReview.department))
+            .order_by(OrderReview.department)
+            .execution_options(populate_existing=True))  # opinions are upserted in Core
     return list((await session.execute(stmt)).scalars())
 
 
