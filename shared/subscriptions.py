@@ -53,12 +53,11 @@ from typing import Any, Generic, TypeVar
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import JSON, Column, MetaData, String, Table, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import Headers
 
 from shared import webhooks
-from shared.db import SessionDep, UTCDateTime
+from shared.db import SessionDep, UTCDateTime, dialect_insert
 from shared.errors import DependencyUnavailable, Unauthorized, ValidationFailed
 from shared.events import Event
 
@@ -222,13 +221,13 @@ class Subscriber:
             handlers = subscriber.handlers.get(event.type, ())
             facts = [await handler.prepare(app, event) if isinstance(handler, TwoPhase) else None
                      for handler in handlers]
-            # The write transaction begins here, at the request session's first statement.
-            try:
-                async with session.begin_nested():
-                    await session.execute(subscriber.inbox.insert().values(
-                        event_id=str(event.id), type=event.type,
-                        received_at=app.state.clock.now()))
-            except IntegrityError:  # the same event delivered twice at once: the other won
+            # The write transaction begins here, at the request session's first statement: one
+            # INSERT that does nothing if the same event, delivered twice at once, got in first.
+            insert = dialect_insert(session)
+            stored = await session.execute(insert(subscriber.inbox).values(
+                event_id=str(event.id), type=event.type,
+                received_at=app.state.clock.now()).on_conflict_do_nothing())
+            if stored.rowcount == 0:
                 return duplicate
             for handler, prepared in zip(handlers, facts, strict=True):
                 if isinstance(handler, TwoPhase):
