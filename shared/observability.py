@@ -115,6 +115,10 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
         logging.getLogger(name).propagate = True
     # Our access log replaces uvicorn's, which would print the raw query string.
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every call between services at INFO, with its full URL and query: one line
+    # per call (several per request) that the callee's access line already tells, by route.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 
 class Metrics:

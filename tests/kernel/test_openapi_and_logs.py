@@ -47,3 +47,25 @@ async def test_log_lines_are_json_with_request_id_and_no_key(system, caplog):
     assert line["service"] == "credit"
     assert line["route"] == "/v1/customers" and line["status"] == 200
     assert system.keys["credit_manager"] not in caplog.text
+
+
+def test_calls_between_services_are_not_logged_again_by_httpx():
+    """The callee's access line tells each call; httpx's own INFO line per call (full URL,
+    query included) is off, its warnings stay."""
+    from shared.observability import configure_logging
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, logging.getLogger("httpx").level,
+             logging.getLogger("httpcore").level, logging.getLogger("uvicorn.access").disabled)
+    try:
+        configure_logging("INFO", True)
+        for name in ("httpx", "httpcore"):
+            assert not logging.getLogger(name).isEnabledFor(logging.INFO)
+            assert logging.getLogger(name).isEnabledFor(logging.WARNING)
+        configure_logging("ERROR", True)
+        assert not logging.getLogger("httpx").isEnabledFor(logging.WARNING)
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+        logging.getLogger("httpx").setLevel(saved[2])
+        logging.getLogger("httpcore").setLevel(saved[3])
+        logging.getLogger("uvicorn.access").disabled = saved[4]
