@@ -39,6 +39,17 @@ from sqlalchemy.engine import make_url
 from shared.auth import append_key
 
 SERVICES = ("orders", "credit", "ledger", "notifier")
+
+
+def tree_commit(tree: Path) -> str:
+    """The checkout's short commit, plus how many files of services/ and shared/ differ from it."""
+    commit = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip() or "?"
+    dirty = subprocess.run(["git", "-C", str(tree), "status", "--porcelain", "--", "services",
+                            "shared"], capture_output=True, text=True).stdout.splitlines()
+    if dirty:
+        commit += f" + {len(dirty)} uncommitted change(s) in services/ and shared/"
+    return commit
 REPO = Path(__file__).resolve().parents[1]
 SERVER = os.environ.get("O2C_BENCH_POSTGRES_URL",
                         "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")

@@ -53,7 +53,6 @@ import os
 import shutil
 import signal
 import statistics
-import subprocess
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -61,7 +60,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.cluster import REPO, SERVICES, Cluster, cpu_seconds, pg_connections
+from bench.cluster import REPO, SERVICES, Cluster, cpu_seconds, pg_connections, tree_commit
 from bench.write_paths import (
     DRAIN_LIMIT,
     INVOICE_MINOR,
@@ -578,12 +577,7 @@ def main() -> None:
         parser.error("--replicas, --clients and --rounds need positive numbers")
     # SIGTERM as Ctrl-C: the clusters' `finally` stops their processes and drops the databases.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip() or "?"
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "services",
-                            "shared"], capture_output=True, text=True).stdout.splitlines()
-    if dirty:
-        commit += f" + {len(dirty)} uncommitted change(s) in services/ and shared/"
+    commit = tree_commit(REPO)
     load = os.getloadavg()
     print(f"bench.replicas: o2c at {commit}; {os.cpu_count()} CPUs, load average "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"

@@ -58,7 +58,6 @@ import json
 import math
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -87,6 +86,7 @@ from bench.cluster import (
     pg_xacts,
     start_process,
     stop_processes,
+    tree_commit,
     wait_ready,
 )
 
@@ -1089,12 +1089,7 @@ def main() -> None:
     if "submit" in args.paths and "orders" not in args.paths:
         parser.error("submit needs the orders path (it submits the orders that path created)")
     tree = args.tree or REPO
-    commit = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip() or "?"
-    dirty = subprocess.run(["git", "-C", str(tree), "status", "--porcelain", "--", "services",
-                            "shared"], capture_output=True, text=True).stdout.splitlines()
-    if dirty:
-        commit += f" + {len(dirty)} uncommitted change(s) in services/ and shared/"
+    commit = tree_commit(tree)
     print(f"bench.write_paths: o2c from {tree} at {commit}, bare reference "
           f"bench/bare.py; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     reports = []
