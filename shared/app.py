@@ -28,6 +28,7 @@ from shared.auth import KeyStore
 from shared.clock import Clock, SystemClock
 from shared.db import Database
 from shared.errors import DependencyUnavailable, install_problem_handlers, problem_response
+from shared.gate import RequestGate
 from shared.http import ServiceHttp, make_client
 from shared.idempotency import IdempotencyMiddleware, purge_expired
 from shared.observability import Metrics, RequestContextMiddleware, set_service
@@ -145,6 +146,8 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings, *,
 
     install_problem_handlers(app)
     app.add_middleware(IdempotencyMiddleware, table=spec.idempotency, get_state=_state)
+    app.add_middleware(RequestGate, keys=lambda scope: scope["app"].state.keys,
+                       max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, service=spec.name, metrics=metrics)
 
     for router in spec.routers:

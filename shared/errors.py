@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.observability import current_request_id
+from shared.routing import allowed_methods
 
 log = logging.getLogger("o2c.errors")
 
@@ -131,6 +132,10 @@ class DependencyUnavailable(Problem):
     status, code, title = 503, "dependency_unavailable", "Dependency unavailable"
 
 
+class PayloadTooLarge(Problem):
+    status, code, title = 413, "payload_too_large", "Payload too large"
+
+
 class MethodNotAllowed(Problem):
     status, code, title = 405, "method_not_allowed", "Method not allowed"
 
@@ -230,10 +235,21 @@ def install_problem_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             problem: Problem = NotFound(f"No resource at {request.url.path}.")
         elif exc.status_code == 405:
+            # Routing names the methods of the first route matching the path only; the Allow
+            # header lists every method served there.
+            allow = ", ".join(allowed_methods(request.app.routes, request.url.path))
             problem = MethodNotAllowed(
-                f"{request.method} is not allowed on {request.url.path}.",
-                headers=dict(exc.headers or {}),
+                f"{request.method} is not allowed on {request.url.path}; allowed: {allow}.",
+                headers={**dict(exc.headers or {}), "Allow": allow},
             )
+        elif exc.status_code == 413:
+            problem = PayloadTooLarge(str(exc.detail), limit_bytes=getattr(exc, "limit", None))
+        elif exc.status_code == 400 and isinstance(exc.__cause__, UnicodeError):
+            # FastAPI's answer to a body that does not decode (invalid UTF-8): an input error
+            # like malformed JSON, so the same answer.
+            problem = ValidationFailed(
+                "The request body is not valid JSON: it is not UTF-8 text.",
+                errors=[{"field": "body", "message": "not UTF-8 text"}])
         else:
             problem = Problem(str(exc.detail), headers=dict(exc.headers or {}))
             problem.status = exc.status_code
@@ -251,7 +267,8 @@ def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     titles = {
         400: "Bad request", 401: "Missing or invalid API key", 403: "Role not allowed",
         404: "Not found", 409: "Conflict", 412: "If-Match does not match the version",
-        422: "Validation failed", 503: "A dependency did not answer",
+        413: "The body is larger than the limit", 422: "Validation failed",
+        503: "A dependency did not answer",
     }
     return {
         code: {"model": ProblemBody, "description": titles.get(code, "Error"),

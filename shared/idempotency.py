@@ -65,6 +65,7 @@ from shared.errors import (
     unexpected_problem,
 )
 from shared.failpoints import failpoint
+from shared.routing import name_route
 
 log = logging.getLogger("o2c.idempotency")
 HEADER = b"idempotency-key"
@@ -212,10 +213,11 @@ class IdempotencyMiddleware:
                 errors=[{"field": "header.Idempotency-Key", "message": "1 to 255 characters"}]))
             return
         db, clock, keys, settings = self.get_state(scope["app"])
-        principal = None
-        auth = headers.get(b"authorization", b"").decode("latin-1")
-        if auth[:7].lower() == "bearer ":
-            principal = keys.lookup(auth[7:].strip())
+        principal = scope.get("state", {}).get("principal")  # found by the gate (shared.gate)
+        if principal is None:
+            auth = headers.get(b"authorization", b"").decode("latin-1")
+            if auth[:7].lower() == "bearer ":
+                principal = keys.lookup(auth[7:].strip())
         if principal is None:  # authentication will refuse the request
             await self.app(scope, receive, send)
             return
@@ -299,7 +301,7 @@ class IdempotencyMiddleware:
     async def _answer(scope: Scope, receive: Receive, send: Send,
                       answer: Problem | StoredResponse) -> None:
         """Send an answer the layer made itself, naming the route for metrics and logs."""
-        _name_route(scope)
+        name_route(scope)
         if isinstance(answer, Problem):
             await problem_response(answer)(scope, receive, send)
             return
@@ -308,26 +310,6 @@ class IdempotencyMiddleware:
         headers.append((b"content-length", str(len(answer.body)).encode()))
         await send({"type": "http.response.start", "status": answer.status, "headers": headers})
         await send({"type": "http.response.body", "body": answer.body})
-
-
-def _name_route(scope: Scope) -> None:
-    """Set `scope["route"]` to the route the request would have reached (routing did not run)."""
-    if scope.get("route") is None:
-        scope["route"] = _route_for(getattr(scope["app"], "routes", ()), scope["method"],
-                                    scope["path"])
-
-
-def _route_for(routes: Any, method: str, path: str) -> Any:
-    for route in routes:
-        included = getattr(route, "original_router", None)  # FastAPI's included routers
-        if included is not None:
-            found = _route_for(included.routes, method, path)
-            if found is not None:
-                return found
-        elif getattr(route, "path_regex", None) is not None and route.path_regex.match(path) \
-                and method in (getattr(route, "methods", None) or ()):
-            return route
-    return None
 
 
 async def purge_expired(db: Database, table: Table, clock: Clock) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES = ("orders", "credit", "ledger", "notifier")
@@ -45,6 +45,10 @@ class BaseServiceSettings(BaseSettings):
     migrate_on_startup: bool = False
 
     idempotency_ttl_hours: int = 24
+
+    # The largest request body taken (webhook inboxes too); larger is 413 payload_too_large,
+    # refused while it streams (shared.gate).
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
     db_pool_size: int = 20  # at most this many connections per process, kept once opened
     db_pool_pre_ping: bool = False  # PostgreSQL: ping each connection on checkout (3 round trips)
