@@ -59,6 +59,8 @@ def make_engine(url: str, *, pool_size: int = 20, busy_timeout_ms: int = 5000,
     while the event loop starves the one that holds it — the busy timeout then only matters
     between processes. Reads get an engine of their own with `pool_size` connections.
     """
+    # Bound values (customers' names, addresses, amounts) never reach a log line or an error
+    # message: SQLAlchemy shows the statement with its parameters hidden.
     if is_sqlite(url):
         database = make_url(url).database
         if database and database != ":memory:":
@@ -66,7 +68,8 @@ def make_engine(url: str, *, pool_size: int = 20, busy_timeout_ms: int = 5000,
         pool: dict[str, Any] = {"poolclass": AsyncAdaptedQueuePool}
         pool.update({"pool_size": 1, "max_overflow": 0, "pool_timeout": write_wait_seconds}
                     if writer else {"pool_size": pool_size, "max_overflow": 0})
-        engine = create_async_engine(url, connect_args={"timeout": busy_timeout_ms / 1000}, **pool)
+        engine = create_async_engine(url, connect_args={"timeout": busy_timeout_ms / 1000},
+                                     hide_parameters=True, **pool)
         _configure_sqlite(engine, busy_timeout_ms)
         return engine if writer else engine.execution_options(sqlite_begin="DEFERRED")
     # No pre-ping: on asyncpg it is BEGIN, `;`, ROLLBACK on every checkout, three round trips
@@ -78,7 +81,7 @@ def make_engine(url: str, *, pool_size: int = 20, busy_timeout_ms: int = 5000,
     # start-up, type introspection) and re-prepared its statements on it.
     return create_async_engine(
         url, pool_size=pool_size, max_overflow=0, pool_pre_ping=pre_ping,
-        pool_recycle=1800,
+        pool_recycle=1800, hide_parameters=True,
     )
 
 

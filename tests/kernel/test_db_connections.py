@@ -86,3 +86,25 @@ async def test_after_the_database_drops_its_connections_one_request_is_503_then_
     answers = [(await orders.get("/v1/orders")) for _ in range(3)]
     assert [r.status_code for r in answers] == [503, 200, 200]
     assert answers[0].json()["code"] == "dependency_unavailable"
+
+
+async def test_a_failed_statement_names_no_bound_value(database_urls, caplog):
+    """A customer's data in a failed statement never reaches the log or the error message."""
+    from sqlalchemy import text
+
+    from shared.db import Database
+
+    db = Database(database_urls["credit"])
+    secret = "Erika Mustermann, Hauptstrasse 5"
+    try:
+        async with db.session() as session:
+            with pytest.raises(DBAPIError) as raised:
+                await session.execute(text("INSERT INTO no_such_table (name) VALUES (:name)"),
+                                      {"name": secret})
+    finally:
+        await db.dispose()
+    assert "no_such_table" in str(raised.value)
+    assert secret not in str(raised.value)
+    caplog.set_level("DEBUG")
+    unexpected_problem(raised.value, "POST /v1/customers")
+    assert secret not in caplog.text
