@@ -243,7 +243,9 @@ def install_problem_handlers(app: FastAPI) -> None:
                 headers={**dict(exc.headers or {}), "Allow": allow},
             )
         elif exc.status_code == 413:
-            problem = PayloadTooLarge(str(exc.detail), limit_bytes=getattr(exc, "limit", None))
+            # Closing the connection stops the server taking in the rest of the body.
+            problem = PayloadTooLarge(str(exc.detail), limit_bytes=getattr(exc, "limit", None),
+                                      headers={"Connection": "close"})
         elif exc.status_code == 400 and isinstance(exc.__cause__, UnicodeError):
             # FastAPI's answer to a body that does not decode (invalid UTF-8): an input error
             # like malformed JSON, so the same answer.
