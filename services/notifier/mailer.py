@@ -9,7 +9,13 @@ is counted in `attempts` with the error in `last_error` and retried after the ne
 (`POST /v1/notifications/{id}/retry` makes it pending again for one more attempt).
 
 Without `smtp_host` nothing is claimed: email notifications stay pending with a clear
-`last_error` and go out once email is configured. The SMTP password is never logged.
+`last_error` and go out once email is configured. The SMTP password is never logged, and never
+sent over an unencrypted connection: with a username configured, a connection that is neither
+implicit TLS (`smtp_tls`) nor upgraded by STARTTLS gets no AUTH and no message — the attempt
+fails with that reason and is retried like any other failed send. (aiosmtplib's own `send`
+with `start_tls=None` upgrades only when the server offers STARTTLS and then logs in all the
+same, in clear: so the worker drives `aiosmtplib.SMTP` itself.) Without a username, plain SMTP
+to a local relay stays allowed.
 Each message carries `Message-ID: <notification id@o2c>` so a receiver can drop the
 duplicate that a crash between sending and recording could cause.
 """
@@ -138,16 +144,26 @@ class EmailWorker:
             message = build_message(note, sender=s.smtp_sender, at=now)
         except (ValueError, TypeError) as exc:  # a header the email library refuses
             return f"the message could not be built: {exc}"[:1000]
+        smtp = aiosmtplib.SMTP(
+            hostname=s.smtp_host, port=s.smtp_port, use_tls=s.smtp_tls, start_tls=s.smtp_starttls,
+            timeout=s.smtp_timeout_seconds, validate_certs=s.smtp_validate_certs)
         try:
-            await aiosmtplib.send(
-                message, sender=s.smtp_sender,
-                recipients=[note.address or ""], hostname=s.smtp_host, port=s.smtp_port,
-                username=s.smtp_username, password=password, use_tls=s.smtp_tls,
-                start_tls=s.smtp_starttls, timeout=s.smtp_timeout_seconds,
-                validate_certs=s.smtp_validate_certs)
+            async with smtp:  # connects (and upgrades by STARTTLS as configured); QUIT on leaving
+                if s.smtp_username is not None:
+                    if smtp.get_transport_info("sslcontext") is None:
+                        return self._unencrypted_reason()
+                    await smtp.login(s.smtp_username, password or "")
+                await smtp.send_message(message, sender=s.smtp_sender,
+                                        recipients=[note.address or ""])
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             return f"{type(exc).__name__}: {exc}"[:1000]
         return None
+
+    def _unencrypted_reason(self) -> str:
+        """Why nothing was sent on a connection that is still in clear although a login is due."""
+        why = ("O2C_SMTP_STARTTLS is false and O2C_SMTP_TLS is not set"
+               if self.settings.smtp_starttls is False else "the SMTP server did not offer STARTTLS")
+        return f"{why}; o2c does not send credentials over an unencrypted connection"
 
     async def _settle(self, notification_id: str, values: dict[str, Any]) -> None:
         async with self.db.session() as session, session.begin():
