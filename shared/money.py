@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, Strict
 
 # ISO 4217 codes in use (the common trading currencies); unknown codes are refused.
 CURRENCIES = frozenset("""
@@ -31,8 +31,10 @@ def _currency(value: str) -> str:
 
 Currency = Annotated[str, Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$",
                                 examples=["CNY"]), AfterValidator(_currency)]
-AmountMinor = Annotated[int, Field(ge=0, le=MAX_MINOR, description="Integer minor units.")]
-PositiveAmountMinor = Annotated[int, Field(gt=0, le=MAX_MINOR, description="Integer minor units.")]
+# Strict: a JSON integer only; `true`, `"100"` and `1.5` are refused, not read as 1, 100 or 1.
+AmountMinor = Annotated[int, Strict(), Field(ge=0, le=MAX_MINOR, description="Integer minor units.")]
+PositiveAmountMinor = Annotated[int, Strict(), Field(gt=0, le=MAX_MINOR,
+                                                     description="Integer minor units.")]
 Quantity = Annotated[Decimal, Field(gt=0, max_digits=15, decimal_places=3,
                                     description="Up to 3 decimal places; string or number.")]
 
