@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
@@ -45,6 +44,7 @@ from services.ledger.schemas import (
     UnappliedPublic,
 )
 from shared.auth import CurrentPrincipal, Role, require
+from shared.dates import BusinessDate
 from shared.db import SessionDep
 from shared.errors import problem_responses
 from shared.money import Currency
@@ -137,8 +137,8 @@ async def list_journal_entries(
     session: SessionDep, limit: Limit = 50, cursor: Cursor = None,
     account_code: Annotated[str | None, Query(max_length=20)] = None,
     customer_id: Annotated[str | None, Query(max_length=36)] = None,
-    from_: Annotated[date | None, Query(alias="from", description="Posted on or after")] = None,
-    to: Annotated[date | None, Query(description="Posted on or before")] = None,
+    from_: Annotated[BusinessDate | None, Query(alias="from", description="Posted on or after")] = None,
+    to: Annotated[BusinessDate | None, Query(description="Posted on or before")] = None,
     kind: EntryKind | None = None,
     source_type: Annotated[str | None, Query(max_length=30)] = None,
     source_id: Annotated[str | None, Query(max_length=36)] = None,
@@ -183,7 +183,7 @@ async def reverse_journal_entry(entry_id: EntryId, body: ReverseRequest, request
                     dependencies=[require(Role.finance, Role.credit_manager, Role.auditor)])
 async def get_trial_balance(
     request: Request, session: SessionDep,
-    as_of: Annotated[date | None, Query(description="Up to the end of this day (UTC); today "
+    as_of: Annotated[BusinessDate | None, Query(description="Up to the end of this day (UTC); today "
                                                     "when absent")] = None,
     currency: Annotated[Currency | None, Query(description="Only entries in this currency")] = None,
 ) -> service.TrialBalance:
@@ -243,8 +243,8 @@ async def list_invoices(
     salesperson_id: Annotated[str | None, Query(max_length=64)] = None,
     status_: Annotated[InvoiceStatusFilter | None, Query(
         alias="status", description="A stored status, or `overdue` / `disputed` (derived)")] = None,
-    due_from: Annotated[date | None, Query(description="Due on or after")] = None,
-    due_to: Annotated[date | None, Query(description="Due on or before")] = None,
+    due_from: Annotated[BusinessDate | None, Query(description="Due on or after")] = None,
+    due_to: Annotated[BusinessDate | None, Query(description="Due on or before")] = None,
     overdue: Annotated[bool | None, Query(description="Only (not) overdue invoices")] = None,
 ) -> Page[InvoicePublic]:
     """List invoices, oldest first; sales principals see only their own."""
@@ -299,8 +299,8 @@ async def list_payments(
     currency: Currency | None = None,
     status_: Annotated[PaymentStatus | None, Query(alias="status")] = None,
     method: PaymentMethod | None = None,
-    received_from: Annotated[date | None, Query(description="Received on or after")] = None,
-    received_to: Annotated[date | None, Query(description="Received on or before")] = None,
+    received_from: Annotated[BusinessDate | None, Query(description="Received on or after")] = None,
+    received_to: Annotated[BusinessDate | None, Query(description="Received on or before")] = None,
 ) -> Page[PaymentPublic]:
     """Payments in the order they were posted, with their allocations."""
     rows = await repository.list_payments(
@@ -466,9 +466,9 @@ async def get_order_balance(session: SessionDep, principal: CurrentPrincipal,
                         dependencies=[require(*RECEIVABLE_READERS)], responses=problem_responses(404))
 async def get_statement(
     request: Request, session: SessionDep, customer_id: VisibleCustomer,
-    from_: Annotated[date | None, Query(alias="from", description="First day; the 1st of "
+    from_: Annotated[BusinessDate | None, Query(alias="from", description="First day; the 1st of "
                                                                    "`to`'s month when absent")] = None,
-    to: Annotated[date | None, Query(description="Last day; today when absent")] = None,
+    to: Annotated[BusinessDate | None, Query(description="Last day; today when absent")] = None,
     currency: Annotated[Currency | None, Query(description="Required when the customer has "
                                                            "receivables in several")] = None,
 ) -> StatementPublic:

@@ -4,12 +4,15 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import NoDecode
 
+from shared.dates import MAX_SPAN_DAYS
 from shared.settings import BaseServiceSettings
 
 
 def _positive_increasing(days: list[int]) -> bool:
-    """At least one day count, all ≥ 1, each larger than the one before."""
-    return bool(days) and days[0] >= 1 and all(a < b for a, b in zip(days, days[1:], strict=False))
+    """At least one day count, all ≥ 1, each larger than the one before, the last at most
+    MAX_SPAN_DAYS (a century: a report or scan date minus it stays a date)."""
+    return (bool(days) and days[0] >= 1 and days[-1] <= MAX_SPAN_DAYS
+            and all(a < b for a, b in zip(days, days[1:], strict=False)))
 
 
 class GradeRule(BaseModel):
@@ -39,7 +42,8 @@ class LedgerSettings(BaseServiceSettings):
     @classmethod
     def _increasing(cls, value: list[int]) -> list[int]:
         if not _positive_increasing(value):
-            raise ValueError("aging_bucket_days must be positive and strictly increasing")
+            raise ValueError("aging_bucket_days must be positive, strictly increasing and at most "
+                             f"{MAX_SPAN_DAYS}")
         return value
 
     # Overdue scan (collection work): `invoice.overdue` once per level crossed, in days past
@@ -65,5 +69,5 @@ class LedgerSettings(BaseServiceSettings):
     def _thresholds_increasing(cls, value: list[int]) -> list[int]:
         if not _positive_increasing(value):
             raise ValueError("overdue_thresholds_days must be positive days in strictly increasing "
-                             "order, e.g. 1,15,30,60,90")
+                             f"order, at most {MAX_SPAN_DAYS}, e.g. 1,15,30,60,90")
         return value

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from services.ledger.models import (
     CreditNote,
@@ -17,6 +17,7 @@ from services.ledger.models import (
     PaymentMethod,
 )
 from services.ledger.posting import PostedEntry
+from shared.dates import AwareTimestamp, BusinessDate
 from shared.money import AmountMinor, Currency, PositiveAmountMinor
 from shared.schemas import RequestModel, ResponseModel
 
@@ -58,7 +59,7 @@ class JournalEntryCreate(RequestModel):
 
     memo: Annotated[str, Field(min_length=1, max_length=500)]
     currency: Currency
-    posted_at: AwareDatetime | None = Field(
+    posted_at: AwareTimestamp | None = Field(
         default=None, description="When the entry takes effect; now when absent, never future")
     lines: Annotated[list[JournalLineIn], Field(max_length=500)]
 
@@ -155,8 +156,8 @@ class InvoiceCreate(RequestModel):
     salesperson_id: SalespersonId | None = None
     currency: Currency
     amount_minor: PositiveAmountMinor
-    issued_at: AwareDatetime | None = Field(default=None, description="Now when absent")
-    due_date: date
+    issued_at: AwareTimestamp | None = Field(default=None, description="Now when absent")
+    due_date: BusinessDate
 
 
 class InvoicePublic(ResponseModel):
@@ -224,7 +225,7 @@ class PaymentCreate(RequestModel):
     customer_id: Ident
     amount_minor: PositiveAmountMinor
     currency: Currency
-    received_at: AwareDatetime | None = Field(
+    received_at: AwareTimestamp | None = Field(
         default=None, description="When the money arrived; now when absent, never future")
     method: PaymentMethod
     reference: Annotated[str | None, Field(max_length=100)] = None

@@ -33,6 +33,7 @@ from services.ledger.collection.schemas import (
 )
 from services.ledger.models import Invoice
 from shared.auth import CurrentPrincipal, Role, require
+from shared.dates import BusinessDate
 from shared.db import SessionDep
 from shared.errors import problem_responses
 from shared.pagination import Cursor, Limit, Page, decode_time_cursor, time_page
@@ -72,7 +73,7 @@ async def run_overdue_scan(request: Request, response: Response, principal: Curr
 @scans_router.get("/overdue-scans", response_model=Page[OverdueScanPublic],
                   dependencies=[require(*SCAN_READERS)])
 async def list_overdue_scans(session: SessionDep, limit: Limit = 50, cursor: Cursor = None,
-                             as_of: date | None = None,
+                             as_of: BusinessDate | None = None,
                              status_: Annotated[ScanStatus | None, Query(alias="status")] = None
                              ) -> Page[OverdueScan]:
     """Overdue scans, newest first, with what each emitted and decided."""
@@ -210,7 +211,7 @@ def _notes_page(rows: list[CollectionNote], numbers: dict[str, str], limit: int)
                          {**n.model_dump(), "invoice_number": numbers.get(n.invoice_id)}))
 
 
-NextActionBefore = Annotated[date | None, Query(description="Only notes whose next action is due "
+NextActionBefore = Annotated[BusinessDate | None, Query(description="Only notes whose next action is due "
                                                             "before this day (exclusive)")]
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import ConfigDict, Field
 
 from services.ledger.collection.models import ContactRole
+from shared.dates import BusinessDate
 from shared.money import PositiveAmountMinor
 from shared.schemas import RequestModel, ResponseModel
 
@@ -17,7 +18,7 @@ Text = Annotated[str, Field(min_length=1, max_length=1000)]
 class OverdueScanRequest(RequestModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"as_of": "2026-02-05"}, {}]})
 
-    as_of: date | None = Field(default=None, description="The scan date; today when absent. "
+    as_of: BusinessDate | None = Field(default=None, description="The scan date; today when absent. "
                                                          "Past dates catch up; future dates are refused")
 
 
@@ -42,7 +43,7 @@ class PromiseCreate(RequestModel):
         "promised_date": "2026-02-20", "amount_minor": 60000, "contact_role": "finance",
         "note": "Ms Wang (finance) confirmed by letter: half on the 20th"}]})
 
-    promised_date: date = Field(description="The customer pays by this day; not before today")
+    promised_date: BusinessDate = Field(description="The customer pays by this day; not before today")
     amount_minor: PositiveAmountMinor = Field(description="At most the invoice's outstanding")
     contact_role: ContactRole = Field(description="Who in the customer's payment chain promised")
     note: Text | None = None
@@ -108,7 +109,7 @@ class CollectionNoteCreate(RequestModel):
 
     contact_role: ContactRole = Field(description="Where in the customer's payment chain")
     note: Annotated[str, Field(min_length=1, max_length=2000)]
-    next_action_on: date | None = Field(default=None, description="When to follow up")
+    next_action_on: BusinessDate | None = Field(default=None, description="When to follow up")
 
 
 class CollectionNotePublic(ResponseModel):

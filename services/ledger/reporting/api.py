@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -18,6 +17,7 @@ from services.ledger.reporting.schemas import (
     PerformancePublic,
 )
 from shared.auth import CurrentPrincipal, Principal, Role, require
+from shared.dates import BusinessDate
 from shared.db import SessionDep
 from shared.errors import problem_responses
 from shared.money import Currency
@@ -27,11 +27,11 @@ REPORT_READERS = (Role.finance, Role.credit_manager, Role.auditor, Role.sales)  
 router = APIRouter(prefix="/v1/reports", tags=["reports"],
                    responses=problem_responses(401, 403, 422))
 
-AsOf = Annotated[date | None, Query(description="Up to the end of this day (UTC); today when "
+AsOf = Annotated[BusinessDate | None, Query(description="Up to the end of this day (UTC); today when "
                                                 "absent, never in the future")]
-From = Annotated[date | None, Query(alias="from", description="First day of the period; 29 days "
+From = Annotated[BusinessDate | None, Query(alias="from", description="First day of the period; 29 days "
                                                               "before `to` when absent")]
-To = Annotated[date | None, Query(description="Last day of the period (included); today when "
+To = Annotated[BusinessDate | None, Query(description="Last day of the period (included); today when "
                                               "absent")]
 CSV = "text/csv"
 

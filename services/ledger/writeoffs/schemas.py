@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field
+from pydantic import BeforeValidator, ConfigDict, Field
 
 from services.ledger.writeoffs.models import WriteOff, WriteOffRecovery
+from shared.dates import AwareTimestamp
 from shared.money import PositiveAmountMinor
 from shared.schemas import RequestModel, ResponseModel
 
@@ -53,7 +54,7 @@ class RecoveryCreate(RequestModel):
         "reference": "Liquidator dividend 1"}]})
 
     amount_minor: PositiveAmountMinor
-    received_at: AwareDatetime | None = Field(
+    received_at: AwareTimestamp | None = Field(
         default=None, description="When the money arrived; now when absent, never future")
     reference: Annotated[str | None, Field(max_length=100)] = None
 
