@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, Strict, field_validator, model_validator
 
 from services.credit.models import AssetKind, CreditPolicy, Decision, GuaranteeKind, ReservationStatus
+from shared.dates import BusinessDate
 from shared.money import MAX_MINOR, AmountMinor, Currency, PositiveAmountMinor
 from shared.schemas import RequestModel, ResponseModel
 
@@ -64,16 +65,34 @@ class CustomerCreate(RequestModel):
 
 
 class CustomerUpdate(RequestModel):
-    """Fields to change; absent fields stay as they are. Lists replace the whole list."""
+    """Fields to change; absent fields stay as they are. Lists replace the whole list.
+
+    `null` clears `registration_no`, `salesperson_id` and `address`, and empties `contacts`
+    and `bank_accounts` (as `[]` does); `name` cannot be cleared (422).
+    """
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"address": "1 New Street"}]})
 
-    name: Text200 | None = None
+    name: Text200 | None = Field(default=None, description="May not be null")
     registration_no: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     salesperson_id: SalespersonId | None = None
     address: Annotated[str, Field(max_length=500)] | None = None
-    contacts: Annotated[list[Contact], Field(max_length=50)] | None = None
-    bank_accounts: Annotated[list[BankAccount], Field(max_length=20)] | None = None
+    contacts: Annotated[list[Contact], Field(max_length=50)] | None = Field(
+        default=None, description="Replaces the list; null empties it")
+    bank_accounts: Annotated[list[BankAccount], Field(max_length=20)] | None = Field(
+        default=None, description="Replaces the list; null empties it")
+
+    @field_validator("name")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("may not be null")
+        return value
+
+    @field_validator("contacts", "bank_accounts")
+    @classmethod
+    def _null_empties(cls, value: list[Any] | None) -> list[Any]:
+        return [] if value is None else value
 
 
 class CustomerPublic(ResponseModel):
@@ -94,8 +113,9 @@ class CustomerPublic(ResponseModel):
 
 Reason = Annotated[str, Field(min_length=1, max_length=500)]
 Ident = Annotated[str, Field(min_length=1, max_length=36)]
-TermsDays = Annotated[int, Field(ge=0, le=365, description="Days from invoice to due date")]
-Count = Annotated[int, Field(ge=0, le=10_000)]
+# Strict: JSON integers only (`false`, `"30"`, `1.5` are refused).
+TermsDays = Annotated[int, Strict(), Field(ge=0, le=365, description="Days from invoice to due date")]
+Count = Annotated[int, Strict(), Field(ge=0, le=10_000)]
 
 
 class CreditLimitUpdate(RequestModel):
@@ -202,7 +222,7 @@ class GuaranteeCreate(RequestModel):
     amount_minor: PositiveAmountMinor
     currency: Currency = Field(description="Must be the currency of the customer's credit")
     issuer: Text200
-    expires_on: date = Field(description="Last day the guarantee counts (not in the past)")
+    expires_on: BusinessDate = Field(description="Last day the guarantee counts (not in the past)")
 
 
 class GuaranteePublic(ResponseModel):
@@ -229,7 +249,7 @@ class InquiryCreate(RequestModel):
 
     source: Text200
     reference: Annotated[str, Field(min_length=1, max_length=100)]
-    inquired_on: date
+    inquired_on: BusinessDate
     rating: Annotated[str, Field(min_length=1, max_length=20)] | None = None
     defaults_count: Count = 0
     lawsuits_count: Count = 0
@@ -330,7 +350,8 @@ class ReservationPublic(ResponseModel):
 
 # ---------------------------------------------------------------- evaluations
 
-SignedMinor = Annotated[int, Field(ge=-MAX_MINOR, le=MAX_MINOR, description="Integer minor units")]
+SignedMinor = Annotated[int, Strict(), Field(ge=-MAX_MINOR, le=MAX_MINOR,
+                                             description="Integer minor units")]
 
 
 class FinancialsIn(RequestModel):
@@ -340,7 +361,7 @@ class FinancialsIn(RequestModel):
     total_liabilities_minor: AmountMinor
     current_assets_minor: AmountMinor
     current_liabilities_minor: AmountMinor
-    years_in_business: Annotated[int, Field(ge=0, le=500)]
+    years_in_business: Annotated[int, Strict(), Field(ge=0, le=500)]
     currency: Currency
 
 
