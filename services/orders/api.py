@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
-from pydantic import AwareDatetime
 
 from services.orders import change_lifecycle, change_requests, lifecycle, repository, service, steps
 from services.orders.clients import CreditClient, LedgerClient
@@ -47,6 +46,7 @@ from services.orders.schemas import (
     StateMachinePublic,
 )
 from shared.auth import CurrentPrincipal, Role, require
+from shared.dates import AwareTimestamp
 from shared.db import COMMIT_OWNER, SessionDep
 from shared.errors import NotFound, ValidationFailed, problem_responses
 from shared.pagination import (
@@ -58,6 +58,7 @@ from shared.pagination import (
     encode_cursor,
     time_page,
 )
+from shared.schemas import query_int
 from shared.versioning import check_if_match, set_etag
 
 WRITERS = (Role.sales,)
@@ -155,9 +156,9 @@ async def list_orders(
     customer_id: Annotated[str | None, Query(max_length=36)] = None,
     salesperson_id: Annotated[str | None, Query(max_length=64)] = None,
     state: OrderState | None = None,
-    created_from: Annotated[AwareDatetime | None, Query(
+    created_from: Annotated[AwareTimestamp | None, Query(
         description="Created at or after (ISO 8601 with offset).")] = None,
-    created_to: Annotated[AwareDatetime | None, Query(
+    created_to: Annotated[AwareTimestamp | None, Query(
         description="Created before (ISO 8601 with offset).")] = None,
     external_ref: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Page[Order]:
@@ -505,6 +506,7 @@ async def lock_change_request(
 
 
 LockedChange = Annotated[tuple[Order, OrderChangeRequest], Depends(lock_change_request)]
+RevisionNumber = query_int(ge=1, le=1_000_000)
 
 
 def _shaped_change(response: Response, cr: OrderChangeRequest) -> OrderChangeRequest:
@@ -610,7 +612,7 @@ async def apply_change(order: OrderOr404, change_request_id: ChangeRequestId,
 @change_router.get("/orders/{order_id}/revisions/{revision}", response_model=RevisionPublic,
                    dependencies=[require(*READERS)], responses=problem_responses(404))
 async def get_revision(order: OrderOr404, session: SessionDep,
-                       revision: Annotated[int, Path(ge=1, le=1_000_000)]) -> dict:
+                       revision: Annotated[RevisionNumber, Path()]) -> dict:
     """The terms of one revision of the order: a past one as it was replaced, or the current one."""
     found = await change_requests.revision_of(session, order, revision)
     if found is None:

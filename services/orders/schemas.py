@@ -6,9 +6,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, ConfigDict, Field, PlainSerializer, field_validator
+from pydantic import ConfigDict, Field, PlainSerializer, Strict, field_validator
 
 from services.orders.models import CreditStatus, ExceptionKind, PaymentMethod, ReviewDecision
+from shared.dates import AwareTimestamp, BusinessDate
 from shared.money import AmountMinor, Currency, Quantity
 from shared.schemas import RequestModel, ResponseModel
 
@@ -17,7 +18,9 @@ MAX_LINES = 500
 Ident = Annotated[str, Field(min_length=1, max_length=36, pattern=r"^[A-Za-z0-9_\-]+$")]
 ExternalRef = Annotated[str, Field(min_length=1, max_length=100)]
 DeliveryPlace = Annotated[str, Field(min_length=1, max_length=500)]
-PaymentTermsDays = Annotated[int, Field(ge=0, le=365, description="Days from invoice to due date.")]
+# Strict: a JSON integer only (`false`, `"30"`, `1.5` are refused).
+PaymentTermsDays = Annotated[int, Strict(), Field(ge=0, le=365,
+                                                  description="Days from invoice to due date.")]
 
 
 def _three_places(value: Decimal) -> str:
@@ -65,7 +68,7 @@ class OrderCreate(RequestModel):
     currency: Currency
     payment_method: PaymentMethod | None = None
     payment_terms_days: PaymentTermsDays | None = None
-    delivery_date: date | None = None
+    delivery_date: BusinessDate | None = None
     delivery_place: DeliveryPlace | None = None
     lines: Lines = []
 
@@ -85,7 +88,7 @@ class OrderUpdate(RequestModel):
     currency: Currency | None = None
     payment_method: PaymentMethod | None = None
     payment_terms_days: PaymentTermsDays | None = None
-    delivery_date: date | None = None
+    delivery_date: BusinessDate | None = None
     delivery_place: DeliveryPlace | None = None
     lines: Lines | None = None
 
@@ -216,7 +219,7 @@ class ContractRequest(RequestModel):
         {"contract_number": "CT-2026-0042", "signed_at": "2026-01-08T10:30:00+08:00"}]})
 
     contract_number: Annotated[str, Field(min_length=1, max_length=100)]
-    signed_at: AwareDatetime
+    signed_at: AwareTimestamp
 
 
 class HistoryEntryPublic(ResponseModel):
@@ -289,7 +292,7 @@ class ReviewSlaScanRequest(RequestModel):
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"as_of": "2026-01-09T09:00:00+00:00"}, {}]})
 
-    as_of: AwareDatetime | None = None
+    as_of: AwareTimestamp | None = None
 
 
 class ReviewSlaScanPublic(ResponseModel):
@@ -310,7 +313,7 @@ class DeliveryCreate(RequestModel):
         "delivered_at": "2026-02-01T10:00:00+08:00"}]})
 
     lines: Annotated[list[DeliveryLineIn], Field(min_length=1, max_length=MAX_LINES)]
-    delivered_at: AwareDatetime
+    delivered_at: AwareTimestamp
 
 
 class SettleRequest(RequestModel):
@@ -318,7 +321,7 @@ class SettleRequest(RequestModel):
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"due_date": "2026-04-01"}, {}]})
 
-    due_date: date | None = None
+    due_date: BusinessDate | None = None
 
 
 class ExceptionCreate(RequestModel):
@@ -331,7 +334,7 @@ class ExceptionCreate(RequestModel):
     kind: ExceptionKind
     description: Annotated[str, Field(min_length=1, max_length=4000)]
     owner_department: Annotated[str, Field(min_length=1, max_length=20)]
-    due_at: AwareDatetime
+    due_at: AwareTimestamp
 
 
 class ExceptionResolve(RequestModel):
@@ -361,7 +364,7 @@ class ExceptionScanRequest(RequestModel):
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"as_of": "2026-01-13T09:00:00+00:00"}, {}]})
 
-    as_of: AwareDatetime | None = None
+    as_of: AwareTimestamp | None = None
 
 
 class ExceptionScanPublic(ResponseModel):
@@ -420,7 +423,7 @@ class ChangeSet(RequestModel):
     lines: Annotated[list[LineChange], Field(max_length=MAX_LINES)] = []
     add_lines: Annotated[list[OrderLineIn], Field(max_length=MAX_LINES)] = []
     remove_lines: Annotated[list[Ident], Field(max_length=MAX_LINES)] = []
-    delivery_date: date | None = None
+    delivery_date: BusinessDate | None = None
     delivery_place: DeliveryPlace | None = None
     payment_terms_days: PaymentTermsDays | None = None
     payment_method: PaymentMethod | None = Field(
@@ -493,7 +496,7 @@ class ChangeApplyRequest(RequestModel):
         {"agreement_number": "CT-2026-0042-A1", "signed_at": "2026-01-20T15:00:00+08:00"}]})
 
     agreement_number: Annotated[str, Field(min_length=1, max_length=100)]
-    signed_at: AwareDatetime
+    signed_at: AwareTimestamp
 
 
 class RevisionLinePublic(ResponseModel):
