@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
@@ -50,6 +49,7 @@ from services.notifier.schemas import (
 )
 from shared.auth import CurrentPrincipal, Role, require
 from shared.clock import as_utc
+from shared.dates import Timestamp
 from shared.db import SessionDep
 from shared.errors import problem_responses, validation_errors
 from shared.pagination import (
@@ -61,6 +61,7 @@ from shared.pagination import (
     encode_cursor,
     time_page,
 )
+from shared.schemas import query_int
 from shared.versioning import check_if_match, set_etag
 
 EVENT_READERS = (Role.auditor, Role.finance, Role.service)
@@ -175,7 +176,7 @@ async def list_events(
     session: SessionDep, limit: Limit = 50, cursor: Cursor = None,
     type_: Annotated[str | None, Query(alias="type", max_length=100,
                                        description="Only events of this type")] = None,
-    after: Annotated[datetime | None, Query(
+    after: Annotated[Timestamp | None, Query(
         description="Only events that occurred after this time (ISO 8601)")] = None,
 ) -> Page[StoredEvent]:
     """List stored events in the order they occurred."""
@@ -440,6 +441,7 @@ async def load_notification(session: SessionDep, principal: CurrentPrincipal,
 
 
 NotificationOr404 = Annotated[Notification, Depends(load_notification)]
+PolicyLevel = query_int(ge=1, le=99)
 
 
 @notifications.get("/notifications", response_model=Page[NotificationPublic],
@@ -448,7 +450,7 @@ async def list_notifications(
     session: SessionDep, principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None,
     customer_id: Annotated[str | None, Query(max_length=36)] = None,
     invoice_id: Annotated[str | None, Query(max_length=36)] = None,
-    level: Annotated[int | None, Query(ge=1, le=99, description="The policy level")] = None,
+    level: Annotated[PolicyLevel | None, Query(description="The policy level")] = None,
     status_: Annotated[NotificationStatus | None, Query(alias="status")] = None,
     salesperson_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Page[Notification]:

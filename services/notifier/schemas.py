@@ -11,6 +11,7 @@ from pydantic import ConfigDict, Field, field_validator
 from services.notifier import policy
 from services.notifier.models import ChargeStatus, DeliveryStatus, NotificationStatus, RunStatus
 from services.notifier.policy import Channel, RecipientRole
+from shared.dates import Timestamp
 from shared.errors import FieldError
 from shared.events import Event
 from shared.money import PositiveAmountMinor
@@ -42,6 +43,8 @@ class EventIn(Event, RequestModel):
     """The event envelope as producers post it (DESIGN.md §8)."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [EVENT_EXAMPLE]})
+
+    occurred_at: Timestamp = Field(description="ISO 8601; without an offset it is read as UTC")
 
 
 MAX_BATCH_EVENTS = 500
@@ -137,7 +140,7 @@ class EndpointWithSecret(EndpointPublic):
 class ReplayRequest(RequestModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"since": "2026-01-01T00:00:00Z"}]})
 
-    since: datetime = Field(description="Replay every stored event that occurred at or after this.")
+    since: Timestamp = Field(description="Replay every stored event that occurred at or after this.")
 
 
 class ReplayResult(ResponseModel):
@@ -171,8 +174,9 @@ class DeliveryPublic(ResponseModel):
 class DunningLevel(RequestModel):
     """One step of the dunning policy."""
 
-    level: int = Field(ge=1, le=99, description="The level's number; notifications carry it.")
-    days_overdue: int = Field(ge=1, le=3650, description=(
+    level: int = Field(ge=1, le=99, strict=True,
+                       description="The level's number; notifications carry it.")
+    days_overdue: int = Field(ge=1, le=3650, strict=True, description=(
         "An `invoice.overdue` step at this many days or more (up to the next level) uses this level."))
     recipients: list[RecipientRole] = Field(min_length=1, max_length=6, description=(
         "`general_manager` is the customer's general manager, or its decision-maker when it has "
