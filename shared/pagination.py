@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from sqlalchemy import and_, or_, true
 
 from shared.errors import ValidationFailed
+from shared.schemas import query_int
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -93,5 +94,5 @@ def time_page(rows: Sequence[R], limit: int, key: Callable[[R], tuple[datetime, 
     return Page(items=[shape(r) for r in rows] if shape else rows, next_cursor=next_cursor)
 
 
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (1–200).")]
+Limit = Annotated[query_int(ge=1, le=MAX_LIMIT), Query(description="Page size (1–200).")]
 Cursor = Annotated[str | None, Query(max_length=500, description="`next_cursor` of the previous page.")]

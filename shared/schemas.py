@@ -3,16 +3,47 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from functools import cache
+from typing import Annotated, Any, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from annotated_types import MaxLen
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 
 class RequestModel(BaseModel):
-    """Request bodies reject unknown fields (422 `validation_failed`, "unknown field")."""
+    """Request bodies reject unknown fields (422 `validation_failed`, "unknown field").
+
+    Text is taken without its surrounding whitespace, but a string longer than its field's
+    `maxLength` is refused as sent (padding does not slip past the documented limit).
+    """
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _length_as_sent(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str) and info.field_name is not None:
+            limit = _max_length(cls, info.field_name)
+            if limit is not None and len(value) > limit:
+                raise PydanticCustomError("string_too_long",
+                                          "String should have at most {max_length} characters",
+                                          {"max_length": limit})
+        return value
+
+
+@cache
+def _max_length(model: type[BaseModel], name: str) -> int | None:
+    """The `max_length` of a text field, also when it is Annotated inside `X | None`."""
+    field = model.model_fields.get(name)
+    if field is None:
+        return None
+    found = [m.max_length for m in field.metadata if isinstance(m, MaxLen)]
+    for arg in get_args(field.annotation):
+        for m in getattr(arg, "__metadata__", ()):
+            found += [m.max_length] if isinstance(m, MaxLen) else \
+                [x.max_length for x in getattr(m, "metadata", ()) if isinstance(x, MaxLen)]
+    return min(found) if found else None
 
 
 class ResponseModel(BaseModel):

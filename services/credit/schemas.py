@@ -6,7 +6,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, Strict, field_validator, model_validator
+from pydantic import ConfigDict, Field, Strict, StrictBool, field_validator, model_validator
 
 from services.credit.models import AssetKind, CreditPolicy, Decision, GuaranteeKind, ReservationStatus
 from shared.dates import BusinessDate
@@ -279,7 +279,7 @@ class AssetCreate(RequestModel):
     description: Annotated[str, Field(min_length=1, max_length=500)]
     value_minor: AmountMinor
     currency: Currency
-    encumbered: bool = Field(default=False, description="Mortgaged or pledged")
+    encumbered: StrictBool = Field(default=False, description="Mortgaged or pledged")
 
 
 class AssetPublic(ResponseModel):

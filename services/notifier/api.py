@@ -121,7 +121,11 @@ def _batch_item(item: Any) -> EventIn | EventResult:
 
 _EVENT_SCHEMA = EventIn.model_json_schema()
 _BATCH_SCHEMA = {**EventBatchIn.model_json_schema(), "properties": {"events": {
-    "type": "array", "items": _EVENT_SCHEMA, "minItems": 1, "maxItems": MAX_BATCH_EVENTS,
+    "type": "array", "minItems": 1, "maxItems": MAX_BATCH_EVENTS,
+    # Objects: each is read as the single-event body above, and one that is not a valid
+    # envelope is refused in its own result (422), not with the whole batch.
+    "items": {"type": "object", "description": "An envelope as a single `POST /v1/events` "
+              "takes it; an invalid one is refused in its result, the others are stored."},
     "description": "Event envelopes, each as a single `POST /v1/events` takes it."}}}
 EVENT_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
     "oneOf": [_EVENT_SCHEMA, _BATCH_SCHEMA],

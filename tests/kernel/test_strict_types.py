@@ -136,3 +136,35 @@ def test_openapi_still_says_integer_and_date():
     assert {"type": "string", "format": "date"} in params["as_of"]["anyOf"]
     assert (params["size"]["type"], params["size"]["minimum"], params["size"]["maximum"]) == (
         "integer", 1, 200)
+
+
+async def test_body_booleans_are_strict_and_page_sizes_whole(system):
+    credit = system.client("credit")
+    customer = (await credit.post("/v1/customers", json={"name": "Strict Bools Ltd"})).json()["id"]
+    asset = {"kind": "building", "description": "Plant", "value_minor": 1, "currency": "CNY"}
+    for loose in (0, 1, "yes", "true"):
+        response = await credit.post(f"/v1/customers/{customer}/assets",
+                                     json={**asset, "encumbered": loose})
+        assert response.status_code == 422, loose
+        assert response.json()["errors"][0]["field"] == "encumbered"
+    assert (await credit.post(f"/v1/customers/{customer}/assets",
+                              json={**asset, "encumbered": True})).status_code == 201
+    for limit in ("1.0", "1.5", "true"):
+        response = await credit.get(f"/v1/customers?limit={limit}")
+        assert response.status_code == 422, limit
+        assert response.json()["errors"][0]["field"] == "query.limit"
+    assert (await credit.get("/v1/customers?limit=10")).status_code == 200
+
+
+async def test_text_longer_than_its_limit_is_refused_as_sent_then_trimmed(system):
+    credit = system.client("credit")
+    customer = (await credit.post("/v1/customers", json={"name": "Padding Ltd"})).json()["id"]
+    padded = await credit.post(f"/v1/customers/{customer}/holds",
+                               json={"reason": "x" + "\u000b" * 600})
+    assert padded.status_code == 422
+    assert padded.json()["errors"] == [{"field": "reason",
+                                        "message": "String should have at most 500 characters"}]
+    optional = await credit.patch(f"/v1/customers/{customer}", json={"registration_no": "9" * 65})
+    assert optional.status_code == 422  # Annotated inside `str | None` too
+    trimmed = await credit.post(f"/v1/customers/{customer}/holds", json={"reason": "  ok  "})
+    assert trimmed.status_code == 201 and trimmed.json()["reason"] == "ok"

@@ -36,7 +36,7 @@ async def test_a_bad_event_is_refused_and_the_others_stored(system):
     good, also_good = envelope(system), envelope(system)
     bad = envelope(system, type="Not A Type", colour="red")
     del bad["subject"]
-    body = (await _batch(system, [good, bad, 42, also_good])).json()
+    body = (await _batch(system, [good, bad, {"id": 42}, also_good])).json()
     results = body["results"]
     assert [r["status"] for r in results] == [201, 422, 422, 201]
     assert results[1]["id"] == bad["id"] and results[1]["code"] == "validation_failed"
@@ -53,6 +53,8 @@ async def test_the_batch_itself_must_be_well_formed(system):
     service = system.client("notifier", "service")
     cases = [({"events": []}, "events"), ({"events": "x"}, "events"),
              ({"events": [envelope(system)], "more": 1}, "more"),
+             # an item that is not an object is no envelope at all (the schema says objects)
+             ({"events": [envelope(system), 42]}, "events[1]"),
              ({"events": [envelope(system) for _ in range(501)]}, "events")]
     for body, field in cases:
         r = await service.post("/v1/events", json=body)
