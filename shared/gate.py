@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import KeyStore
-from shared.errors import PayloadTooLarge, Problem, Unauthorized, problem_response
+from shared.errors import PayloadTooLarge, Problem, Unauthorized, ValidationFailed, problem_response
 from shared.routing import name_route
 
 # Paths served without a key: liveness, readiness, metrics and the API documents.
@@ -65,6 +65,10 @@ class RequestGate:
             if refusal is not None:
                 await _early_answer(scope, receive, send, refusal, headers)
                 return
+        nul = _nul_in_target(scope)
+        if nul is not None:
+            await _early_answer(scope, receive, send, nul, headers)
+            return
         declared = _content_length(headers)
         if declared is not None and declared > self.limit:
             await _early_answer(scope, receive, send, _too_large(self.limit), headers)
@@ -118,6 +122,17 @@ class RequestGate:
             return Unauthorized("The API key is not valid.")
         scope.setdefault("state", {})["principal"] = principal
         return None
+
+
+def _nul_in_target(scope: Scope) -> Problem | None:
+    """A NUL (%00) in the path or query: no identifier or filter holds one, and PostgreSQL
+    refuses it in any text it is compared with."""
+    for where, raw in (("path", scope.get("raw_path") or scope["path"].encode()),
+                       ("query", scope.get("query_string", b""))):
+        if b"%00" in raw or b"\x00" in raw:
+            return ValidationFailed(f"The {where} may not contain the NUL character (%00).",
+                                    errors=[{"field": where, "message": "contains NUL"}])
+    return None
 
 
 def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:

@@ -23,6 +23,9 @@ class RequestModel(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _length_as_sent(cls, value: Any, info: ValidationInfo) -> Any:
+        if _has_nul(value):
+            # No database text or JSON column holds NUL (PostgreSQL refuses it outright).
+            raise PydanticCustomError("string_nul", "Text may not contain the NUL character")
         if isinstance(value, str) and info.field_name is not None:
             limit = _max_length(cls, info.field_name)
             if limit is not None and len(value) > limit:
@@ -30,6 +33,16 @@ class RequestModel(BaseModel):
                                           "String should have at most {max_length} characters",
                                           {"max_length": limit})
         return value
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 @cache

@@ -173,3 +173,16 @@ async def test_options_and_unserved_methods_name_every_documented_method(system,
             assert response.status_code == 405, where
             assert response.json()["code"] == "method_not_allowed", where
             assert sorted(response.headers["allow"].split(", ")) == documented, where
+
+
+@pytest.mark.parametrize(("target", "field"), [
+    ("/v1/customers?name=a%00b", "query"), ("/v1/customers/a%00b", "path"),
+    ("/v1/customers?limit=1&cursor=%00", "query")])
+async def test_nul_in_path_or_query_is_validation_failed(system, target, field):
+    response = await system.client("credit").get(target)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"] == [{"field": field, "message": "contains NUL"}]
+
+
+async def test_nul_needs_a_key_first(system):
+    assert (await system.client("credit", None).get("/v1/customers/a%00b")).status_code == 401

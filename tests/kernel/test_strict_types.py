@@ -168,3 +168,25 @@ async def test_text_longer_than_its_limit_is_refused_as_sent_then_trimmed(system
     assert optional.status_code == 422  # Annotated inside `str | None` too
     trimmed = await credit.post(f"/v1/customers/{customer}/holds", json={"reason": "  ok  "})
     assert trimmed.status_code == 201 and trimmed.json()["reason"] == "ok"
+
+
+@pytest.mark.parametrize(("service", "path", "body", "field"), [
+    ("credit", "/v1/customers", {"name": "Nul\u0000Ltd"}, "name"),
+    ("credit", "/v1/customers", {"name": "Ok", "contacts": [{"name": "A\u0000"}]}, "contacts"),
+    ("notifier", "/v1/webhook-endpoints",
+     {"url": "https://hooks.example.com/x", "event_types": ["order.created\u0000"]}, "event_types"),
+])
+async def test_nul_anywhere_in_a_body_is_refused(system, service, path, body, field):
+    response = await system.client(service).post(path, json=body)
+    assert response.status_code == 422, response.text
+    assert field in {e["field"] for e in response.json()["errors"]}, response.json()
+
+
+async def test_nul_inside_event_data_is_refused(system):
+    from tests.notifier.builders import envelope
+
+    event = envelope(system)
+    event["data"] = {"note": {"deep": ["x\u0000"]}}
+    response = await system.client("notifier", "service").post("/v1/events", json=event)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "data"
