@@ -219,11 +219,17 @@ async def add_deliveries(session: AsyncSession, rows: list[dict[str, Any]]) -> N
 
 
 async def give_up_pending(session: AsyncSession, endpoint_id: str) -> None:
-    """Pending deliveries of a deleted endpoint will never be sent: mark them failed."""
-    await session.execute(
-        update(Delivery)
-        .where(Delivery.endpoint_id == endpoint_id, Delivery.status == DeliveryStatus.pending)
-        .values(status=DeliveryStatus.failed, next_attempt_at=None))
+    """Pending deliveries of a deleted endpoint will never be sent: mark them failed.
+
+    The rows are locked in id order first, the order `record_attempts` takes them in, so the
+    delivery worker recording attempts at the same moment waits instead of deadlocking."""
+    pending = (Delivery.endpoint_id == endpoint_id, Delivery.status == DeliveryStatus.pending)
+    ids = list((await session.execute(
+        select(Delivery.id).where(*pending).order_by(Delivery.id).with_for_update())).scalars())
+    if ids:
+        await session.execute(
+            update(Delivery).where(Delivery.id.in_(ids), *pending)
+            .values(status=DeliveryStatus.failed, next_attempt_at=None))
 
 
 async def lease_due_deliveries(session: AsyncSession, *, now: datetime, lease_until: datetime,
@@ -281,10 +287,13 @@ async def record_attempts(session: AsyncSession, outcomes: list[dict[str, Any]])
     """Append one attempt to each delivery's log, apply its outcome and end its lease.
 
     Each outcome: `id`, `status`, `next_attempt_at`, `last_attempt_at` and `attempt` (the
-    attempt's dict). One statement for the lot (executemany).
+    attempt's dict). One statement for the lot (executemany), in id order: two transactions
+    that touch the same deliveries (a lease that ran out, an endpoint deleted meanwhile) lock
+    them in the same order, so one waits for the other instead of deadlocking.
     """
     if not outcomes:
         return
+    outcomes = sorted(outcomes, key=lambda o: o["id"])
     t = Delivery.__table__
     stmt = (update(t).where(t.c.id == bindparam("b_id"))
             .values(status=bindparam("b_status"), next_attempt_at=bindparam("b_next"),
