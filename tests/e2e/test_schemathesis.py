@@ -6,7 +6,7 @@ admin key: the examples, coverage, fuzzing and stateful phases, every check sche
 any check fails the test, with schemathesis's report (each case has a curl line to replay it).
 
 Bounded: a fixed seed, a fixed number of examples per operation, and a time budget per
-service; the whole test takes about three minutes. `O2C_FUZZ_EXAMPLES` and
+service; the whole test takes about two minutes. `O2C_FUZZ_EXAMPLES` and
 `O2C_FUZZ_SECONDS` make it longer (a deeper run by hand), not the suite.
 """
 
@@ -21,7 +21,7 @@ from shared.settings import SERVICES
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = int(os.environ.get("O2C_FUZZ_EXAMPLES", "12"))
-SECONDS_PER_SERVICE = int(os.environ.get("O2C_FUZZ_SECONDS", "40"))
+SECONDS_PER_SERVICE = int(os.environ.get("O2C_FUZZ_SECONDS", "30"))
 SEED = 20261202
 
 
