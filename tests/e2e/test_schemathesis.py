@@ -35,7 +35,7 @@ def _st(url: str, key: str, report: Path) -> subprocess.CompletedProcess[str]:
         "--report", "junit", "--report-dir", str(report),
     ]
     return subprocess.run(command, capture_output=True, text=True,
-                          timeout=SECONDS_PER_SERVICE * 3 + 60, cwd=REPO)
+                          timeout=SECONDS_PER_SERVICE * 3 + 60, cwd=report.parent)
 
 
 def test_no_check_fails_on_any_service(o2c_run, tmp_path):
