@@ -2,7 +2,7 @@
 # The first use creates .venv and installs the project; later runs reuse it.
 
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
-	  if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))'; \
+	  if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; \
 	  then command -v $$p; break; fi; done)
 VENV   ?= .venv
 BIN    := $(VENV)/bin

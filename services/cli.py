@@ -219,7 +219,6 @@ def _wait_ready(env: dict[str, str], procs: dict[str, subprocess.Popen[bytes]],
 def cmd_demo(args: argparse.Namespace) -> int:
     """Walk one order from intake to close against running services, printing each step."""
     import uuid
-    from datetime import UTC, date, datetime, timedelta
 
     import httpx
 
@@ -229,6 +228,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
                          "(`o2c run` prints one)")
     url = {s: f"http://127.0.0.1:{args.port_base + off}" for s, off in PORT_OFFSETS.items()}
     run = uuid.uuid4().hex[:8]
+
+    try:
+        return _demo(args, key, url, run)
+    except httpx.TransportError as exc:  # nothing listening, or it went away: one line, not a traceback
+        try:
+            where = f"{exc.request.url.scheme}://{exc.request.url.host}:{exc.request.url.port}"
+        except RuntimeError:  # an error raised before any request was made
+            where = "the services"
+        raise SystemExit(f"o2c demo: no answer from {where} "
+                         f"({exc or type(exc).__name__}); is `o2c run --port-base "
+                         f"{args.port_base}` running?") from None
+
+
+def _demo(args: argparse.Namespace, key: str, url: dict[str, str], run: str) -> int:
+    from datetime import UTC, date, datetime, timedelta
+
+    import httpx
 
     with httpx.Client(timeout=15, headers={"Authorization": f"Bearer {key}"}) as http:
         def step(what: str, method: str, service: str, path: str, **kw: Any) -> dict[str, Any]:
