@@ -142,6 +142,26 @@ class Metrics:
         )
 
 
+def _route_template(scope: Scope) -> str:
+    """The matched route's path template, for metrics and the access log.
+
+    FastAPI's own routes put themselves in `scope["route"]`; plain Starlette routes (FastAPI's
+    `/openapi.json`, `/docs`, `/docs/oauth2-redirect`, mounted static files) only leave their
+    endpoint or app, so those are looked up among the app's routes.
+    """
+    route = scope.get("route")
+    if route is not None and getattr(route, "path", None):
+        return route.path
+    endpoint = scope.get("endpoint")
+    app = scope.get("app")
+    if endpoint is not None and app is not None:
+        for candidate in getattr(app, "routes", ()):
+            if getattr(candidate, "endpoint", None) is endpoint or \
+                    getattr(candidate, "app", None) is endpoint:
+                return getattr(candidate, "path", None) or "unmatched"
+    return "unmatched"
+
+
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, *, service: str, metrics: Metrics) -> None:
         self.app = app
@@ -184,7 +204,7 @@ class RequestContextMiddleware:
                 await problem_response(problem)(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            route = _route_template(scope)
             method = scope["method"]
             self.metrics.requests.labels(self.service, method, route, str(status)).inc()
             self.metrics.latency.labels(self.service, method, route).observe(elapsed)
