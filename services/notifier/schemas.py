@@ -6,9 +6,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field, StrictBool, field_validator
+from pydantic import AfterValidator, ConfigDict, Field, StrictBool, field_validator
+from pydantic_core import PydanticCustomError
 
-from services.notifier import policy
+from services.notifier import catalogue, policy
 from services.notifier.models import ChargeStatus, DeliveryStatus, NotificationStatus, RunStatus
 from services.notifier.policy import Channel, RecipientRole
 from shared.dates import Timestamp
@@ -18,8 +19,21 @@ from shared.money import PositiveAmountMinor
 from shared.schemas import RequestModel, ResponseModel
 
 EVENT_TYPE_PATTERN = r"^([a-z_]+\.[a-z_]+|\*)$"
+
+
+def _known_event_type(value: str) -> str:
+    """A filter names a type of the catalogue (or "*"): a typo would silently receive nothing."""
+    if value != "*" and value not in catalogue.KNOWN:
+        raise PydanticCustomError(
+            "unknown_event_type", "unknown event type '{value}'; known types: {known}, or \"*\"",
+            {"value": value, "known": ", ".join(catalogue.EVENT_TYPES)})
+    return value
+
+
 EventTypeFilter = Annotated[str, Field(min_length=1, max_length=100, pattern=EVENT_TYPE_PATTERN,
-                                       description='An event type, or "*" for every type.')]
+                                       description='An event type of the catalogue '
+                                                   '(DESIGN.md §8), or "*" for every type.'),
+                            AfterValidator(_known_event_type)]
 EventTypes = Annotated[list[EventTypeFilter], Field(
     max_length=100, description='Event types to receive; empty or "*" means every type.')]
 Url = Annotated[str, Field(min_length=1, max_length=2000,
