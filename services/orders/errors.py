@@ -23,6 +23,14 @@ class UnknownCustomer(ValidationFailed):
                          errors=[{"field": "customer_id", "message": "unknown customer"}])
 
 
+class NotOwnSalesperson(Forbidden):
+    """A sales principal bound to a salesperson named another one on a new order."""
+
+    def __init__(self, own: str) -> None:
+        super().__init__(f"A sales principal bound to salesperson {own} may only create orders "
+                         f"with salesperson_id {own} (or none, for the customer's).")
+
+
 class DeliveryDateInPast(ValidationFailed):
     def __init__(self, today: str) -> None:
         super().__init__(f"The delivery date may not be before today ({today}).",

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field, PlainSerializer, Strict, field_validator
+from pydantic import AliasChoices, ConfigDict, Field, PlainSerializer, Strict, field_validator
 
 from services.orders.models import CreditStatus, ExceptionKind, PaymentMethod, ReviewDecision
 from shared.dates import AwareTimestamp, BusinessDate
@@ -17,6 +17,7 @@ MAX_LINES = 500
 
 Ident = Annotated[str, Field(min_length=1, max_length=36, pattern=r"^[A-Za-z0-9_\-]+$")]
 ExternalRef = Annotated[str, Field(min_length=1, max_length=100)]
+SalespersonId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._\-]+$")]
 DeliveryPlace = Annotated[str, Field(min_length=1, max_length=500)]
 # Strict: a JSON integer only (`false`, `"30"`, `1.5` are refused).
 PaymentTermsDays = Annotated[int, Strict(), Field(ge=0, le=365,
@@ -64,6 +65,9 @@ class OrderCreate(RequestModel):
     }]})
 
     customer_id: Ident
+    salesperson_id: SalespersonId | None = Field(
+        default=None, description="Defaults to the customer's salesperson; a sales principal "
+                                  "bound to a salesperson may only name its own.")
     external_ref: ExternalRef | None = None
     currency: Currency
     payment_method: PaymentMethod | None = None
@@ -227,8 +231,9 @@ class HistoryEntryPublic(ResponseModel):
 
     seq: int
     revision: int
-    from_state: str
-    to_state: str
+    # DESIGN §4 names them `from` and `to`; the table's columns are `from_state`, `to_state`.
+    from_: str = Field(validation_alias=AliasChoices("from_state", "from"), serialization_alias="from")
+    to: str = Field(validation_alias=AliasChoices("to_state", "to"))
     trigger: str
     actor: str
     at: datetime

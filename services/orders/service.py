@@ -38,6 +38,7 @@ from services.orders.errors import (
     AmountTooLarge,
     DeliveryDateInPast,
     NotADraft,
+    NotOwnSalesperson,
     NotTheDepartment,
     OrderChanged,
     OrderNotFound,
@@ -126,7 +127,10 @@ async def get_visible(session: AsyncSession, principal: Principal, order_id: str
 
 async def create_order(*, session: AsyncSession, outbox: Outbox, clock: Clock, credit: CreditClient,
                        principal: Principal, data: OrderCreate) -> Order:
-    """Create a draft order for a customer credit knows; its salesperson is the customer's."""
+    """Create a draft order for a customer credit knows; its salesperson defaults to the customer's."""
+    visible, _ = principal.salesperson_scope(data.salesperson_id)
+    if not visible:  # a sales principal bound to a salesperson may only name its own
+        raise NotOwnSalesperson(principal.restricted_to_salesperson or "")
     _check_delivery_date(clock, data.delivery_date)
     lines, total = _priced_lines(data.lines)
     # Ask credit before writing anything: if it does not answer, nothing is stored.
@@ -136,7 +140,7 @@ async def create_order(*, session: AsyncSession, outbox: Outbox, clock: Clock, c
     now = clock.now()
     order = Order(
         number=await next_number(session, counters, "order", "SO"),
-        customer_id=customer.id, salesperson_id=customer.salesperson_id,
+        customer_id=customer.id, salesperson_id=data.salesperson_id or customer.salesperson_id,
         external_ref=data.external_ref, currency=data.currency,
         payment_method=data.payment_method.value if data.payment_method else None,
         payment_terms_days=data.payment_terms_days, delivery_date=data.delivery_date,

@@ -155,7 +155,7 @@ class TestApproveAndApply:
             *[("change-request-review", "in_review", "in_review")] * 4,
             ("change-request-review", "in_review", "approved"),
             ("change-request-apply", "approved", "applied")]
-        assert {(h["from_state"], h["to_state"]) for h in steps} == {("approved", "approved")}
+        assert {(h["from"], h["to"]) for h in steps} == {("approved", "approved")}
         assert [h["actor"] for h in steps] == ["sales", *DEPARTMENTS, "admin"]
         assert all(h["request_id"] and h["at"] for h in steps)
         assert steps[0]["reason"] == f"{cr['number']} requested: Customer asked for more boards"
@@ -442,7 +442,7 @@ class TestOpenChangeRequestGuard:
         now = await flows.get_order(system, order["id"])
         assert (now["state"], now["total_minor"]) == ("delivered", 111_000)
         last = (await flows.history(system, order["id"]))[-1]
-        assert (last["trigger"], last["to_state"], last["actor"]) == ("deliver", "delivered", "system")
+        assert (last["trigger"], last["to"], last["actor"]) == ("deliver", "delivered", "system")
 
     async def test_a_change_overtaken_by_deliveries_is_refused(self, system, customer_id):
         order = await flows.in_fulfillment(system, customer_id)

@@ -111,7 +111,7 @@ class TestDeliveryToCash:
         r = await system.client("orders", "auditor").get(f"/v1/orders/{oid}")
         assert r.json()["state"] == "closed", r.json()
         last = (await flows.history(system, oid))[-1]
-        assert (last["trigger"], last["to_state"], last["actor"], last["reason"]) == (
+        assert (last["trigger"], last["to"], last["actor"], last["reason"]) == (
             "close", "closed", "system", "invoice paid")
         assert [e["subject"] for e in await flows.order_events(system, "order.closed")] == [oid]
         assert (await balance(system, oid)).json()["outstanding_minor"] == 0

@@ -58,7 +58,7 @@ class TestCreate:
         assert r.headers["location"] == f"/v1/orders/{body['id']}"
         assert r.headers["etag"] == '"1"'
         assert body["state"] == "draft" and body["revision"] == 1 and body["version"] == 1
-        assert body["salesperson_id"] == "S-ALICE"
+        assert body["salesperson_id"] == "S-ALICE"  # the customer's, none being named
         assert body["credit"] == {"status": "pending", "reservation_id": None, "reasons": []}
         assert body["reviews"] == [] and body["review_due_at"] is None
         assert body["delivery_date"] == "2026-02-01"
@@ -162,6 +162,9 @@ class TestInputValidation:
         ({"customer_id": "../../admin"}, "customer_id"),
         ({"lines": [LINE] * 501}, "lines"),
         ({"state": "approved"}, "state"),
+        ({"salesperson_id": ""}, "salesperson_id"),
+        ({"salesperson_id": "S ALICE"}, "salesperson_id"),
+        ({"salesperson_id": "x" * 65}, "salesperson_id"),
     ])
     async def test_bad_order_field_is_refused(self, system, customer_id, overrides, field):
         body = {**draft(customer_id), **overrides}
@@ -431,6 +434,22 @@ class TestAccess:
         assert (await alice.get("/v1/orders", params={"salesperson_id": "S-BOB"})).json()["items"] == []
         everyone = (await system.client("orders", "finance").get("/v1/orders")).json()["items"]
         assert {o["id"] for o in everyone} == {order_id, bobs["id"]}
+
+    async def test_a_bound_salesperson_may_name_only_itself(self, system, customer_id):
+        alice = system.client("orders", "alice")
+        own = await alice.post("/v1/orders", json=draft(customer_id, salesperson_id="S-ALICE"))
+        assert own.status_code == 201 and own.json()["salesperson_id"] == "S-ALICE"
+        refused = await alice.post("/v1/orders", json=draft(customer_id, salesperson_id="S-BOB"))
+        assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+        assert "S-ALICE" in refused.json()["detail"]
+        assert await count_rows(system, Order) == 1
+
+    async def test_an_unbound_principal_may_name_any_salesperson(self, system, customer_id):
+        r = await system.client("orders", "sales").post(
+            "/v1/orders", json=draft(customer_id, salesperson_id="S-CAROL"))
+        assert r.status_code == 201 and r.json()["salesperson_id"] == "S-CAROL"
+        # The named salesperson's bound principal sees it; the customer's does not.
+        assert (await system.client("orders", "alice").get(f"/v1/orders/{r.json()['id']}")).status_code == 404
 
     async def test_roles(self, system, customer_id):
         for role in ("auditor", "finance", "production", "credit_manager"):

@@ -90,12 +90,15 @@ class TestIntakeToContract:
         assert (await flows.reservation(system, reservation_id))["status"] == "active"
 
         steps = await flows.history(system, oid)
-        assert [(h["trigger"], h["from_state"], h["to_state"]) for h in steps] == [
+        assert [(h["trigger"], h["from"], h["to"]) for h in steps] == [
             ("submit", "draft", "in_review"),
             *[("review", "in_review", "in_review")] * 4,
             ("review", "in_review", "approved"),
             ("sign-contract", "approved", "contracted")]
         assert [h["actor"] for h in steps] == ["sales", *DEPARTMENTS, "sales"]
+        # DESIGN §4 names the fields exactly.
+        assert {"from", "to", "trigger", "actor", "at", "reason", "request_id"} <= set(steps[0])
+        assert not {"from_state", "to_state"} & set(steps[0])
         assert all(h["request_id"] and h["at"] == "2026-01-05T09:00:00Z" for h in steps)
 
         events = await flows.order_events(system)
@@ -239,7 +242,7 @@ class TestCreditUnavailable:
         [held] = await reservations_of(system, oid)
         assert held["id"] == after["credit"]["reservation_id"] and held["status"] == "active"
         steps = await flows.history(system, oid)
-        assert (steps[-1]["trigger"], steps[-1]["to_state"], steps[-1]["actor"]) == (
+        assert (steps[-1]["trigger"], steps[-1]["to"], steps[-1]["actor"]) == (
             "approve", "approved", "system")
         assert len(await flows.order_events(system, "order.approved")) == 1
 
@@ -288,7 +291,7 @@ class TestConcurrentReviews:
         assert sorted(v["department"] for v in final["reviews"]) == sorted(DEPARTMENTS)
         assert await count(system, OrderReview) == 5
         steps = await flows.history(system, oid)
-        assert [h["to_state"] for h in steps].count("approved") == 1
+        assert [h["to"] for h in steps].count("approved") == 1
         assert len(steps) == 6
         assert len(await flows.order_events(system, "order.approved")) == 1
 
@@ -313,7 +316,7 @@ class TestConcurrentReviews:
         assert final["state"] == "rejected"
         # finance either reviewed first (200) or found the order already rejected (409)
         assert statuses in ([200, 200], [200, 409])
-        assert [h["to_state"] for h in await flows.history(system, order["id"])].count("rejected") == 1
+        assert [h["to"] for h in await flows.history(system, order["id"])].count("rejected") == 1
 
     async def test_two_orders_racing_for_the_last_credit(self, system):
         customer = await flows.make_customer(system, limit_minor=ORDER_TOTAL + 1000)

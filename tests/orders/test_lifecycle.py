@@ -824,7 +824,7 @@ class TestOverTheApi:
             if cursor is None:
                 break
         assert [h["trigger"] for h in seen] == ["submit"] + ["review"] * 5
-        assert [h["to_state"] for h in seen][-1] == "approved"
+        assert [h["to"] for h in seen][-1] == "approved"
         assert len({h["seq"] for h in seen}) == 6
         bad = await reader.get(f"/v1/orders/{order['id']}/history", params={"cursor": "zzz"})
         assert bad.status_code == 422
