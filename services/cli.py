@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -75,9 +77,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(service)
     configure_logging(settings.log_level, settings.log_json)
     set_service(service)
-    uvicorn.run(_create_app(service, settings), host=args.host, port=args.port,
-                log_config=None, access_log=False, timeout_graceful_shutdown=10)
-    return 0
+    ready_fd: int | None = args.ready_fd
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started and ready_fd is not None:  # `o2c run`: this process holds its port
+                os.write(ready_fd, b"up\n")
+                os.close(ready_fd)
+
+    server = Server(uvicorn.Config(_create_app(service, settings), host=args.host, port=args.port,
+                                   log_config=None, access_log=False,
+                                   timeout_graceful_shutdown=10))
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    return 0 if server.started else 1
 
 
 def _keys_file(explicit: str | None) -> Path:
@@ -105,11 +119,73 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     return 0
 
 
+RUN_LOCK = "o2c-run.lock"
+
+
+def _hold_data_dir(data_dir: Path) -> int | str:
+    """Lock `data_dir` for this `o2c run` (an flock, released by the kernel when the process
+    dies, however it dies); the lock's fd, or why another copy has it."""
+    import fcntl
+
+    fd = os.open(data_dir / RUN_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        return (f"data dir {data_dir} is in use by another `o2c run` (pid {holder}); stop it, "
+                f"or pass another --data-dir")
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def _busy_ports(host: str, port_base: int) -> str | None:
+    """Why the services' ports cannot be bound, or None when all four are free."""
+    import socket
+
+    busy = []
+    for service, offset in PORT_OFFSETS.items():
+        port = port_base + offset
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                busy.append(f"{port} ({service}: {exc.strerror or exc})")
+    if not busy:
+        return None
+    return (f"port{'s' if len(busy) > 1 else ''} {', '.join(busy)} on {host} already in use; "
+            f"stop what holds {'them' if len(busy) > 1 else 'it'}, or pass another --port-base")
+
+
+_output = threading.Lock()  # the banner is printed whole, never with a service's line inside
+
+
+def _relay_output(stream: Any) -> None:
+    """Copy a service's log lines to our stderr, a line at a time."""
+    for line in iter(stream.readline, b""):
+        with _output:
+            sys.stderr.buffer.write(line)
+            sys.stderr.flush()
+    stream.close()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from shared.auth import append_key, generate_key
 
     data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    # Refuse before touching anything (the keys file of a copy already running above all).
+    lock = _hold_data_dir(data_dir)
+    if isinstance(lock, str):
+        print(f"o2c run: {lock}", file=sys.stderr)
+        return 1
+    busy = _busy_ports(os.environ.get("O2C_HOST", "127.0.0.1"), args.port_base)
+    if busy:
+        print(f"o2c run: {busy}", file=sys.stderr)
+        os.close(lock)
+        return 1
     env = dict(os.environ)
     env["O2C_DATA_DIR"] = str(data_dir)
     for service, offset in PORT_OFFSETS.items():
@@ -135,18 +211,30 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _interrupt)
     procs: dict[str, subprocess.Popen[bytes]] = {}
+    bound: dict[str, int] = {}  # the read end of each service's "I hold my port" pipe
+    relays: list[threading.Thread] = []
     code = 0
     try:
         for service in SERVICES:
             port = args.port_base + PORT_OFFSETS[service]
+            read_end, write_end = os.pipe()
             procs[service] = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "serve", service, "--port", str(port)],
-                env=env, start_new_session=True)
-        if not _wait_ready(env, procs, timeout=float(env.get("O2C_RUN_START_TIMEOUT", "60"))):
+                [sys.executable, "-m", "services.cli", "serve", service, "--port", str(port),
+                 "--ready-fd", str(write_end)],
+                env=env, start_new_session=True, pass_fds=(write_end,), stderr=subprocess.PIPE)
+            os.close(write_end)
+            os.set_blocking(read_end, False)
+            bound[service] = read_end
+            relays.append(threading.Thread(target=_relay_output, args=(procs[service].stderr,),
+                                           daemon=True, name=f"log-{service}"))
+            relays[-1].start()
+        if not _wait_ready(env, procs, bound,
+                           timeout=float(env.get("O2C_RUN_START_TIMEOUT", "60"))):
             print("o2c: the services did not become ready; see the log lines above",
                   file=sys.stderr)
             return 1
-        _print_banner(env, data_dir, generated)
+        with _output:
+            _print_banner(env, data_dir, generated)
         while True:
             for service, proc in procs.items():
                 if proc.poll() is not None:
@@ -158,7 +246,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("\no2c: stopping…", file=sys.stderr)
     finally:
         _terminate(procs)
+        for relay in relays:
+            relay.join(timeout=2)
+        for read_end in bound.values():
+            os.close(read_end)
         print("o2c stopped.", file=sys.stderr)
+        os.close(lock)
     return code
 
 
@@ -190,27 +283,38 @@ def _terminate(procs: dict[str, subprocess.Popen[bytes]]) -> None:
 
 
 def _wait_ready(env: dict[str, str], procs: dict[str, subprocess.Popen[bytes]],
-                timeout: float) -> bool:
-    """Poll each service's /ready until all answer 200, a child dies, or time runs out."""
+                bound: dict[str, int], timeout: float) -> bool:
+    """Poll each service's /ready until all answer 200, a child dies, or time runs out.
+
+    A service counts once its own process said it holds its port (`bound`) and then /ready
+    answers 200, so whatever else answers on that port is never taken for it."""
     import http.client
     import urllib.error
     import urllib.request
 
     pending = set(procs)
+    listening: set[str] = set()
     deadline = time.monotonic() + timeout
     while pending and time.monotonic() < deadline:
         for service in sorted(pending):
             if procs[service].poll() is not None:
-                print(f"{service} exited with code {procs[service].returncode}", file=sys.stderr)
+                with _output:
+                    print(f"{service} exited with code {procs[service].returncode}",
+                          file=sys.stderr)
                 return False
+            if service not in listening:
+                with contextlib.suppress(BlockingIOError):
+                    if os.read(bound[service], 8):
+                        listening.add(service)
+                if service not in listening:
+                    continue
             try:
                 url = env[f"O2C_{service.upper()}_URL"] + "/ready"
                 with urllib.request.urlopen(url, timeout=1) as response:
                     if response.status == 200:
                         pending.discard(service)
             except (urllib.error.URLError, OSError, http.client.HTTPException):
-                pass  # not up yet, or something else answering on its port: the service's
-                # own process exits if it cannot bind, and that is reported above
+                pass  # not ready yet
         if pending:
             time.sleep(0.1)
     return not pending
@@ -303,7 +407,9 @@ def _demo(args: argparse.Namespace, key: str, url: dict[str, str], run: str) -> 
         history = http.get(f"{url['orders']}/v1/orders/{oid}/history").json()["items"]
         print("\nhistory:")
         for h in history:
-            print(f"  {h['at']}  {h['from_state']:>14} → {h['to_state']:<14} "
+            # DESIGN §4 names them `from`/`to`; older services said `from_state`/`to_state`
+            before, after = h.get("from", h.get("from_state")), h.get("to", h.get("to_state"))
+            print(f"  {h['at']}  {before or '-':>14} → {after:<14} "
                   f"{h['trigger']:<18} by {h['actor']}")
         print(f"\norder {order['number']} closed; customer {customer['number']}.")
     return 0
@@ -340,6 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("service", choices=SERVICES)
     serve.add_argument("--port", type=int, required=True)
     serve.add_argument("--host", default=os.environ.get("O2C_HOST", "127.0.0.1"))
+    serve.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
 
     migrate = sub.add_parser("migrate", help="apply database migrations")

@@ -40,19 +40,34 @@ def _free_port_base() -> int:
     raise RuntimeError("no four free consecutive ports")
 
 
-@pytest.fixture
-def o2c_run(tmp_path: Path, database_urls: dict[str, str]):
-    base = _free_port_base()
+def run_env(database_urls: dict[str, str], **extra: str) -> dict[str, str]:
+    """The environment of an `o2c run` under test: ours without O2C_ settings, plus `extra`."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("O2C_") or k.startswith("O2C_TEST_")}
-    env.update({"O2C_OUTBOX_POLL_SECONDS": "0.2", "O2C_LOG_LEVEL": "WARNING"})
+    env.update({"O2C_OUTBOX_POLL_SECONDS": "0.2", "O2C_LOG_LEVEL": "WARNING", **extra})
     if PG_URL:
         for service, url in database_urls.items():
             env[f"O2C_{service.upper()}_DATABASE_URL"] = url
+    return env
+
+
+@pytest.fixture
+def o2c_run_options() -> dict:
+    """Override in a test module: `env` (extra variables), `merge_output` (the services' log
+    lines into `output`, in the order they were written, as a terminal shows them)."""
+    return {}
+
+
+@pytest.fixture
+def o2c_run(tmp_path: Path, database_urls: dict[str, str], o2c_run_options: dict):
+    base = _free_port_base()
+    env = run_env(database_urls, **o2c_run_options.get("env", {}))
+    merge = o2c_run_options.get("merge_output", False)
     proc = subprocess.Popen(
         [sys.executable, "-m", "services.cli", "run", "--port-base", str(base),
          "--data-dir", str(tmp_path / "var")],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merge else subprocess.PIPE,
+        text=True)
     lines: list[str] = []
     errors: list[str] = []  # the services' log lines (stderr), drained so they never block
     started = threading.Event()
@@ -65,13 +80,14 @@ def o2c_run(tmp_path: Path, database_urls: dict[str, str]):
         started.set()
 
     threading.Thread(target=read, daemon=True).start()
-    threading.Thread(target=lambda: errors.extend(proc.stderr), daemon=True).start()
+    if not merge:
+        threading.Thread(target=lambda: errors.extend(proc.stderr), daemon=True).start()
     try:
         assert started.wait(START_TIMEOUT), "o2c run did not start in time"
         assert proc.poll() is None, "o2c run exited:\n" + "".join(lines + errors)
         keys = dict(re.findall(r"^\s+([a-z-]+)\s+(o2c_\S+)\s+roles=", "".join(lines), re.M))
         yield {"base": base, "keys": keys, "proc": proc, "output": "".join(lines),
-               "log": errors}
+               "log": errors, "lines": lines, "data_dir": tmp_path / "var", "env": env}
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
