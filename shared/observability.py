@@ -117,7 +117,10 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
     logging.getLogger("uvicorn.access").disabled = True
     # httpx logs every call between services at INFO, with its full URL and query: one line
     # per call (several per request) that the callee's access line already tells, by route.
-    for name in ("httpx", "httpcore"):
+    # Alembic tells each plugin it sets up (7 lines per service and start) and `transitions`
+    # each callback and state it passes (2 lines per order transition, which the order's
+    # history already records): at INFO they bury what an operator reads. Warnings stay.
+    for name in ("httpx", "httpcore", "alembic", "transitions"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 
