@@ -154,7 +154,7 @@ async def test_an_inbox_handler_calling_out_in_the_write_transaction_is_caught(s
 
     subscriber = Subscriber(service="probe", subscriptions=subscription_table(metadata),
                             inbox=inbox_table(metadata),
-                            handlers={"probe.plain": plain, "probe.two_phase": TwoPhase(ask, write)})
+                            handlers={"order.review_overdue": plain, "order.exception_overdue": TwoPhase(ask, write)})
     spec = ServiceSpec(name="probe", title="probe", description="", metadata=metadata,
                        idempotency=idempotency_table(metadata), routers=[], subscriber=subscriber)
     settings = ProbeSettings(
@@ -169,7 +169,7 @@ async def test_an_inbox_handler_calling_out_in_the_write_transaction_is_caught(s
             await conn.run_sync(metadata.create_all)
         system.lock_probe.watch("probe", app)
         await subscriber.register(app)
-        for type_ in ("probe.two_phase", "probe.plain"):
+        for type_ in ("order.exception_overdue", "order.review_overdue"):
             r = await system.client("notifier", "service").post("/v1/events", json={
                 "id": str(uuid.uuid4()), "type": type_, "source": "orders", "subject": "x",
                 "occurred_at": system.clock.now().isoformat(), "data": {}})
