@@ -106,3 +106,22 @@ def run_env(metadata: MetaData) -> None:
         await engine.dispose()
 
     asyncio.run(_online())
+
+
+_SCHEMA_MISSING_SQLSTATES = frozenset({"42P01", "42703"})  # undefined table, undefined column
+
+
+def schema_missing(exc: BaseException) -> bool:
+    """Whether a database error says the schema is not there yet (or is behind the code): a
+    table or column missing because `o2c migrate` has not run. Workers wait for it quietly."""
+    from sqlalchemy.exc import DBAPIError
+
+    if not isinstance(exc, DBAPIError):
+        return False
+    orig = exc.orig
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if code in _SCHEMA_MISSING_SQLSTATES:
+        return True
+    text = str(orig).lower()
+    return "no such table" in text or "no such column" in text or (
+        "does not exist" in text and ("relation" in text or "column" in text))

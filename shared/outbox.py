@@ -11,6 +11,11 @@ transaction. A row notifier did not accept backs off exponentially (capped) and 
 again, so nothing is lost while notifier is down; notifier stores each event id once, so a
 row that is posted twice (a lease that ran out) is still delivered once. A notifier that
 does not know batches (it answers a batch 422) gets the rows one by one.
+
+Each row keeps the `X-Request-ID` it was written under, and each POST carries it on (DESIGN
+§3), so notifier logs the event under the request that caused it. A batch is one request's
+events: a run of rows written under one id goes in one POST; rows of another request start
+the next POST. (Rows from before the column, or without an id, go under the relay pass's own.)
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import hashlib
 import json
 import logging
 from collections import Counter
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -38,6 +44,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.clock import Clock
@@ -46,7 +53,8 @@ from shared.errors import DependencyUnavailable
 from shared.events import Event
 from shared.failpoints import failpoint
 from shared.http import ServiceHttp
-from shared.observability import work_request_id
+from shared.migrations import schema_missing
+from shared.observability import current_request_id, reset_request_id, set_request_id, work_request_id
 from shared.polling import poll_loop
 
 log = logging.getLogger("o2c.outbox")
@@ -68,6 +76,9 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("attempts", Integer, nullable=False, server_default="0"),
         Column("dispatched_at", UTCDateTime, nullable=True),
         Column("last_error", String(500), nullable=True),
+        # The X-Request-ID of the request (or worker pass) that wrote the event: the relay
+        # posts it on, so one order's trail carries on into notifier (DESIGN.md §3).
+        Column("request_id", String(128), nullable=True),
         Index("ix_outbox_pending", "dispatched_at", "available_at"),
     )
 
@@ -86,10 +97,12 @@ class Outbox:
         """Write events in the caller's transaction (one multi-row INSERT); the relay wakes on commit."""
         if not events:
             return
+        request_id = current_request_id()
         await session.execute(self.table.insert(), [{
             "event_id": str(e.id), "type": e.type, "subject": e.subject,
             "payload": e.model_dump_json(), "created_at": e.occurred_at,
-            "available_at": e.occurred_at, "attempts": 0} for e in events])
+            "available_at": e.occurred_at, "attempts": 0, "request_id": request_id}
+            for e in events])
         if self.relay is not None:
             after_commit(session, self.relay.wake)
 
@@ -117,6 +130,7 @@ class OutboxRelay:
         self.max_backoff = max_backoff_seconds
         self.poll_seconds = poll_seconds
         self._wake = asyncio.Event()
+        self._waiting_for_schema = False
         outbox.relay = self
 
     def wake(self) -> None:
@@ -138,7 +152,7 @@ class OutboxRelay:
             await session.execute(update(t).where(t.c.seq.in_(seqs))
                                   .values(claimed_until=now + self.lease))
             rows = await session.execute(
-                select(t.c.seq, t.c.event_id, t.c.payload, t.c.attempts)
+                select(t.c.seq, t.c.event_id, t.c.payload, t.c.attempts, t.c.request_id)
                 .where(t.c.seq.in_(seqs)).order_by(t.c.seq))
             return list(rows)
 
@@ -181,17 +195,53 @@ class OutboxRelay:
             return [await self._post(row.payload, row.event_id) for row in rows]
         return [f"notifier answered {response.status_code}: {response.text[:200]}"] * len(rows)
 
+    def _posts(self, rows: list[Any]) -> Iterator[list[Any]]:
+        """The rows in POSTs, in seq order: a run of rows written under one request id goes
+        in one POST (of at most `post_batch_size`), which carries that id."""
+        chunk: list[Any] = []
+        for row in rows:
+            if chunk and (len(chunk) == self.post_batch_size
+                          or row.request_id != chunk[0].request_id):
+                yield chunk
+                chunk = []
+            chunk.append(row)
+        if chunk:
+            yield chunk
+
+    async def _claim_or_wait(self) -> list[Any]:
+        """`_claim`, or nothing while the database has no outbox yet (not migrated): one
+        warning when that starts and one line when it ends, not a traceback a second."""
+        try:
+            rows = await self._claim()
+        except DBAPIError as exc:
+            if not schema_missing(exc):
+                raise
+            if not self._waiting_for_schema:
+                self._waiting_for_schema = True
+                log.warning("outbox relay waits: the %s database is not migrated (%s); run "
+                            "`o2c migrate %s`", self.service or "service",
+                            str(exc.orig).splitlines()[0][:200], self.service or "SERVICE")
+            return []
+        if self._waiting_for_schema:
+            self._waiting_for_schema = False
+            log.warning("outbox relay resumes: the %s database is migrated",
+                        self.service or "service")
+        return rows
+
     async def dispatch_once(self) -> int:
         """Send every due event once; returns how many notifier accepted."""
-        with work_request_id():
-            rows = await self._claim()
+        with work_request_id() as own_id:
+            rows = await self._claim_or_wait()
             errors: list[str | None] = []
-            for start in range(0, len(rows), self.post_batch_size):
-                chunk = rows[start:start + self.post_batch_size]
-                if len(chunk) == 1:
-                    outcome = [await self._post(chunk[0].payload, chunk[0].event_id)]
-                else:
-                    outcome = await self._post_batch(chunk)
+            for chunk in self._posts(rows):
+                token = set_request_id(chunk[0].request_id or own_id)
+                try:
+                    if len(chunk) == 1:
+                        outcome = [await self._post(chunk[0].payload, chunk[0].event_id)]
+                    else:
+                        outcome = await self._post_batch(chunk)
+                finally:
+                    reset_request_id(token)
                 if None in outcome:
                     failpoint(f"{self.service}.outbox.after_post")
                 errors += outcome

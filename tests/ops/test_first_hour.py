@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import ast
+import json
+import logging
 import re
 from pathlib import Path
 
+import httpx
 import pytest
 
 from services.notifier import catalogue
@@ -67,3 +70,54 @@ class TestWebhookEventTypes:
                     emitted.add(node.value)
         assert emitted - catalogue.KNOWN == set()
         assert catalogue.KNOWN - emitted == set()
+
+
+class TestRequestIdThroughTheOutbox:
+    async def test_the_event_of_an_order_reaches_notifier_under_the_request_id(self, system,
+                                                                               caplog):
+        from tests.orders.flows import draft_body, make_customer
+
+        customer_id = await make_customer(system)
+        await system.pump()
+        caplog.set_level(logging.INFO, logger="o2c.access")
+        r = await system.client("orders", "sales").post(
+            "/v1/orders", json=draft_body(customer_id), headers={"X-Request-ID": "abc"})
+        assert r.status_code == 201, r.text
+        assert await system.state("orders").relay.dispatch_once() >= 1
+        ingests = [rec for rec in caplog.records if rec.name == "o2c.access"
+                   and rec.service == "notifier" and rec.route == "/v1/events"]
+        assert ingests and {rec.request_id for rec in ingests} == {"abc"}
+        assert ingests[0].status in (200, 201, 207)
+        events = (await system.client("notifier").get(
+            "/v1/events", params={"type": "order.created"})).json()["items"]
+        assert [e["subject"] for e in events] == [r.json()["id"]]
+
+    async def test_a_relay_pass_posts_each_requests_events_under_its_own_id(self, system):
+        recorder = _Recorder(system.mounts["http://notifier.test"])
+        system.mounts["http://notifier.test"] = recorder
+        credit = system.client("credit", "credit_manager")
+        subjects = {}
+        for rid in ("req-one", "req-two"):
+            r = await credit.post("/v1/customers", json={"name": f"Trail {rid}"},
+                                  headers={"X-Request-ID": rid})
+            assert r.status_code == 201, r.text
+            subjects[rid] = r.json()["id"]
+        assert await system.state("credit").relay.dispatch_once() >= 2
+        seen = {}
+        for headers, body in recorder.posts:
+            for event in body.get("events", [body]):
+                seen.setdefault(headers["x-request-id"], set()).add(event["subject"])
+        assert seen == {rid: {subject} for rid, subject in subjects.items()}
+
+
+class _Recorder(httpx.AsyncBaseTransport):
+    """Passes requests on, keeping the headers and body of each `POST /v1/events`."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.posts: list[tuple[dict[str, str], dict]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path == "/v1/events":
+            self.posts.append((dict(request.headers), json.loads(await request.aread())))
+        return await self.inner.handle_async_request(request)
