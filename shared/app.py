@@ -33,6 +33,7 @@ from shared.http import ServiceHttp, make_client
 from shared.idempotency import IdempotencyMiddleware, purge_expired
 from shared.observability import Metrics, RequestContextMiddleware, set_service
 from shared.outbox import Outbox, OutboxRelay
+from shared.polling import SchemaWait
 from shared.settings import BaseServiceSettings
 from shared.subscriptions import Subscriber
 
@@ -66,16 +67,30 @@ def _state(app: FastAPI) -> tuple[Database, Clock, KeyStore, BaseServiceSettings
     return s.db, s.clock, s.keys, s.settings
 
 
+SCHEMA_RETRY_SECONDS = 5.0  # a worker whose database is not migrated yet tries again this soon
+
+
 async def run_periodically(stop: asyncio.Event, interval: float,
                            step: Callable[[], Awaitable[Any]], name: str) -> None:
-    """Call `step` every `interval` seconds until `stop` is set; errors are logged, not fatal."""
+    """Call `step` every `interval` seconds until `stop` is set; errors are logged, not fatal.
+
+    While the database is not migrated (a service started before `o2c migrate`) the step is
+    tried again every few seconds, not at its interval (a day, for the overdue scan), and
+    that is one warning line, not a traceback per try."""
+    waiting = SchemaWait(log, f"worker {name}")
     while not stop.is_set():
+        wait = interval
         try:
             await step()
-        except Exception:
-            log.exception("worker %s failed; trying again in %.0fs", name, interval)
+        except Exception as exc:
+            if waiting.failed(exc):
+                wait = min(interval, SCHEMA_RETRY_SECONDS)
+            else:
+                log.exception("worker %s failed; trying again in %.0fs", name, interval)
+        else:
+            waiting.succeeded()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)
+            await asyncio.wait_for(stop.wait(), timeout=wait)
 
 
 def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings, *,

@@ -116,9 +116,17 @@ def schema_missing(exc: BaseException) -> bool:
     table or column missing because `o2c migrate` has not run. Workers wait for it quietly."""
     from sqlalchemy.exc import DBAPIError
 
-    if not isinstance(exc, DBAPIError):
-        return False
-    orig = exc.orig
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:  # also under a wrapper (`raise … from`)
+        seen.add(id(link))
+        if isinstance(link, DBAPIError) and _says_schema_missing(link.orig):
+            return True
+        link = link.__cause__ or link.__context__
+    return False
+
+
+def _says_schema_missing(orig: BaseException) -> bool:
     code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     if code in _SCHEMA_MISSING_SQLSTATES:
         return True

@@ -44,7 +44,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.clock import Clock
@@ -53,7 +52,6 @@ from shared.errors import DependencyUnavailable
 from shared.events import Event
 from shared.failpoints import failpoint
 from shared.http import ServiceHttp
-from shared.migrations import schema_missing
 from shared.observability import current_request_id, reset_request_id, set_request_id, work_request_id
 from shared.polling import poll_loop
 
@@ -130,7 +128,6 @@ class OutboxRelay:
         self.max_backoff = max_backoff_seconds
         self.poll_seconds = poll_seconds
         self._wake = asyncio.Event()
-        self._waiting_for_schema = False
         outbox.relay = self
 
     def wake(self) -> None:
@@ -208,30 +205,10 @@ class OutboxRelay:
         if chunk:
             yield chunk
 
-    async def _claim_or_wait(self) -> list[Any]:
-        """`_claim`, or nothing while the database has no outbox yet (not migrated): one
-        warning when that starts and one line when it ends, not a traceback a second."""
-        try:
-            rows = await self._claim()
-        except DBAPIError as exc:
-            if not schema_missing(exc):
-                raise
-            if not self._waiting_for_schema:
-                self._waiting_for_schema = True
-                log.warning("outbox relay waits: the %s database is not migrated (%s); run "
-                            "`o2c migrate %s`", self.service or "service",
-                            str(exc.orig).splitlines()[0][:200], self.service or "SERVICE")
-            return []
-        if self._waiting_for_schema:
-            self._waiting_for_schema = False
-            log.warning("outbox relay resumes: the %s database is migrated",
-                        self.service or "service")
-        return rows
-
     async def dispatch_once(self) -> int:
         """Send every due event once; returns how many notifier accepted."""
         with work_request_id() as own_id:
-            rows = await self._claim_or_wait()
+            rows = await self._claim()
             errors: list[str | None] = []
             for chunk in self._posts(rows):
                 token = set_request_id(chunk[0].request_id or own_id)

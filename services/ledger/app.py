@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+
 import httpx
 from fastapi import FastAPI
 
@@ -15,10 +19,37 @@ from services.ledger.writeoffs import api as writeoffs_api
 from shared.app import ServiceSpec, create_service_app
 from shared.clock import Clock
 
+log = logging.getLogger("o2c.ledger")
+
+
+CHART_RETRY_SECONDS = 2.0
+
 
 async def _seed_chart(app: FastAPI) -> None:
-    await service.ensure_chart(app.state.db, app.state.clock)
+    """Seed the chart of accounts; before `o2c migrate ledger`, keep trying in the background
+    until the tables are there (no restart needed)."""
     await collection_scan.expose(app)  # app.state.overdue_scan_once, for tests and operators
+    app.state.chart_seeder = None
+    if not await service.ensure_chart(app.state.db, app.state.clock):
+        app.state.chart_seeder = asyncio.create_task(_seed_when_migrated(app), name="chart-seeder")
+
+
+async def _seed_when_migrated(app: FastAPI) -> None:
+    while True:
+        await asyncio.sleep(CHART_RETRY_SECONDS)
+        try:
+            if await service.ensure_chart(app.state.db, app.state.clock, quiet=True):
+                return
+        except Exception:  # e.g. the database unreachable for a moment: keep trying
+            log.warning("seeding the ledger accounts failed; trying again", exc_info=True)
+
+
+async def _stop_seeder(app: FastAPI) -> None:
+    task = app.state.chart_seeder
+    if task is not None and not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 SPEC = ServiceSpec(
@@ -57,6 +88,7 @@ SPEC = ServiceSpec(
     ],
     workers=[collection_scan.overdue_scan_worker],
     on_startup=_seed_chart,
+    on_shutdown=_stop_seeder,
 )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.errors import Conflict, DependencyUnavailable, NotFound, ValidationFailed
 
 
 class AccountNotFound(NotFound):
@@ -18,6 +18,16 @@ class EntryNotFound(NotFound):
 class InvoiceNotFound(NotFound):
     def __init__(self, invoice_id: str) -> None:
         super().__init__(f"Invoice {invoice_id} not found.")
+
+
+class ChartNotSeeded(DependencyUnavailable):
+    """A system account is missing: the ledger started before `o2c migrate ledger` and has not
+    seeded its chart yet. A server-side state (503, retry), not the caller's input."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(f"The ledger's chart of accounts is not seeded yet (system account "
+                         f"{code} is missing); it is seeded within seconds of `o2c migrate "
+                         f"ledger`. Try again shortly.", dependency="chart_of_accounts")
 
 
 class InvalidPosting(ValidationFailed):

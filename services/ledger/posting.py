@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.ledger import repository
-from services.ledger.errors import InvalidPosting
+from services.ledger.chart import SYSTEM_ACCOUNTS
+from services.ledger.errors import ChartNotSeeded, InvalidPosting
 from services.ledger.models import JournalEntry, JournalLine, counters
 from shared.clock import Clock
 from shared.events import new_event
@@ -26,6 +27,7 @@ from shared.numbering import next_number
 from shared.outbox import Outbox
 
 MAX_LINES = 500
+SYSTEM_CODES = frozenset(spec.code for spec in SYSTEM_ACCOUNTS)
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,8 @@ async def check_accounts(session: AsyncSession, lines: Sequence[Line],
     for i, line in enumerate(lines):
         account = accounts.get(line.account_code)
         if account is None:
+            if line.account_code in SYSTEM_CODES:  # ours to seed, not the caller's mistake
+                raise ChartNotSeeded(line.account_code)
             errors.append({"field": f"lines[{i}].account_code",
                            "message": f"unknown account {line.account_code}"})
             continue

@@ -62,6 +62,7 @@ from shared.auth import Principal
 from shared.clock import Clock
 from shared.db import Database
 from shared.events import new_event
+from shared.migrations import schema_missing
 from shared.numbering import next_number
 from shared.outbox import Outbox
 
@@ -95,11 +96,11 @@ async def seed_chart(db: Database, clock: Clock) -> list[str]:
     return [spec.code for spec in missing]
 
 
-async def ensure_chart(db: Database, clock: Clock) -> None:
-    """Start-up hook: seed the chart; another replica seeding at the same moment is fine.
+async def ensure_chart(db: Database, clock: Clock, *, quiet: bool = False) -> bool:
+    """Seed the chart; whether it is seeded. Another replica seeding at the same moment is fine.
 
-    A database without the ledger's tables (not migrated yet) is logged, not fatal: `/ready`
-    reports it, and the next start after `o2c migrate ledger` seeds the chart.
+    A database without the ledger's tables (not migrated yet) is a warning (none when `quiet`),
+    not fatal: `/ready` reports it, and the app tries again until `o2c migrate ledger` has run.
     """
     for attempt in range(3):
         try:
@@ -108,13 +109,17 @@ async def ensure_chart(db: Database, clock: Clock) -> None:
             if attempt == 2:
                 raise
             continue
-        except DBAPIError:
-            log.error("ledger accounts not seeded: is the database migrated? "
-                      "Run `o2c migrate ledger` and restart.", exc_info=True)
-            return
+        except DBAPIError as exc:
+            if not schema_missing(exc):
+                raise
+            if not quiet:
+                log.warning("ledger accounts not seeded yet: the database is not migrated; they "
+                            "will be once `o2c migrate ledger` has run")
+            return False
         if added:
             log.info("seeded ledger accounts %s", ", ".join(added))
-        return
+        return True
+    return False
 
 
 # ---------------------------------------------------------------- journal

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ast
+import asyncio
 import json
 import logging
 import re
@@ -121,3 +122,124 @@ class _Recorder(httpx.AsyncBaseTransport):
         if request.method == "POST" and request.url.path == "/v1/events":
             self.posts.append((dict(request.headers), json.loads(await request.aread())))
         return await self.inner.handle_async_request(request)
+
+
+# ---------------------------------------------------------------- started before `o2c migrate`
+
+_NO_TABLE = "no such table: outbox"
+
+
+def _schema_missing_error() -> Exception:
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    return OperationalError("SELECT 1", {}, sqlite3.OperationalError(_NO_TABLE))
+
+
+def _warnings(caplog, text: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if text in r.getMessage()]
+
+
+class TestStartedBeforeMigrate:
+    async def test_ledger_seeds_its_chart_once_migrated_without_a_restart(
+            self, tmp_path, keys, keys_file, clock, caplog, monkeypatch):
+        from asgi_lifespan import LifespanManager
+
+        from services.ledger import app as ledger_app
+        from shared import migrations
+        from tests.harness import SERVICE_KEY, settings_for
+        from tests.ledger.test_invoices import invoice_body
+
+        monkeypatch.setattr(ledger_app, "CHART_RETRY_SECONDS", 0.05)
+        caplog.set_level(logging.INFO)
+        settings = settings_for(
+            "ledger", ledger_database_url=f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}",
+            data_dir=tmp_path, api_keys_file=keys_file, service_key=SERVICE_KEY,
+            workers_enabled=False, log_json=False)
+        app = ledger_app.create_app(settings, clock=clock)
+        async with LifespanManager(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://ledger.test",
+                                         headers={"Authorization": f"Bearer {keys['service']}"}
+                                         ) as ledger:
+                assert (await ledger.get("/ready")).status_code == 503
+                (warning,) = _warnings(caplog, "ledger accounts not seeded yet")
+                assert warning.levelno == logging.WARNING and not warning.exc_info
+                await migrations.upgrade(app.state.db.engine, "ledger")
+                assert (await ledger.get("/ready")).status_code == 200
+                deadline = asyncio.get_running_loop().time() + 10
+                while not _warnings(caplog, "seeded ledger accounts"):
+                    assert asyncio.get_running_loop().time() < deadline, "never seeded"
+                    await asyncio.sleep(0.05)
+                r = await ledger.post("/v1/invoices", json=invoice_body())
+                assert r.status_code == 201, r.text
+        assert len(_warnings(caplog, "ledger accounts not seeded yet")) == 1
+
+    async def test_a_missing_chart_is_503_not_an_input_error(self, system):
+        from sqlalchemy import delete
+
+        from services.ledger.models import Account
+        from tests.ledger.test_invoices import invoice_body
+
+        state = system.state("ledger")
+        async with state.db.session() as session, session.begin():
+            await session.execute(delete(Account).where(Account.code == "1100"))
+        r = await system.client("ledger", "service").post("/v1/invoices", json=invoice_body())
+        assert r.status_code == 503, r.text
+        assert r.json()["code"] == "dependency_unavailable"
+        assert "chart of accounts is not seeded" in r.json()["detail"]
+
+    async def test_a_periodic_worker_retries_in_seconds_while_not_migrated(self, caplog,
+                                                                           monkeypatch):
+        from shared import app as shared_app
+
+        monkeypatch.setattr(shared_app, "SCHEMA_RETRY_SECONDS", 0.01)
+        calls = 0
+        stop = asyncio.Event()
+
+        async def step() -> None:
+            nonlocal calls
+            calls += 1
+            if calls < 4:
+                raise _schema_missing_error()
+            stop.set()
+
+        caplog.set_level(logging.INFO, logger="o2c.app")
+        await asyncio.wait_for(shared_app.run_periodically(stop, 86_400, step, "overdue-scan"),
+                               timeout=5)
+        assert calls == 4  # not one try a day
+        lines = [r for r in caplog.records if r.name == "o2c.app"]
+        assert [r.levelno for r in lines] == [logging.WARNING, logging.WARNING]
+        assert "worker overdue-scan waits: the database is not migrated" in lines[0].getMessage()
+        assert "resumes" in lines[1].getMessage()
+        assert not any(r.exc_info for r in lines)
+
+    async def test_the_relay_says_once_that_it_waits_for_migrations(self, tmp_path, clock,
+                                                                    caplog):
+        from sqlalchemy import MetaData
+
+        from shared.db import Database
+        from shared.outbox import Outbox, OutboxRelay, outbox_table
+
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
+        metadata = MetaData()
+        relay = OutboxRelay(db=db, outbox=Outbox(outbox_table(metadata)), http=None, clock=clock,
+                            poll_seconds=0.01, service="credit")
+        caplog.set_level(logging.INFO, logger="o2c.outbox")
+        stop = asyncio.Event()
+        task = asyncio.create_task(relay.run(stop))
+        try:
+            await asyncio.sleep(0.3)  # some 30 polls on a database without an outbox
+            async with db.engine.begin() as conn:
+                await conn.run_sync(metadata.create_all)
+            await asyncio.sleep(0.1)
+        finally:
+            stop.set()
+            await task
+            await db.dispose()
+        lines = [r for r in caplog.records if r.name == "o2c.outbox"]
+        assert [r.getMessage().split(":")[0] for r in lines] == [
+            "outbox relay waits", "outbox relay resumes"]
+        assert "no such table: outbox" in lines[0].getMessage()
+        assert not any(r.exc_info for r in lines)
