@@ -27,6 +27,7 @@ from shared import migrations
 from shared.auth import KeyStore
 from shared.clock import Clock, SystemClock
 from shared.db import Database
+from shared.docs import serve_docs
 from shared.errors import DependencyUnavailable, install_problem_handlers, problem_response
 from shared.gate import RequestGate
 from shared.http import ServiceHttp, make_client
@@ -148,7 +149,9 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings, *,
         title=spec.title, description=spec.description, version="1.0.0", lifespan=lifespan,
         openapi_tags=[*spec.tags, {"name": "operations", "description": "Probes and metrics."}],
         generate_unique_id_function=lambda route: f"{spec.name}_{route.name}",
+        docs_url=None, redoc_url=None,  # serve_docs: the same pages, without a CDN
     )
+    serve_docs(app)
     app.state.settings = settings
     app.state.clock = clock or SystemClock()
     app.state.metrics = metrics

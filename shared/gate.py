@@ -24,10 +24,12 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import KeyStore
+from shared.docs import ASSETS as DOCS_ASSETS
 from shared.errors import PayloadTooLarge, Problem, Unauthorized, ValidationFailed, problem_response
 from shared.routing import name_route
 
-# Paths served without a key: liveness, readiness, metrics and the API documents.
+# Paths served without a key: liveness, readiness, metrics and the API documents (and, below
+# DOCS_ASSETS, the scripts and styles of their pages).
 PUBLIC_PATHS = frozenset({"/health", "/ready", "/metrics", "/openapi.json", "/docs",
                           "/docs/oauth2-redirect", "/redoc"})
 INBOX_PATH = "/v1/inbox"
@@ -60,7 +62,7 @@ class RequestGate:
             return
         headers = scope.get("headers", [])
         path = scope["path"]
-        if path not in PUBLIC_PATHS:
+        if path not in PUBLIC_PATHS and not path.startswith(DOCS_ASSETS + "/"):
             refusal = self._authenticate(scope, headers, path)
             if refusal is not None:
                 await _early_answer(scope, receive, send, refusal, headers)

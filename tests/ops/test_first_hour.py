@@ -243,3 +243,30 @@ class TestStartedBeforeMigrate:
             "outbox relay waits", "outbox relay resumes"]
         assert "no such table: outbox" in lines[0].getMessage()
         assert not any(r.exc_info for r in lines)
+
+
+class TestDocsWithoutACdn:
+    @pytest.mark.parametrize("page", ["/docs", "/redoc"])
+    async def test_the_page_and_every_asset_it_loads_come_from_the_service(self, system, page):
+        client = system.client("ledger", principal=None)  # the docs need no key
+        r = await client.get(page)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+        html = r.text
+        assert "cdn" not in html.lower() and "https://" not in html and "http://" not in html
+        urls = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", html)
+        assert len(urls) >= 2, html  # a script and a stylesheet or icon at least
+        for url in urls:
+            assert url.startswith("/") and not url.startswith("//"), url
+            asset = await client.get(url)
+            assert asset.status_code == 200, (url, asset.status_code)
+            assert len(asset.content) > 1000, url
+        assert "'/openapi.json'" in html or '"/openapi.json"' in html or "/openapi.json" in html
+
+    async def test_assets_are_counted_under_their_mount_and_traversal_is_refused(self, system):
+        client = system.client("ledger", principal=None)
+        assert (await client.get("/docs/assets/swagger-ui.css")).status_code == 200
+        for outside in ("/docs/assets/%2e%2e/%2e%2e/shared/app.py",
+                        "/docs/assets/%2e%2e/%2e%2e/%2e%2e/pyproject.toml"):
+            assert (await client.get(outside)).status_code == 404, outside
+        metrics = (await client.get("/metrics")).text
+        assert 'route="/docs/assets"' in metrics
