@@ -8,7 +8,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, Strict, StrictBool, field_validator, model_validator
 
-from services.credit.models import AssetKind, CreditPolicy, Decision, GuaranteeKind, ReservationStatus
+from services.credit.models import (
+    AssetKind,
+    CreditPolicy,
+    CreditStatus,
+    Decision,
+    GuaranteeKind,
+    GuaranteeStatus,
+    HoldKind,
+    HoldStatus,
+    ReservationStatus,
+)
 from shared.dates import BusinessDate
 from shared.money import MAX_MINOR, AmountMinor, Currency, PositiveAmountMinor
 from shared.schemas import RequestModel, ResponseModel
@@ -163,10 +173,10 @@ class HoldCreate(RequestModel):
 class HoldPublic(ResponseModel):
     id: str
     customer_id: str
-    kind: str = Field(description="manual or automatic (placed by the overdue rule)")
+    kind: HoldKind = Field(description="manual or automatic (placed by the overdue rule)")
     reason: str = Field(description="Why; an automatic hold's is like "
                                     "\"invoice INV-000045 31 days overdue\"")
-    status: str = Field(description="active or released")
+    status: HoldStatus = Field(description="active or released")
     source_ref: str | None = Field(description="An automatic hold's overdue invoice id; null "
                                                "for manual holds")
     placed_by: str
@@ -197,8 +207,8 @@ class CreditProfilePublic(ResponseModel):
     currency: str
     terms_days: int
     grade: str | None = Field(description="A–E from the last applied evaluation; null until then")
-    policy: str = Field(description="credit, prepaid_only or guarantee_required")
-    status: str = Field(description="active, on_hold (an active hold) or blocked")
+    policy: CreditPolicy = Field(description="credit, prepaid_only or guarantee_required")
+    status: CreditStatus = Field(description="active, on_hold (an active hold) or blocked")
     exposure: ExposurePublic
     overdue_minor: int = Field(description="Ledger's outstanding past due date, as of its last "
                                            "event about the customer")
@@ -216,7 +226,7 @@ class CreditProfilePublic(ResponseModel):
 class GuaranteeCreate(RequestModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "kind": "bank_guarantee", "amount_minor": 50_000_000, "currency": "CNY",
-        "issuer": "Bank of China Shenzhen Branch", "expires_on": "2026-12-31"}]})
+        "issuer": "Bank of China Shenzhen Branch", "expires_on": "2099-12-31"}]})
 
     kind: GuaranteeKind
     amount_minor: PositiveAmountMinor
@@ -233,7 +243,7 @@ class GuaranteePublic(ResponseModel):
     currency: str
     issuer: str
     expires_on: date
-    status: str = Field(description="active, expired (past expires_on) or released")
+    status: GuaranteeStatus = Field(description="active, expired (past expires_on) or released")
     created_by: str
     created_at: datetime
     released_by: str | None

@@ -12,9 +12,11 @@ from services.ledger.models import (
     DebitNote,
     DebitNoteKind,
     Invoice,
+    InvoiceStatus,
     Payment,
     PaymentAllocation,
     PaymentMethod,
+    PaymentStatus,
 )
 from services.ledger.posting import PostedEntry
 from shared.dates import AwareTimestamp, BusinessDate
@@ -174,7 +176,7 @@ class InvoicePublic(ResponseModel):
     paid_minor: int = Field(description="Applied from payments, net of reversed payments")
     credited_minor: int
     written_off_minor: int
-    status: str = Field(description="From the money: open, partially_paid, paid or written_off. "
+    status: InvoiceStatus = Field(description="From the money: open, partially_paid, paid or written_off. "
                                     "Whether it is overdue or disputed is shown by `overdue` and "
                                     "`disputed`, which apply beside any of these")
     overdue: bool = Field(description="Past its due date (as of today) with money outstanding")
@@ -255,7 +257,7 @@ class PaymentPublic(ResponseModel):
     allocated_minor: int = Field(description="Applied to invoices when received")
     unapplied_minor: int = Field(description="Not allocated when received")
     unapplied_remaining_minor: int = Field(description="Of that, not drawn on since")
-    status: str = Field(description="posted or reversed")
+    status: PaymentStatus = Field(description="posted or reversed")
     journal_entry_id: str | None
     reversal_entry_id: str | None
     reversed_at: datetime | None
@@ -370,7 +372,7 @@ class OrderBalancePublic(ResponseModel):
     written_off_minor: int
     outstanding_minor: int = Field(description="invoiced + debit notes − paid − credited − "
                                                "written off")
-    status: str
+    status: InvoiceStatus
 
 
 class StatementDispute(ResponseModel):

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, ConfigDict, Field, PlainSerializer, Strict, field_validator
 
-from services.orders.models import CreditStatus, ExceptionKind, PaymentMethod, ReviewDecision
+from services.orders.models import (
+    ChangeRequestState,
+    CreditStatus,
+    ExceptionKind,
+    OrderState,
+    PaymentMethod,
+    ReviewDecision,
+)
 from shared.dates import AwareTimestamp, BusinessDate
 from shared.money import AmountMinor, Currency, Quantity
 from shared.schemas import RequestModel, ResponseModel
@@ -59,7 +66,7 @@ class OrderCreate(RequestModel):
         "currency": "CNY",
         "payment_method": "credit",
         "payment_terms_days": 60,
-        "delivery_date": "2026-03-15",
+        "delivery_date": "2099-03-15",
         "delivery_place": "Warehouse 3, 88 Keji Road, Nanshan, Shenzhen",
         "lines": [LINE_EXAMPLE],
     }]})
@@ -84,7 +91,7 @@ class OrderUpdate(RequestModel):
     """
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
-        "delivery_date": "2026-03-20",
+        "delivery_date": "2099-03-20",
         "lines": [{**LINE_EXAMPLE, "quantity": "1500"}],
     }]})
 
@@ -125,7 +132,7 @@ class OrderCreditPublic(ResponseModel):
 
 class ReviewPublic(ResponseModel):
     department: str
-    decision: str
+    decision: ReviewDecision
     comment: str | None = None
     by: str
     at: datetime
@@ -159,7 +166,7 @@ class OrderPublic(ResponseModel):
     delivery_place: str | None
     lines: list[OrderLinePublic]
     total_minor: int
-    state: str
+    state: OrderState
     revision: int
     version: int
     credit: OrderCreditPublic
@@ -247,7 +254,7 @@ class HistoryEntryPublic(ResponseModel):
 
 class DiagramPublic(ResponseModel):
     order_id: str
-    state: str
+    state: OrderState
     mermaid: str = Field(description="Mermaid `stateDiagram-v2` text; the current state has class `current`.")
 
 
@@ -324,7 +331,7 @@ class DeliveryCreate(RequestModel):
 class SettleRequest(RequestModel):
     """Settlement terms; the due date defaults to today + the order's payment terms."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"due_date": "2026-04-01"}, {}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"due_date": "2099-04-01"}, {}]})
 
     due_date: BusinessDate | None = None
 
@@ -356,7 +363,7 @@ class ExceptionPublic(ResponseModel):
     description: str
     owner_department: str
     due_at: datetime
-    status: str
+    status: Literal["open", "resolved"]
     opened_by: str
     opened_at: datetime
     resolution: str | None = None
@@ -442,7 +449,7 @@ class ChangeRequestCreate(RequestModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "changes": {"lines": [{"line_id": "3f1c2d4e-5a6b-4c7d-8e9f-0a1b2c3d4e5f",
                                "quantity": "1500", "unit_price_minor": 1800}],
-                    "delivery_date": "2026-03-20"},
+                    "delivery_date": "2099-03-20"},
         "reason": "Customer's launch moved; they need 300 more boards a week later.",
         "impact": "Production adds one shift in week 11; credit exposure + 5 550 CNY."}]})
 
@@ -453,7 +460,7 @@ class ChangeRequestCreate(RequestModel):
 
 class ChangeReviewPublic(ResponseModel):
     department: str
-    decision: str
+    decision: ReviewDecision
     comment: str | None = None
     by: str
     at: datetime
@@ -463,7 +470,7 @@ class ChangeRequestPublic(ResponseModel):
     id: str
     number: str
     order_id: str
-    state: str
+    state: ChangeRequestState
     base_revision: int = Field(description="The order's revision the change was asked against.")
     changes: dict[str, Any]
     differences: list[dict[str, Any]] = Field(

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field
 
-from services.ledger.collection.models import ContactRole
+from services.ledger.collection.models import ContactRole, DisputeStatus, PromiseStatus, ScanStatus
 from shared.dates import BusinessDate
 from shared.money import PositiveAmountMinor
 from shared.schemas import RequestModel, ResponseModel
@@ -25,7 +25,7 @@ class OverdueScanRequest(RequestModel):
 class OverdueScanPublic(ResponseModel):
     id: str
     as_of: date
-    status: str = Field(description="running, completed or failed (a new scan resumes a failed one)")
+    status: ScanStatus = Field(description="running, completed or failed (a new scan resumes a failed one)")
     trigger: str = Field(description="request or schedule")
     started_by: str
     started_at: datetime
@@ -40,7 +40,7 @@ class OverdueScanPublic(ResponseModel):
 
 class PromiseCreate(RequestModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
-        "promised_date": "2026-02-20", "amount_minor": 60000, "contact_role": "finance",
+        "promised_date": "2099-02-20", "amount_minor": 60000, "contact_role": "finance",
         "note": "Ms Wang (finance) confirmed by letter: half on the 20th"}]})
 
     promised_date: BusinessDate = Field(description="The customer pays by this day; not before today")
@@ -60,7 +60,7 @@ class PromisePublic(ResponseModel):
     currency: str
     contact_role: str
     note: str | None
-    status: str = Field(description="open, kept or broken (decided by the overdue scan)")
+    status: PromiseStatus = Field(description="open, kept or broken (decided by the overdue scan)")
     paid_since_minor: int = Field(description="Paid on or credited to the invoice since the "
                                               "promise (as of today while open)")
     created_by: str
@@ -90,7 +90,7 @@ class DisputePublic(ResponseModel):
     invoice_number: str | None = None
     customer_id: str
     salesperson_id: str | None
-    status: str = Field(description="open or resolved")
+    status: DisputeStatus = Field(description="open or resolved")
     reason: str
     contact_role: str | None
     opened_at: datetime
@@ -105,7 +105,7 @@ class CollectionNoteCreate(RequestModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "contact_role": "auditor", "note": "Payment request sits with their internal audit; "
                                            "Mr Li expects sign-off this week",
-        "next_action_on": "2026-02-12"}]})
+        "next_action_on": "2099-02-12"}]})
 
     contact_role: ContactRole = Field(description="Where in the customer's payment chain")
     note: Annotated[str, Field(min_length=1, max_length=2000)]

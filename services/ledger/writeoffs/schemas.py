@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, ConfigDict, Field
 
-from services.ledger.writeoffs.models import WriteOff, WriteOffRecovery
+from services.ledger.writeoffs.models import WriteOff, WriteOffRecovery, WriteOffStatus
 from shared.dates import AwareTimestamp
 from shared.money import PositiveAmountMinor
 from shared.schemas import RequestModel, ResponseModel
@@ -80,7 +80,7 @@ class WriteOffPublic(ResponseModel):
     amount_minor: int
     reason: str
     responsible: list[str]
-    status: str = Field(description="proposed, posted (approved and posted) or rejected")
+    status: WriteOffStatus = Field(description="proposed, posted (approved and posted) or rejected")
     proposed_by: str
     proposed_at: datetime
     approved_by: str | None
