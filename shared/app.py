@@ -33,6 +33,7 @@ from shared.gate import RequestGate
 from shared.http import ServiceHttp, make_client
 from shared.idempotency import IdempotencyMiddleware, purge_expired
 from shared.observability import Metrics, RequestContextMiddleware, set_service
+from shared.openapi import document_contract
 from shared.outbox import Outbox, OutboxRelay
 from shared.polling import SchemaWait
 from shared.settings import BaseServiceSettings
@@ -163,6 +164,7 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings, *,
     app.state.subscriber = spec.subscriber
 
     install_problem_handlers(app)
+    document_contract(app)
     app.add_middleware(IdempotencyMiddleware, table=spec.idempotency, get_state=_state)
     app.add_middleware(RequestGate, keys=lambda scope: scope["app"].state.keys,
                        max_body_bytes=settings.max_body_bytes)

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.observability import current_request_id
@@ -31,17 +31,28 @@ class FieldError(BaseModel):
 
 
 class ProblemBody(BaseModel):
-    """The problem+json body; extension members depend on the code."""
+    """The problem+json body (RFC 9457); extension members depend on the code, and others may
+    be added: a client keeps what it does not know."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", title="ProblemBody")
 
-    type: str
+    type: str = Field(description="A URI naming the problem type, e.g. "
+                                  "`https://o2c.dev/problems/not-found`.")
     title: str
-    status: int
-    detail: str
-    code: str
-    errors: list[FieldError] | None = None
-    request_id: str | None = None
+    status: int = Field(description="The HTTP status code.")
+    detail: str = Field(description="What went wrong with this request, for a person to read.")
+    code: str = Field(description="Stable machine code: validation_failed, not_found, unauthorized, "
+                                  "forbidden, invalid_transition, guard_failed, version_conflict, "
+                                  "idempotency_key_reused, conflict, dependency_unavailable, ...")
+    errors: list[FieldError] | None = Field(
+        default=None, description="validation_failed: every field refused, with why.")
+    request_id: str | None = Field(default=None, description="The request's `X-Request-ID`.")
+    guard: str | None = Field(default=None, description="guard_failed: the guard that refused.")
+    reason: str | None = Field(default=None, description="guard_failed: why it refused.")
+    state: str | None = Field(default=None, description="invalid_transition: the current state.")
+    allowed: list[str] | None = Field(
+        default=None, description="invalid_transition: the triggers the current state allows.")
+    limit_bytes: int | None = Field(default=None, description="payload_too_large: the body limit.")
 
 
 class Problem(Exception):
@@ -265,7 +276,10 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 
 def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries documenting problem+json errors for the given statuses."""
+    """OpenAPI `responses=` entries documenting problem+json errors for the given statuses.
+
+    The `ProblemBody` schema they name is added to every service's document by shared.openapi.
+    """
     titles = {
         400: "Bad request", 401: "Missing or invalid API key", 403: "Role not allowed",
         404: "Not found", 409: "Conflict", 412: "If-Match does not match the version",
@@ -273,7 +287,7 @@ def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         503: "A dependency did not answer",
     }
     return {
-        code: {"model": ProblemBody, "description": titles.get(code, "Error"),
-               "content": {PROBLEM_JSON: {}}}
+        code: {"description": titles.get(code, "Error"),
+               "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemBody"}}}}
         for code in codes
     }

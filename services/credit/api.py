@@ -52,6 +52,7 @@ from shared.auth import CurrentPrincipal, Role, require
 from shared.clock import Clock
 from shared.db import SessionDep
 from shared.errors import problem_responses
+from shared.openapi import IF_MATCH
 from shared.outbox import Outbox
 from shared.pagination import Cursor, Limit, Page, decode_time_cursor, time_page
 from shared.versioning import check_if_match, set_etag
@@ -128,7 +129,8 @@ async def get_customer(customer: CustomerOr404, response: Response) -> Customer:
 
 
 @router.patch("/customers/{customer_id}", response_model=CustomerPublic,
-              dependencies=[require(*WRITERS)], responses=problem_responses(404, 412))
+              dependencies=[require(*WRITERS)], responses=problem_responses(404, 412),
+              openapi_extra=IF_MATCH)
 async def update_customer(customer: CustomerOr404, body: CustomerUpdate, request: Request,
                           response: Response, session: SessionDep,
                           principal: CurrentPrincipal) -> Customer:
@@ -222,7 +224,8 @@ async def get_credit_profile(customer: CustomerOr404, session: SessionDep, ctx: 
 
 
 @credit_router.put("/credit-limit", response_model=CreditProfilePublic,
-                   dependencies=[require(*CREDIT_WRITERS)], responses=problem_responses(409, 412))
+                   dependencies=[require(*CREDIT_WRITERS)], responses=problem_responses(409, 412),
+                   openapi_extra=IF_MATCH)
 async def set_credit_limit(customer: CustomerOr404, body: CreditLimitUpdate, request: Request,
                            response: Response, session: SessionDep, ctx: Ctx,
                            principal: CurrentPrincipal) -> CreditProfilePublic:
@@ -239,7 +242,8 @@ async def set_credit_limit(customer: CustomerOr404, body: CreditLimitUpdate, req
 
 
 @credit_router.put("/credit-policy", response_model=CreditProfilePublic,
-                   dependencies=[require(*CREDIT_WRITERS)], responses=problem_responses(409, 412))
+                   dependencies=[require(*CREDIT_WRITERS)], responses=problem_responses(409, 412),
+                   openapi_extra=IF_MATCH)
 async def set_credit_policy(customer: CustomerOr404, body: CreditPolicyUpdate, request: Request,
                             response: Response, session: SessionDep, ctx: Ctx,
                             principal: CurrentPrincipal) -> CreditProfilePublic:
@@ -488,7 +492,8 @@ async def get_reservation(reservation_id: ItemId, session: SessionDep,
 
 @reservations_router.patch("/{reservation_id}", response_model=ReservationPublic,
                            dependencies=[require(*RESERVERS)],
-                           responses=problem_responses(404, 409, 412))
+                           responses=problem_responses(404, 409, 412),
+                           openapi_extra=IF_MATCH)
 async def change_reservation(reservation_id: ItemId, body: ReservationUpdate, request: Request,
                              response: Response, session: SessionDep, ctx: Ctx,
                              principal: CurrentPrincipal) -> Reservation:

@@ -52,6 +52,7 @@ from shared.clock import as_utc
 from shared.dates import Timestamp
 from shared.db import SessionDep
 from shared.errors import problem_responses, validation_errors
+from shared.openapi import IF_MATCH
 from shared.pagination import (
     Cursor,
     Limit,
@@ -241,7 +242,8 @@ async def get_webhook_endpoint(endpoint: EndpointOr404, response: Response) -> W
 
 
 @endpoints.patch("/webhook-endpoints/{endpoint_id}", response_model=EndpointPublic,
-                 dependencies=[require(*MANAGERS)], responses=problem_responses(404, 412))
+                 dependencies=[require(*MANAGERS)], responses=problem_responses(404, 412),
+                 openapi_extra=IF_MATCH)
 async def update_webhook_endpoint(endpoint: EndpointOr404, body: EndpointUpdate, request: Request,
                                   response: Response, session: SessionDep,
                                   principal: CurrentPrincipal) -> WebhookEndpoint:
@@ -255,7 +257,8 @@ async def update_webhook_endpoint(endpoint: EndpointOr404, body: EndpointUpdate,
 
 
 @endpoints.delete("/webhook-endpoints/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT,
-                  dependencies=[require(*MANAGERS)], responses=problem_responses(404, 412))
+                  dependencies=[require(*MANAGERS)], responses=problem_responses(404, 412),
+                  openapi_extra=IF_MATCH)
 async def delete_webhook_endpoint(endpoint: EndpointOr404, request: Request, session: SessionDep,
                                   principal: CurrentPrincipal) -> Response:
     """Delete an endpoint: nothing more is sent to it; its deliveries stay readable."""
@@ -267,7 +270,8 @@ async def delete_webhook_endpoint(endpoint: EndpointOr404, request: Request, ses
 
 @endpoints.post("/webhook-endpoints/{endpoint_id}/rotate-secret",
                 response_model=EndpointWithSecret, dependencies=[require(*MANAGERS)],
-                responses=problem_responses(404, 412))
+                responses=problem_responses(404, 412),
+                openapi_extra=IF_MATCH)
 async def rotate_webhook_secret(endpoint: EndpointOr404, request: Request, response: Response,
                                 session: SessionDep) -> WebhookEndpoint:
     """Issue a new signing secret (shown this once); the old one keeps signing for 24 h."""
@@ -351,7 +355,8 @@ async def get_dunning_policy(session: SessionDep, response: Response) -> Dunning
 
 
 @dunning.put("/dunning-policy", response_model=DunningPolicyPublic,
-             dependencies=[require(*POLICY_WRITERS)], responses=problem_responses(412))
+             dependencies=[require(*POLICY_WRITERS)], responses=problem_responses(412),
+             openapi_extra=IF_MATCH)
 async def put_dunning_policy(body: DunningPolicyIn, request: Request, response: Response,
                              session: SessionDep, principal: CurrentPrincipal) -> DunningPolicyPublic:
     """Replace the dunning policy: levels by days overdue, recipients, channels and templates.

@@ -49,6 +49,7 @@ from shared.auth import CurrentPrincipal, Role, require
 from shared.dates import AwareTimestamp
 from shared.db import COMMIT_OWNER, SessionDep
 from shared.errors import NotFound, ValidationFailed, problem_responses
+from shared.openapi import IF_MATCH
 from shared.pagination import (
     Cursor,
     Limit,
@@ -183,7 +184,8 @@ async def get_order(order: OrderOr404, response: Response) -> Order:
 
 
 @router.patch("/orders/{order_id}", response_model=OrderPublic, dependencies=[require(*WRITERS)],
-              responses=problem_responses(404, 409, 412))
+              responses=problem_responses(404, 409, 412),
+              openapi_extra=IF_MATCH)
 async def update_order(order: OrderOr404, body: OrderUpdate, request: Request,
                        response: Response, session: SessionDep) -> Order:
     """Change a draft order; send `If-Match` with the ETag you read to avoid lost updates."""
@@ -205,7 +207,8 @@ def _shaped(response: Response, order: Order) -> Order:
 
 @lifecycle_router.post("/orders/{order_id}/submit", response_model=OrderPublic,
                        dependencies=[require(*WRITERS)],
-                       responses={**TRANSITION_ERRORS, **problem_responses(503)})
+                       responses={**TRANSITION_ERRORS, **problem_responses(503)},
+                       openapi_extra=IF_MATCH)
 async def submit_order(order: OrderOr404, response: Response, env: StepEnv,
                        version: IfMatchDep) -> Order:
     """Submit a draft for department review (draft → in_review).
@@ -221,7 +224,8 @@ async def submit_order(order: OrderOr404, response: Response, env: StepEnv,
 
 
 @lifecycle_router.post("/orders/{order_id}/reviews", response_model=OrderPublic,
-                       dependencies=[require(*REVIEWERS)], responses=TRANSITION_ERRORS)
+                       dependencies=[require(*REVIEWERS)], responses=TRANSITION_ERRORS,
+                       openapi_extra=IF_MATCH)
 async def review_order(order: LockedOrder, body: ReviewCreate, request: Request,
                        response: Response, session: SessionDep, principal: CurrentPrincipal,
                        settings: SettingsDep) -> Order:
@@ -238,7 +242,8 @@ async def review_order(order: LockedOrder, body: ReviewCreate, request: Request,
 
 
 @lifecycle_router.post("/orders/{order_id}/approve", response_model=OrderPublic,
-                       dependencies=[require(*REVIEWERS)], responses=TRANSITION_ERRORS)
+                       dependencies=[require(*REVIEWERS)], responses=TRANSITION_ERRORS,
+                       openapi_extra=IF_MATCH)
 async def approve_order(order: LockedOrder, request: Request, response: Response,
                         session: SessionDep, principal: CurrentPrincipal,
                         settings: SettingsDep) -> Order:
@@ -255,7 +260,8 @@ async def approve_order(order: LockedOrder, request: Request, response: Response
 
 @lifecycle_router.post("/orders/{order_id}/credit-recheck", response_model=OrderPublic,
                        dependencies=[require(*WRITERS)],
-                       responses={**TRANSITION_ERRORS, **problem_responses(503)})
+                       responses={**TRANSITION_ERRORS, **problem_responses(503)},
+                       openapi_extra=IF_MATCH)
 async def recheck_credit(order: OrderOr404, response: Response, env: StepEnv,
                          version: IfMatchDep) -> Order:
     """Ask credit again after a guarantee or limit change: reserved may approve, refused rejects."""
@@ -265,7 +271,8 @@ async def recheck_credit(order: OrderOr404, response: Response, env: StepEnv,
 
 @lifecycle_router.post("/orders/{order_id}/revise", response_model=OrderPublic,
                        dependencies=[require(*WRITERS)],
-                       responses={**TRANSITION_ERRORS, **problem_responses(503)})
+                       responses={**TRANSITION_ERRORS, **problem_responses(503)},
+                       openapi_extra=IF_MATCH)
 async def revise_order(order: OrderOr404, response: Response, env: StepEnv, version: IfMatchDep,
                        body: Annotated[ReviseRequest | None, Body(examples=[
                            {"reason": "Quality standard raised to Class 3."}])] = None) -> Order:
@@ -277,7 +284,8 @@ async def revise_order(order: OrderOr404, response: Response, env: StepEnv, vers
 
 @lifecycle_router.post("/orders/{order_id}/cancel", response_model=OrderPublic,
                        dependencies=[require(*WRITERS)],
-                       responses={**TRANSITION_ERRORS, **problem_responses(503)})
+                       responses={**TRANSITION_ERRORS, **problem_responses(503)},
+                       openapi_extra=IF_MATCH)
 async def cancel_order(order: OrderOr404, body: CancelRequest, response: Response, env: StepEnv,
                        version: IfMatchDep) -> Order:
     """Cancel an order before fulfilment, with a reason; credit's reservation is released.
@@ -292,7 +300,8 @@ async def cancel_order(order: OrderOr404, body: CancelRequest, response: Respons
 
 @lifecycle_router.post("/orders/{order_id}/contract", response_model=OrderPublic,
                        dependencies=[require(*WRITERS)],
-                       responses={**TRANSITION_ERRORS, **problem_responses(503)})
+                       responses={**TRANSITION_ERRORS, **problem_responses(503)},
+                       openapi_extra=IF_MATCH)
 async def sign_contract(order: OrderOr404, body: ContractRequest, response: Response,
                         env: StepEnv, version: IfMatchDep) -> Order:
     """Record the signed contract of an approved order (approved → contracted); the reservation stays.
@@ -307,7 +316,8 @@ async def sign_contract(order: OrderOr404, body: ContractRequest, response: Resp
 
 @lifecycle_router.post("/orders/{order_id}/start-fulfillment", response_model=OrderPublic,
                        dependencies=[require(*PRODUCTION)],
-                       responses={**TRANSITION_ERRORS, **problem_responses(503)})
+                       responses={**TRANSITION_ERRORS, **problem_responses(503)},
+                       openapi_extra=IF_MATCH)
 async def start_fulfillment(order: OrderOr404, response: Response, env: StepEnv,
                             version: IfMatchDep) -> Order:
     """Start production of a contracted order (contracted → in_fulfillment).
@@ -320,7 +330,8 @@ async def start_fulfillment(order: OrderOr404, response: Response, env: StepEnv,
 
 
 @lifecycle_router.post("/orders/{order_id}/deliveries", response_model=OrderPublic,
-                       dependencies=[require(*PRODUCTION)], responses=TRANSITION_ERRORS)
+                       dependencies=[require(*PRODUCTION)], responses=TRANSITION_ERRORS,
+                       openapi_extra=IF_MATCH)
 async def record_delivery(order: LockedOrder, body: DeliveryCreate, request: Request,
                           response: Response, session: SessionDep, principal: CurrentPrincipal,
                           settings: SettingsDep) -> Order:
@@ -337,10 +348,11 @@ async def record_delivery(order: LockedOrder, body: DeliveryCreate, request: Req
 
 @lifecycle_router.post("/orders/{order_id}/settle", response_model=OrderPublic,
                        dependencies=[require(*FINANCE)],
-                       responses={**TRANSITION_ERRORS, **problem_responses(503)})
+                       responses={**TRANSITION_ERRORS, **problem_responses(503)},
+                       openapi_extra=IF_MATCH)
 async def settle_order(order: OrderOr404, response: Response, env: StepEnv, version: IfMatchDep,
                        body: Annotated[SettleRequest | None, Body(examples=[
-                           {"due_date": "2026-04-01"}])] = None) -> Order:
+                           {"due_date": "2099-04-01"}])] = None) -> Order:
     """Invoice a delivered order (delivered → invoiced) for what was delivered less returns.
 
     Ledger issues the invoice (due today + payment terms unless `due_date` is given) and credit
@@ -354,7 +366,8 @@ async def settle_order(order: OrderOr404, response: Response, env: StepEnv, vers
 
 @lifecycle_router.post("/orders/{order_id}/close", response_model=OrderPublic,
                        dependencies=[require(*CLOSERS)],
-                       responses={**TRANSITION_ERRORS, **problem_responses(503)})
+                       responses={**TRANSITION_ERRORS, **problem_responses(503)},
+                       openapi_extra=IF_MATCH)
 async def close_order(order: OrderOr404, response: Response, env: StepEnv,
                       version: IfMatchDep) -> Order:
     """Close an invoiced order (invoiced → closed) once ledger shows nothing outstanding.
@@ -374,7 +387,8 @@ async def close_order(order: OrderOr404, response: Response, env: StepEnv,
 
 @lifecycle_router.post("/orders/{order_id}/exceptions", status_code=status.HTTP_201_CREATED,
                        response_model=ExceptionPublic, dependencies=[require(*DEPARTMENT_ROLES)],
-                       responses=TRANSITION_ERRORS)
+                       responses=TRANSITION_ERRORS,
+                       openapi_extra=IF_MATCH)
 async def open_exception(order: LockedOrder, body: ExceptionCreate, request: Request,
                          response: Response, session: SessionDep, principal: CurrentPrincipal,
                          settings: SettingsDep) -> OrderException:
@@ -388,7 +402,8 @@ async def open_exception(order: LockedOrder, body: ExceptionCreate, request: Req
 
 @lifecycle_router.post("/orders/{order_id}/exceptions/{exception_id}/resolve",
                        response_model=ExceptionPublic, dependencies=[require(*DEPARTMENT_ROLES)],
-                       responses=TRANSITION_ERRORS)
+                       responses=TRANSITION_ERRORS,
+                       openapi_extra=IF_MATCH)
 async def resolve_exception(order: LockedOrder, body: ExceptionResolve, request: Request,
                             session: SessionDep, principal: CurrentPrincipal,
                             exception_id: Annotated[str, Path(max_length=36)]) -> OrderException:
@@ -472,7 +487,8 @@ async def scan_overdue_exceptions(request: Request, session: SessionDep,
 
 @lifecycle_router.post("/orders/{order_id}/returns", status_code=status.HTTP_201_CREATED,
                        response_model=ReturnPublic, dependencies=[require(*WRITERS)],
-                       responses={**TRANSITION_ERRORS, **problem_responses(503)})
+                       responses={**TRANSITION_ERRORS, **problem_responses(503)},
+                       openapi_extra=IF_MATCH)
 async def record_return(order: OrderOr404, body: ReturnCreate, response: Response,
                         env: StepEnv, version: IfMatchDep) -> OrderReturn:
     """Record goods returned after delivery (delivered or invoiced orders).
@@ -516,7 +532,8 @@ def _shaped_change(response: Response, cr: OrderChangeRequest) -> OrderChangeReq
 
 @change_router.post("/orders/{order_id}/change-requests", status_code=status.HTTP_201_CREATED,
                     response_model=ChangeRequestPublic, dependencies=[require(*WRITERS)],
-                    responses=TRANSITION_ERRORS)
+                    responses=TRANSITION_ERRORS,
+                    openapi_extra=IF_MATCH)
 async def request_change(order: LockedOrder, body: ChangeRequestCreate, request: Request,
                          response: Response, session: SessionDep, principal: CurrentPrincipal,
                          settings: SettingsDep) -> OrderChangeRequest:
@@ -558,7 +575,8 @@ async def get_change_request(order: OrderOr404, session: SessionDep, response: R
 
 @change_router.post("/orders/{order_id}/change-requests/{change_request_id}/reviews",
                     response_model=ChangeRequestPublic, dependencies=[require(*REVIEWERS)],
-                    responses=TRANSITION_ERRORS)
+                    responses=TRANSITION_ERRORS,
+                    openapi_extra=IF_MATCH)
 async def review_change(locked: LockedChange, body: ReviewCreate, request: Request,
                         response: Response, session: SessionDep, principal: CurrentPrincipal,
                         settings: SettingsDep) -> OrderChangeRequest:
@@ -576,7 +594,8 @@ async def review_change(locked: LockedChange, body: ReviewCreate, request: Reque
 
 @change_router.post("/orders/{order_id}/change-requests/{change_request_id}/withdraw",
                     response_model=ChangeRequestPublic, dependencies=[require(*WRITERS)],
-                    responses=TRANSITION_ERRORS)
+                    responses=TRANSITION_ERRORS,
+                    openapi_extra=IF_MATCH)
 async def withdraw_change(locked: LockedChange, body: ChangeWithdrawRequest, request: Request,
                           response: Response, session: SessionDep,
                           principal: CurrentPrincipal) -> OrderChangeRequest:
@@ -590,7 +609,8 @@ async def withdraw_change(locked: LockedChange, body: ChangeWithdrawRequest, req
 
 @change_router.post("/orders/{order_id}/change-requests/{change_request_id}/apply",
                     response_model=ChangeRequestPublic, dependencies=[require(*WRITERS)],
-                    responses={**TRANSITION_ERRORS, **problem_responses(503)})
+                    responses={**TRANSITION_ERRORS, **problem_responses(503)},
+                    openapi_extra=IF_MATCH)
 async def apply_change(order: OrderOr404, change_request_id: ChangeRequestId,
                        body: ChangeApplyRequest, response: Response, env: StepEnv,
                        request: Request) -> OrderChangeRequest:
