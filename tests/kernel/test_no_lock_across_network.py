@@ -154,7 +154,8 @@ async def test_an_inbox_handler_calling_out_in_the_write_transaction_is_caught(s
 
     subscriber = Subscriber(service="probe", subscriptions=subscription_table(metadata),
                             inbox=inbox_table(metadata),
-                            handlers={"order.review_overdue": plain, "order.exception_overdue": TwoPhase(ask, write)})
+                            handlers={"order.review_overdue": plain,
+                                      "order.exception_overdue": TwoPhase(ask, write)})
     spec = ServiceSpec(name="probe", title="probe", description="", metadata=metadata,
                        idempotency=idempotency_table(metadata), routers=[], subscriber=subscriber)
     settings = ProbeSettings(
