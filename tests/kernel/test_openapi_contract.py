@@ -14,6 +14,7 @@ from typing import Any
 
 import jsonschema_rs
 import pytest
+import schemathesis
 from fastapi.routing import APIRoute
 from schemathesis.specs.openapi.definitions import OPENAPI_31
 
@@ -183,6 +184,26 @@ def test_the_document_is_valid_openapi_3_1(service):
     errors = [f"{'/'.join(map(str, e.instance_path))}: {e.message}"
               for e in jsonschema_rs.validator_for(OPENAPI_31).iter_errors(hostile.spec(service))]
     assert not errors, "\n".join(errors[:20])
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_schemathesis_loads_every_operation_without_warnings(service):
+    """The document read as a client generator reads it: every operation loads, every `$ref`
+    resolves, every response media type (problem+json too) has a JSON reader, every pattern
+    is usable."""
+    from schemathesis.core.result import Ok
+    from schemathesis.specs.openapi import warnings
+
+    operations = list(schemathesis.openapi.from_dict(hostile.spec(service)).get_all_operations())
+    failed = [r for r in operations if not isinstance(r, Ok)]
+    assert operations and not failed, failed[:3]
+    found = []
+    for result in operations:
+        operation = result.ok()
+        found += warnings.detect_missing_deserializers(operation)
+        found += warnings.detect_unresolvable_references(operation)
+        found += warnings.detect_unsupported_regex(operation)
+    assert not found, [(w.operation_label, w.message) for w in found][:10]
 
 
 def _problem_validator(service: str) -> Any:
