@@ -78,6 +78,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level, settings.log_json)
     set_service(service)
     ready_fd: int | None = args.ready_fd
+    options: dict[str, Any] = {"host": args.host, "port": args.port, "log_config": None,
+                               "access_log": False, "timeout_graceful_shutdown": 10}
+    if ready_fd is None:  # as uvicorn runs it (bench/sqlcount.py wraps uvicorn.run)
+        uvicorn.run(_create_app(service, settings), **options)
+        return 0
 
     class Server(uvicorn.Server):
         async def startup(self, sockets: Any = None) -> None:
@@ -86,9 +91,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 os.write(ready_fd, b"up\n")
                 os.close(ready_fd)
 
-    server = Server(uvicorn.Config(_create_app(service, settings), host=args.host, port=args.port,
-                                   log_config=None, access_log=False,
-                                   timeout_graceful_shutdown=10))
+    server = Server(uvicorn.Config(_create_app(service, settings), **options))
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
     return 0 if server.started else 1
