@@ -270,3 +270,40 @@ class TestDocsWithoutACdn:
             assert (await client.get(outside)).status_code == 404, outside
         metrics = (await client.get("/metrics")).text
         assert 'route="/docs/assets"' in metrics
+
+
+class TestRunCountsOnlyItsOwnServices:
+    def test_another_process_answering_ready_on_the_port_is_not_taken_for_ours(self):
+        """What made a second `o2c run` print "o2c is running": the first copy's /ready."""
+        import os
+        import subprocess
+        import sys
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from services import cli
+
+        class Ready(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        impostor = ThreadingHTTPServer(("127.0.0.1", 0), Ready)
+        threading.Thread(target=impostor.serve_forever, daemon=True).start()
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        read_end, write_end = os.pipe()
+        os.set_blocking(read_end, False)
+        env = {"O2C_ORDERS_URL": f"http://127.0.0.1:{impostor.server_address[1]}"}
+        try:
+            assert not cli._wait_ready(env, {"orders": child}, {"orders": read_end}, timeout=1.0)
+            os.write(write_end, b"up\n")  # now our own process says it holds the port
+            assert cli._wait_ready(env, {"orders": child}, {"orders": read_end}, timeout=5.0)
+        finally:
+            child.kill()
+            child.wait()
+            impostor.shutdown()
+            os.close(read_end)
+            os.close(write_end)
