@@ -238,7 +238,7 @@ class GuaranteeCreate(RequestModel):
 class GuaranteePublic(ResponseModel):
     id: str
     customer_id: str
-    kind: str
+    kind: GuaranteeKind
     amount_minor: int
     currency: str
     issuer: str
@@ -295,7 +295,7 @@ class AssetCreate(RequestModel):
 class AssetPublic(ResponseModel):
     id: str
     customer_id: str
-    kind: str
+    kind: AssetKind
     description: str
     value_minor: int
     currency: str

@@ -8,9 +8,12 @@ from typing import Annotated
 from pydantic import ConfigDict, Field
 
 from services.ledger.models import (
+    AccountKind,
+    AllocationKind,
     CreditNote,
     DebitNote,
     DebitNoteKind,
+    EntryKind,
     Invoice,
     InvoiceStatus,
     Payment,
@@ -32,7 +35,7 @@ SalespersonId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-
 class AccountPublic(ResponseModel):
     code: str
     name: str
-    kind: str = Field(description="asset, liability, equity, income or expense")
+    kind: AccountKind = Field(description="asset, liability, equity, income or expense")
     normal_side: str = Field(description="debit or credit: the side that increases the balance")
     currency: str | None = Field(description="Only entries in this currency, when set")
     requires_customer: bool = Field(
@@ -84,7 +87,7 @@ class JournalLinePublic(ResponseModel):
 class JournalEntryPublic(ResponseModel):
     id: str
     number: str
-    kind: str
+    kind: EntryKind
     memo: str
     currency: str
     posted_at: datetime
@@ -107,7 +110,7 @@ class JournalEntryPublic(ResponseModel):
 class TrialBalanceRowPublic(ResponseModel):
     code: str
     name: str
-    kind: str
+    kind: AccountKind
     normal_side: str
     currency: str
     debit_minor: int
@@ -240,7 +243,7 @@ class AllocationPublic(ResponseModel):
     invoice_id: str
     invoice_number: str | None = None
     amount_minor: int
-    kind: str = Field(description="payment (when received) or unapplied (drawn later)")
+    kind: AllocationKind = Field(description="payment (when received) or unapplied (drawn later)")
     journal_entry_id: str
     created_at: datetime
 
@@ -251,7 +254,7 @@ class PaymentPublic(ResponseModel):
     customer_id: str
     currency: str
     amount_minor: int
-    method: str
+    method: PaymentMethod
     reference: str | None
     received_at: datetime
     allocated_minor: int = Field(description="Applied to invoices when received")
@@ -349,7 +352,7 @@ class DebitNoteCreate(RequestModel):
 
 
 class DebitNotePublic(CreditNotePublic):
-    kind: str = Field(description="interest or fee")
+    kind: DebitNoteKind = Field(description="interest or fee")
 
 
 def note_public(note: CreditNote | DebitNote) -> CreditNotePublic:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, StrictBool, field_validator
 from pydantic_core import PydanticCustomError
@@ -257,8 +257,8 @@ class DunningPolicyIn(RequestModel):
 class DunningLevelPublic(ResponseModel):
     level: int
     days_overdue: int
-    recipients: list[str]
-    channels: list[str]
+    recipients: list[RecipientRole]
+    channels: list[Channel]
     template: str
     subject: str
     interest_annual_rate: str | None = None
@@ -300,10 +300,10 @@ class NotificationPublic(ResponseModel):
     level: int = Field(description="The policy level applied")
     threshold_days: int = Field(description="The overdue step (the event's `level`, in days)")
     days_overdue: int
-    recipient_role: str
+    recipient_role: RecipientRole
     recipient_name: str | None
     address: str | None
-    channel: str = Field(description="email, or webhook when the level sends no email")
+    channel: Channel = Field(description="email, or webhook when the level sends no email")
     subject: str
     body: str
     status: NotificationStatus
@@ -334,7 +334,7 @@ class DunningChargePublic(ResponseModel):
     run_id: str
     invoice_id: str
     level: int
-    kind: str = Field(description="interest or fee")
+    kind: Literal["interest", "fee"] = Field(description="interest or fee")
     amount_minor: int
     currency: str
     days_charged: int = Field(description="Days of interest it covers (0 for a fee)")
