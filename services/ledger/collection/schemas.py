@@ -58,7 +58,7 @@ class PromisePublic(ResponseModel):
     promised_date: date
     amount_minor: int
     currency: str
-    contact_role: str
+    contact_role: ContactRole
     note: str | None
     status: PromiseStatus = Field(description="open, kept or broken (decided by the overdue scan)")
     paid_since_minor: int = Field(description="Paid on or credited to the invoice since the "
@@ -92,7 +92,7 @@ class DisputePublic(ResponseModel):
     salesperson_id: str | None
     status: DisputeStatus = Field(description="open or resolved")
     reason: str
-    contact_role: str | None
+    contact_role: ContactRole | None
     opened_at: datetime
     opened_by: str
     resolved_at: datetime | None
@@ -118,7 +118,7 @@ class CollectionNotePublic(ResponseModel):
     invoice_number: str | None = None
     customer_id: str
     salesperson_id: str | None
-    contact_role: str
+    contact_role: ContactRole
     note: str
     next_action_on: date | None
     created_by: str
