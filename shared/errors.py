@@ -70,6 +70,8 @@ class Problem(Exception):
         headers: dict[str, str] | None = None,
         **extra: Any,
     ) -> None:
+        reserved = extra.keys() & {"type", "title", "status", "detail", "code"}
+        assert not reserved, f"extension members may not overwrite {sorted(reserved)}"
         super().__init__(detail)
         self.detail = detail
         self.errors = errors

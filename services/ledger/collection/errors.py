@@ -41,7 +41,7 @@ class DisputeAlreadyOpen(Conflict):
 
 class DisputeNotOpen(Conflict):
     def __init__(self, dispute_id: str, status: str) -> None:
-        super().__init__(f"Dispute {dispute_id} is {status}, not open.", status=status)
+        super().__init__(f"Dispute {dispute_id} is {status}, not open.", dispute_status=status)
 
 
 class InvoiceClosed(Conflict):
