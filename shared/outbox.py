@@ -12,10 +12,11 @@ again, so nothing is lost while notifier is down; notifier stores each event id 
 row that is posted twice (a lease that ran out) is still delivered once. A notifier that
 does not know batches (it answers a batch 422) gets the rows one by one.
 
-Each row keeps the `X-Request-ID` it was written under, and each POST carries it on (DESIGN
-§3), so notifier logs the event under the request that caused it. A batch is one request's
-events: a run of rows written under one id goes in one POST; rows of another request start
-the next POST. (Rows from before the column, or without an id, go under the relay pass's own.)
+Each row keeps the `X-Request-ID` it was written under, and the relay carries it on (DESIGN
+§3), so notifier logs each event under the request that caused it: a POST of one request's
+events goes under that id; a batch of several requests' events (under load, the usual case)
+goes under the relay pass's own id and lists each event's id in `request_ids`, which notifier
+logs per event. Batches stay full-sized either way. (Rows without an id: the pass's own.)
 """
 
 from __future__ import annotations
@@ -164,6 +165,13 @@ class OutboxRelay:
             return None
         return f"notifier answered {response.status_code}: {response.text[:200]}"
 
+    @staticmethod
+    def _batch_body(rows: list[Any]) -> dict[str, Any]:
+        body: dict[str, Any] = {"events": [json.loads(row.payload) for row in rows]}
+        if len({row.request_id for row in rows}) > 1:
+            body["request_ids"] = [row.request_id for row in rows]
+        return body
+
     async def _post_batch(self, rows: list[Any]) -> list[str | None]:
         """Post several events in one request; per row, None when notifier accepted it, else
         the reason it did not."""
@@ -172,7 +180,7 @@ class OutboxRelay:
         try:
             response = await self.http.call(
                 "notifier", "POST", "/v1/events",
-                json={"events": [json.loads(row.payload) for row in rows]}, idempotency_key=key)
+                json=self._batch_body(rows), idempotency_key=key)
         except DependencyUnavailable as exc:
             return [exc.detail] * len(rows)
         if response.status_code == 207:
@@ -193,17 +201,9 @@ class OutboxRelay:
         return [f"notifier answered {response.status_code}: {response.text[:200]}"] * len(rows)
 
     def _posts(self, rows: list[Any]) -> Iterator[list[Any]]:
-        """The rows in POSTs, in seq order: a run of rows written under one request id goes
-        in one POST (of at most `post_batch_size`), which carries that id."""
-        chunk: list[Any] = []
-        for row in rows:
-            if chunk and (len(chunk) == self.post_batch_size
-                          or row.request_id != chunk[0].request_id):
-                yield chunk
-                chunk = []
-            chunk.append(row)
-        if chunk:
-            yield chunk
+        """The rows in POSTs of at most `post_batch_size`, in seq order."""
+        for start in range(0, len(rows), self.post_batch_size):
+            yield rows[start:start + self.post_batch_size]
 
     async def dispatch_once(self) -> int:
         """Send every due event once; returns how many notifier accepted."""
@@ -211,7 +211,11 @@ class OutboxRelay:
             rows = await self._claim()
             errors: list[str | None] = []
             for chunk in self._posts(rows):
-                token = set_request_id(chunk[0].request_id or own_id)
+                # One request's events go under its id; a batch of several requests' events
+                # goes under the relay pass's id and names each event's own in the body.
+                origins = {row.request_id for row in chunk}
+                shared = origins.pop() if len(origins) == 1 else None
+                token = set_request_id(shared or own_id)
                 try:
                     if len(chunk) == 1:
                         outcome = [await self._post(chunk[0].payload, chunk[0].event_id)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -52,6 +53,7 @@ from shared.clock import as_utc
 from shared.dates import Timestamp
 from shared.db import SessionDep
 from shared.errors import problem_responses, validation_errors
+from shared.observability import reset_request_id, set_request_id
 from shared.openapi import IF_MATCH
 from shared.pagination import (
     Cursor,
@@ -76,6 +78,8 @@ deliveries = APIRouter(prefix="/v1", tags=["deliveries"], responses=problem_resp
 
 Row = TypeVar("Row")
 Id = Annotated[str, Path(max_length=36)]
+
+log = logging.getLogger("o2c.notifier.events")
 
 
 def _wake(request: Request) -> Callable[[], None]:
@@ -127,7 +131,8 @@ _BATCH_SCHEMA = {**EventBatchIn.model_json_schema(), "properties": {"events": {
     # envelope is refused in its own result (422), not with the whole batch.
     "items": {"type": "object", "description": "An envelope as a single `POST /v1/events` "
               "takes it; an invalid one is refused in its result, the others are stored."},
-    "description": "Event envelopes, each as a single `POST /v1/events` takes it."}}}
+    "description": "Event envelopes, each as a single `POST /v1/events` takes it."},
+    "request_ids": EventBatchIn.model_json_schema()["properties"]["request_ids"]}}
 EVENT_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
     "oneOf": [_EVENT_SCHEMA, _BATCH_SCHEMA],
     "examples": [*_EVENT_SCHEMA["examples"], *_BATCH_SCHEMA["examples"]]}}}}}
@@ -163,6 +168,14 @@ async def ingest_event(body: Annotated[EventIn | EventBatchIn, Depends(event_bod
         wake=_wake(request), wake_dunning=state.dunning.wake))
     results = [item if isinstance(item, EventResult) else _result(next(recorded))
                for item in items]
+    for item, origin in zip(items, body.request_ids or (), strict=False):
+        if origin and isinstance(item, EventIn):  # the trail of the request that caused it
+            token = set_request_id(origin)
+            try:
+                log.info("event %s %s received", item.type, item.id,
+                         extra={"event_id": str(item.id)})
+            finally:
+                reset_request_id(token)
     batch = EventBatchResult(
         results=results, created=sum(r.status == status.HTTP_201_CREATED for r in results),
         duplicates=sum(r.status == status.HTTP_200_OK for r in results),

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field, StrictBool, field_validator
+from pydantic import AfterValidator, ConfigDict, Field, StrictBool, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from services.notifier import catalogue, policy
@@ -62,6 +62,7 @@ class EventIn(Event, RequestModel):
 
 
 MAX_BATCH_EVENTS = 500
+RequestId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:\-]{1,128}$")]
 
 
 class EventBatchIn(RequestModel):
@@ -74,6 +75,18 @@ class EventBatchIn(RequestModel):
     # refused in its result, not the batch (the relay's other events go in all the same).
     events: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH_EVENTS,
                                          description="Event envelopes, as `POST /v1/events` takes one.")
+    # The X-Request-ID each event was written under, in the events' order, when they came
+    # from several requests (the POST's own X-Request-ID is then the relay's): notifier logs
+    # each event's arrival under its own request's id, so an order's trail is unbroken.
+    request_ids: list[RequestId | None] | None = Field(
+        default=None, max_length=MAX_BATCH_EVENTS,
+        description="Per event, the request id it was written under (an extension, optional).")
+
+    @model_validator(mode="after")
+    def _one_id_per_event(self) -> EventBatchIn:
+        if self.request_ids is not None and len(self.request_ids) != len(self.events):
+            raise ValueError("request_ids must have one entry per event")
+        return self
 
 
 class EventResult(ResponseModel):

@@ -93,7 +93,10 @@ class TestRequestIdThroughTheOutbox:
             "/v1/events", params={"type": "order.created"})).json()["items"]
         assert [e["subject"] for e in events] == [r.json()["id"]]
 
-    async def test_a_relay_pass_posts_each_requests_events_under_its_own_id(self, system):
+    async def test_one_batch_names_each_requests_id_and_notifier_logs_each(self, system, caplog):
+        """Events of several requests still go in one POST (batches stay full under load):
+        under the relay pass's id, with each event's own in `request_ids`, and notifier logs
+        each event's arrival under the request that caused it."""
         recorder = _Recorder(system.mounts["http://notifier.test"])
         system.mounts["http://notifier.test"] = recorder
         credit = system.client("credit", "credit_manager")
@@ -103,12 +106,19 @@ class TestRequestIdThroughTheOutbox:
                                   headers={"X-Request-ID": rid})
             assert r.status_code == 201, r.text
             subjects[rid] = r.json()["id"]
+        caplog.set_level(logging.INFO, logger="o2c.notifier.events")
         assert await system.state("credit").relay.dispatch_once() >= 2
-        seen = {}
-        for headers, body in recorder.posts:
-            for event in body.get("events", [body]):
-                seen.setdefault(headers["x-request-id"], set()).add(event["subject"])
-        assert seen == {rid: {subject} for rid, subject in subjects.items()}
+        assert len(recorder.posts) == 1, "the two requests' events went in separate POSTs"
+        headers, body = recorder.posts[0]
+        assert headers["x-request-id"] not in subjects
+        origin = dict(zip((e["subject"] for e in body["events"]), body["request_ids"],
+                          strict=True))
+        assert {origin[s] for s in subjects.values()} == set(subjects)
+        assert all(origin[subject] == rid for rid, subject in subjects.items())
+        logged = {(rec.request_id, rec.event_id) for rec in caplog.records
+                  if rec.name == "o2c.notifier.events"}
+        by_subject = {e["subject"]: e["id"] for e in body["events"]}
+        assert {(rid, by_subject[s]) for rid, s in subjects.items()} <= logged
 
 
 class _Recorder(httpx.AsyncBaseTransport):
