@@ -1,35 +1,7 @@
-"""Hostile input to credit, table-driven from its OpenAPI document (tests/hostile.py): edge
-dates on every date and timestamp, loose integers, null in every field of a body."""
+"""Hostile input to credit: the rules particular to its bodies and parameters. The tables over
+every service's documented dates, integers and bodies are in tests/kernel/test_hostile_tables.py."""
 
 from __future__ import annotations
-
-import pytest
-
-from tests import hostile
-
-SERVICE = "credit"
-DATES = hostile.targets(("date", "date-time"), services=(SERVICE,))
-INTEGERS = hostile.targets(("integer",), where=("body",), services=(SERVICE,))
-BODIES = hostile.operations_with_body(services=(SERVICE,))
-
-
-@pytest.mark.parametrize("target", DATES, ids=lambda t: t.id)
-async def test_edge_dates_are_refused_naming_the_field(system, target):
-    await hostile.check_edge_dates(system, target)
-
-
-@pytest.mark.parametrize("target", INTEGERS, ids=lambda t: t.id)
-async def test_body_integers_are_strict(system, target):
-    await hostile.check_loose_integers(system, target)
-
-
-async def test_integer_query_parameters_take_digits_only(system):
-    await hostile.check_query_integers(system, SERVICE)
-
-
-@pytest.mark.parametrize(("service", "method", "path"), BODIES, ids=lambda v: str(v))
-async def test_null_in_any_body_field_is_never_a_5xx(system, service, method, path):
-    await hostile.check_nulls(system, service, method, path)
 
 
 async def test_patch_customer_null_clears_what_may_be_cleared_and_refuses_the_name(system):
