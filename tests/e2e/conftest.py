@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,16 @@ import pytest
 from tests.conftest import PG_URL
 
 START_TIMEOUT = 90
+
+
+def draft_order(customer_id: str) -> dict[str, object]:
+    """A credit order of ten boards (125,500 minor units), due for delivery in 30 days."""
+    return {"customer_id": customer_id, "currency": "CNY", "payment_method": "credit",
+            "payment_terms_days": 30,
+            "delivery_date": (date.today() + timedelta(days=30)).isoformat(),
+            "delivery_place": "Shenzhen warehouse 3",
+            "lines": [{"sku": "PCB-1", "name": "Controller board", "quantity": "10",
+                       "unit_price_minor": 12550}]}
 
 
 def _free_port_base() -> int:

@@ -13,13 +13,13 @@ import signal
 import subprocess
 import sys
 import threading
-from datetime import date, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
 
 from shared import webhooks
+from tests.e2e.conftest import draft_order
 
 EVENT_TIMEOUT = 30
 
@@ -99,13 +99,8 @@ def test_o2c_run_end_to_end(o2c_run, receiver):
         customer = http.post(f"{url['credit']}/v1/customers", headers=auth("credit-manager"),
                              json={"name": "E2E Industrial", "salesperson_id": "S-ALICE"})
         assert customer.status_code == 201, customer.text
-        order = http.post(f"{url['orders']}/v1/orders", headers=auth("sales"), json={
-            "customer_id": customer.json()["id"], "currency": "CNY",
-            "payment_method": "credit", "payment_terms_days": 30,
-            "delivery_date": (date.today() + timedelta(days=30)).isoformat(),
-            "delivery_place": "Shenzhen warehouse 3",
-            "lines": [{"sku": "PCB-1", "name": "Controller board", "quantity": "10",
-                       "unit_price_minor": 12550}]})
+        order = http.post(f"{url['orders']}/v1/orders", headers=auth("sales"),
+                          json=draft_order(customer.json()["id"]))
         assert order.status_code == 201, order.text
         assert order.json()["total_minor"] == 125500
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import date, timedelta
 
 import httpx
 import pytest
+
+from tests.e2e.conftest import draft_order
 
 
 @pytest.fixture
@@ -33,13 +34,7 @@ def test_the_banner_is_whole_and_the_libraries_are_quiet(o2c_run):
         customer = http.post(f"{url['credit']}/v1/customers", headers=auth,
                              json={"name": "Quiet Logs Ltd", "salesperson_id": "S-ALICE"})
         assert customer.status_code == 201, customer.text
-        order = http.post(f"{url['orders']}/v1/orders", headers=auth, json={
-            "customer_id": customer.json()["id"], "currency": "CNY",
-            "payment_method": "credit", "payment_terms_days": 30,
-            "delivery_date": (date.today() + timedelta(days=30)).isoformat(),
-            "delivery_place": "Shenzhen warehouse 3",
-            "lines": [{"sku": "PCB-1", "name": "Controller board", "quantity": "10",
-                       "unit_price_minor": 12550}]})
+        order = http.post(f"{url['orders']}/v1/orders", headers=auth, json=draft_order(customer.json()["id"]))
         assert order.status_code == 201, order.text
         submitted = http.post(f"{url['orders']}/v1/orders/{order.json()['id']}/submit",
                               headers=auth)
