@@ -2,7 +2,8 @@
 
 `o2c run` (real processes, free loopback ports); then the `st` CLI for each service with the
 admin key: the examples, coverage, fuzzing and stateful phases, every check schemathesis has
-(schemathesis.toml at the repository root says how two of them read this API). A failure of
+(schemathesis.toml at the repository root says how two of them read this API; st_hooks.py
+beside this file makes each Idempotency-Key one operation's, as a client's are). A failure of
 any check fails the test, with schemathesis's report (each case has a curl line to replay it).
 
 Bounded: a fixed seed, a fixed number of examples per operation, and a time budget per
@@ -34,7 +35,8 @@ def _st(url: str, key: str, report: Path) -> subprocess.CompletedProcess[str]:
         "--seed", str(SEED), "--workers", "1", "--no-color",
         "--report", "junit", "--report-dir", str(report),
     ]
-    return subprocess.run(command, capture_output=True, text=True,
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": str(Path(__file__).with_name("st_hooks.py"))}
+    return subprocess.run(command, capture_output=True, text=True, env=env,
                           timeout=SECONDS_PER_SERVICE * 3 + 60, cwd=report.parent)
 
 
