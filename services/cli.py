@@ -194,6 +194,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     for service, offset in PORT_OFFSETS.items():
         env[f"O2C_{service.upper()}_URL"] = f"http://127.0.0.1:{args.port_base + offset}"
     env.setdefault("O2C_WEBHOOK_ALLOW_PRIVATE", "true")  # dev: local receivers are fine
+    if args.test_clock:
+        env["O2C_TEST_CLOCK"] = "true"
     generated: list[tuple[str, str, list[str], str | None]] = []
     if not env.get("O2C_SERVICE_KEY"):
         env["O2C_SERVICE_KEY"] = generate_key("o2csvc")
@@ -237,7 +239,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 1
         with _output:
-            _print_banner(env, data_dir, generated)
+            _print_banner(env, data_dir, generated, args.port_base)
         while True:
             for service, proc in procs.items():
                 if proc.poll() is not None:
@@ -258,13 +260,74 @@ def cmd_run(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_clock(args: argparse.Namespace) -> int:
+    """Move the test clock of all four services (DESIGN.md §10): `set` to a time, or
+    `advance` by a duration from the latest of their clocks. Nothing moves unless all four
+    have the test clock on and none is already past the target."""
+    import httpx
+
+    from shared.testclock import parse_duration, parse_instant
+
+    key = args.key or os.environ.get("O2C_DEMO_KEY")
+    if not key:
+        raise SystemExit("o2c clock needs an admin key: --key KEY or O2C_DEMO_KEY "
+                         "(`o2c run` prints one)")
+    if args.port_base is not None:
+        urls = {s: f"http://127.0.0.1:{args.port_base + off}" for s, off in PORT_OFFSETS.items()}
+    else:
+        settings = BaseServiceSettings()
+        urls = {s: settings.service_url(s) for s in SERVICES}
+    try:
+        step = parse_duration(args.value) if args.clock_command == "advance" else None
+        target = None if step is not None else parse_instant(args.value)
+    except ValueError as exc:
+        raise SystemExit(f"o2c clock: {exc}") from None
+    with httpx.Client(timeout=10, headers={"Authorization": f"Bearer {key}"}) as http:
+        def call(service: str, method: str, **kw: Any) -> httpx.Response:
+            try:
+                return http.request(method, urls[service] + "/v1/test-clock", **kw)
+            except httpx.TransportError as exc:
+                raise SystemExit(f"o2c clock: no answer from {service} at {urls[service]} "
+                                 f"({exc or type(exc).__name__})") from None
+
+        def refused(service: str, r: httpx.Response) -> SystemExit:
+            if r.status_code == 404:
+                return SystemExit(f"o2c clock: {service} has no test clock; start the services "
+                                  "with `o2c run --test-clock` (or O2C_TEST_CLOCK=true)")
+            detail = r.json().get("detail", r.text) if r.headers.get(
+                "content-type", "").endswith("json") else r.text[:200]
+            return SystemExit(f"o2c clock: {service} answered {r.status_code}: {detail}")
+
+        now = {}
+        for service in SERVICES:
+            r = call(service, "GET")
+            if r.status_code != 200:
+                raise refused(service, r)
+            now[service] = parse_instant(r.json()["now"])
+        latest = max(now.values())
+        target = latest + step if step is not None else target
+        if target < latest:
+            ahead = ", ".join(f"{s} {t.isoformat()}" for s, t in now.items() if t > target)
+            raise SystemExit(f"o2c clock: the test clock only moves forward; already later "
+                             f"than {target.isoformat()}: {ahead}")
+        for service in SERVICES:
+            r = call(service, "PUT", json={"now": target.isoformat()})
+            if r.status_code != 200:
+                raise refused(service, r)
+            print(f"{service:<9} {r.json()['now']}")
+    return 0
+
+
 def _print_banner(env: dict[str, str], data_dir: Path,
-                  generated: list[tuple[str, str, list[str], str | None]]) -> None:
+                  generated: list[tuple[str, str, list[str], str | None]], port_base: int) -> None:
     print("\no2c is running:\n")
     for service in SERVICES:
         url = env[f"O2C_{service.upper()}_URL"]
         print(f"  {service:<9} {url}   docs: {url}/docs")
     print(f"\n  data: {data_dir}   keys file: {env['O2C_API_KEYS_FILE']}")
+    if env.get("O2C_TEST_CLOCK", "").lower() in ("1", "true", "yes", "on"):
+        print("\n  test clock ON (integration testing only): business time moves with "
+              f"`o2c clock advance 31d --port-base {port_base} --key <admin key>`")
     if generated:
         print("\nDevelopment API keys (Authorization: Bearer <key>), shown once:\n")
         for principal, key, roles, salesperson in generated:
@@ -443,6 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="migrate and start all four services on SQLite")
     run.add_argument("--port-base", type=int, default=DEFAULT_PORT_BASE)
     run.add_argument("--data-dir", default=os.environ.get("O2C_DATA_DIR", "./var"))
+    run.add_argument("--test-clock", action="store_true",
+                     help="let `o2c clock` move business time (integration testing only)")
     run.set_defaults(func=cmd_run)
 
     serve = sub.add_parser("serve", help="serve one service")
@@ -471,6 +536,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--wait", type=float, default=30.0,
                       help="seconds to wait for the automatic close")
     demo.set_defaults(func=cmd_demo)
+
+    clock = sub.add_parser("clock", help="move the test clock of all four services "
+                                         "(`o2c run --test-clock`)")
+    clock_sub = clock.add_subparsers(dest="clock_command", required=True)
+    for name, value, helptext in (
+            ("set", "timestamp", "jump to a time, e.g. 2027-01-05T09:00:00Z"),
+            ("advance", "duration", "move on by a duration, e.g. 31d, 12h, 1d6h, 90m")):
+        command = clock_sub.add_parser(name, help=helptext)
+        command.add_argument("value", metavar=value.upper())
+        command.add_argument("--port-base", type=int, default=None,
+                             help="the services at 127.0.0.1:BASE+1..4 (default: O2C_*_URL)")
+        command.add_argument("--key", default=None, help="an admin key (default O2C_DEMO_KEY)")
+        command.set_defaults(func=cmd_clock)
 
     revision = sub.add_parser("revision", help="(developers) autogenerate a migration")
     revision.add_argument("service", choices=SERVICES)

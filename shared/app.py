@@ -23,9 +23,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import MetaData, Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared import migrations
+from shared import migrations, testclock
 from shared.auth import KeyStore
-from shared.clock import Clock, SystemClock
+from shared.clock import Clock, SystemClock, TestClock, pause
 from shared.db import Database
 from shared.docs import serve_docs
 from shared.errors import DependencyUnavailable, install_problem_handlers, problem_response
@@ -73,8 +73,11 @@ SCHEMA_RETRY_SECONDS = 5.0  # a worker whose database is not migrated yet tries 
 
 
 async def run_periodically(stop: asyncio.Event, interval: float,
-                           step: Callable[[], Awaitable[Any]], name: str) -> None:
+                           step: Callable[[], Awaitable[Any]], name: str,
+                           clock: Clock | None = None) -> None:
     """Call `step` every `interval` seconds until `stop` is set; errors are logged, not fatal.
+
+    A jump of the test clock (`clock`, DESIGN.md §10) starts the next step at once.
 
     While the database is not migrated (a service started before `o2c migrate`) the step is
     tried again every few seconds, not at its interval (a day, for the overdue scan), and
@@ -91,8 +94,7 @@ async def run_periodically(stop: asyncio.Event, interval: float,
                 log.exception("worker %s failed; trying again in %.0fs", name, interval)
         else:
             waiting.succeeded()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=wait)
+        await pause(stop, wait, clock)
 
 
 def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings, *,
@@ -127,12 +129,19 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings, *,
                 tasks.append(asyncio.create_task(app.state.relay.run(stop), name="outbox"))
             tasks.append(asyncio.create_task(run_periodically(
                 stop, 3600, lambda: purge_expired(app.state.db, spec.idempotency, app.state.clock),
-                "idempotency-purge"), name="idempotency-purge"))
+                "idempotency-purge", app.state.clock), name="idempotency-purge"))
             if spec.subscriber is not None:
                 tasks.append(asyncio.create_task(
                     spec.subscriber.keep_registered(app, stop), name="subscription"))
             for worker in spec.workers:
                 tasks.append(asyncio.create_task(worker(app, stop), name=worker.__name__))
+        if isinstance(app.state.clock, TestClock):
+            log.warning("%s: the test clock is on (O2C_TEST_CLOCK): PUT /v1/test-clock moves "
+                        "business time; integration testing only", spec.name)
+            with contextlib.suppress(Exception):  # not migrated yet: keep_in_step waits for it
+                app.state.clock.apply(await testclock.stored_offset(
+                    app.state.db, app.state.test_clock_table))
+            tasks.append(asyncio.create_task(testclock.keep_in_step(app, stop), name="test-clock"))
         try:
             yield
         finally:
@@ -154,7 +163,9 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings, *,
     )
     serve_docs(app)
     app.state.settings = settings
-    app.state.clock = clock or SystemClock()
+    app.state.clock = clock or (TestClock() if settings.test_clock else SystemClock())
+    if isinstance(app.state.clock, TestClock):
+        app.state.test_clock_table = spec.metadata.tables[testclock.TABLE]
     app.state.metrics = metrics
     app.state.service = spec.name
     app.state.http_mounts = http_mounts  # services with clients of their own route through these
@@ -172,6 +183,8 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings, *,
 
     for router in spec.routers:
         app.include_router(router)
+    if isinstance(app.state.clock, TestClock):
+        app.include_router(testclock.router(app.state.test_clock_table))
     if spec.subscriber is not None:
         app.include_router(spec.subscriber.router)
     app.include_router(_operations_router(spec, metrics))
@@ -205,7 +218,8 @@ def _operations_router(spec: ServiceSpec, metrics: Metrics) -> APIRouter:
             return problem_response(DependencyUnavailable(
                 f"Database migrations are at {current or 'none'}, expected {head}; "
                 f"run `o2c migrate {spec.name}`.", dependency="migrations"))
-        return JSONResponse({"status": "ready", "service": spec.name, "migration": current})
+        return JSONResponse({"status": "ready", "service": spec.name, "migration": current,
+                             "test_clock": isinstance(request.app.state.clock, TestClock)})
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics_endpoint(request: Request) -> Response:

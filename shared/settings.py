@@ -50,6 +50,11 @@ class BaseServiceSettings(BaseSettings):
     # refused while it streams (shared.gate).
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
+    # DESIGN.md §10, integration testing only: /v1/test-clock moves this service's business
+    # time forward (shared.testclock). Off by default; a service with it on warns at start.
+    test_clock: bool = False
+    test_clock_sync_seconds: float = Field(default=1.0, gt=0)  # replicas pick a jump up this soon
+
     db_pool_size: int = 20  # at most this many connections per process, kept once opened
     db_pool_pre_ping: bool = False  # PostgreSQL: ping each connection on checkout (3 round trips)
     sqlite_busy_timeout_ms: int = 5000

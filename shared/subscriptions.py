@@ -193,7 +193,7 @@ class Subscriber:
             if secret is None:
                 raise Unauthorized("This service has not subscribed yet.")
             try:
-                webhooks.verify(secret, headers, body, now=app.state.clock.now())
+                webhooks.verify(secret, headers, body, now=app.state.clock.wall_now())
             except webhooks.InvalidSignature as exc:
                 raise Unauthorized(f"Invalid webhook signature: {exc}.") from exc
             try:

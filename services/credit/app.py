@@ -27,7 +27,7 @@ async def expose_workers(app: FastAPI) -> None:
 async def hold_recheck_worker(app: FastAPI, stop: asyncio.Event) -> None:
     """Background loop: release automatic holds whose invoices ledger shows settled."""
     await run_periodically(stop, app.state.settings.hold_recheck_seconds,
-                           app.state.hold_recheck_once, "hold-recheck")
+                           app.state.hold_recheck_once, "hold-recheck", app.state.clock)
 
 
 def subscriber() -> Subscriber:

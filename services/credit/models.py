@@ -25,6 +25,7 @@ from shared.idempotency import idempotency_table
 from shared.numbering import counter_table
 from shared.outbox import outbox_table
 from shared.subscriptions import inbox_table, subscription_table
+from shared.testclock import clock_table
 
 
 class CreditBase(SQLModel):
@@ -34,6 +35,7 @@ class CreditBase(SQLModel):
 metadata: MetaData = CreditBase.metadata
 outbox = outbox_table(metadata)
 idempotency_keys = idempotency_table(metadata)
+test_clock = clock_table(metadata)  # used only with O2C_TEST_CLOCK (DESIGN.md §10)
 counters = counter_table(metadata)
 
 

@@ -26,6 +26,7 @@ from shared.db import UTCDateTime, service_metadata
 from shared.idempotency import idempotency_table
 from shared.numbering import counter_table
 from shared.outbox import outbox_table
+from shared.testclock import clock_table
 
 
 class LedgerBase(SQLModel):
@@ -35,6 +36,7 @@ class LedgerBase(SQLModel):
 metadata: MetaData = LedgerBase.metadata
 outbox = outbox_table(metadata)
 idempotency_keys = idempotency_table(metadata)
+test_clock = clock_table(metadata)  # used only with O2C_TEST_CLOCK (DESIGN.md §10)
 counters = counter_table(metadata)
 
 

@@ -210,7 +210,7 @@ class DeliveryWorker:
                 job.url, dns_timeout=self.settings.webhook_dns_timeout_seconds)
             if problem is not None:
                 return Outcome(at, None, f"not sent: {problem}", 0)
-        timestamp = int(at.timestamp())
+        timestamp = int(self.clock.wall_now().timestamp())  # receivers check it against theirs
         headers = signed_headers(job.secrets[0], job.msg_id, timestamp, job.body)
         for older in job.secrets[1:]:
             headers["webhook-signature"] += " " + sign(older, job.msg_id, timestamp, job.body)

@@ -13,6 +13,7 @@ from sqlmodel import Field, SQLModel
 
 from shared.db import UTCDateTime, service_metadata
 from shared.idempotency import idempotency_table
+from shared.testclock import clock_table
 
 
 class NotifierBase(SQLModel):
@@ -21,6 +22,7 @@ class NotifierBase(SQLModel):
 
 metadata: MetaData = NotifierBase.metadata
 idempotency_keys = idempotency_table(metadata)
+test_clock = clock_table(metadata)  # used only with O2C_TEST_CLOCK (DESIGN.md §10)
 
 
 def _uuid() -> str:

@@ -56,19 +56,19 @@ async def expose_workers(app: FastAPI) -> None:
 async def credit_retry_worker(app: FastAPI, stop: asyncio.Event) -> None:
     """Background loop: ask credit again for reservations it has not answered."""
     await run_periodically(stop, app.state.settings.credit_retry_seconds,
-                           app.state.credit_retry_once, "credit-retry")
+                           app.state.credit_retry_once, "credit-retry", app.state.clock)
 
 
 async def step_recovery_worker(app: FastAPI, stop: asyncio.Event) -> None:
     """Background loop: finish steps a dead request or an outage left pending (steps.py)."""
     await run_periodically(stop, app.state.settings.step_recovery_seconds,
-                           app.state.step_recovery_once, "step-recovery")
+                           app.state.step_recovery_once, "step-recovery", app.state.clock)
 
 
 async def review_sla_worker(app: FastAPI, stop: asyncio.Event) -> None:
     """Background loop: report reviews past their deadline (`order.review_overdue`)."""
     await run_periodically(stop, app.state.settings.review_sla_scan_seconds,
-                           app.state.review_sla_scan_once, "review-sla-scan")
+                           app.state.review_sla_scan_once, "review-sla-scan", app.state.clock)
 
 
 SPEC = ServiceSpec(

@@ -29,6 +29,7 @@ from shared.idempotency import idempotency_table
 from shared.numbering import counter_table
 from shared.outbox import outbox_table
 from shared.subscriptions import inbox_table, subscription_table
+from shared.testclock import clock_table
 
 
 class OrdersBase(SQLModel):
@@ -38,6 +39,7 @@ class OrdersBase(SQLModel):
 metadata: MetaData = OrdersBase.metadata
 outbox = outbox_table(metadata)
 idempotency_keys = idempotency_table(metadata)
+test_clock = clock_table(metadata)  # used only with O2C_TEST_CLOCK (DESIGN.md §10)
 counters = counter_table(metadata)
 subscriptions = subscription_table(metadata)
 inbox = inbox_table(metadata)

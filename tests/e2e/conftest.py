@@ -64,8 +64,9 @@ def run_env(database_urls: dict[str, str], **extra: str) -> dict[str, str]:
 
 @pytest.fixture
 def o2c_run_options() -> dict:
-    """Override in a test module: `env` (extra variables), `merge_output` (the services' log
-    lines into `output`, in the order they were written, as a terminal shows them)."""
+    """Override in a test module: `env` (extra variables), `args` (more `o2c run` options,
+    e.g. `["--test-clock"]`), `merge_output` (the services' log lines into `output`, in the
+    order they were written, as a terminal shows them)."""
     return {}
 
 
@@ -76,7 +77,7 @@ def o2c_run(tmp_path: Path, database_urls: dict[str, str], o2c_run_options: dict
     merge = o2c_run_options.get("merge_output", False)
     proc = subprocess.Popen(
         [sys.executable, "-m", "services.cli", "run", "--port-base", str(base),
-         "--data-dir", str(tmp_path / "var")],
+         "--data-dir", str(tmp_path / "var"), *o2c_run_options.get("args", [])],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merge else subprocess.PIPE,
         text=True)
     lines: list[str] = []

@@ -214,4 +214,4 @@ async def expose(app: FastAPI) -> None:
 async def overdue_scan_worker(app: FastAPI, stop: asyncio.Event) -> None:
     """Background loop: the overdue scan as of today, daily by default."""
     await run_periodically(stop, app.state.settings.overdue_scan_interval_seconds,
-                           app.state.overdue_scan_once, "overdue-scan")
+                           app.state.overdue_scan_once, "overdue-scan", app.state.clock)
