@@ -32,7 +32,8 @@ AsOf = Annotated[BusinessDate | None, Query(description="Up to the end of this d
 From = Annotated[BusinessDate | None, Query(alias="from", description="First day of the period; 29 days "
                                                               "before `to` when absent")]
 To = Annotated[BusinessDate | None, Query(description="Last day of the period (included); today when "
-                                              "absent")]
+                                              "absent. A later day is taken as today, and "
+                                              "the answer's `requested_to` keeps it")]
 CSV = "text/csv"
 
 
@@ -87,9 +88,10 @@ async def get_aging(
 async def get_dso(request: Request, session: SessionDep, principal: CurrentPrincipal,
                   from_: From = None, to: To = None) -> DsoPublic:
     """Days sales outstanding per currency: receivables at `to` / credit sales in the period × days."""
-    start, end = service.period(from_, to, request.app.state.clock.today())
-    got = await service.dso(session, from_=start, to=end, salesperson_id=_own(principal))
+    span = service.period(from_, to, request.app.state.clock.today())
+    got = await service.dso(session, from_=span.from_, to=span.to, salesperson_id=_own(principal))
     return DsoPublic.model_validate({"from": got.from_, "to": got.to, "days": got.days,
+                                     "requested_to": span.requested_to,
                                      "rows": [vars(r) for r in got.rows]})
 
 
@@ -99,10 +101,11 @@ async def get_collection_effectiveness(request: Request, session: SessionDep,
                                        principal: CurrentPrincipal, from_: From = None,
                                        to: To = None) -> CeiPublic:
     """Collection effectiveness index per currency over a period (100: all that could be collected was)."""
-    start, end = service.period(from_, to, request.app.state.clock.today())
-    got = await service.collection_effectiveness(session, from_=start, to=end,
+    span = service.period(from_, to, request.app.state.clock.today())
+    got = await service.collection_effectiveness(session, from_=span.from_, to=span.to,
                                                  salesperson_id=_own(principal))
     return CeiPublic.model_validate({"from": got.from_, "to": got.to,
+                                     "requested_to": span.requested_to,
                                      "rows": [vars(r) for r in got.rows]})
 
 
@@ -119,9 +122,10 @@ async def get_salesperson_performance(request: Request, session: SessionDep,
     default A: rate ≥ 0.95 and share ≤ 0.05; B: 0.85 / 0.15; C: 0.70 / 0.30; else D), null
     when nothing was owed or invoiced.
     """
-    start, end = service.period(from_, to, request.app.state.clock.today())
+    span = service.period(from_, to, request.app.state.clock.today())
     got = await service.salesperson_performance(
-        session, from_=start, to=end, salesperson_id=_own(principal),
+        session, from_=span.from_, to=span.to, salesperson_id=_own(principal),
         rules=request.app.state.settings.performance_grades)
     return PerformancePublic.model_validate({"from": got.from_, "to": got.to,
+                                             "requested_to": span.requested_to,
                                              "rows": [vars(r) for r in got.rows]})

@@ -66,11 +66,20 @@ class DsoRow(ResponseModel):
                                                "without credit sales")
 
 
-class DsoPublic(ResponseModel):
+class PeriodPublic(ResponseModel):
+    """The period a report covers. Asked to end after today, it ends today."""
+
     model_config = ConfigDict(populate_by_name=True)
 
     from_: date = Field(alias="from", serialization_alias="from")
-    to: date
+    to: date = Field(description="The last day covered: the `to` asked for, or today if that "
+                                 "was later")
+    requested_to: date | None = Field(
+        default=None, description="The `to` asked for when it was after today (the report "
+                                  "runs to today); null otherwise")
+
+
+class DsoPublic(PeriodPublic):
     days: int = Field(description="Days in the period, both ends included")
     rows: list[DsoRow] = Field(description="One row per currency")
 
@@ -85,11 +94,7 @@ class CeiRow(ResponseModel):
         description="(opening + sales − closing) / (opening + sales − closing current) × 100")
 
 
-class CeiPublic(ResponseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
-    from_: date = Field(alias="from", serialization_alias="from")
-    to: date
+class CeiPublic(PeriodPublic):
     rows: list[CeiRow]
 
 
@@ -113,9 +118,5 @@ class PerformanceRow(ResponseModel):
                                           "collect")
 
 
-class PerformancePublic(ResponseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
-    from_: date = Field(alias="from", serialization_alias="from")
-    to: date
+class PerformancePublic(PeriodPublic):
     rows: list[PerformanceRow]

@@ -36,14 +36,29 @@ def check_as_of(as_of: date, today: date, field: str = "query.as_of") -> date:
     return as_of
 
 
-def period(from_: date | None, to: date | None, today: date) -> tuple[date, date]:
-    """The report period [from, to], both days included; the last 30 days by default."""
-    to = check_as_of(to or today, today, "query.to")
-    from_ = from_ or to - timedelta(days=DEFAULT_PERIOD_DAYS - 1)
-    if from_ > to:
+@dataclass(frozen=True)
+class Period:
+    """A report period [from, to], both days included. A period asked to end after today
+    (this month, with its last day) runs to today: `requested_to` keeps what was asked."""
+
+    from_: date
+    to: date
+    requested_to: date | None = None
+
+
+def period(from_: date | None, to: date | None, today: date) -> Period:
+    """The report period; the last 30 days by default, cut at today."""
+    requested = to if to is not None and to > today else None
+    end = min(to or today, today)
+    if from_ is not None and from_ > today:
+        raise ValidationFailed(f"from {from_} is after today ({today}); a period cannot start "
+                               "in the future.",
+                               errors=[{"field": "query.from", "message": f"must not be after {today}"}])
+    start = from_ or end - timedelta(days=DEFAULT_PERIOD_DAYS - 1)
+    if start > end:
         raise ValidationFailed("The period starts after it ends.",
                                errors=[{"field": "query.from", "message": "must not be after `to`"}])
-    return from_, to
+    return Period(start, end, requested)
 
 
 # ---------------------------------------------------------------- aging

@@ -240,6 +240,20 @@ class TestSalespersonPerformance:
                                                                     "to": "2026-03-10"})
         assert again == got
 
+    async def test_this_month_with_its_last_day_runs_to_today(self, system):
+        await build(system)  # today is 2026-03-10
+        for path in ("salesperson-performance", "dso", "collection-effectiveness"):
+            to_today = await report(system, path, **{"from": "2026-03-01", "to": "2026-03-10"})
+            month = await report(system, path, **{"from": "2026-03-01", "to": "2026-03-31"})
+            assert (month["from"], month["to"], month["requested_to"]) == (
+                "2026-03-01", "2026-03-10", "2026-03-31"), path
+            assert to_today["requested_to"] is None
+            assert month == {**to_today, "requested_to": "2026-03-31"}, path
+        r = await system.client("ledger", "finance").get(
+            "/v1/reports/dso", params={"from": "2026-04-01", "to": "2026-04-30"})
+        assert r.status_code == 422 and r.json()["errors"] == [
+            {"field": "query.from", "message": "must not be after 2026-03-10"}]
+
     async def test_grade_thresholds_come_from_settings(self, system):
         from services.ledger.config import GradeRule
 

@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from services.ledger.config import GradeRule, LedgerSettings
-from services.ledger.reporting.service import bucket_names, check_as_of, grade, period
+from services.ledger.reporting.service import Period, bucket_names, check_as_of, grade, period
 from shared.errors import ValidationFailed
 
 RULES = LedgerSettings().performance_grades
@@ -31,9 +31,20 @@ def test_report_dates():
     with pytest.raises(ValidationFailed) as refused:
         check_as_of(date(2026, 3, 11), TODAY)
     assert refused.value.errors == [{"field": "query.as_of", "message": "must not be after 2026-03-10"}]
-    assert period(None, None, TODAY) == (date(2026, 2, 9), TODAY)  # the last 30 days
+    assert period(None, None, TODAY) == Period(date(2026, 2, 9), TODAY)  # the last 30 days
     with pytest.raises(ValidationFailed):
         period(date(2026, 3, 5), date(2026, 3, 4), TODAY)
+
+
+def test_a_period_ending_after_today_runs_to_today_and_says_so():
+    month = period(date(2026, 3, 1), date(2026, 3, 31), TODAY)
+    assert month == Period(date(2026, 3, 1), TODAY, requested_to=date(2026, 3, 31))
+    assert period(None, date(2026, 4, 30), TODAY) == Period(date(2026, 2, 9), TODAY,
+                                                            requested_to=date(2026, 4, 30))
+    assert period(date(2026, 3, 1), TODAY, TODAY).requested_to is None
+    with pytest.raises(ValidationFailed) as refused:
+        period(date(2026, 3, 11), date(2026, 3, 31), TODAY)
+    assert refused.value.errors == [{"field": "query.from", "message": "must not be after 2026-03-10"}]
 
 
 @pytest.mark.parametrize(("rate", "share", "expected"), [
