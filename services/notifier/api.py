@@ -394,13 +394,18 @@ async def put_dunning_policy(body: DunningPolicyIn, request: Request, response: 
 
 
 @dunning.put("/salespeople/{salesperson_id}", response_model=SalespersonPublic,
-             dependencies=[require(*POLICY_WRITERS)],
-             responses={201: {"model": SalespersonPublic, "description": "Added to the directory"}})
+             dependencies=[require(*POLICY_WRITERS)], openapi_extra=IF_MATCH,
+             responses={201: {"model": SalespersonPublic, "description": "Added to the directory"},
+                        **problem_responses(412)})
 async def put_salesperson(salesperson_id: SalespersonPath, body: SalespersonIn, request: Request,
                           response: Response, session: SessionDep) -> Salesperson:
-    """Set a salesperson's name and email, where dunning reaches them (an extension of §7)."""
-    row, created = await service.put_salesperson(session, clock=request.app.state.clock,
-                                                 salesperson_id=salesperson_id, data=body)
+    """Set a salesperson's name and email, where dunning reaches them (an extension of §7).
+
+    `If-Match` with the entry's ETag guards against lost updates (`"0"`: only if it does
+    not exist yet)."""
+    row, created = await service.put_salesperson(
+        session, clock=request.app.state.clock, salesperson_id=salesperson_id, data=body,
+        request_version=lambda version: check_if_match(request, version))
     if created:
         response.status_code = status.HTTP_201_CREATED
     set_etag(response, row.version)

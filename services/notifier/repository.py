@@ -325,8 +325,10 @@ async def get_policy(session: AsyncSession, *, lock: bool = False) -> DunningPol
                              populate_existing=lock)
 
 
-async def get_salesperson(session: AsyncSession, salesperson_id: str) -> Salesperson | None:
-    return await session.get(Salesperson, salesperson_id)
+async def get_salesperson(session: AsyncSession, salesperson_id: str, *,
+                          lock: bool = False) -> Salesperson | None:
+    return await session.get(Salesperson, salesperson_id, with_for_update=lock or None,
+                             populate_existing=lock)
 
 
 async def list_salespeople(session: AsyncSession, *, limit: int, after: str | None) -> list[Salesperson]:

@@ -332,11 +332,16 @@ async def put_policy(session: AsyncSession, *, clock: Clock, principal: Principa
 
 
 async def put_salesperson(session: AsyncSession, *, clock: Clock, salesperson_id: str,
-                          data: SalespersonIn) -> tuple[Salesperson, bool]:
-    """Create or replace a salesperson's directory entry; returns it and whether it is new."""
+                          data: SalespersonIn,
+                          request_version: Callable[[int], None]) -> tuple[Salesperson, bool]:
+    """Create or replace a salesperson's directory entry; returns it and whether it is new.
+
+    `request_version` checks the caller's If-Match against the locked current version (0
+    when there is no entry yet)."""
     now = clock.now()
-    row = await repository.get_salesperson(session, salesperson_id)
+    row = await repository.get_salesperson(session, salesperson_id, lock=True)
     if row is None:
+        request_version(0)
         row = Salesperson(salesperson_id=salesperson_id, name=data.name, email=data.email,
                           created_at=now, updated_at=now)
         try:
@@ -344,8 +349,9 @@ async def put_salesperson(session: AsyncSession, *, clock: Clock, salesperson_id
                 session.add(row)
             return row, True
         except IntegrityError:
-            row = await repository.get_salesperson(session, salesperson_id)
+            row = await repository.get_salesperson(session, salesperson_id, lock=True)
             assert row is not None
+    request_version(row.version)
     row.name, row.email, row.updated_at = data.name, data.email, now
     row.version += 1
     await session.flush()

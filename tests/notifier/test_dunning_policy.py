@@ -119,6 +119,24 @@ async def test_two_first_puts_of_one_salesperson_at_once_both_succeed(system):
     assert [p["salesperson_id"] for p in listed].count("S-NEW") == 1
 
 
+async def test_a_salesperson_put_with_a_stale_if_match_is_refused(system):
+    finance = system.client("notifier", "finance")
+    body = {"name": "Alice Chen", "email": "alice@o2c.example"}
+    exists = await finance.put("/v1/salespeople/S-ALICE", json=body, headers={"If-Match": '"1"'})
+    assert exists.status_code == 412  # nothing at version 1 yet
+    created = await finance.put("/v1/salespeople/S-ALICE", json=body, headers={"If-Match": '"0"'})
+    assert created.status_code == 201 and created.headers["etag"] == '"1"'
+    again = await finance.put("/v1/salespeople/S-ALICE", json=body, headers={"If-Match": '"0"'})
+    assert again.status_code == 412 and again.json()["code"] == "version_conflict"
+    moved = await finance.put("/v1/salespeople/S-ALICE", json={**body, "name": "Alice Li"},
+                              headers={"If-Match": '"1"'})
+    assert moved.status_code == 200 and moved.headers["etag"] == '"2"'
+    stale = await finance.put("/v1/salespeople/S-ALICE", json={**body, "name": "Lost update"},
+                              headers={"If-Match": '"1"'})
+    assert stale.status_code == 412
+    assert (await finance.get("/v1/salespeople/S-ALICE")).json()["name"] == "Alice Li"
+
+
 async def test_the_salesperson_directory(system):
     created = await system.client("notifier", "finance").put(
         "/v1/salespeople/S-ALICE", json={"name": "Alice Chen", "email": "alice@o2c.example"})
