@@ -65,6 +65,10 @@ def document_contract(app: FastAPI) -> None:
 def _document(spec: dict[str, Any]) -> dict[str, Any]:
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     problem = ProblemBody.model_json_schema(ref_template=_REF + "{model}", mode="serialization")
+    for member in problem["properties"].values():
+        # An extension member is absent when it does not apply, not null: no default, or
+        # openapi-typescript types it as always present.
+        member.pop("default", None)
     schemas.update(problem.pop("$defs", {}))
     schemas["ProblemBody"] = problem
     for methods in spec.get("paths", {}).values():

@@ -70,14 +70,11 @@ def o2c_run_options() -> dict:
     return {}
 
 
-@pytest.fixture
-def o2c_run(tmp_path: Path, database_urls: dict[str, str], o2c_run_options: dict):
-    base = _free_port_base()
-    env = run_env(database_urls, **o2c_run_options.get("env", {}))
-    merge = o2c_run_options.get("merge_output", False)
+def _start(base: int, tmp_path: Path, env: dict[str, str], options: dict):
+    merge = options.get("merge_output", False)
     proc = subprocess.Popen(
         [sys.executable, "-m", "services.cli", "run", "--port-base", str(base),
-         "--data-dir", str(tmp_path / "var"), *o2c_run_options.get("args", [])],
+         "--data-dir", str(tmp_path / "var"), *options.get("args", [])],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merge else subprocess.PIPE,
         text=True)
     lines: list[str] = []
@@ -94,6 +91,19 @@ def o2c_run(tmp_path: Path, database_urls: dict[str, str], o2c_run_options: dict
     threading.Thread(target=read, daemon=True).start()
     if not merge:
         threading.Thread(target=lambda: errors.extend(proc.stderr), daemon=True).start()
+    return proc, lines, errors, started
+
+
+@pytest.fixture
+def o2c_run(tmp_path: Path, database_urls: dict[str, str], o2c_run_options: dict):
+    env = run_env(database_urls, **o2c_run_options.get("env", {}))
+    for attempt in range(3):  # another process may take a port between the probe and the bind
+        base = _free_port_base()
+        proc, lines, errors, started = _start(base, tmp_path, env, o2c_run_options)
+        started.wait(START_TIMEOUT)
+        if proc.poll() is None or "already in use" not in "".join(lines + errors) or attempt == 2:
+            break
+        proc.wait()
     try:
         assert started.wait(START_TIMEOUT), "o2c run did not start in time"
         assert proc.poll() is None, "o2c run exited:\n" + "".join(lines + errors)

@@ -94,6 +94,7 @@ def test_every_error_is_problem_json_with_the_problem_schema(service):
     assert "HTTPValidationError" not in document["components"]["schemas"]
     problem = document["components"]["schemas"]["ProblemBody"]
     assert set(problem["required"]) == {"type", "title", "status", "detail", "code"}
+    assert not [m for m in problem["properties"].values() if "default" in m]  # absent, not null
     assert problem["additionalProperties"] is True  # extension members beyond those named
     assert {"errors", "request_id", "guard", "reason", "state", "allowed",
             "limit_bytes"} <= set(problem["properties"])
