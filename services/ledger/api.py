@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
-from services.ledger import repository, service
+from services.ledger import dates, repository, service
 from services.ledger.errors import AccountNotFound
 from services.ledger.models import (
     Account,
@@ -147,8 +147,8 @@ async def list_journal_entries(
     rows = await repository.list_entries(
         session, limit=limit + 1, after=decode_time_cursor(cursor), account_code=account_code,
         customer_id=customer_id,
-        posted_from=service.start_of_day(from_) if from_ else None,
-        posted_before=service.end_of_day(to) if to else None, kind=kind,
+        posted_from=dates.start_of_day(from_) if from_ else None,
+        posted_before=dates.end_of_day(to) if to else None, kind=kind,
         source_type=source_type, source_id=source_id)
     page = time_page(rows, limit, lambda e: (e.posted_at, e.id))
     entries = await service.with_lines(session, page.items)
@@ -306,8 +306,8 @@ async def list_payments(
     rows = await repository.list_payments(
         session, limit=limit + 1, after=decode_time_cursor(cursor), customer_id=customer_id,
         currency=currency, status=status_, method=method,
-        received_from=service.start_of_day(received_from) if received_from else None,
-        received_before=service.end_of_day(received_to) if received_to else None)
+        received_from=dates.start_of_day(received_from) if received_from else None,
+        received_before=dates.end_of_day(received_to) if received_to else None)
     page = time_page(rows, limit, lambda p: (p.created_at, p.id))
     views = await service.payment_views(session, page.items)
     return Page(items=[_payment_public(v) for v in views], next_cursor=page.next_cursor)

@@ -6,13 +6,14 @@ import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.ledger import chart, repository
 from services.ledger.collection import repository as collection_repository
+from services.ledger.dates import end_of_day, start_of_day
 from services.ledger.errors import (
     AlreadyReversed,
     CreditNoteNotFound,
@@ -67,15 +68,6 @@ from shared.numbering import next_number
 from shared.outbox import Outbox
 
 log = logging.getLogger("o2c.ledger")
-
-
-def start_of_day(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
-
-
-def end_of_day(day: date) -> datetime:
-    """The first instant after `day` (UTC): entries posted before it count as of `day`."""
-    return datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
 
 
 # ---------------------------------------------------------------- chart of accounts

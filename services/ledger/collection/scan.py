@@ -33,8 +33,8 @@ from services.ledger.collection import repository
 from services.ledger.collection.errors import ScanDateInFuture, ScanInterrupted
 from services.ledger.collection.models import OverdueScan, PromiseStatus, ScanStatus
 from services.ledger.collection.repository import OverdueInvoice
+from services.ledger.dates import end_of_day
 from services.ledger.models import Invoice
-from services.ledger.service import end_of_day
 from shared.app import run_periodically
 from shared.clock import Clock
 from shared.db import Database

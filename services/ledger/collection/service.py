@@ -33,8 +33,8 @@ from services.ledger.collection.schemas import (
     DisputeResolve,
     PromiseCreate,
 )
+from services.ledger.dates import end_of_day
 from services.ledger.models import Invoice, InvoiceStatus
-from services.ledger.service import end_of_day
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.events import new_event

@@ -13,8 +13,8 @@ from datetime import date, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.ledger.config import GradeRule
+from services.ledger.dates import end_of_day, start_of_day
 from services.ledger.reporting import repository
-from services.ledger.service import end_of_day, start_of_day
 from shared.errors import ValidationFailed
 
 DEFAULT_PERIOD_DAYS = 30
