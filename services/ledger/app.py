@@ -9,7 +9,7 @@ import logging
 import httpx
 from fastapi import FastAPI
 
-from services.ledger import api, service
+from services.ledger import api, chart
 from services.ledger.collection import api as collection_api
 from services.ledger.collection import scan as collection_scan
 from services.ledger.config import LedgerSettings
@@ -30,7 +30,7 @@ async def _seed_chart(app: FastAPI) -> None:
     until the tables are there (no restart needed)."""
     await collection_scan.expose(app)  # app.state.overdue_scan_once, for tests and operators
     app.state.chart_seeder = None
-    if not await service.ensure_chart(app.state.db, app.state.clock):
+    if not await chart.ensure_chart(app.state.db, app.state.clock):
         app.state.chart_seeder = asyncio.create_task(_seed_when_migrated(app), name="chart-seeder")
 
 
@@ -38,7 +38,7 @@ async def _seed_when_migrated(app: FastAPI) -> None:
     while True:
         await asyncio.sleep(CHART_RETRY_SECONDS)
         try:
-            if await service.ensure_chart(app.state.db, app.state.clock, quiet=True):
+            if await chart.ensure_chart(app.state.db, app.state.clock, quiet=True):
                 return
         except Exception:  # e.g. the database unreachable for a moment: keep trying
             log.warning("seeding the ledger accounts failed; trying again", exc_info=True)

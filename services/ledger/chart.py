@@ -8,9 +8,18 @@ customer (`journal_lines.customer_id`) instead of the chart holding one account 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
-from services.ledger.models import AccountKind, NormalSide
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from services.ledger import repository
+from services.ledger.models import Account, AccountKind, NormalSide
+from shared.clock import Clock
+from shared.db import Database
+from shared.migrations import schema_missing
+
+log = logging.getLogger("o2c.ledger")
 
 CASH = "1000"
 RECEIVABLES = "1100"
@@ -55,3 +64,47 @@ SYSTEM_ACCOUNTS: tuple[AccountSpec, ...] = (
 # Document counters created at start-up, so the first postings never race to create them.
 COUNTERS = {"journal_entry": "JE", "invoice": "INV", "payment": "PAY", "credit_note": "CN",
             "debit_note": "DN"}
+
+
+# ---------------------------------------------------------------- seeding
+
+
+async def seed_chart(db: Database, clock: Clock) -> list[str]:
+    """Insert the system accounts and document counters that are missing; returns the codes added."""
+    async with db.session() as session, session.begin():
+        have = await repository.existing_account_codes(session)
+        missing = [spec for spec in SYSTEM_ACCOUNTS if spec.code not in have]
+        now = clock.now()
+        session.add_all(Account(code=spec.code, name=spec.name, kind=spec.kind,
+                                normal_side=spec.normal_side,
+                                requires_customer=spec.requires_customer, system=True,
+                                created_at=now) for spec in missing)
+        for name in COUNTERS.keys() - await repository.existing_counters(session):
+            await repository.add_counter(session, name)
+    return [spec.code for spec in missing]
+
+
+async def ensure_chart(db: Database, clock: Clock, *, quiet: bool = False) -> bool:
+    """Seed the chart; whether it is seeded. Another replica seeding at the same moment is fine.
+
+    A database without the ledger's tables (not migrated yet) is a warning (none when `quiet`),
+    not fatal: `/ready` reports it, and the app tries again until `o2c migrate ledger` has run.
+    """
+    for attempt in range(3):
+        try:
+            added = await seed_chart(db, clock)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+            continue
+        except DBAPIError as exc:
+            if not schema_missing(exc):
+                raise
+            if not quiet:
+                log.warning("ledger accounts not seeded yet: the database is not migrated; they "
+                            "will be once `o2c migrate ledger` has run")
+            return False
+        if added:
+            log.info("seeded ledger accounts %s", ", ".join(added))
+        return True
+    return False

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.ledger import chart, repository
@@ -32,7 +31,6 @@ from services.ledger.errors import (
     ReversalOfReversal,
 )
 from services.ledger.models import (
-    Account,
     AllocationKind,
     CreditNote,
     CustomerBalance,
@@ -61,58 +59,9 @@ from services.ledger.schemas import (
 from services.ledger.writeoffs.models import WriteOff
 from shared.auth import Principal
 from shared.clock import Clock
-from shared.db import Database
 from shared.events import new_event
-from shared.migrations import schema_missing
 from shared.numbering import next_number
 from shared.outbox import Outbox
-
-log = logging.getLogger("o2c.ledger")
-
-
-# ---------------------------------------------------------------- chart of accounts
-
-
-async def seed_chart(db: Database, clock: Clock) -> list[str]:
-    """Insert the system accounts and document counters that are missing; returns the codes added."""
-    async with db.session() as session, session.begin():
-        have = await repository.existing_account_codes(session)
-        missing = [spec for spec in chart.SYSTEM_ACCOUNTS if spec.code not in have]
-        now = clock.now()
-        session.add_all(Account(code=spec.code, name=spec.name, kind=spec.kind,
-                                normal_side=spec.normal_side,
-                                requires_customer=spec.requires_customer, system=True,
-                                created_at=now) for spec in missing)
-        for name in chart.COUNTERS.keys() - await repository.existing_counters(session):
-            await repository.add_counter(session, name)
-    return [spec.code for spec in missing]
-
-
-async def ensure_chart(db: Database, clock: Clock, *, quiet: bool = False) -> bool:
-    """Seed the chart; whether it is seeded. Another replica seeding at the same moment is fine.
-
-    A database without the ledger's tables (not migrated yet) is a warning (none when `quiet`),
-    not fatal: `/ready` reports it, and the app tries again until `o2c migrate ledger` has run.
-    """
-    for attempt in range(3):
-        try:
-            added = await seed_chart(db, clock)
-        except IntegrityError:
-            if attempt == 2:
-                raise
-            continue
-        except DBAPIError as exc:
-            if not schema_missing(exc):
-                raise
-            if not quiet:
-                log.warning("ledger accounts not seeded yet: the database is not migrated; they "
-                            "will be once `o2c migrate ledger` has run")
-            return False
-        if added:
-            log.info("seeded ledger accounts %s", ", ".join(added))
-        return True
-    return False
-
 
 # ---------------------------------------------------------------- journal
 

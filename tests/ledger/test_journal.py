@@ -362,14 +362,14 @@ class TestStartUp:
     async def test_seeding_is_idempotent_and_keeps_local_changes(self, system):
         from sqlalchemy import func, select, update
 
-        from services.ledger import service
+        from services.ledger import chart
         from services.ledger.models import Account
 
         state = system.state("ledger")
         async with state.db.session() as session, session.begin():
             await session.execute(update(Account).where(Account.code == "1000")
                                   .values(name="Bank of China current account"))
-        assert await service.seed_chart(state.db, state.clock) == []
+        assert await chart.seed_chart(state.db, state.clock) == []
         async with state.db.session() as session:
             count = (await session.execute(select(func.count()).select_from(Account))).scalar_one()
             renamed = await session.get(Account, "1000")
@@ -380,11 +380,11 @@ class TestStartUp:
         assert r.status_code == 200 and r.json()["status"] == "ready"
 
     async def test_unmigrated_database_does_not_stop_start_up(self, tmp_path, clock):
-        from services.ledger import service
+        from services.ledger import chart
         from shared.db import Database
 
         db = Database(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
         try:
-            await service.ensure_chart(db, clock)  # logs, does not raise
+            await chart.ensure_chart(db, clock)  # logs, does not raise
         finally:
             await db.dispose()
