@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
-from services.ledger import dates, repository, service
+from services.ledger import dates, journal, repository, service
 from services.ledger.errors import AccountNotFound
 from services.ledger.models import (
     Account,
@@ -124,7 +124,7 @@ async def post_journal_entry(body: JournalEntryCreate, request: Request, respons
                              session: SessionDep,
                              principal: CurrentPrincipal) -> JournalEntryPublic:
     """Post a balanced manual journal entry (Σ debit = Σ credit); it can never be edited."""
-    posted = await service.post_manual_entry(
+    posted = await journal.post_manual_entry(
         session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
         principal=principal, data=body)
     response.headers["Location"] = f"/v1/journal-entries/{posted.entry.id}"
@@ -151,7 +151,7 @@ async def list_journal_entries(
         posted_before=dates.end_of_day(to) if to else None, kind=kind,
         source_type=source_type, source_id=source_id)
     page = time_page(rows, limit, lambda e: (e.posted_at, e.id))
-    entries = await service.with_lines(session, page.items)
+    entries = await journal.with_lines(session, page.items)
     return Page(items=[JournalEntryPublic.of(e) for e in entries], next_cursor=page.next_cursor)
 
 
@@ -159,7 +159,7 @@ async def list_journal_entries(
                     dependencies=[require(*LEDGER_READERS)], responses=problem_responses(404))
 async def get_journal_entry(session: SessionDep, entry_id: EntryId) -> JournalEntryPublic:
     """One journal entry with its lines."""
-    return JournalEntryPublic.of(await service.get_entry(session, entry_id))
+    return JournalEntryPublic.of(await journal.get_entry(session, entry_id))
 
 
 @journal_router.post("/journal-entries/{entry_id}/reverse", status_code=status.HTTP_201_CREATED,
@@ -169,7 +169,7 @@ async def reverse_journal_entry(entry_id: EntryId, body: ReverseRequest, request
                                 response: Response, session: SessionDep,
                                 principal: CurrentPrincipal) -> JournalEntryPublic:
     """Correct an entry: post its mirror image, linked both ways. An entry is reversed once."""
-    reversal = await service.reverse_entry(
+    reversal = await journal.reverse_entry(
         session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
         principal=principal, entry_id=entry_id, reason=body.reason)
     response.headers["Location"] = f"/v1/journal-entries/{reversal.entry.id}"
@@ -186,9 +186,9 @@ async def get_trial_balance(
     as_of: Annotated[BusinessDate | None, Query(description="Up to the end of this day (UTC); today "
                                                     "when absent")] = None,
     currency: Annotated[Currency | None, Query(description="Only entries in this currency")] = None,
-) -> service.TrialBalance:
+) -> journal.TrialBalance:
     """Σ debit, Σ credit and balance per account up to a date; the two totals are always equal."""
-    return await service.trial_balance(session, as_of=as_of or request.app.state.clock.today(),
+    return await journal.trial_balance(session, as_of=as_of or request.app.state.clock.today(),
                                        currency=currency)
 
 
@@ -196,7 +196,7 @@ async def get_trial_balance(
                     dependencies=[require(Role.finance, Role.credit_manager, Role.auditor)])
 async def check_ledger(request: Request, session: SessionDep) -> LedgerCheckPublic:
     """Recompute the journal from its lines: every entry and the whole journal must balance."""
-    check = await service.check_ledger(session, request.app.state.clock)
+    check = await journal.check_ledger(session, request.app.state.clock)
     return LedgerCheckPublic.model_validate({**vars(check), "balanced": check.balanced})
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from sqlalchemy.exc import IntegrityError
@@ -14,21 +14,17 @@ from services.ledger import chart, repository
 from services.ledger.collection import repository as collection_repository
 from services.ledger.dates import end_of_day, start_of_day
 from services.ledger.errors import (
-    AlreadyReversed,
     CreditNoteNotFound,
     CurrencyRequired,
     CustomerNotFound,
     DebitNoteNotFound,
-    DocumentEntry,
     DocumentRefused,
-    EntryNotFound,
     InvalidPosting,
     InvoiceConflict,
     InvoiceNotFound,
     OrderNotInvoiced,
     PaymentAlreadyReversed,
     PaymentNotFound,
-    ReversalOfReversal,
 )
 from services.ledger.models import (
     AllocationKind,
@@ -38,21 +34,18 @@ from services.ledger.models import (
     EntryKind,
     Invoice,
     InvoiceStatus,
-    JournalEntry,
-    NormalSide,
     Payment,
     PaymentAllocation,
     PaymentMethod,
     PaymentStatus,
     counters,
 )
-from services.ledger.posting import Line, PostedEntry, credit, debit, post_entry
+from services.ledger.posting import credit, debit, post_entry
 from services.ledger.schemas import (
     AllocationIn,
     CreditNoteCreate,
     DebitNoteCreate,
     InvoiceCreate,
-    JournalEntryCreate,
     PaymentCreate,
     UnappliedAllocationCreate,
 )
@@ -62,145 +55,6 @@ from shared.clock import Clock
 from shared.events import new_event
 from shared.numbering import next_number
 from shared.outbox import Outbox
-
-# ---------------------------------------------------------------- journal
-
-
-async def get_entry(session: AsyncSession, entry_id: str) -> PostedEntry:
-    """The entry with its lines, or 404."""
-    entry = await repository.get_entry(session, entry_id)
-    if entry is None:
-        raise EntryNotFound(entry_id)
-    return PostedEntry(entry, (await repository.lines_of(session, [entry.id]))[entry.id])
-
-
-async def with_lines(session: AsyncSession, entries: list[JournalEntry]) -> list[PostedEntry]:
-    """The entries with their lines, in one query for all of them."""
-    lines = await repository.lines_of(session, (e.id for e in entries))
-    return [PostedEntry(e, lines[e.id]) for e in entries]
-
-
-async def post_manual_entry(*, session: AsyncSession, outbox: Outbox, clock: Clock,
-                            principal: Principal, data: JournalEntryCreate) -> PostedEntry:
-    """A finance user's own journal entry; may be back-dated, never future-dated."""
-    if data.posted_at is not None and data.posted_at > clock.now():
-        raise InvalidPosting([{"field": "posted_at", "message": "must not be in the future"}])
-    return await post_entry(
-        session, outbox=outbox, clock=clock, kind=EntryKind.manual, memo=data.memo,
-        currency=data.currency, posted_at=data.posted_at, created_by=principal.name,
-        lines=[Line(line.account_code, line.debit_minor, line.credit_minor, line.customer_id)
-               for line in data.lines])
-
-
-DOCUMENT_CORRECTIONS = {
-    EntryKind.invoice: "issue a credit note (POST /v1/credit-notes) to reduce it",
-    EntryKind.payment: "reverse the payment (POST /v1/payments/{id}/reverse)",
-    EntryKind.credit_note: "issue a debit note to undo a credit note",
-    EntryKind.debit_note: "issue a credit note to undo a debit note",
-}
-
-
-async def reverse_entry(*, session: AsyncSession, outbox: Outbox, clock: Clock,
-                        principal: Principal, entry_id: str, reason: str) -> PostedEntry:
-    """Post the mirror image of an entry and link both; an entry is reversed at most once."""
-    original = await repository.get_entry(session, entry_id, for_update=True)
-    if original is None:
-        raise EntryNotFound(entry_id)
-    if original.kind not in (EntryKind.manual, EntryKind.reversal):
-        raise DocumentEntry(original.number, original.source_type, DOCUMENT_CORRECTIONS.get(
-            original.kind, "correct it through its document"))
-    if original.reversed_by_entry_id is not None:
-        raise AlreadyReversed(original.id, original.reversed_by_entry_id)
-    if original.reverses_entry_id is not None:
-        raise ReversalOfReversal(original.id)
-    lines = (await repository.lines_of(session, [original.id]))[original.id]
-    reversal = await post_entry(
-        session, outbox=outbox, clock=clock, kind=EntryKind.reversal,
-        memo=f"Reversal of {original.number}: {reason}"[:500], currency=original.currency,
-        created_by=principal.name, source_type=original.source_type,
-        source_id=original.source_id, reverses_entry_id=original.id,
-        lines=[Line(line.account_code, debit_minor=line.credit_minor,
-                    credit_minor=line.debit_minor, customer_id=line.customer_id)
-               for line in lines])
-    if not await repository.mark_reversed(session, original.id, reversal.entry.id):
-        raise AlreadyReversed(original.id, None)
-    await session.refresh(original)
-    return reversal
-
-
-# ---------------------------------------------------------------- trial balance and checks
-
-
-@dataclass
-class TrialBalanceRow:
-    code: str
-    name: str
-    kind: str
-    normal_side: str
-    currency: str
-    debit_minor: int
-    credit_minor: int
-    balance_minor: int
-
-
-@dataclass
-class TrialBalance:
-    as_of: date
-    currency: str | None
-    accounts: list[TrialBalanceRow]
-    total_debit_minor: int
-    total_credit_minor: int
-
-
-async def trial_balance(session: AsyncSession, *, as_of: date, currency: str | None) -> TrialBalance:
-    """Σ debit, Σ credit and the balance on its normal side, per account, up to the end of `as_of`."""
-    rows = []
-    for t in await repository.account_totals(session, before=end_of_day(as_of), currency=currency):
-        balance = (t.debit_minor - t.credit_minor if t.normal_side == NormalSide.debit
-                   else t.credit_minor - t.debit_minor)
-        rows.append(TrialBalanceRow(t.code, t.name, t.kind, t.normal_side, t.currency,
-                                    t.debit_minor, t.credit_minor, balance))
-    return TrialBalance(as_of=as_of, currency=currency, accounts=rows,
-                        total_debit_minor=sum(r.debit_minor for r in rows),
-                        total_credit_minor=sum(r.credit_minor for r in rows))
-
-
-@dataclass
-class LedgerCheck:
-    checked_at: datetime
-    entries_checked: int
-    lines_checked: int
-    total_debit_minor: int
-    total_credit_minor: int
-    problems: list[dict[str, str | None]] = field(default_factory=list)
-
-    @property
-    def balanced(self) -> bool:
-        return not self.problems
-
-
-async def check_ledger(session: AsyncSession, clock: Clock) -> LedgerCheck:
-    """Recompute the journal from its lines and report every broken invariant."""
-    entries, lines, debits, credits = await repository.journal_counts(session)
-    check = LedgerCheck(clock.now(), entries, lines, debits, credits)
-    for entry_id, number, d, c in await repository.unbalanced_entries(session):
-        check.problems.append({"code": "unbalanced_entry", "entry_id": entry_id,
-                               "detail": f"{number}: debits {d} ≠ credits {c}"
-                               if d != c else f"{number} has no amounts"})
-    for entry_id, line_no, why in await repository.malformed_lines(session):
-        check.problems.append({"code": "malformed_line", "entry_id": entry_id,
-                               "detail": f"line {line_no}: {why}"})
-    for entry_id, line_no, code in await repository.lines_missing_customer(session):
-        check.problems.append({"code": "missing_customer", "entry_id": entry_id,
-                               "detail": f"line {line_no} on account {code} has no customer"})
-    for entry_id, number in await repository.broken_reversal_links(session):
-        check.problems.append({"code": "broken_reversal_link", "entry_id": entry_id,
-                               "detail": f"{number}: reversal links do not point at each other"})
-    if debits != credits:
-        check.problems.append({"code": "journal_unbalanced", "entry_id": None,
-                               "detail": f"journal debits {debits} ≠ credits {credits}"})
-    return check
-
 
 # ---------------------------------------------------------------- invoices
 
