@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from services.notifier import repository, service
+from services.notifier import ingest, repository, service
 from services.notifier.models import (
     ChargeStatus,
     Delivery,
@@ -89,7 +89,7 @@ def _wake(request: Request) -> Callable[[], None]:
 # events
 
 async def load_event(session: SessionDep, event_id: Id) -> StoredEvent:
-    return await service.get_event(session, event_id)
+    return await ingest.get_event(session, event_id)
 
 
 async def event_body(request: Request) -> EventIn | EventBatchIn:
@@ -155,17 +155,17 @@ async def ingest_event(body: Annotated[EventIn | EventBatchIn, Depends(event_bod
     """
     state = request.app.state
     if isinstance(body, EventIn):
-        stored, created = await service.record_event(
+        stored, created = await ingest.record_event(
             session, clock=state.clock, event=body, wake=_wake(request),
-            wake_dunning=state.dunning.wake)
+            reactions=state.reactions)
         if not created:
             response.status_code = status.HTTP_200_OK
         response.headers["Location"] = f"/v1/events/{stored.id}"
         return stored
     items = [_batch_item(item) for item in body.events]
-    recorded = iter(await service.record_events(
+    recorded = iter(await ingest.record_events(
         session, clock=state.clock, events=[i for i in items if isinstance(i, EventIn)],
-        wake=_wake(request), wake_dunning=state.dunning.wake))
+        wake=_wake(request), reactions=state.reactions))
     results = [item if isinstance(item, EventResult) else _result(next(recorded))
                for item in items]
     for item, origin in zip(items, body.request_ids or (), strict=False):
@@ -184,7 +184,7 @@ async def ingest_event(body: Annotated[EventIn | EventBatchIn, Depends(event_bod
                         status_code=status.HTTP_207_MULTI_STATUS)
 
 
-def _result(recorded: service.Recorded) -> EventResult:
+def _result(recorded: ingest.Recorded) -> EventResult:
     return EventResult(id=recorded.event.id, status=status.HTTP_201_CREATED if recorded.created
                        else status.HTTP_200_OK)
 

@@ -35,7 +35,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notifier import policy, repository
+from services.notifier import ingest, policy, repository
 from services.notifier.clients import CreditClient, Customer, Invoice, LedgerClient
 from services.notifier.config import NotifierSettings
 from services.notifier.models import (
@@ -107,6 +107,15 @@ async def queue_run(session: AsyncSession, *, event: StoredEvent, now: datetime)
             raise
         return None
     return run
+
+
+def reaction(wake: ingest.Wake) -> ingest.Reaction:
+    """Dunning as a reaction of the ingest: a new `invoice.overdue` of ledger queues its run."""
+
+    async def react(session: AsyncSession, event: StoredEvent) -> bool:
+        return await queue_run(session, event=event, now=event.received_at) is not None
+
+    return ingest.Reaction(OVERDUE, "ledger", react, wake)
 
 
 async def current_levels(session: AsyncSession) -> list[dict[str, Any]]:
@@ -369,8 +378,6 @@ class DunningWorker:
                         invoice: Invoice, customer: Customer | None, salesperson_id: str | None,
                         notes: list[Notification], charges: list[DunningCharge],
                         now: datetime) -> None:
-        from services.notifier import service  # service imports this module for ingest
-
         data = {
             "invoice_id": invoice.id, "invoice_number": invoice.number,
             "customer_id": invoice.customer_id, "customer_name": customer.name if customer else None,
@@ -386,7 +393,7 @@ class DunningWorker:
         }
         event = Event(id=escalation_event_id(invoice.id, run.threshold_days), type=ESCALATED,
                       occurred_at=now, source="notifier", subject=invoice.id, data=data)
-        await service.record_event(session, clock=self.clock, event=event)
+        await ingest.record_event(session, clock=self.clock, event=event)
 
     async def _post_charges(self, run: DunningRun) -> None:
         """Post the run's pending charges to ledger; the run is done when none is left."""
@@ -399,14 +406,14 @@ class DunningWorker:
             refusal = None
             if note_id is None:
                 async with self.db.session() as session, session.begin():
-                    row = await session.get(DunningCharge, charge.id)
+                    row = await repository.get_charge(session, charge.id)
                     if row is not None:
                         row.attempts += 1
                 note_id, refusal = await self.ledger.issue_debit_note(
                     invoice_id=charge.invoice_id, amount_minor=charge.amount_minor,
                     kind=charge.kind, reason=charge.reason, idempotency_key=charge.idempotency_key)
             async with self.db.session() as session, session.begin():
-                row = await session.get(DunningCharge, charge.id)
+                row = await repository.get_charge(session, charge.id)
                 if row is None:
                     continue
                 if note_id is not None:

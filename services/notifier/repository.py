@@ -325,6 +325,10 @@ async def get_policy(session: AsyncSession, *, lock: bool = False) -> DunningPol
                              populate_existing=lock)
 
 
+async def get_charge(session: AsyncSession, charge_id: str) -> DunningCharge | None:
+    return await session.get(DunningCharge, charge_id)
+
+
 async def get_salesperson(session: AsyncSession, salesperson_id: str, *,
                           lock: bool = False) -> Salesperson | None:
     return await session.get(Salesperson, salesperson_id, with_for_update=lock or None,

@@ -1,28 +1,26 @@
-"""Use cases of the notifier service: store events once, fan them out to the endpoints that
-want them, manage endpoints and steer deliveries. Everything happens in the caller's
-transaction; the delivery worker sends after commit.
+"""Use cases of the notifier service: manage endpoints, steer deliveries, the dunning policy
+and the salesperson directory (ingest of events is `ingest.py`). Everything happens in the
+caller's transaction; the delivery worker sends after commit.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notifier import destinations, dunning, policy, repository
+from services.notifier import destinations, policy, repository
 from services.notifier.config import NotifierSettings
 from services.notifier.errors import (
     DeliveryNotFound,
     EndpointDisabled,
     EndpointNotFound,
-    EventNotFound,
     UrlRefused,
 )
+from services.notifier.ingest import ALL_TYPES, Wake, delivery_rows, wants
 from services.notifier.models import (
     POLICY_ID,
     Delivery,
@@ -31,7 +29,6 @@ from services.notifier.models import (
     Notification,
     NotificationStatus,
     Salesperson,
-    StoredEvent,
     WebhookEndpoint,
 )
 from services.notifier.schemas import (
@@ -45,117 +42,13 @@ from shared.auth import Principal, Role, ensure_visible
 from shared.clock import Clock, as_utc
 from shared.db import after_commit
 from shared.errors import Forbidden, InvalidTransition, NotFound, ValidationFailed, VersionConflict
-from shared.events import Event
 from shared.webhooks import new_secret
-
-Wake = Callable[[], None] | None
-ALL_TYPES = "*"
-
-
-def wants(event_types: list[str], event_type: str) -> bool:
-    """Whether an endpoint with this filter receives events of `event_type`."""
-    return not event_types or ALL_TYPES in event_types or event_type in event_types
 
 
 def _normalize_types(event_types: list[str]) -> list[str]:
     unique = list(dict.fromkeys(event_types))
     return [ALL_TYPES] if ALL_TYPES in unique else unique
 
-
-def _new_ids(count: int) -> Iterator[str]:
-    """`count` random (version 4) UUIDs as strings, from one read of the system's randomness:
-    ingest makes one per delivery, and `str(uuid.uuid4())` was its heaviest line (profiled)."""
-    random = bytearray(os.urandom(16 * count))
-    for start in range(0, 16 * count, 16):
-        random[start + 6] = (random[start + 6] & 0x0F) | 0x40  # version 4
-        random[start + 8] = (random[start + 8] & 0x3F) | 0x80  # RFC 4122 variant
-        h = random[start:start + 16].hex()
-        yield f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def _delivery_rows(pairs: list[tuple[str, str, str, datetime]]) -> list[dict[str, Any]]:
-    """Pending deliveries, due at once, for (endpoint id, event id, event type, now) each."""
-    pending = DeliveryStatus.pending.value
-    return [{"id": delivery_id, "endpoint_id": endpoint_id, "event_id": event_id,
-             "event_type": event_type, "status": pending, "attempt_count": 0,
-             "next_attempt_at": now, "attempts": [], "created_at": now}
-            for delivery_id, (endpoint_id, event_id, event_type, now)
-            in zip(_new_ids(len(pairs)), pairs, strict=True)]
-
-
-# events
-
-@dataclass(frozen=True)
-class Recorded:
-    """What ingest did with one event: stored now (`created`) or already stored before."""
-
-    event: StoredEvent
-    created: bool
-
-
-async def record_event(session: AsyncSession, *, clock: Clock, event: Event,
-                       wake: Wake = None, wake_dunning: Wake = None) -> tuple[StoredEvent, bool]:
-    """Store `event` once (dedup by id) and queue a delivery to every endpoint that wants it.
-
-    Returns the stored event and whether it is new. Notifier's own events (for example
-    `dunning.escalated`) go through here too: notifier has no outbox. A new `invoice.overdue`
-    also queues its dunning run in this transaction.
-    """
-    (recorded,) = await record_events(session, clock=clock, events=[event], wake=wake,
-                                      wake_dunning=wake_dunning)
-    return recorded.event, recorded.created
-
-
-async def record_events(session: AsyncSession, *, clock: Clock, events: Sequence[Event],
-                        wake: Wake = None, wake_dunning: Wake = None) -> list[Recorded]:
-    """Store each event once and queue its deliveries, in the caller's transaction; one result
-    per event, in order.
-
-    One INSERT for the events (`ON CONFLICT DO NOTHING`: an id stored before, or by a
-    concurrent request, is not new), one read of the subscribed endpoints and one INSERT of
-    the deliveries, however many events. An id repeated within `events` is stored once; the
-    later copies count as already stored. Each event is received at its own `clock.now()`, so
-    due order follows the order of `events` as it follows the order of single posts.
-    """
-    rows: dict[str, dict[str, Any]] = {}
-    for event in events:
-        event_id = str(event.id)
-        if event_id not in rows:
-            rows[event_id] = {"id": event_id, "type": event.type, "source": event.source,
-                              "subject": event.subject, "occurred_at": as_utc(event.occurred_at),
-                              "data": event.model_dump(mode="json", include={"data"})["data"],
-                              "received_at": clock.now()}
-    new_ids = await repository.insert_new_events(session, list(rows.values()))
-    stored = {event_id: StoredEvent(**row) for event_id, row in rows.items() if event_id in new_ids}
-    if stored:
-        endpoints = await repository.subscriptions(session)
-        deliveries = _delivery_rows([(endpoint.id, event.id, event.type, event.received_at)
-                                     for event in stored.values() for endpoint in endpoints
-                                     if wants(endpoint.event_types, event.type)])
-        await repository.add_deliveries(session, deliveries)
-        if deliveries and wake is not None:
-            after_commit(session, wake)
-        for event in stored.values():
-            if event.type == dunning.OVERDUE and event.source == "ledger":
-                run = await dunning.queue_run(session, event=event, now=event.received_at)
-                if run is not None and wake_dunning is not None:
-                    after_commit(session, wake_dunning)
-    earlier = await repository.events_by_id(session, rows.keys() - new_ids)
-    results, seen = [], set()
-    for event in events:
-        event_id = str(event.id)
-        created = event_id in stored and event_id not in seen
-        seen.add(event_id)
-        results.append(Recorded(stored[event_id] if event_id in stored else earlier[event_id],
-                                created))
-    return results
-
-
-async def get_event(session: AsyncSession, event_id: str) -> StoredEvent:
-    event = await repository.get_event(session, event_id)
-    if event is None:
-        raise EventNotFound(event_id)
-    return event
 
 
 # endpoints
@@ -258,7 +151,7 @@ async def replay(*, session: AsyncSession, clock: Clock, endpoint: WebhookEndpoi
         raise EndpointDisabled(endpoint.id)
     types = None if wants(endpoint.event_types, "") else endpoint.event_types
     now = clock.now()
-    rows = _delivery_rows([(endpoint.id, event_id, event_type, now)
+    rows = delivery_rows([(endpoint.id, event_id, event_type, now)
                            for event_id, event_type in await repository.events_since(
                                session, since=as_utc(since), types=types)])
     await repository.add_deliveries(session, rows)
