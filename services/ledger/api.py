@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
-from services.ledger import dates, journal, repository, service
+from services.ledger import dates, invoices, journal, repository, service
 from services.ledger.errors import AccountNotFound
 from services.ledger.models import (
     Account,
@@ -205,7 +205,7 @@ async def check_ledger(request: Request, session: SessionDep) -> LedgerCheckPubl
 
 async def load_invoice(session: SessionDep, principal: CurrentPrincipal,
                        invoice_id: Annotated[str, Path(max_length=36)]) -> Invoice:
-    return await service.get_visible_invoice(session, principal, invoice_id)
+    return await invoices.get_visible_invoice(session, principal, invoice_id)
 
 
 InvoiceOr404 = Annotated[Invoice, Depends(load_invoice)]
@@ -221,7 +221,7 @@ async def issue_invoice(body: InvoiceCreate, request: Request, response: Respons
                         session: SessionDep, principal: CurrentPrincipal) -> InvoicePublic:
     """Issue an order's invoice and post Dr receivables / Cr revenue; idempotent per order."""
     clock = request.app.state.clock
-    invoice, created = await service.issue_invoice(
+    invoice, created = await invoices.issue_invoice(
         session=session, outbox=request.app.state.outbox, clock=clock, principal=principal,
         data=body)
     if not created:
@@ -229,7 +229,7 @@ async def issue_invoice(body: InvoiceCreate, request: Request, response: Respons
     response.headers["Location"] = f"/v1/invoices/{invoice.id}"
     set_etag(response, invoice.version)
     # Only a replay can show an existing invoice, and so a dispute on it.
-    disputed = not created and bool(await service.open_dispute_ids(session, [invoice.id]))
+    disputed = not created and bool(await invoices.open_dispute_ids(session, [invoice.id]))
     return InvoicePublic.of(invoice, clock.today(), disputed=disputed)
 
 
@@ -256,7 +256,7 @@ async def list_invoices(
         session, limit=limit + 1, after=decode_time_cursor(cursor), customer_id=customer_id,
         order_id=order_id, salesperson_id=salesperson_id, status=status_, due_from=due_from,
         due_to=due_to, overdue=overdue, today=today)
-    disputed = await service.open_dispute_ids(session, (i.id for i in rows[:limit]))
+    disputed = await invoices.open_dispute_ids(session, (i.id for i in rows[:limit]))
     return time_page(rows, limit, lambda i: (i.created_at, i.id),
                      lambda i: InvoicePublic.of(i, today, disputed=i.id in disputed))
 
@@ -267,7 +267,7 @@ async def get_invoice(invoice: InvoiceOr404, request: Request, response: Respons
                       session: SessionDep) -> InvoicePublic:
     """One invoice with its outstanding amount, whether it is overdue and whether it is disputed."""
     set_etag(response, invoice.version)
-    disputed = bool(await service.open_dispute_ids(session, [invoice.id]))
+    disputed = bool(await invoices.open_dispute_ids(session, [invoice.id]))
     return InvoicePublic.of(invoice, request.app.state.clock.today(), disputed=disputed)
 
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.ledger import chart, repository
@@ -19,13 +17,11 @@ from services.ledger.errors import (
     CustomerNotFound,
     DebitNoteNotFound,
     DocumentRefused,
-    InvalidPosting,
-    InvoiceConflict,
-    InvoiceNotFound,
     OrderNotInvoiced,
     PaymentAlreadyReversed,
     PaymentNotFound,
 )
+from services.ledger.invoices import settle_status
 from services.ledger.models import (
     AllocationKind,
     CreditNote,
@@ -41,11 +37,11 @@ from services.ledger.models import (
     counters,
 )
 from services.ledger.posting import credit, debit, post_entry
+from services.ledger.rows import touch
 from services.ledger.schemas import (
     AllocationIn,
     CreditNoteCreate,
     DebitNoteCreate,
-    InvoiceCreate,
     PaymentCreate,
     UnappliedAllocationCreate,
 )
@@ -55,82 +51,6 @@ from shared.clock import Clock
 from shared.events import new_event
 from shared.numbering import next_number
 from shared.outbox import Outbox
-
-# ---------------------------------------------------------------- invoices
-
-
-async def get_visible_invoice(session: AsyncSession, principal: Principal,
-                              invoice_id: str) -> Invoice:
-    """The invoice, or 404 when it does not exist or belongs to another salesperson."""
-    invoice = await repository.get_invoice(session, invoice_id)
-    if invoice is None or not principal.can_see(invoice.salesperson_id):
-        raise InvoiceNotFound(invoice_id)
-    return invoice
-
-
-def _differences(invoice: Invoice, data: InvoiceCreate) -> list[str]:
-    wanted = {"customer_id": data.customer_id, "salesperson_id": data.salesperson_id,
-              "currency": data.currency, "amount_minor": data.amount_minor,
-              "due_date": data.due_date}
-    return [name for name, value in wanted.items() if getattr(invoice, name) != value]
-
-
-def _same_invoice(invoice: Invoice, data: InvoiceCreate) -> Invoice:
-    diff = _differences(invoice, data)
-    if diff:
-        raise InvoiceConflict(data.order_id, invoice.id, diff)
-    return invoice
-
-
-async def issue_invoice(*, session: AsyncSession, outbox: Outbox, clock: Clock,
-                        principal: Principal, data: InvoiceCreate) -> tuple[Invoice, bool]:
-    """Issue the order's invoice (Dr receivables / Cr revenue); returns (invoice, created).
-
-    Idempotent per order: the same order and terms give back the existing invoice; other
-    terms for an invoiced order are a conflict.
-    """
-    existing = await repository.get_invoice_by_order(session, data.order_id)
-    if existing is not None:
-        return _same_invoice(existing, data), False
-    now = clock.now()
-    issued_at = (data.issued_at or now).astimezone(UTC)
-    if data.due_date < issued_at.date():
-        raise InvalidPosting([{"field": "due_date", "message": "must not be before issued_at"}])
-    try:
-        async with session.begin_nested():
-            invoice = Invoice(
-                number=await next_number(session, counters, "invoice", "INV"),
-                order_id=data.order_id, customer_id=data.customer_id,
-                salesperson_id=data.salesperson_id, currency=data.currency,
-                amount_minor=data.amount_minor, outstanding_minor=data.amount_minor,
-                status=InvoiceStatus.open, issued_at=issued_at, due_date=data.due_date,
-                created_at=now, updated_at=now)
-            session.add(invoice)
-            await session.flush()
-    except IntegrityError:  # a concurrent request invoiced the order first
-        existing = await repository.get_invoice_by_order(session, data.order_id)
-        if existing is None:
-            raise
-        return _same_invoice(existing, data), False
-    posted = await post_entry(
-        session, outbox=outbox, clock=clock, kind=EntryKind.invoice,
-        memo=f"Invoice {invoice.number} for order {data.order_id}", currency=data.currency,
-        posted_at=issued_at, created_by=principal.name, source_type="invoice",
-        source_id=invoice.id,
-        lines=[debit(chart.RECEIVABLES, data.amount_minor, data.customer_id),
-               credit(chart.REVENUE, data.amount_minor)])
-    invoice.journal_entry_id = posted.entry.id
-    await session.flush()
-    await outbox.enqueue(session, new_event(
-        clock, type="invoice.issued", source="ledger", subject=invoice.id, data={
-            "invoice_id": invoice.id, "number": invoice.number, "order_id": invoice.order_id,
-            "customer_id": invoice.customer_id, "salesperson_id": invoice.salesperson_id,
-            "currency": invoice.currency, "amount_minor": invoice.amount_minor,
-            "outstanding_minor": invoice.outstanding_minor,
-            "issued_at": invoice.issued_at.isoformat(),
-            "due_date": invoice.due_date.isoformat()}))
-    return invoice, True
-
 
 # ---------------------------------------------------------------- allocations (shared by payments)
 
@@ -145,36 +65,12 @@ class Allocation:
     amount_minor: int
 
 
-def _settle_status(invoice: Invoice, *, closed_at: datetime) -> bool:
-    """Set the status from the money; True when this change brought outstanding to 0.
-
-    Paid at 0, open while nothing has been taken off the total, partially paid in between.
-    Written-off invoices keep their status unless they reach 0.
-    """
-    was_paid = invoice.status == InvoiceStatus.paid
-    if invoice.outstanding_minor == 0:
-        if invoice.status != InvoiceStatus.written_off:
-            invoice.status = InvoiceStatus.paid
-            invoice.paid_at = invoice.paid_at or closed_at
-        return not was_paid and invoice.status == InvoiceStatus.paid
-    invoice.paid_at = None
-    if invoice.status in (InvoiceStatus.open, InvoiceStatus.partially_paid, InvoiceStatus.paid):
-        invoice.status = (InvoiceStatus.open if invoice.outstanding_minor == invoice.total_minor
-                          else InvoiceStatus.partially_paid)
-    return False
-
-
-def _touch(row: Invoice | Payment | CustomerBalance, now: datetime) -> None:
-    row.version += 1
-    row.updated_at = now
-
-
 def _apply_payment(invoice: Invoice, amount: int, *, paid_at: datetime, now: datetime) -> bool:
     """Take `amount` of payment off the invoice; True when that paid it in full."""
     invoice.outstanding_minor -= amount
     invoice.paid_minor += amount
-    _touch(invoice, now)
-    return _settle_status(invoice, closed_at=paid_at)
+    touch(invoice, now)
+    return settle_status(invoice, closed_at=paid_at)
 
 
 async def _explicit_allocations(session: AsyncSession, *, customer_id: str, currency: str,
@@ -343,7 +239,7 @@ async def receive_payment(*, session: AsyncSession, outbox: Outbox, clock: Clock
     session.add_all(rows)
     if unapplied:
         balance.unapplied_minor += unapplied
-        _touch(balance, now)
+        touch(balance, now)
     await session.flush()
     await outbox.enqueue(session, new_event(
         clock, type="payment.received", source="ledger", subject=payment.id, data={
@@ -399,8 +295,8 @@ async def reverse_payment(*, session: AsyncSession, outbox: Outbox, clock: Clock
         invoice = invoices[invoice_id]
         invoice.outstanding_minor += amount
         invoice.paid_minor -= amount
-        _touch(invoice, now)
-        _settle_status(invoice, closed_at=now)
+        touch(invoice, now)
+        settle_status(invoice, closed_at=now)
     back_to_receivables = sum(restored.values())
     remaining = payment.unapplied_remaining_minor
     lines = [credit(_cash_account(payment.method), payment.amount_minor)]
@@ -418,13 +314,13 @@ async def reverse_payment(*, session: AsyncSession, outbox: Outbox, clock: Clock
         raise PaymentAlreadyReversed(payment.number, None)
     if remaining:
         balance.unapplied_minor -= remaining
-        _touch(balance, now)
+        touch(balance, now)
     payment.status = PaymentStatus.reversed
     payment.reversed_at = now
     payment.reversal_entry_id = reversal.entry.id
     payment.reversal_reason = reason
     payment.unapplied_remaining_minor = 0
-    _touch(payment, now)
+    touch(payment, now)
     await session.flush()
     await outbox.enqueue(session, new_event(
         clock, type="payment.reversed", source="ledger", subject=payment.id, data={
@@ -503,7 +399,7 @@ async def apply_unapplied(*, session: AsyncSession, outbox: Outbox, clock: Clock
                 payment = next(payments)  # Σ remaining = the balance, locked above
             take = min(left, payment.unapplied_remaining_minor)
             payment.unapplied_remaining_minor -= take
-            _touch(payment, now)
+            touch(payment, now)
             rows.append(PaymentAllocation(payment_id=payment.id, invoice_id=a.invoice.id,
                                           amount_minor=take, kind=AllocationKind.unapplied,
                                           journal_entry_id=posted.entry.id, created_at=now))
@@ -513,7 +409,7 @@ async def apply_unapplied(*, session: AsyncSession, outbox: Outbox, clock: Clock
             closed.append(a.invoice)
     session.add_all(rows)
     balance.unapplied_minor -= total
-    _touch(balance, now)
+    touch(balance, now)
     await session.flush()
     await outbox.enqueue(session, new_event(
         clock, type="unapplied_cash.applied", source="ledger", subject=customer_id, data={
@@ -574,8 +470,8 @@ async def issue_credit_note(*, session: AsyncSession, outbox: Outbox, clock: Clo
     session.add(note)
     invoice.outstanding_minor -= data.amount_minor
     invoice.credited_minor += data.amount_minor
-    _touch(invoice, now)
-    _settle_status(invoice, closed_at=now)
+    touch(invoice, now)
+    settle_status(invoice, closed_at=now)
     await session.flush()
     await outbox.enqueue(session, new_event(
         clock, type="credit_note.issued", source="ledger", subject=note.id, data={
@@ -611,8 +507,8 @@ async def issue_debit_note(*, session: AsyncSession, outbox: Outbox, clock: Cloc
     session.add(note)
     invoice.outstanding_minor += data.amount_minor
     invoice.debit_notes_minor += data.amount_minor
-    _touch(invoice, now)
-    _settle_status(invoice, closed_at=now)
+    touch(invoice, now)
+    settle_status(invoice, closed_at=now)
     await session.flush()
     await outbox.enqueue(session, new_event(
         clock, type="debit_note.issued", source="ledger", subject=note.id, data={
@@ -637,11 +533,6 @@ async def get_debit_note(session: AsyncSession, note_id: str) -> DebitNote:
     if note is None:
         raise DebitNoteNotFound(note_id)
     return note
-
-
-async def open_dispute_ids(session: AsyncSession, invoice_ids: Iterable[str]) -> set[str]:
-    """Which of the invoices have an open dispute (shown as `disputed` on the invoice)."""
-    return await collection_repository.disputed_invoice_ids(session, invoice_ids)
 
 
 # ---------------------------------------------------------------- receivables: order, statement, exposure
