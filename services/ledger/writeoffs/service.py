@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.ledger import chart
 from services.ledger import repository as ledger_repository
 from services.ledger.errors import DocumentRefused
-from services.ledger.models import EntryKind, Invoice, InvoiceStatus, counters
+from services.ledger.invoices import settle_status
+from services.ledger.models import EntryKind, Invoice, counters
 from services.ledger.posting import credit, debit, post_entry
 from services.ledger.writeoffs import repository
 from services.ledger.writeoffs.errors import WriteOffNotFound
@@ -152,10 +153,7 @@ async def approve(*, session: AsyncSession, outbox: Outbox, clock: Clock, princi
                credit(chart.RECEIVABLES, write_off.amount_minor, write_off.customer_id)])
     invoice.outstanding_minor -= write_off.amount_minor
     invoice.written_off_minor += write_off.amount_minor
-    if invoice.outstanding_minor == 0:
-        invoice.status = InvoiceStatus.written_off
-    elif invoice.status in (InvoiceStatus.open, InvoiceStatus.paid):
-        invoice.status = InvoiceStatus.partially_paid
+    settle_status(invoice, closed_at=now, by_write_off=True)
     _touch(invoice, now)
     write_off.status = WriteOffStatus.posted
     write_off.approved_by = principal.name
