@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
-from services.ledger import dates, invoices, journal, repository, service
+from services.ledger import dates, invoices, journal, notes, repository, service
 from services.ledger.errors import AccountNotFound
 from services.ledger.models import (
     Account,
@@ -384,7 +384,7 @@ async def apply_unapplied(customer_id: Annotated[str, Path(max_length=36)],
 async def issue_credit_note(body: CreditNoteCreate, request: Request, response: Response,
                             session: SessionDep, principal: CurrentPrincipal) -> CreditNote:
     """Credit an invoice (return, allowance): Dr sales returns / Cr receivables; never above outstanding."""
-    note = await service.issue_credit_note(
+    note = await notes.issue_credit_note(
         session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
         principal=principal, data=body)
     response.headers["Location"] = f"/v1/credit-notes/{note.id}"
@@ -409,7 +409,7 @@ async def list_credit_notes(
                   dependencies=[require(*LEDGER_READERS)], responses=problem_responses(404))
 async def get_credit_note(session: SessionDep, note_id: DocumentId) -> CreditNote:
     """One credit note."""
-    return await service.get_credit_note(session, note_id)
+    return await notes.get_credit_note(session, note_id)
 
 
 @notes_router.post("/debit-notes", status_code=status.HTTP_201_CREATED,
@@ -417,7 +417,7 @@ async def get_credit_note(session: SessionDep, note_id: DocumentId) -> CreditNot
 async def issue_debit_note(body: DebitNoteCreate, request: Request, response: Response,
                            session: SessionDep, principal: CurrentPrincipal) -> DebitNote:
     """Charge late-payment interest or a fee on an invoice: Dr receivables / Cr late-payment income."""
-    note = await service.issue_debit_note(
+    note = await notes.issue_debit_note(
         session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
         principal=principal, data=body)
     response.headers["Location"] = f"/v1/debit-notes/{note.id}"
@@ -442,7 +442,7 @@ async def list_debit_notes(
                   dependencies=[require(*LEDGER_READERS)], responses=problem_responses(404))
 async def get_debit_note(session: SessionDep, note_id: DocumentId) -> DebitNote:
     """One debit note."""
-    return await service.get_debit_note(session, note_id)
+    return await notes.get_debit_note(session, note_id)
 
 
 # ---------------------------------------------------------------- receivables
