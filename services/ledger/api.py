@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
-from services.ledger import dates, invoices, journal, notes, repository, service
+from services.ledger import dates, invoices, journal, notes, payments, repository, service
 from services.ledger.errors import AccountNotFound
 from services.ledger.models import (
     Account,
@@ -274,7 +274,7 @@ async def get_invoice(invoice: InvoiceOr404, request: Request, response: Respons
 # ---------------------------------------------------------------- payments
 
 
-def _payment_public(view: service.PaymentView) -> PaymentPublic:
+def _payment_public(view: payments.PaymentView) -> PaymentPublic:
     return PaymentPublic.of(view.payment, view.allocations, view.invoice_numbers)
 
 
@@ -283,7 +283,7 @@ def _payment_public(view: service.PaymentView) -> PaymentPublic:
 async def receive_payment(body: PaymentCreate, request: Request, response: Response,
                           session: SessionDep, principal: CurrentPrincipal) -> PaymentPublic:
     """Post a payment: to the named invoices or oldest due first; the rest stays unapplied."""
-    view = await service.receive_payment(
+    view = await payments.receive_payment(
         session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
         principal=principal, data=body)
     response.headers["Location"] = f"/v1/payments/{view.payment.id}"
@@ -309,7 +309,7 @@ async def list_payments(
         received_from=dates.start_of_day(received_from) if received_from else None,
         received_before=dates.end_of_day(received_to) if received_to else None)
     page = time_page(rows, limit, lambda p: (p.created_at, p.id))
-    views = await service.payment_views(session, page.items)
+    views = await payments.payment_views(session, page.items)
     return Page(items=[_payment_public(v) for v in views], next_cursor=page.next_cursor)
 
 
@@ -318,7 +318,7 @@ async def list_payments(
 async def get_payment(session: SessionDep, payment_id: DocumentId,
                       response: Response) -> PaymentPublic:
     """One payment with every allocation made from it."""
-    view = await service.get_payment(session, payment_id)
+    view = await payments.get_payment(session, payment_id)
     set_etag(response, view.payment.version)
     return _payment_public(view)
 
@@ -329,11 +329,11 @@ async def reverse_payment(payment_id: DocumentId, body: ReverseRequest, request:
                           response: Response, session: SessionDep,
                           principal: CurrentPrincipal) -> PaymentPublic:
     """Reverse a payment that did not hold (bounced): invoices and unapplied cash are restored, once."""
-    payment = await service.reverse_payment(
+    payment = await payments.reverse_payment(
         session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
         principal=principal, payment_id=payment_id, reason=body.reason)
     set_etag(response, payment.version)
-    return _payment_public((await service.payment_views(session, [payment]))[0])
+    return _payment_public((await payments.payment_views(session, [payment]))[0])
 
 
 # ---------------------------------------------------------------- unapplied cash
@@ -351,7 +351,7 @@ VisibleCustomer = Annotated[str, Depends(load_customer)]
                      dependencies=[require(*RECEIVABLE_READERS)], responses=problem_responses(404))
 async def get_unapplied(session: SessionDep, customer_id: VisibleCustomer) -> UnappliedPublic:
     """The customer's unapplied cash (received, not yet applied to an invoice), per currency."""
-    balances = await service.unapplied_balances(session, customer_id)
+    balances = await payments.unapplied_balances(session, customer_id)
     return UnappliedPublic(customer_id=customer_id, balances=[
         UnappliedBalancePublic(currency=b.currency, unapplied_minor=b.unapplied_minor)
         for b in balances])
@@ -364,7 +364,7 @@ async def apply_unapplied(customer_id: Annotated[str, Path(max_length=36)],
                           body: UnappliedAllocationCreate, request: Request, session: SessionDep,
                           principal: CurrentPrincipal) -> UnappliedAllocationPublic:
     """Apply unapplied cash to invoices (named, or oldest due first): Dr unapplied / Cr receivables."""
-    applied = await service.apply_unapplied(
+    applied = await payments.apply_unapplied(
         session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
         principal=principal, customer_id=customer_id, data=body)
     return UnappliedAllocationPublic(
