@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
-from services.ledger import dates, invoices, journal, notes, payments, repository, service
+from services.ledger import dates, invoices, journal, notes, payments, receivables, repository
 from services.ledger.errors import AccountNotFound
 from services.ledger.models import (
     Account,
@@ -341,7 +341,7 @@ async def reverse_payment(payment_id: DocumentId, body: ReverseRequest, request:
 
 async def load_customer(session: SessionDep, principal: CurrentPrincipal,
                         customer_id: Annotated[str, Path(max_length=36)]) -> str:
-    return await service.ensure_customer_visible(session, principal, customer_id)
+    return await receivables.ensure_customer_visible(session, principal, customer_id)
 
 
 VisibleCustomer = Annotated[str, Depends(load_customer)]
@@ -453,7 +453,7 @@ async def get_debit_note(session: SessionDep, note_id: DocumentId) -> DebitNote:
 async def get_order_balance(session: SessionDep, principal: CurrentPrincipal,
                             order_id: Annotated[str, Path(max_length=36)]) -> OrderBalancePublic:
     """What was invoiced for an order and what is left of it; 404 until the order is invoiced."""
-    invoice = await service.order_balance(session, principal, order_id)
+    invoice = await receivables.order_balance(session, principal, order_id)
     return OrderBalancePublic(
         order_id=invoice.order_id, invoice_id=invoice.id, invoice_number=invoice.number,
         currency=invoice.currency, invoiced_minor=invoice.amount_minor,
@@ -474,7 +474,7 @@ async def get_statement(
 ) -> StatementPublic:
     """The customer's statement: opening balance, every document with a running balance, closing."""
     to = to or request.app.state.clock.today()
-    got = await service.statement(session, customer_id=customer_id, currency=currency,
+    got = await receivables.statement(session, customer_id=customer_id, currency=currency,
                                   from_=from_ or to.replace(day=1), to=to)
     return StatementPublic.model_validate(
         {**vars(got), "lines": [vars(line) for line in got.lines]})
@@ -488,7 +488,7 @@ async def get_exposure(
                                                            "receivables in several")] = None,
 ) -> ExposurePublic:
     """Open and overdue receivables and payment history as of today (credit's evaluations read it)."""
-    got = await service.exposure(session, customer_id=customer_id, currency=currency,
+    got = await receivables.exposure(session, customer_id=customer_id, currency=currency,
                                  today=request.app.state.clock.today())
     return ExposurePublic.model_validate(vars(got))
 

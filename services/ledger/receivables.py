@@ -1,4 +1,4 @@
-"""Use cases of the ledger service: lock or compare-and-set, check, post, outbox event."""
+"""Receivables by customer: an order's balance, who sees a customer, its statement and exposure."""
 
 from __future__ import annotations
 
@@ -10,23 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.ledger import chart, repository
 from services.ledger.collection import repository as collection_repository
 from services.ledger.dates import end_of_day, start_of_day
-from services.ledger.errors import (
-    CurrencyRequired,
-    CustomerNotFound,
-    DocumentRefused,
-    OrderNotInvoiced,
-)
-from services.ledger.models import (
-    CreditNote,
-    DebitNote,
-    EntryKind,
-    Invoice,
-    Payment,
-)
+from services.ledger.errors import CurrencyRequired, CustomerNotFound, DocumentRefused, OrderNotInvoiced
+from services.ledger.models import CreditNote, DebitNote, EntryKind, Invoice, Payment
 from services.ledger.writeoffs.models import WriteOff
 from shared.auth import Principal
-
-# ---------------------------------------------------------------- receivables: order, statement, exposure
 
 
 async def order_balance(session: AsyncSession, principal: Principal, order_id: str) -> Invoice:
