@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 
-from services.credit import holds, repository, service
+from services.credit import holds, profiles, repository, service
 from services.credit.clients import LedgerClient
 from services.credit.models import (
     Asset,
@@ -180,7 +180,7 @@ def _if_match(request: Request) -> Callable[[int], None]:
     return lambda version: check_if_match(request, version)
 
 
-def _profile_public(view: service.ProfileView) -> CreditProfilePublic:
+def _profile_public(view: profiles.ProfileView) -> CreditProfilePublic:
     p, e = view.profile, view.exposure
     return CreditProfilePublic(
         customer_id=p.customer_id, limit_minor=p.limit_minor, currency=p.currency,
@@ -198,7 +198,7 @@ def _profile_public(view: service.ProfileView) -> CreditProfilePublic:
 async def _shaped_profile(session: SessionDep, ctx: CreditContext, response: Response,
                           profile: CreditProfile) -> CreditProfilePublic:
     set_etag(response, profile.version)
-    return _profile_public(await service.view_profile(session, ctx.clock, profile))
+    return _profile_public(await profiles.view_profile(session, ctx.clock, profile))
 
 
 def _guarantee_public(guarantee: Guarantee, today: date) -> GuaranteePublic:
@@ -218,7 +218,7 @@ async def get_credit_profile(customer: CustomerOr404, session: SessionDep, ctx: 
     invoices, payments or notes arrives (plus, until its `invoice.issued` arrives, a reservation
     converted on invoicing). Overdue figures are as of the last refresh.
     """
-    view = await service.read_profile(session, ctx.clock, ctx.default_currency, customer)
+    view = await profiles.read_profile(session, ctx.clock, ctx.default_currency, customer)
     set_etag(response, view.profile.version)
     return _profile_public(view)
 
@@ -235,7 +235,7 @@ async def set_credit_limit(customer: CustomerOr404, body: CreditLimitUpdate, req
     open receivables or active guarantees in the old one. Send `If-Match` with the profile's
     ETag to avoid overwriting a change you have not seen.
     """
-    profile = await service.set_credit_limit(
+    profile = await profiles.set_credit_limit(
         session=session, outbox=ctx.outbox, clock=ctx.clock, default_currency=ctx.default_currency,
         principal=principal, customer=customer, data=body, check_version=_if_match(request))
     return await _shaped_profile(session, ctx, response, profile)
@@ -254,7 +254,7 @@ async def set_credit_policy(customer: CustomerOr404, body: CreditPolicyUpdate, r
     `active` lifts a block — the customer stays `on_hold` while a hold is active (holds are
     placed and released under `/holds`).
     """
-    profile = await service.set_credit_policy(
+    profile = await profiles.set_credit_policy(
         session=session, outbox=ctx.outbox, clock=ctx.clock, default_currency=ctx.default_currency,
         principal=principal, customer=customer, data=body, check_version=_if_match(request))
     return await _shaped_profile(session, ctx, response, profile)

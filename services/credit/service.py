@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.credit import repository, scorecard
+from services.credit import profiles, repository, scorecard
 from services.credit.clients import LedgerClient
 from services.credit.errors import (
     ConvertAmountTooHigh,
     CreditIncreaseRefused,
-    CurrencyChangeRefused,
     CurrencyMismatch,
     CustomerNotFound,
     EvaluationAlreadyApplied,
@@ -33,7 +31,6 @@ from services.credit.models import (
     Asset,
     CreditHold,
     CreditInquiry,
-    CreditPolicy,
     CreditProfile,
     CreditStatus,
     Customer,
@@ -42,16 +39,13 @@ from services.credit.models import (
     GuaranteeStatus,
     HoldKind,
     HoldStatus,
-    ReceivablesSnapshot,
     Reservation,
     ReservationStatus,
     counters,
 )
-from services.credit.rules import CreditFacts, Exposure, decide
+from services.credit.rules import decide
 from services.credit.schemas import (
     AssetCreate,
-    CreditLimitUpdate,
-    CreditPolicyUpdate,
     CustomerCreate,
     CustomerUpdate,
     EvaluationCreate,
@@ -67,8 +61,6 @@ from shared.events import new_event
 from shared.money import format_money
 from shared.numbering import next_number
 from shared.outbox import Outbox
-
-DEFAULT_TERMS_DAYS = 30
 
 
 def _customer_event(clock: Clock, type_: str, customer: Customer, **extra: Any):
@@ -122,169 +114,6 @@ async def update_customer(*, session: AsyncSession, outbox: Outbox, clock: Clock
     return customer
 
 
-# ---------------------------------------------------------------- credit profile
-
-
-@dataclass
-class ProfileView:
-    """A profile with what its response shows beside the row: exposure and active holds."""
-
-    profile: CreditProfile
-    exposure: Exposure
-    holds: list[CreditHold]
-    persisted: bool = True
-    overdue_minor: int = 0
-    max_days_overdue: int = 0
-
-
-def _profile_defaults(currency: str, now: datetime) -> dict[str, Any]:
-    return {"limit_minor": 0, "currency": currency, "terms_days": DEFAULT_TERMS_DAYS,
-            "grade": None, "policy": CreditPolicy.credit.value,
-            "status": CreditStatus.active.value, "version": 1, "created_at": now,
-            "updated_at": now}
-
-
-async def _lock_profile(session: AsyncSession, clock: Clock, default_currency: str,
-                        customer_id: str) -> CreditProfile:
-    return await repository.lock_profile(
-        session, customer_id, defaults=_profile_defaults(default_currency, clock.now()))
-
-
-@dataclass(frozen=True)
-class _Use:
-    exposure: Exposure
-    guarantees: int  # how many active guarantees
-    snapshot: ReceivablesSnapshot | None
-
-
-async def _use(session: AsyncSession, profile: CreditProfile, today: date) -> _Use:
-    """Limit, guarantees and use in the profile's currency, in three queries.
-
-    Open receivables are ledger's (the receivables snapshot, refreshed on ledger's events)
-    plus reservations converted on invoicing whose `invoice.issued` has not refreshed the
-    snapshot yet, so an invoice never drops out of exposure between the conversion and the
-    event's delivery. Reserved is the active reservations only: a converted one is open
-    receivable, never both.
-    """
-    guarantees, count = await repository.active_guarantee_totals(
-        session, profile.customer_id, profile.currency, today)
-    snapshot = await repository.get_snapshot(session, profile.customer_id, profile.currency)
-    reserved, in_transit = await repository.reservation_use(
-        session, profile.customer_id, profile.currency)
-    return _Use(Exposure(
-        limit_minor=profile.limit_minor,
-        open_receivables_minor=(snapshot.open_receivables_minor if snapshot else 0) + in_transit,
-        reserved_minor=reserved, guarantees_minor=guarantees), count, snapshot)
-
-
-async def _exposure(session: AsyncSession, profile: CreditProfile, today: date) -> Exposure:
-    return (await _use(session, profile, today)).exposure
-
-
-async def _facts(session: AsyncSession, profile: CreditProfile, today: date) -> CreditFacts:
-    holds = await repository.active_holds(session, profile.customer_id)
-    use = await _use(session, profile, today)
-    return CreditFacts(
-        currency=profile.currency, policy=profile.policy, status=profile.status,
-        exposure=use.exposure, hold_reasons=tuple(h.reason for h in holds),
-        active_guarantees=use.guarantees)
-
-
-async def view_profile(session: AsyncSession, clock: Clock, profile: CreditProfile,
-                       *, persisted: bool = True) -> ProfileView:
-    use = await _use(session, profile, clock.today())
-    snapshot = use.snapshot
-    return ProfileView(profile, use.exposure,
-                       await repository.active_holds(session, profile.customer_id), persisted,
-                       overdue_minor=snapshot.overdue_minor if snapshot else 0,
-                       max_days_overdue=snapshot.max_days_overdue if snapshot else 0)
-
-
-async def read_profile(session: AsyncSession, clock: Clock, default_currency: str,
-                       customer: Customer) -> ProfileView:
-    """The customer's credit profile; a customer never changed shows the defaults (not stored:
-    reads never write; the row is created by the first change, hold or reservation)."""
-    profile = await repository.get_profile(session, customer.id)
-    if profile is None:
-        defaults = _profile_defaults(default_currency, clock.now())
-        return await view_profile(session, clock, CreditProfile(customer_id=customer.id, **defaults),
-                                  persisted=False)
-    return await view_profile(session, clock, profile)
-
-
-async def _currency_blockers(session: AsyncSession, profile: CreditProfile, today: date) -> list[str]:
-    blockers = []
-    if await repository.count_reservations(session, profile.customer_id, [ReservationStatus.active]):
-        blockers.append("active reservations")
-    if (await _exposure(session, profile, today)).open_receivables_minor:
-        blockers.append("open receivables")
-    if await repository.count_active_guarantees(session, profile.customer_id, today):
-        blockers.append("active guarantees")
-    return blockers
-
-
-async def _change_terms(session: AsyncSession, outbox: Outbox, clock: Clock, principal: Principal,
-                        profile: CreditProfile, changes: dict[str, Any], reason: str,
-                        evaluation_id: str | None = None) -> CreditProfile:
-    """Apply `changes` to the locked profile and emit `credit.limit_changed`; no-op if equal."""
-    changed = sorted(k for k, v in changes.items() if getattr(profile, k) != v)
-    if not changed:
-        return profile
-    new_currency = changes.get("currency", profile.currency)
-    if new_currency != profile.currency:
-        blockers = await _currency_blockers(session, profile, clock.today())
-        if blockers:
-            raise CurrencyChangeRefused(profile.currency, new_currency, blockers)
-    old_limit, old_currency = profile.limit_minor, profile.currency
-    for key in changed:
-        setattr(profile, key, changes[key])
-    if evaluation_id is not None:
-        profile.evaluation_id = evaluation_id
-    profile.version += 1
-    profile.updated_at = clock.now()
-    await session.flush()
-    await outbox.enqueue(session, new_event(
-        clock, type="credit.limit_changed", source="credit", subject=profile.customer_id, data={
-            "customer_id": profile.customer_id, "old_limit_minor": old_limit,
-            "new_limit_minor": profile.limit_minor, "old_currency": old_currency,
-            "currency": profile.currency, "terms_days": profile.terms_days,
-            "grade": profile.grade, "policy": profile.policy, "status": profile.status,
-            "changed": changed, "reason": reason, "evaluation_id": evaluation_id,
-            "by": principal.name}))
-    return profile
-
-
-VersionCheck = Callable[[int], None]
-
-
-async def set_credit_limit(*, session: AsyncSession, outbox: Outbox, clock: Clock,
-                           default_currency: str, principal: Principal, customer: Customer,
-                           data: CreditLimitUpdate, check_version: VersionCheck) -> CreditProfile:
-    """Set limit, currency and terms; the currency is fixed while anything is owed or secured in it."""
-    profile = await _lock_profile(session, clock, default_currency, customer.id)
-    check_version(profile.version)
-    return await _change_terms(session, outbox, clock, principal, profile, {
-        "limit_minor": data.limit_minor, "currency": data.currency,
-        "terms_days": data.terms_days}, data.reason)
-
-
-async def set_credit_policy(*, session: AsyncSession, outbox: Outbox, clock: Clock,
-                            default_currency: str, principal: Principal, customer: Customer,
-                            data: CreditPolicyUpdate, check_version: VersionCheck) -> CreditProfile:
-    """Change the policy and/or block or unblock; unblocking returns to on_hold if a hold remains."""
-    profile = await _lock_profile(session, clock, default_currency, customer.id)
-    check_version(profile.version)
-    changes: dict[str, Any] = {}
-    if data.policy is not None:
-        changes["policy"] = data.policy.value
-    if data.status == CreditStatus.blocked:
-        changes["status"] = CreditStatus.blocked.value
-    elif data.status == CreditStatus.active and profile.status == CreditStatus.blocked:
-        held = await repository.active_holds(session, customer.id)
-        changes["status"] = (CreditStatus.on_hold if held else CreditStatus.active).value
-    return await _change_terms(session, outbox, clock, principal, profile, changes, data.reason)
-
-
 # ---------------------------------------------------------------- holds
 
 
@@ -329,7 +158,7 @@ async def _release(session: AsyncSession, outbox: Outbox, clock: Clock, profile:
 async def place_hold(*, session: AsyncSession, outbox: Outbox, clock: Clock, default_currency: str,
                      principal: Principal, customer: Customer, reason: str) -> CreditHold:
     """Put the customer on a manual credit hold: every new reservation is rejected until released."""
-    profile = await _lock_profile(session, clock, default_currency, customer.id)
+    profile = await profiles.lock_profile(session, clock, default_currency, customer.id)
     hold = CreditHold(customer_id=customer.id, kind=HoldKind.manual, reason=reason,
                       status=HoldStatus.active, placed_by=principal.name, placed_at=clock.now())
     return await _place(session, outbox, clock, profile, hold)
@@ -342,7 +171,7 @@ async def release_hold(*, session: AsyncSession, outbox: Outbox, clock: Clock,
     hold = await repository.get_hold(session, hold_id)
     if hold is None or hold.customer_id != customer.id:
         raise HoldNotFound(hold_id)
-    profile = await _lock_profile(session, clock, default_currency, customer.id)
+    profile = await profiles.lock_profile(session, clock, default_currency, customer.id)
     hold = await repository.get_hold(session, hold_id, for_update=True)
     assert hold is not None
     if hold.status == HoldStatus.released:
@@ -364,7 +193,7 @@ async def place_automatic_hold(*, session: AsyncSession, outbox: Outbox, clock: 
     One active automatic hold per invoice: while one is active, a redelivery or a higher level
     of the same invoice returns it unchanged (its reason keeps the days it was placed at).
     """
-    profile = await _lock_profile(session, clock, default_currency, customer_id)
+    profile = await profiles.lock_profile(session, clock, default_currency, customer_id)
     existing = await repository.active_automatic_hold(session, customer_id, invoice_id)
     if existing is not None:
         return existing, False
@@ -379,7 +208,7 @@ async def release_automatic_hold(*, session: AsyncSession, outbox: Outbox, clock
                                  default_currency: str, customer_id: str, hold_id: str, by: str,
                                  because: str) -> CreditHold | None:
     """Release the customer's automatic hold whose invoice is settled; None if no longer active."""
-    profile = await _lock_profile(session, clock, default_currency, customer_id)
+    profile = await profiles.lock_profile(session, clock, default_currency, customer_id)
     hold = await repository.get_hold(session, hold_id, for_update=True)
     if hold is None or hold.customer_id != customer_id or hold.kind != HoldKind.automatic or \
             hold.status != HoldStatus.active:
@@ -399,7 +228,7 @@ def guarantee_status(guarantee: Guarantee, today: date) -> str:
 async def add_guarantee(*, session: AsyncSession, clock: Clock, default_currency: str,
                         principal: Principal, customer: Customer, data: GuaranteeCreate) -> Guarantee:
     """Register a guarantee; it counts toward available credit until it expires or is released."""
-    profile = await _lock_profile(session, clock, default_currency, customer.id)
+    profile = await profiles.lock_profile(session, clock, default_currency, customer.id)
     if data.currency != profile.currency:
         raise CurrencyMismatch(data.currency, profile.currency, "the guarantee")
     if data.expires_on < clock.today():
@@ -484,14 +313,14 @@ async def reserve(*, session: AsyncSession, outbox: Outbox, clock: Clock, defaul
     customer = await repository.get_customer(session, data.customer_id)
     if customer is None:
         raise CustomerNotFound(data.customer_id)
-    profile = await _lock_profile(session, clock, default_currency, customer.id)
+    profile = await profiles.lock_profile(session, clock, default_currency, customer.id)
     currency = data.currency or profile.currency
     if currency != profile.currency:
         raise CurrencyMismatch(currency, profile.currency)
     existing = await repository.live_reservation_for_order(session, data.order_id)
     if existing is not None:
         return _same_order(existing, data), False
-    verdict = decide(await _facts(session, profile, clock.today()), data.amount_minor)
+    verdict = decide(await profiles.facts(session, profile, clock.today()), data.amount_minor)
     now = clock.now()
     reservation = Reservation(
         customer_id=customer.id, order_id=data.order_id, amount_minor=data.amount_minor,
@@ -523,7 +352,7 @@ async def _lock_reservation(session: AsyncSession, clock: Clock, default_currenc
                             reservation_id: str) -> tuple[Reservation, CreditProfile]:
     """The reservation and its customer's profile, locked in the same order as `reserve`."""
     found = await get_reservation(session, reservation_id)
-    profile = await _lock_profile(session, clock, default_currency, found.customer_id)
+    profile = await profiles.lock_profile(session, clock, default_currency, found.customer_id)
     reservation = await repository.get_reservation(session, reservation_id, for_update=True)
     assert reservation is not None
     return reservation, profile
@@ -531,7 +360,7 @@ async def _lock_reservation(session: AsyncSession, clock: Clock, default_currenc
 
 async def change_reservation(*, session: AsyncSession, outbox: Outbox, clock: Clock,
                              default_currency: str, principal: Principal, reservation_id: str,
-                             amount_minor: int, check_version: VersionCheck) -> Reservation:
+                             amount_minor: int, check_version: profiles.VersionCheck) -> Reservation:
     """Change an active reservation's amount; an increase must fit in available credit."""
     reservation, profile = await _lock_reservation(session, clock, default_currency, reservation_id)
     check_version(reservation.version)
@@ -543,7 +372,7 @@ async def change_reservation(*, session: AsyncSession, outbox: Outbox, clock: Cl
         return reservation
     cur = reservation.currency
     if delta > 0:
-        verdict = decide(await _facts(session, profile, clock.today()), delta)
+        verdict = decide(await profiles.facts(session, profile, clock.today()), delta)
         what = (f"increase of {format_money(delta, cur)} (from {format_money(old, cur)} to "
                 f"{format_money(amount_minor, cur)})")
         if not verdict.reserved:
@@ -657,11 +486,11 @@ async def apply_evaluation(*, session: AsyncSession, outbox: Outbox, clock: Cloc
                            evaluation_id: str) -> tuple[Evaluation, CreditProfile]:
     """Make an evaluation the profile: limit, currency, terms, grade and policy; applied once."""
     await get_evaluation(session, customer, evaluation_id)
-    profile = await _lock_profile(session, clock, default_currency, customer.id)
+    profile = await profiles.lock_profile(session, clock, default_currency, customer.id)
     evaluation = await get_evaluation(session, customer, evaluation_id, for_update=True)
     if evaluation.applied_at is not None:
         raise EvaluationAlreadyApplied(evaluation.id, evaluation.applied_at.isoformat())
-    profile = await _change_terms(
+    profile = await profiles.change_terms(
         session, outbox, clock, principal, profile, {
             "limit_minor": evaluation.recommended_limit_minor, "currency": evaluation.currency,
             "terms_days": evaluation.recommended_terms_days, "grade": evaluation.grade,
