@@ -265,7 +265,7 @@ async def set_credit_policy(customer: CustomerOr404, body: CreditPolicyUpdate, r
 async def place_hold(customer: CustomerOr404, body: HoldCreate, response: Response,
                      session: SessionDep, ctx: Ctx, principal: CurrentPrincipal) -> CreditHold:
     """Put the customer on a manual credit hold (status `on_hold`); emits `credit.hold_placed`."""
-    hold = await service.place_hold(
+    hold = await holds.place_hold(
         session=session, outbox=ctx.outbox, clock=ctx.clock, default_currency=ctx.default_currency,
         principal=principal, customer=customer, reason=body.reason)
     response.headers["Location"] = f"/v1/customers/{customer.id}/holds/{hold.id}"
@@ -294,7 +294,7 @@ async def release_hold(customer: CustomerOr404, hold_id: ItemId, session: Sessio
     Automatic holds are released by credit when ledger shows their invoice settled; releasing
     one here overrides the overdue rule until the invoice's next overdue level.
     """
-    return await service.release_hold(
+    return await holds.release_hold(
         session=session, outbox=ctx.outbox, clock=ctx.clock, default_currency=ctx.default_currency,
         principal=principal, customer=customer, hold_id=hold_id)
 

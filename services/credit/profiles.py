@@ -54,7 +54,7 @@ def _profile_defaults(currency: str, now: datetime) -> dict[str, Any]:
 
 
 async def lock_profile(session: AsyncSession, clock: Clock, default_currency: str,
-                        customer_id: str) -> CreditProfile:
+                       customer_id: str) -> CreditProfile:
     return await repository.lock_profile(
         session, customer_id, defaults=_profile_defaults(default_currency, clock.now()))
 
@@ -133,8 +133,8 @@ async def _currency_blockers(session: AsyncSession, profile: CreditProfile, toda
 
 
 async def change_terms(session: AsyncSession, outbox: Outbox, clock: Clock, principal: Principal,
-                        profile: CreditProfile, changes: dict[str, Any], reason: str,
-                        evaluation_id: str | None = None) -> CreditProfile:
+                       profile: CreditProfile, changes: dict[str, Any], reason: str,
+                       evaluation_id: str | None = None) -> CreditProfile:
     """Apply `changes` to the locked profile and emit `credit.limit_changed`; no-op if equal."""
     changed = sorted(k for k, v in changes.items() if getattr(profile, k) != v)
     if not changed:

@@ -19,7 +19,6 @@ from services.credit.errors import (
     EvaluationAlreadyApplied,
     EvaluationNotFound,
     GuaranteeNotFound,
-    HoldNotFound,
     InvalidDate,
     NotYourCustomer,
     ReservationAmountConflict,
@@ -29,16 +28,12 @@ from services.credit.errors import (
 )
 from services.credit.models import (
     Asset,
-    CreditHold,
     CreditInquiry,
     CreditProfile,
-    CreditStatus,
     Customer,
     Evaluation,
     Guarantee,
     GuaranteeStatus,
-    HoldKind,
-    HoldStatus,
     Reservation,
     ReservationStatus,
     counters,
@@ -112,108 +107,6 @@ async def update_customer(*, session: AsyncSession, outbox: Outbox, clock: Clock
     await outbox.enqueue(session, _customer_event(clock, "customer.updated", customer,
                                                   changed=sorted(changes)))
     return customer
-
-
-# ---------------------------------------------------------------- holds
-
-
-def _hold_event(clock: Clock, type_: str, hold: CreditHold, by: str, **extra: Any):
-    automatic = hold.kind == HoldKind.automatic
-    return new_event(clock, type=type_, source="credit", subject=hold.customer_id, data={
-        "hold_id": hold.id, "customer_id": hold.customer_id, "kind": hold.kind,
-        "reason": hold.reason, "source_ref": hold.source_ref,
-        "invoice_id": hold.source_ref if automatic else None, "by": by, **extra})
-
-
-async def _place(session: AsyncSession, outbox: Outbox, clock: Clock, profile: CreditProfile,
-                 hold: CreditHold, **extra: Any) -> CreditHold:
-    """Store `hold` under the locked profile, put the customer on hold, emit `credit.hold_placed`."""
-    session.add(hold)
-    if profile.status == CreditStatus.active:
-        profile.status = CreditStatus.on_hold
-    profile.version += 1
-    profile.updated_at = hold.placed_at
-    await session.flush()
-    await outbox.enqueue(session, _hold_event(clock, "credit.hold_placed", hold, hold.placed_by,
-                                              **extra))
-    return hold
-
-
-async def _release(session: AsyncSession, outbox: Outbox, clock: Clock, profile: CreditProfile,
-                   hold: CreditHold, by: str, **extra: Any) -> CreditHold:
-    """Release the locked, active `hold`; the customer is active again when no hold remains."""
-    now = clock.now()
-    hold.status, hold.released_by, hold.released_at = HoldStatus.released, by, now
-    await session.flush()
-    if profile.status == CreditStatus.on_hold and not await repository.active_holds(
-            session, profile.customer_id):
-        profile.status = CreditStatus.active
-    profile.version += 1
-    profile.updated_at = now
-    await session.flush()
-    await outbox.enqueue(session, _hold_event(clock, "credit.hold_released", hold, by, **extra))
-    return hold
-
-
-async def place_hold(*, session: AsyncSession, outbox: Outbox, clock: Clock, default_currency: str,
-                     principal: Principal, customer: Customer, reason: str) -> CreditHold:
-    """Put the customer on a manual credit hold: every new reservation is rejected until released."""
-    profile = await profiles.lock_profile(session, clock, default_currency, customer.id)
-    hold = CreditHold(customer_id=customer.id, kind=HoldKind.manual, reason=reason,
-                      status=HoldStatus.active, placed_by=principal.name, placed_at=clock.now())
-    return await _place(session, outbox, clock, profile, hold)
-
-
-async def release_hold(*, session: AsyncSession, outbox: Outbox, clock: Clock,
-                       default_currency: str, principal: Principal, customer: Customer,
-                       hold_id: str) -> CreditHold:
-    """Release a hold; the customer is active again when no active hold remains. Idempotent."""
-    hold = await repository.get_hold(session, hold_id)
-    if hold is None or hold.customer_id != customer.id:
-        raise HoldNotFound(hold_id)
-    profile = await profiles.lock_profile(session, clock, default_currency, customer.id)
-    hold = await repository.get_hold(session, hold_id, for_update=True)
-    assert hold is not None
-    if hold.status == HoldStatus.released:
-        return hold
-    return await _release(session, outbox, clock, profile, hold, principal.name)
-
-
-def overdue_reason(invoice_number: str, days_overdue: int) -> str:
-    """"invoice INV-000045 31 days overdue": what a refused reservation tells the salesperson."""
-    return f"invoice {invoice_number} {days_overdue} day{'' if days_overdue == 1 else 's'} overdue"
-
-
-async def place_automatic_hold(*, session: AsyncSession, outbox: Outbox, clock: Clock,
-                               default_currency: str, customer_id: str, invoice_id: str,
-                               invoice_number: str, days_overdue: int, by: str
-                               ) -> tuple[CreditHold, bool]:
-    """Hold the customer for an overdue invoice; returns (hold, placed).
-
-    One active automatic hold per invoice: while one is active, a redelivery or a higher level
-    of the same invoice returns it unchanged (its reason keeps the days it was placed at).
-    """
-    profile = await profiles.lock_profile(session, clock, default_currency, customer_id)
-    existing = await repository.active_automatic_hold(session, customer_id, invoice_id)
-    if existing is not None:
-        return existing, False
-    hold = CreditHold(customer_id=customer_id, kind=HoldKind.automatic,
-                      reason=overdue_reason(invoice_number, days_overdue), source_ref=invoice_id,
-                      status=HoldStatus.active, placed_by=by, placed_at=clock.now())
-    return await _place(session, outbox, clock, profile, hold, invoice_number=invoice_number,
-                        days_overdue=days_overdue), True
-
-
-async def release_automatic_hold(*, session: AsyncSession, outbox: Outbox, clock: Clock,
-                                 default_currency: str, customer_id: str, hold_id: str, by: str,
-                                 because: str) -> CreditHold | None:
-    """Release the customer's automatic hold whose invoice is settled; None if no longer active."""
-    profile = await profiles.lock_profile(session, clock, default_currency, customer_id)
-    hold = await repository.get_hold(session, hold_id, for_update=True)
-    if hold is None or hold.customer_id != customer_id or hold.kind != HoldKind.automatic or \
-            hold.status != HoldStatus.active:
-        return None
-    return await _release(session, outbox, clock, profile, hold, by, released_because=because)
 
 
 # ---------------------------------------------------------------- guarantees, inquiries, assets

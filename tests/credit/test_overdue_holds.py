@@ -440,7 +440,7 @@ def test_the_setting_reads_its_environment_variable(monkeypatch):
 
 def test_the_hold_reason_and_what_counts_as_settled():
     from services.credit.clients import LedgerInvoice
-    from services.credit.service import overdue_reason
+    from services.credit.holds import overdue_reason
 
     assert overdue_reason("INV-000045", 31) == "invoice INV-000045 31 days overdue"
     assert overdue_reason("INV-000046", 1) == "invoice INV-000046 1 day overdue"
