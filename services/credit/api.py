@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 
-from services.credit import holds, profiles, repository, service
+from services.credit import holds, profiles, repository, reservations, service
 from services.credit.clients import LedgerClient
 from services.credit.models import (
     Asset,
@@ -454,7 +454,7 @@ async def create_reservation(body: ReservationCreate, response: Response, sessio
     404; a currency other than the customer's credit currency → 422. Emits
     `credit.reservation_decided`.
     """
-    reservation, created = await service.reserve(
+    reservation, created = await reservations.reserve(
         session=session, outbox=ctx.outbox, clock=ctx.clock, default_currency=ctx.default_currency,
         principal=principal, data=body)
     if not created:
@@ -485,7 +485,7 @@ async def list_reservations(
 async def get_reservation(reservation_id: ItemId, session: SessionDep,
                           response: Response) -> Reservation:
     """One reservation or declined decision."""
-    reservation = await service.get_reservation(session, reservation_id)
+    reservation = await reservations.get_reservation(session, reservation_id)
     set_etag(response, reservation.version)
     return reservation
 
@@ -501,7 +501,7 @@ async def change_reservation(reservation_id: ItemId, body: ReservationUpdate, re
     checked like a new reservation of the difference and refused with 409 `guard_failed`
     (guard `credit_reserved`, the reason) when it does not fit — nothing changes then.
     Emits `credit.reservation_decided`."""
-    reservation = await service.change_reservation(
+    reservation = await reservations.change_reservation(
         session=session, outbox=ctx.outbox, clock=ctx.clock, default_currency=ctx.default_currency,
         principal=principal, reservation_id=reservation_id, amount_minor=body.amount_minor,
         check_version=_if_match(request))
@@ -514,9 +514,9 @@ async def change_reservation(reservation_id: ItemId, body: ReservationUpdate, re
 async def release_reservation(reservation_id: ItemId, session: SessionDep, ctx: Ctx) -> Response:
     """Release the reservation's credit (order revised or cancelled). Releasing a released or
     declined one is 204 again; a converted one is 409 `invalid_transition`."""
-    await service.release_reservation(session=session, clock=ctx.clock,
-                                      default_currency=ctx.default_currency,
-                                      reservation_id=reservation_id)
+    await reservations.release_reservation(session=session, clock=ctx.clock,
+                                           default_currency=ctx.default_currency,
+                                           reservation_id=reservation_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -530,7 +530,7 @@ async def convert_reservation(
 ) -> Reservation:
     """The order was invoiced: the active reservation becomes open receivable exposure
     (status `converted`), for the invoiced amount when one is given. Idempotent."""
-    reservation = await service.convert_reservation(
+    reservation = await reservations.convert_reservation(
         session=session, clock=ctx.clock, default_currency=ctx.default_currency,
         reservation_id=reservation_id, data=body or ReservationConvert())
     set_etag(response, reservation.version)

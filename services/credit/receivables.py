@@ -28,7 +28,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.credit import repository, service
+from services.credit import repository, reservations
 from services.credit.clients import LedgerClient, LedgerReceivables
 from services.credit.models import ReservationStatus
 from services.credit.schemas import ReservationConvert
@@ -87,7 +87,7 @@ async def _convert_for_invoice(session: AsyncSession, app: FastAPI, data: dict[s
     amount = reservation.amount_minor
     if reservation.currency == data.get("currency") and 0 < data.get("amount_minor", 0) < amount:
         amount = int(data["amount_minor"])
-    await service.convert_reservation(
+    await reservations.convert_reservation(
         session=session, clock=app.state.clock, default_currency=app.state.settings.default_currency,
         reservation_id=reservation.id,
         data=ReservationConvert(invoice_id=data.get("invoice_id"), amount_minor=amount))
