@@ -18,11 +18,12 @@ import socket
 import ssl
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
+from pydantic import BaseModel, ValidationError
 
 from shared.errors import DependencyUnavailable
 from shared.observability import current_request_id, new_request_id
@@ -109,6 +110,9 @@ def make_client(settings: BaseServiceSettings,
                              mounts=mounts or None, follow_redirects=False)
 
 
+Model = TypeVar("Model", bound=BaseModel)
+
+
 class ServiceHttp:
     """Retrying, authenticated calls to the other o2c services."""
 
@@ -117,6 +121,26 @@ class ServiceHttp:
         self.settings = settings
         key = settings.service_key.get_secret_value() if settings.service_key else None
         self._auth = f"Bearer {key}" if key else None
+
+    async def get_model(self, service: str, path: str, model: type[Model], *, what: str,
+                        missing: tuple[int, ...] = (404,),
+                        params: dict[str, Any] | None = None) -> Model | None:
+        """GET `path` of `service` read as `model`; None for a `missing` status (404: it does not
+        know the thing). No answer, any other status, or a body that is not the model is 503
+        `dependency_unavailable` naming `what` (the caller fails closed)."""
+        response = await self.call(service, "GET", path, params=params)
+        if response.status_code in missing:
+            return None
+        if response.status_code != 200:
+            raise DependencyUnavailable(
+                f"The {service} service answered {response.status_code} for {what}.",
+                dependency=service)
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise DependencyUnavailable(
+                f"The {service} service sent {what} in a form {self.settings.service_name} "
+                "cannot read.", dependency=service) from exc
 
     async def call(self, service: str, method: str, path: str, *, json: Any = None,
                    params: dict[str, Any] | None = None, idempotency_key: str | None = None,

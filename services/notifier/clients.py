@@ -10,7 +10,7 @@ from datetime import date
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from shared.errors import DependencyUnavailable
 from shared.http import ServiceHttp
@@ -80,16 +80,8 @@ class CreditClient:
 
     async def get_customer(self, customer_id: str) -> Customer | None:
         """The customer with its contacts, or None when credit does not know it."""
-        response = await self.http.call("credit", "GET", f"/v1/customers/{_path(customer_id)}")
-        if response.status_code == 404:
-            return None
-        if response.status_code != 200:
-            raise _unexpected("credit", response, f"customer {customer_id}")
-        try:
-            return Customer.model_validate_json(response.content)
-        except ValidationError as exc:
-            raise DependencyUnavailable("The credit service sent a customer notifier cannot read.",
-                                        dependency="credit") from exc
+        return await self.http.get_model("credit", f"/v1/customers/{_path(customer_id)}",
+                                         Customer, what=f"customer {customer_id}")
 
 
 class LedgerClient:
@@ -98,16 +90,8 @@ class LedgerClient:
 
     async def get_invoice(self, invoice_id: str) -> Invoice | None:
         """The invoice as ledger sees it now, or None when ledger does not know it."""
-        response = await self.http.call("ledger", "GET", f"/v1/invoices/{_path(invoice_id)}")
-        if response.status_code in (404, 422):
-            return None
-        if response.status_code != 200:
-            raise _unexpected("ledger", response, f"invoice {invoice_id}")
-        try:
-            return Invoice.model_validate_json(response.content)
-        except ValidationError as exc:
-            raise DependencyUnavailable("The ledger service sent an invoice notifier cannot read.",
-                                        dependency="ledger") from exc
+        return await self.http.get_model("ledger", f"/v1/invoices/{_path(invoice_id)}", Invoice,
+                                         what=f"invoice {invoice_id}", missing=(404, 422))
 
     async def find_debit_note(self, invoice_id: str, marker: str) -> str | None:
         """The id of a debit note of the invoice whose reason carries `marker`, if any."""

@@ -66,27 +66,14 @@ class CreditClient:
 
     async def get_customer(self, customer_id: str) -> CreditCustomer | None:
         """The customer, or None when credit does not know it."""
-        response = await self.http.call("credit", "GET", f"/v1/customers/{_path(customer_id)}")
-        if response.status_code == 404:
-            return None
-        if response.status_code != 200:
-            raise self._unexpected(response, f"customer {customer_id}")
-        try:
-            return CreditCustomer.model_validate_json(response.content)
-        except ValidationError as exc:
-            raise _unreadable("a customer") from exc
+        return await self.http.get_model("credit", f"/v1/customers/{_path(customer_id)}",
+                                         CreditCustomer, what=f"customer {customer_id}")
 
     async def get_profile(self, customer_id: str) -> CreditProfile | None:
         """The customer's credit profile, or None when credit does not know the customer."""
-        response = await self.http.call("credit", "GET", f"/v1/customers/{_path(customer_id)}/credit")
-        if response.status_code == 404:
-            return None
-        if response.status_code != 200:
-            raise self._unexpected(response, f"the credit profile of customer {customer_id}")
-        try:
-            return CreditProfile.model_validate_json(response.content)
-        except ValidationError as exc:
-            raise _unreadable("a credit profile") from exc
+        return await self.http.get_model(
+            "credit", f"/v1/customers/{_path(customer_id)}/credit", CreditProfile,
+            what=f"the credit profile of customer {customer_id}")
 
     async def reserve(self, *, customer_id: str, order_id: str, amount_minor: int, currency: str,
                       idempotency_key: str) -> CreditAnswer:
@@ -224,16 +211,8 @@ class LedgerClient:
 
     async def order_balance(self, order_id: str) -> LedgerBalance | None:
         """The balance of the order's invoice, or None when ledger has no invoice for it."""
-        response = await self.http.call("ledger", "GET", f"/v1/orders/{_path(order_id)}/balance")
-        if response.status_code == 404:
-            return None
-        if response.status_code != 200:
-            raise self._unexpected(response, f"the balance of order {order_id}")
-        try:
-            return LedgerBalance.model_validate_json(response.content)
-        except ValidationError as exc:
-            raise DependencyUnavailable("The ledger service sent a balance orders cannot read.",
-                                        dependency="ledger") from exc
+        return await self.http.get_model("ledger", f"/v1/orders/{_path(order_id)}/balance",
+                                         LedgerBalance, what=f"the balance of order {order_id}")
 
     async def credit_note(self, *, invoice_id: str, amount_minor: int, reason: str,
                           idempotency_key: str) -> str:
