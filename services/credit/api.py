@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 
-from services.credit import holds, profiles, repository, reservations, service
+from services.credit import evaluations, holds, profiles, repository, reservations, service
 from services.credit.clients import LedgerClient
 from services.credit.models import (
     Asset,
@@ -391,9 +391,9 @@ async def create_evaluation(customer: CustomerReadOr404, body: EvaluationCreate,
     Payment history comes from ledger; when ledger has none or does not answer, that factor is
     neutral and says so. Nothing changes on the profile until the evaluation is applied.
     """
-    evaluation = await service.evaluate(session=session, clock=ctx.clock, principal=principal,
-                                        customer=customer, data=body,
-                                        ledger=LedgerClient(request.app.state.http))
+    evaluation = await evaluations.evaluate(
+        session=session, clock=ctx.clock, principal=principal, customer=customer, data=body,
+        ledger=LedgerClient(request.app.state.http))
     response.headers["Location"] = f"/v1/customers/{customer.id}/evaluations/{evaluation.id}"
     return evaluation
 
@@ -413,7 +413,7 @@ async def list_evaluations(customer: CustomerOr404, session: SessionDep, limit: 
 async def get_evaluation(customer: CustomerOr404, evaluation_id: ItemId,
                          session: SessionDep) -> Evaluation:
     """One evaluation with its scorecard."""
-    return await service.get_evaluation(session, customer, evaluation_id)
+    return await evaluations.get_evaluation(session, customer, evaluation_id)
 
 
 @evaluations_router.post("/evaluations/{evaluation_id}/apply", response_model=CreditProfilePublic,
@@ -423,7 +423,7 @@ async def apply_evaluation(customer: CustomerOr404, evaluation_id: ItemId, respo
                            principal: CurrentPrincipal) -> CreditProfilePublic:
     """Make the evaluation the profile (limit, currency, terms, grade, policy); emits
     `credit.limit_changed`. An evaluation is applied once (409 after that)."""
-    _, profile = await service.apply_evaluation(
+    _, profile = await evaluations.apply_evaluation(
         session=session, outbox=ctx.outbox, clock=ctx.clock, default_currency=ctx.default_currency,
         principal=principal, customer=customer, evaluation_id=evaluation_id)
     return await _shaped_profile(session, ctx, response, profile)
