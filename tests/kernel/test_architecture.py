@@ -1,0 +1,146 @@
+"""The rules that keep the codebase one shape (issue 14), read from the source with `ast`:
+
+- no service imports another service (they talk over HTTP);
+- a transaction is committed by the request's session dependency, the idempotency layer,
+  migrations and the orders step runner only (named below, with why);
+- an order's or change request's state is assigned by its machine only;
+- services raise no HTTPException (problems are shared.errors classes);
+- a service's core modules do not import its subpackages (subpackages depend downward):
+  the exceptions of today are listed, and only shrink.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from shared.settings import SERVICES
+
+REPO = Path(__file__).resolve().parents[2]
+CODE = [p for p in sorted((REPO / "services").rglob("*.py")) + sorted((REPO / "shared").rglob("*.py"))
+        if "migrations" not in p.parts]
+
+
+def _tree(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(), filename=str(path))
+
+
+def _imports(tree: ast.Module) -> list[str]:
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.append(node.module)
+            names += [f"{node.module}.{alias.name}" for alias in node.names]
+    return names
+
+
+def _rel(path: Path) -> str:
+    return path.relative_to(REPO).as_posix()
+
+
+def test_no_service_imports_another():
+    crossing = []
+    for path in CODE:
+        parts = path.relative_to(REPO).parts
+        if parts[0] != "services" or len(parts) < 3:
+            continue
+        own = parts[1]
+        for name in _imports(_tree(path)):
+            other = name.split(".")
+            if other[0] == "services" and len(other) > 1 and other[1] in SERVICES \
+                    and other[1] != own:
+                crossing.append(f"{_rel(path)} imports {name}")
+    assert not crossing, "\n".join(crossing)
+
+
+COMMITTERS = {
+    "shared/db.py": "the request's session dependency, and checkpoint() before a remote call",
+    "shared/idempotency.py": "a keyed POST's effect commits with its stored answer",
+    "shared/migrations.py": "alembic's own connection",
+    "services/orders/steps.py": "the step runner records a step's intent before calling out",
+}
+
+
+def test_commits_happen_in_the_named_places_only():
+    found = []
+    for path in CODE:
+        for node in ast.walk(_tree(path)):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and node.func.attr == "commit" and _rel(path) not in COMMITTERS:
+                found.append(f"{_rel(path)}:{node.lineno}")
+    assert not found, "commit() outside " + ", ".join(COMMITTERS) + ":\n" + "\n".join(found)
+
+
+MACHINES = {"services/orders/lifecycle.py", "services/orders/change_lifecycle.py"}
+
+
+def test_only_the_machines_assign_a_state():
+    found = []
+    for path in CODE:
+        if not _rel(path).startswith("services/orders/") or _rel(path) in MACHINES:
+            continue
+        for node in ast.walk(_tree(path)):
+            targets = node.targets if isinstance(node, ast.Assign) else \
+                [node.target] if isinstance(node, ast.AnnAssign | ast.AugAssign) else []
+            for target in targets:
+                if isinstance(target, ast.Attribute) and target.attr == "state" \
+                        and not (isinstance(target.value, ast.Name) and target.value.id in
+                                 ("request", "app", "scope")):
+                    found.append(f"{_rel(path)}:{node.lineno}")
+    assert not found, "\n".join(found)
+
+
+def test_services_raise_no_http_exception():
+    found = [f"{_rel(p)}: {name}" for p in CODE if _rel(p).startswith("services/")
+             for name in _imports(_tree(p)) if name.endswith(".HTTPException")
+             and name.startswith(("fastapi", "starlette"))]
+    assert not found, "\n".join(found)
+
+
+# Core modules of a service that still import one of its subpackages (issue 14, part 4).
+# The list only shrinks: a new entry is a dependency pointing the wrong way. `app.py`, where
+# a service is put together, may import every part of it.
+UPWARD_TODAY: set[str] = {
+    "services/ledger/invoices.py -> services.ledger.collection",  # disputes flag an invoice
+    "services/ledger/models.py -> services.ledger.collection",  # the models' import cycle
+    "services/ledger/models.py -> services.ledger.reporting",
+    "services/ledger/models.py -> services.ledger.writeoffs",
+    "services/ledger/receivables.py -> services.ledger.collection",
+    "services/ledger/receivables.py -> services.ledger.writeoffs",
+    "services/ledger/repository.py -> services.ledger.collection",
+}
+
+
+def _upward_imports() -> set[str]:
+    found = set()
+    for service in SERVICES:
+        root = REPO / "services" / service
+        subpackages = {p.parent.name for p in root.glob("*/__init__.py")
+                       if p.parent.name != "migrations"}
+        for path in sorted(root.glob("*.py")):  # the core: modules directly in the service
+            if path.name == "app.py":
+                continue
+            for name in _imports(_tree(path)):
+                parts = name.split(".")
+                if parts[:2] == ["services", service] and len(parts) > 2 \
+                        and parts[2] in subpackages:
+                    found.add(f"{_rel(path)} -> {'.'.join(parts[:3])}")
+    return found
+
+
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_core_modules_do_not_import_subpackages(service):
+    upward = {u for u in _upward_imports() if u.startswith(f"services/{service}/")}
+    unexpected = sorted(upward - UPWARD_TODAY)
+    assert not unexpected, "\n".join(unexpected)
+
+
+def test_the_list_of_upward_imports_is_current():
+    stale = sorted(UPWARD_TODAY - _upward_imports())
+    assert not stale, "gone (remove from UPWARD_TODAY):\n" + "\n".join(stale)
