@@ -82,19 +82,10 @@ class LedgerClient:
         than the figures (an event handler then fails and notifier delivers the event again);
         404 (ledger knows nothing of the customer) is no receivables.
         """
-        response = await self.http.call(
-            "ledger", "GET", f"/v1/customers/{quote(customer_id, safe='')}/exposure",
-            params={"currency": currency})
-        if response.status_code == 404:
-            return LedgerReceivables()
-        if response.status_code != 200:
-            raise DependencyUnavailable(f"ledger answered {response.status_code} for the "
-                                        f"exposure of customer {customer_id}", dependency="ledger")
-        try:
-            return LedgerReceivables.model_validate_json(response.content)
-        except ValidationError as exc:
-            raise DependencyUnavailable("ledger sent an exposure credit cannot read",
-                                        dependency="ledger") from exc
+        got = await self.http.get_model(
+            "ledger", f"/v1/customers/{quote(customer_id, safe='')}/exposure", LedgerReceivables,
+            what=f"the exposure of customer {customer_id}", params={"currency": currency})
+        return got if got is not None else LedgerReceivables()
 
     async def invoice(self, invoice_id: str) -> LedgerInvoice | None:
         """Ledger's invoice as of now; None when ledger knows no such invoice (404, or 422 for an
@@ -102,18 +93,9 @@ class LedgerClient:
 
         Raises `DependencyUnavailable` when ledger does not answer or answers anything else.
         """
-        response = await self.http.call("ledger", "GET",
-                                         f"/v1/invoices/{quote(invoice_id, safe='')}")
-        if response.status_code in (404, 422):
-            return None
-        if response.status_code != 200:
-            raise DependencyUnavailable(f"ledger answered {response.status_code} for invoice "
-                                        f"{invoice_id}", dependency="ledger")
-        try:
-            return LedgerInvoice.model_validate_json(response.content)
-        except ValidationError as exc:
-            raise DependencyUnavailable("ledger sent an invoice credit cannot read",
-                                        dependency="ledger") from exc
+        return await self.http.get_model("ledger", f"/v1/invoices/{quote(invoice_id, safe='')}",
+                                         LedgerInvoice, what=f"invoice {invoice_id}",
+                                         missing=(404, 422))
 
     async def payment_history(self, customer_id: str, currency: str) -> HistoryAnswer:
         """How the customer pays in `currency`, from ledger; None when it has none or is down."""
