@@ -10,7 +10,11 @@ bench.bare:app --port N`), configured by environment:
   (POST /v1/payments);
 - `BARE_DB_URL`: `postgresql://…` (asyncpg pool) or `sqlite:///path` (one writer connection
   taken in turns with `BEGIN IMMEDIATE`, and a few reader connections, as shared.db does);
-- `BARE_PEER`: the credit process's base URL (orders only).
+- `BARE_PEER`: the credit process's base URL (orders only);
+- `BARE_DRIVER`: `asyncpg` (the default: the driver's own pool and calls) or `sqlalchemy`
+  (PostgreSQL only: the same SQL text, each statement a cached `text()` executed through a
+  SQLAlchemy Core `AsyncConnection` over asyncpg, as o2c's stack is). The second measures the
+  floor the mandated SQLAlchemy layer puts under any o2c path, with no ORM in it.
 
 The tables are the services' own (a database migrated with shared.migrations). Each endpoint
 mirrors what bench/sqlcount.py captured from o2c for the path, statement for statement and in
@@ -47,6 +51,7 @@ ROLE = os.environ.get("BARE_ROLE", "credit")
 DB_URL = os.environ.get("BARE_DB_URL", "")
 PEER = os.environ.get("BARE_PEER", "")
 POOL = int(os.environ.get("BARE_POOL_SIZE", "20"))
+DRIVER = os.environ.get("BARE_DRIVER", "asyncpg")
 SCOPE = "bench"
 
 STATS: Counter[str] = Counter()
@@ -206,8 +211,90 @@ class LiteDB:
         STATS["transactions"] += 1
 
 
-def make_db(url: str) -> PgDB | LiteDB:
-    return LiteDB(url) if url.startswith("sqlite") else PgDB(url)
+class _Row:
+    """A SQLAlchemy Row read by position or by name, as an asyncpg Record is."""
+
+    __slots__ = ("row",)
+
+    def __init__(self, row: Any) -> None:
+        self.row = row
+
+    def __getitem__(self, key: int | str) -> Any:
+        return self.row[key] if isinstance(key, int) else self.row._mapping[key]
+
+
+class SaConn:
+    """The bare SQL through SQLAlchemy Core: `$n` becomes `:pn` of a `text()` made once per
+    statement (so its compiled form is cached), executed on an AsyncConnection."""
+
+    _texts: dict[str, Any] = {}
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    @classmethod
+    def _text(cls, sql: str) -> Any:
+        stmt = cls._texts.get(sql)
+        if stmt is None:
+            from sqlalchemy import text
+
+            stmt = cls._texts[sql] = text(_PARAM.sub(r":p\1", sql))
+        return stmt
+
+    async def _run(self, sql: str, args: tuple[Any, ...]) -> Any:
+        STATS[kind_of(sql)] += 1
+        return await self.conn.execute(self._text(sql), {f"p{i}": a for i, a in enumerate(args, 1)})
+
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        row = (await self._run(sql, args)).first()
+        return None if row is None else _Row(row)
+
+    async def fetch(self, sql: str, *args: Any) -> list[Any]:
+        return [_Row(row) for row in (await self._run(sql, args)).all()]
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        await self._run(sql, args)
+
+    async def nextval(self, series: str) -> int:
+        row = await self.fetchrow("SELECT nextval($1)", f"number_{series}_seq")
+        return int(row[0])
+
+
+class SaDB:
+    """PostgreSQL through SQLAlchemy's async engine: a pool as o2c's (kept connections, no
+    overflow, no pre-ping); reads on the same pool in autocommit, writes in `begin()`."""
+
+    sqlite = False
+
+    def __init__(self, url: str) -> None:
+        self.url = url.replace("postgresql://", "postgresql+asyncpg://", 1)
+
+    async def start(self) -> None:
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        self.engine = create_async_engine(self.url, pool_size=POOL, max_overflow=0,
+                                          pool_recycle=1800)
+        self.autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[SaConn]:
+        async with self.autocommit.connect() as conn:
+            yield SaConn(conn)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[SaConn]:
+        async with self.engine.begin() as conn:
+            yield SaConn(conn)
+        STATS["transactions"] += 1
+
+
+def make_db(url: str) -> PgDB | LiteDB | SaDB:
+    if url.startswith("sqlite"):
+        return LiteDB(url)
+    return SaDB(url) if DRIVER == "sqlalchemy" else PgDB(url)
 
 
 # --- Shared statements -------------------------------------------------------------------

@@ -403,6 +403,7 @@ class BareSet:
 
     mode: str
     pool: int
+    driver: str = "asyncpg"  # or "sqlalchemy": bench/bare.py's BARE_DRIVER
     directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="o2c-bare-")))
     processes: dict[str, Process] = field(default_factory=dict)
 
@@ -507,6 +508,7 @@ class BareSet:
             env = {k: v for k, v in os.environ.items() if not k.startswith(("O2C_", "BARE_"))}
             env.update({"PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", "BARE_ROLE": role,
                         "BARE_DB_URL": self.bare_url(role), "BARE_POOL_SIZE": str(self.pool),
+                        "BARE_DRIVER": self.driver,
                         "BARE_PEER": f"http://127.0.0.1:{ports['credit']}" if role == "orders" else ""})
             argv = [sys.executable, "-m", "uvicorn", "bench.bare:app", "--host", "127.0.0.1",
                     "--port", str(ports[role]), "--log-level", "warning", "--no-access-log"]
@@ -807,7 +809,7 @@ async def run_database(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         print(f"  counting pass done in {time.monotonic() - started:.0f} s "
               f"(services from {module})", flush=True)
 
-    measured: dict[str, dict[str, Measured]] = {"o2c": {}, "bare": {}}
+    measured: dict[str, dict[str, Measured]] = {"o2c": {}, "bare": {}, "core": {}}
     report["measured"] = measured
     report["log_problems"] = []
     invoices_each = math.ceil((args.requests + args.warmup) / customers / 2) + 1
@@ -863,20 +865,38 @@ async def run_database(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     if args.no_bare:
         report["seconds"] = time.monotonic() - started
         return report
-    bare = BareSet(mode, pool=concurrency)
+    # The bare reference; with --core-floor (PostgreSQL) once more with the same SQL through
+    # SQLAlchemy Core (bench/bare.py BARE_DRIVER=sqlalchemy): the floor of o2c's stack.
+    drivers = ["asyncpg"] + (["sqlalchemy"] if args.core_floor and mode == "postgres" else [])
+    for driver in drivers:
+        side = "bare" if driver == "asyncpg" else "core"
+        await _measure_bare(mode, args, report, driver, side, concurrency, customers,
+                            invoices_each, plan, pg_note, stamp, started, timeout)
+    report["seconds"] = time.monotonic() - started
+    return report
+
+
+async def _measure_bare(mode: str, args: argparse.Namespace, report: dict[str, Any], driver: str,
+                        side: str, concurrency: int, customers: int, invoices_each: int,
+                        plan: Any, pg_note: Any, stamp: Any, started: float,
+                        client_timeout: aiohttp.ClientTimeout) -> None:
+    """One bare phase (bench/bare.py with `driver`) into report["measured"][side]."""
+    measured = report["measured"]
+    paths = report["paths"]
+    bare = BareSet(mode, pool=concurrency, driver=driver)
     connector = client_connector(max(concurrency, args.flow_concurrency) * 2)
-    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
+    async with aiohttp.ClientSession(timeout=client_timeout, connector=connector) as http:
         try:
             await bare.create()
             bare_customers = await bare.seed(  # customer 0 also pays the counting pass's
                 customers, invoices_each + math.ceil(args.count_requests / 2) + 2)
             await bare.start()
-            stamp("bare migrated, seeded, started")
+            stamp(f"{side} ({driver}) migrated, seeded, started")
             bare_api = Api(http, {"credit": bare.url("credit"), "orders": bare.url("orders"),
                                   "ledger": bare.url("ledger")}, {})
             if args.count_requests:
                 count_work = Work(run=f"bc{os.getpid()}", customers=bare_customers[:1])
-                report["bare_counted"] = await count_bare(bare, http, bare_api, count_work,
+                report[f"{side}_counted"] = await count_bare(bare, http, bare_api, count_work,
                                                           args.count_requests, paths)
             bare_work = Work(run=f"b{os.getpid()}", customers=bare_customers)
 
@@ -887,18 +907,16 @@ async def run_database(mode: str, args: argparse.Namespace) -> dict[str, Any]:
                 if path == "lifecycle":
                     continue
                 n, lanes, warmup = plan(path)
-                measured["bare"][path] = m = await measure(
+                measured[side][path] = m = await measure(
                     path, bare_api, bare_work, bare.pids(), n, warmup, lanes, args.phase_timeout,
                     no_drain, None)
-                print(f"  bare {LABELS[path]:<28} {_rate(m)}  ({time.monotonic() - started:.0f} s)",
+                print(f"  {side:<4} {LABELS[path]:<28} {_rate(m)}  ({time.monotonic() - started:.0f} s)",
                       flush=True)
-            await pg_note("with the bare pools open at their end")
+            await pg_note(f"with the {side} pools open at their end")
             report["log_problems"] += log_problems(list(bare.processes.values()))
         finally:
             bare.stop()
             await bare.drop()
-    report["seconds"] = time.monotonic() - started
-    return report
 
 
 # --- Report --------------------------------------------------------------------------------
@@ -958,6 +976,20 @@ def print_report(report: dict[str, Any], args: argparse.Namespace) -> None:
         print(row)
     print("  (lifecycle: create → closed on invoice.paid; its p50/p99 are of a whole flow and its "
           "statements are per order; ratio = o2c req/s / bare req/s)")
+
+    if measured.get("core"):
+        print("\nThe floor of o2c's stack (--core-floor): the bare SQL once more, each statement "
+              "a cached text() through SQLAlchemy Core's AsyncConnection over asyncpg, no ORM:")
+        print(f"{'path':<28}| {'asyncpg/s':>9} {'core/s':>8} {'core/asyncpg':>12} |"
+              f" {'CPU ms asyncpg':>14} {'core':>7} | {'o2c/core':>8}")
+        for path in paths:
+            b, c, o = (measured[k].get(path) for k in ("bare", "core", "o2c"))
+            if b is None or c is None:
+                continue
+            floor = c.load.rate / b.load.rate if b.load.rate else float("nan")
+            o2c = o.load.rate / c.load.rate if o is not None and c.load.rate else float("nan")
+            print(f"{LABELS[path]:<28}| {b.load.rate:9.1f} {c.load.rate:8.1f} {floor:12.2f} |"
+                  f" {_ms(sum(b.cpu.values())):>14} {_ms(sum(c.cpu.values()))} | {o2c:8.2f}")
 
     print("\nCPU ms per request (lifecycle: per order), taken once o2c's outbox and delivery "
           "queues were empty again (tail s: how long after the last answer that was):")
@@ -1069,6 +1101,9 @@ def main() -> None:
     parser.add_argument("--tree", type=Path, default=None,
                         help="run the o2c processes from this checkout (PYTHONPATH and cwd)")
     parser.add_argument("--no-bare", action="store_true", help="skip the bare reference")
+    parser.add_argument("--core-floor", action="store_true",
+                        help="PostgreSQL: run the bare reference a second time with its SQL "
+                             "through SQLAlchemy Core (the floor of o2c's stack) and print both")
     parser.add_argument("--show-sql", action="store_true",
                         help="print the statements o2c ran per request of each path")
     parser.add_argument("--verbose", action="store_true", help="print the time of each step")
