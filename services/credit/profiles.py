@@ -21,7 +21,6 @@ from services.credit.models import (
     CreditProfile,
     CreditStatus,
     Customer,
-    ReceivablesSnapshot,
     ReservationStatus,
 )
 from services.credit.rules import CreditFacts, Exposure
@@ -59,15 +58,8 @@ async def lock_profile(session: AsyncSession, clock: Clock, default_currency: st
         session, customer_id, defaults=_profile_defaults(default_currency, clock.now()))
 
 
-@dataclass(frozen=True)
-class _Use:
-    exposure: Exposure
-    guarantees: int  # how many active guarantees
-    snapshot: ReceivablesSnapshot | None
-
-
-async def _use(session: AsyncSession, profile: CreditProfile, today: date) -> _Use:
-    """Limit, guarantees and use in the profile's currency, in three queries.
+async def _use(session: AsyncSession, profile: CreditProfile, today: date) -> repository.CreditUse:
+    """Limit, guarantees and use in the profile's currency, in one query (repository.credit_use).
 
     Open receivables are ledger's (the receivables snapshot, refreshed on ledger's events)
     plus reservations converted on invoicing whose `invoice.issued` has not refreshed the
@@ -75,19 +67,17 @@ async def _use(session: AsyncSession, profile: CreditProfile, today: date) -> _U
     event's delivery. Reserved is the active reservations only: a converted one is open
     receivable, never both.
     """
-    guarantees, count = await repository.active_guarantee_totals(
-        session, profile.customer_id, profile.currency, today)
-    snapshot = await repository.get_snapshot(session, profile.customer_id, profile.currency)
-    reserved, in_transit = await repository.reservation_use(
-        session, profile.customer_id, profile.currency)
-    return _Use(Exposure(
-        limit_minor=profile.limit_minor,
-        open_receivables_minor=(snapshot.open_receivables_minor if snapshot else 0) + in_transit,
-        reserved_minor=reserved, guarantees_minor=guarantees), count, snapshot)
+    return await repository.credit_use(session, profile.customer_id, profile.currency, today)
+
+
+def _exposure_of(profile: CreditProfile, use: repository.CreditUse) -> Exposure:
+    return Exposure(limit_minor=profile.limit_minor,
+                    open_receivables_minor=use.open_receivables_minor + use.in_transit_minor,
+                    reserved_minor=use.reserved_minor, guarantees_minor=use.guarantees_minor)
 
 
 async def _exposure(session: AsyncSession, profile: CreditProfile, today: date) -> Exposure:
-    return (await _use(session, profile, today)).exposure
+    return _exposure_of(profile, await _use(session, profile, today))
 
 
 async def facts(session: AsyncSession, profile: CreditProfile, today: date) -> CreditFacts:
@@ -95,18 +85,16 @@ async def facts(session: AsyncSession, profile: CreditProfile, today: date) -> C
     use = await _use(session, profile, today)
     return CreditFacts(
         currency=profile.currency, policy=profile.policy, status=profile.status,
-        exposure=use.exposure, hold_reasons=tuple(h.reason for h in holds),
+        exposure=_exposure_of(profile, use), hold_reasons=tuple(h.reason for h in holds),
         active_guarantees=use.guarantees)
 
 
 async def view_profile(session: AsyncSession, clock: Clock, profile: CreditProfile,
                        *, persisted: bool = True) -> ProfileView:
     use = await _use(session, profile, clock.today())
-    snapshot = use.snapshot
-    return ProfileView(profile, use.exposure,
+    return ProfileView(profile, _exposure_of(profile, use),
                        await repository.active_holds(session, profile.customer_id), persisted,
-                       overdue_minor=snapshot.overdue_minor if snapshot else 0,
-                       max_days_overdue=snapshot.max_days_overdue if snapshot else 0)
+                       overdue_minor=use.overdue_minor, max_days_overdue=use.max_days_overdue)
 
 
 async def read_profile(session: AsyncSession, clock: Clock, default_currency: str,
