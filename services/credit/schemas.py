@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, Strict, StrictBool, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from services.credit.models import (
     AssetKind,
@@ -83,7 +84,10 @@ class CustomerUpdate(RequestModel):
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"address": "1 New Street"}]})
 
-    name: Text200 | None = Field(default=None, description="May not be null")
+    # Absent is "unchanged" (None inside); null is refused, so the document does not offer it.
+    name: Text200 | SkipJsonSchema[None] = Field(
+        default=None, description="May not be null",
+        json_schema_extra=lambda schema: schema.pop("default", None))
     registration_no: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     salesperson_id: SalespersonId | None = None
     address: Annotated[str, Field(max_length=500)] | None = None
