@@ -60,7 +60,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.http_client
 	$(BIN)/python -m bench.payments
 	$(BIN)/python -m bench.aging
-	$(BIN)/python -m bench.write_paths $(WRITE_PATHS_ARGS)
+	$(BIN)/python -m bench.write_paths --core-floor $(WRITE_PATHS_ARGS)
 	$(BIN)/python -m bench.replicas
 	$(BIN)/python -m bench.webhooks --form batch
 
