@@ -11,6 +11,9 @@ An invoice keeps its money as columns that the database checks against each othe
 A customer's unapplied cash per currency lives in `customer_balances` (its row is also the
 lock every money movement of that customer takes first) and, payment by payment, in
 `payments.unapplied_remaining_minor`.
+
+Collection, reporting and write-offs add their tables and indexes to this metadata in their
+own `models.py`; `services/ledger/__init__.py` loads them (this module imports none of them).
 """
 
 from __future__ import annotations
@@ -306,7 +309,3 @@ class DebitNote(LedgerBase, table=True):
     created_by: str = Field(max_length=100)
     created_at: datetime = Field(sa_type=UTCDateTime, index=True)
 
-
-from services.ledger.collection import models as _collection_models  # noqa: E402,F401  (tables)
-from services.ledger.reporting import models as _reporting_models  # noqa: E402,F401  (indexes)
-from services.ledger.writeoffs import models as _writeoff_models  # noqa: E402,F401  (tables)

