@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
@@ -13,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from services.notifier import ingest, repository, service
+from services.notifier.config import NotifierSettings
 from services.notifier.models import (
     ChargeStatus,
     Delivery,
@@ -49,7 +51,7 @@ from services.notifier.schemas import (
     SalespersonPublic,
 )
 from shared.auth import CurrentPrincipal, Role, require
-from shared.clock import as_utc
+from shared.clock import Clock, as_utc
 from shared.dates import Timestamp
 from shared.db import SessionDep
 from shared.errors import problem_responses, validation_errors
@@ -82,8 +84,24 @@ Id = Annotated[str, Path(max_length=36)]
 log = logging.getLogger("o2c.notifier.events")
 
 
-def _wake(request: Request) -> Callable[[], None]:
-    return request.app.state.deliveries.wake
+@dataclass(frozen=True)
+class NotifierContext:
+    """What the routes hand the use cases besides the session, made once at start-up
+    (app.start_deliveries): the clock, the settings, what ingest sets off, and the wake-ups of
+    the delivery and email workers."""
+
+    clock: Clock
+    settings: NotifierSettings
+    reactions: tuple[ingest.Reaction, ...]
+    wake_deliveries: Callable[[], None]
+    wake_emails: Callable[[], None]
+
+
+async def notifier_context(request: Request) -> NotifierContext:
+    return request.app.state.context
+
+
+Ctx = Annotated[NotifierContext, Depends(notifier_context)]
 
 
 # events
@@ -146,26 +164,25 @@ EVENT_BODY = {"requestBody": {"required": True, "content": {"application/json": 
                               "description": "A batch (an extension): one result per event, "
                                              "in order"}})
 async def ingest_event(body: Annotated[EventIn | EventBatchIn, Depends(event_body)],
-                       request: Request, response: Response, session: SessionDep) -> Any:
+                       response: Response, session: SessionDep, ctx: Ctx) -> Any:
     """Accept an event from a producer's outbox; each event id is stored and delivered once.
 
     A batch, `{"events": [envelope, ...]}` (up to 500, an extension), is answered 207 with one
     result per event in order: 201 stored now, 200 stored before, 422 refused (with its
     errors; the others are stored all the same).
     """
-    state = request.app.state
     if isinstance(body, EventIn):
         stored, created = await ingest.record_event(
-            session, clock=state.clock, event=body, wake=_wake(request),
-            reactions=state.reactions)
+            session, clock=ctx.clock, event=body, wake=ctx.wake_deliveries,
+            reactions=ctx.reactions)
         if not created:
             response.status_code = status.HTTP_200_OK
         response.headers["Location"] = f"/v1/events/{stored.id}"
         return stored
     items = [_batch_item(item) for item in body.events]
     recorded = iter(await ingest.record_events(
-        session, clock=state.clock, events=[i for i in items if isinstance(i, EventIn)],
-        wake=_wake(request), reactions=state.reactions))
+        session, clock=ctx.clock, events=[i for i in items if isinstance(i, EventIn)],
+        wake=ctx.wake_deliveries, reactions=ctx.reactions))
     results = [item if isinstance(item, EventResult) else _result(next(recorded))
                for item in items]
     for item, origin in zip(items, body.request_ids or (), strict=False):
@@ -222,12 +239,12 @@ EndpointOr404 = Annotated[WebhookEndpoint, Depends(load_endpoint)]
 
 @endpoints.post("/webhook-endpoints", status_code=status.HTTP_201_CREATED,
                 response_model=EndpointWithSecret, dependencies=[require(*MANAGERS)])
-async def create_webhook_endpoint(body: EndpointCreate, request: Request, response: Response,
+async def create_webhook_endpoint(body: EndpointCreate, ctx: Ctx, response: Response,
                                   session: SessionDep,
                                   principal: CurrentPrincipal) -> WebhookEndpoint:
     """Subscribe a URL to event types; the response shows the signing secret, this once."""
     endpoint = await service.create_endpoint(
-        session=session, clock=request.app.state.clock, settings=request.app.state.settings,
+        session=session, clock=ctx.clock, settings=ctx.settings,
         principal=principal, data=body)
     response.headers["Location"] = f"/v1/webhook-endpoints/{endpoint.id}"
     set_etag(response, endpoint.version)
@@ -258,12 +275,12 @@ async def get_webhook_endpoint(endpoint: EndpointOr404, response: Response) -> W
                  dependencies=[require(*MANAGERS)], responses=problem_responses(404, 412),
                  openapi_extra=IF_MATCH)
 async def update_webhook_endpoint(endpoint: EndpointOr404, body: EndpointUpdate, request: Request,
-                                  response: Response, session: SessionDep,
+                                  response: Response, session: SessionDep, ctx: Ctx,
                                   principal: CurrentPrincipal) -> WebhookEndpoint:
     """Change URL, event types, description or enabled; `If-Match` guards against lost updates."""
     check_if_match(request, endpoint.version)
     endpoint = await service.update_endpoint(
-        session=session, clock=request.app.state.clock, settings=request.app.state.settings,
+        session=session, clock=ctx.clock, settings=ctx.settings,
         principal=principal, endpoint=endpoint, data=body)
     set_etag(response, endpoint.version)
     return endpoint
@@ -272,11 +289,11 @@ async def update_webhook_endpoint(endpoint: EndpointOr404, body: EndpointUpdate,
 @endpoints.delete("/webhook-endpoints/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT,
                   dependencies=[require(*MANAGERS)], responses=problem_responses(404, 412),
                   openapi_extra=IF_MATCH)
-async def delete_webhook_endpoint(endpoint: EndpointOr404, request: Request, session: SessionDep,
+async def delete_webhook_endpoint(endpoint: EndpointOr404, request: Request, session: SessionDep, ctx: Ctx,
                                   principal: CurrentPrincipal) -> Response:
     """Delete an endpoint: nothing more is sent to it; its deliveries stay readable."""
     check_if_match(request, endpoint.version)
-    await service.delete_endpoint(session=session, clock=request.app.state.clock,
+    await service.delete_endpoint(session=session, clock=ctx.clock,
                                   principal=principal, endpoint=endpoint)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -286,11 +303,11 @@ async def delete_webhook_endpoint(endpoint: EndpointOr404, request: Request, ses
                 responses=problem_responses(404, 412),
                 openapi_extra=IF_MATCH)
 async def rotate_webhook_secret(endpoint: EndpointOr404, request: Request, response: Response,
-                                session: SessionDep) -> WebhookEndpoint:
+                                session: SessionDep, ctx: Ctx) -> WebhookEndpoint:
     """Issue a new signing secret (shown this once); the old one keeps signing for 24 h."""
     check_if_match(request, endpoint.version)
-    endpoint = await service.rotate_secret(session=session, clock=request.app.state.clock,
-                                           settings=request.app.state.settings, endpoint=endpoint)
+    endpoint = await service.rotate_secret(session=session, clock=ctx.clock,
+                                           settings=ctx.settings, endpoint=endpoint)
     set_etag(response, endpoint.version)
     return endpoint
 
@@ -298,11 +315,11 @@ async def rotate_webhook_secret(endpoint: EndpointOr404, request: Request, respo
 @endpoints.post("/webhook-endpoints/{endpoint_id}/replay", status_code=status.HTTP_202_ACCEPTED,
                 response_model=ReplayResult, dependencies=[require(*MANAGERS)],
                 responses=problem_responses(404, 409))
-async def replay_webhook_events(endpoint: EndpointOr404, body: ReplayRequest, request: Request,
+async def replay_webhook_events(endpoint: EndpointOr404, body: ReplayRequest, ctx: Ctx,
                                 session: SessionDep) -> ReplayResult:
     """Send again every stored event since a time that the endpoint's filter matches."""
-    count = await service.replay(session=session, clock=request.app.state.clock,
-                                 endpoint=endpoint, since=body.since, wake=_wake(request))
+    count = await service.replay(session=session, clock=ctx.clock,
+                                 endpoint=endpoint, since=body.since, wake=ctx.wake_deliveries)
     return ReplayResult(endpoint_id=endpoint.id, since=body.since, count=count)
 
 
@@ -339,11 +356,11 @@ async def get_delivery(delivery: DeliveryOr404) -> Delivery:
 
 @deliveries.post("/deliveries/{delivery_id}/retry", response_model=DeliveryPublic,
                  dependencies=[require(*MANAGERS)], responses=problem_responses(404, 409))
-async def retry_delivery(delivery: DeliveryOr404, request: Request,
+async def retry_delivery(delivery: DeliveryOr404, ctx: Ctx,
                          session: SessionDep) -> Delivery:
     """Try a delivery again now, even one that has failed."""
-    return await service.retry_delivery(session=session, clock=request.app.state.clock,
-                                        delivery=delivery, wake=_wake(request))
+    return await service.retry_delivery(session=session, clock=ctx.clock,
+                                        delivery=delivery, wake=ctx.wake_deliveries)
 
 
 # dunning: the policy and the salesperson directory
@@ -371,7 +388,8 @@ async def get_dunning_policy(session: SessionDep, response: Response) -> Dunning
              dependencies=[require(*POLICY_WRITERS)], responses=problem_responses(412),
              openapi_extra=IF_MATCH)
 async def put_dunning_policy(body: DunningPolicyIn, request: Request, response: Response,
-                             session: SessionDep, principal: CurrentPrincipal) -> DunningPolicyPublic:
+                             session: SessionDep, ctx: Ctx,
+                             principal: CurrentPrincipal) -> DunningPolicyPublic:
     """Replace the dunning policy: levels by days overdue, recipients, channels and templates.
 
     An `invoice.overdue` step uses the level with the greatest `days_overdue` at or below the
@@ -387,7 +405,7 @@ async def put_dunning_policy(body: DunningPolicyIn, request: Request, response: 
     policy's ETag guards against lost updates.
     """
     current = await service.put_policy(
-        session, clock=request.app.state.clock, principal=principal, data=body,
+        session, clock=ctx.clock, principal=principal, data=body,
         request_version=lambda version: check_if_match(request, version))
     set_etag(response, current.version)
     return current
@@ -398,13 +416,13 @@ async def put_dunning_policy(body: DunningPolicyIn, request: Request, response: 
              responses={201: {"model": SalespersonPublic, "description": "Added to the directory"},
                         **problem_responses(412)})
 async def put_salesperson(salesperson_id: SalespersonPath, body: SalespersonIn, request: Request,
-                          response: Response, session: SessionDep) -> Salesperson:
+                          response: Response, session: SessionDep, ctx: Ctx) -> Salesperson:
     """Set a salesperson's name and email, where dunning reaches them (an extension of §7).
 
     `If-Match` with the entry's ETag guards against lost updates (`"0"`: only if it does
     not exist yet)."""
     row, created = await service.put_salesperson(
-        session, clock=request.app.state.clock, salesperson_id=salesperson_id, data=body,
+        session, clock=ctx.clock, salesperson_id=salesperson_id, data=body,
         request_version=lambda version: check_if_match(request, version))
     if created:
         response.status_code = status.HTTP_201_CREATED
@@ -500,8 +518,8 @@ async def get_notification(note: NotificationOr404) -> Notification:
 
 @notifications.post("/notifications/{notification_id}/retry", response_model=NotificationPublic,
                     dependencies=[require(*POLICY_WRITERS)], responses=problem_responses(404, 409))
-async def retry_notification(note: NotificationOr404, request: Request,
+async def retry_notification(note: NotificationOr404, ctx: Ctx,
                              session: SessionDep) -> Notification:
     """Make a failed notification pending again: one more attempt, now."""
-    return await service.retry_notification(session, clock=request.app.state.clock, note=note,
-                                            wake=request.app.state.emails.wake)
+    return await service.retry_notification(session, clock=ctx.clock, note=note,
+                                            wake=ctx.wake_emails)

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notifier import api, dunning, repository
+from services.notifier.api import NotifierContext
 from services.notifier.clients import CreditClient, LedgerClient
 from services.notifier.config import NotifierSettings
 from services.notifier.delivery import DeliveryWorker
@@ -39,7 +40,10 @@ async def start_deliveries(app: FastAPI) -> None:
         db=state.db, clock=state.clock, settings=settings, ledger=ledger,
         credit=CreditClient(state.http), wake_deliveries=state.deliveries.wake,
         wake_emails=state.emails.wake)
-    state.reactions = (dunning.reaction(state.dunning.wake),)  # what ingest sets off
+    state.context = NotifierContext(
+        clock=state.clock, settings=settings,
+        reactions=(dunning.reaction(state.dunning.wake),),  # what ingest sets off
+        wake_deliveries=state.deliveries.wake, wake_emails=state.emails.wake)
 
 
 async def delivery_worker(app: FastAPI, stop: asyncio.Event) -> None:
