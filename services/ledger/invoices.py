@@ -9,7 +9,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.ledger import chart, repository
-from services.ledger.collection import repository as collection_repository
 from services.ledger.errors import InvalidPosting, InvoiceConflict, InvoiceNotFound
 from services.ledger.models import EntryKind, Invoice, InvoiceStatus, counters
 from services.ledger.posting import credit, debit, post_entry
@@ -96,7 +95,7 @@ async def issue_invoice(*, session: AsyncSession, outbox: Outbox, clock: Clock,
 
 async def open_dispute_ids(session: AsyncSession, invoice_ids: Iterable[str]) -> set[str]:
     """Which of the invoices have an open dispute (shown as `disputed` on the invoice)."""
-    return await collection_repository.disputed_invoice_ids(session, invoice_ids)
+    return await repository.disputed_invoice_ids(session, invoice_ids)
 
 
 # ---------------------------------------------------------------- status

@@ -1,4 +1,4 @@
-"""Tables of the ledger service: chart of accounts, journal, invoices, payments, notes.
+"""Tables of the ledger service: chart of accounts, journal, invoices, payments, notes, disputes.
 
 Receivables per customer are a sub-ledger of control account 1100: every journal line on an
 account with `requires_customer` (1100 receivables, 2100 unapplied cash) carries the
@@ -22,7 +22,7 @@ import uuid
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Integer, MetaData, String
+from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Index, Integer, MetaData, String, text
 from sqlmodel import Field, SQLModel
 
 from shared.db import UTCDateTime, service_metadata
@@ -309,3 +309,37 @@ class DebitNote(LedgerBase, table=True):
     created_by: str = Field(max_length=100)
     created_at: datetime = Field(sa_type=UTCDateTime, index=True)
 
+
+# ---------------------------------------------------------------- disputes
+# Opened and resolved by collection work (`collection/service.py`); here because the core
+# reads them: an invoice is shown `disputed`, lists filter by it, statements name the dispute.
+
+
+class DisputeStatus(StrEnum):
+    open = "open"
+    resolved = "resolved"
+
+
+class InvoiceDispute(LedgerBase, table=True):
+    """The customer contests an invoice (quality, quantity, price); dunning pauses while open."""
+
+    __tablename__ = "invoice_disputes"
+    __table_args__ = (
+        # At most one open dispute per invoice, even when two requests race.
+        Index("uq_invoice_disputes_open", "invoice_id", unique=True,
+              sqlite_where=text("status = 'open'"), postgresql_where=text("status = 'open'")),
+    )
+
+    id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
+    invoice_id: str = Field(max_length=36, foreign_key="invoices.id", index=True)
+    customer_id: str = Field(max_length=36, index=True)
+    salesperson_id: str | None = Field(default=None, max_length=64)
+    status: str = Field(default=DisputeStatus.open, max_length=20)
+    reason: str = Field(max_length=1000)
+    contact_role: str | None = Field(default=None, max_length=30)
+    opened_at: datetime = Field(sa_type=UTCDateTime)
+    opened_by: str = Field(max_length=100)
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolved_by: str | None = Field(default=None, max_length=100)
+    resolution: str | None = Field(default=None, max_length=1000)
+    version: int = Field(default=1)

@@ -8,7 +8,6 @@ from datetime import date
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.ledger import chart, repository
-from services.ledger.collection import repository as collection_repository
 from services.ledger.dates import end_of_day, start_of_day
 from services.ledger.errors import CurrencyRequired, CustomerNotFound, DocumentRefused, OrderNotInvoiced
 from services.ledger.models import CreditNote, DebitNote, EntryKind, Invoice, Payment
@@ -95,7 +94,7 @@ async def statement(session: AsyncSession, *, customer_id: str, currency: str | 
     for source_type, model in DOCUMENT_MODELS.items():
         numbers |= await repository.document_numbers(
             session, model, (r.source_id for r in rows if r.source_type == source_type and r.source_id))
-    disputes = await collection_repository.disputes_open_at(
+    disputes = await repository.disputes_open_at(
         session, (r.source_id for r in rows if r.kind == EntryKind.invoice and r.source_id),
         end_of_day(to))
     lines, running = [], opening

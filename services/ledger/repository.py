@@ -11,13 +11,14 @@ from sqlalchemy import Date, Integer, and_, case, cast, exists, func, or_, selec
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from services.ledger.collection.repository import open_dispute_exists
 from services.ledger.models import (
     Account,
     CreditNote,
     CustomerBalance,
     DebitNote,
+    DisputeStatus,
     Invoice,
+    InvoiceDispute,
     InvoiceStatus,
     InvoiceStatusFilter,
     JournalEntry,
@@ -534,3 +535,37 @@ async def subledger_lines(session: AsyncSession, *, customer_id: str, account_co
                    JournalEntry.posted_at >= posted_from, JournalEntry.posted_at < posted_before)
             .order_by(JournalEntry.posted_at, JournalEntry.number, JournalLine.line_no))
     return [SubledgerLine(*row) for row in await session.execute(stmt)]
+
+
+# ---------------------------------------------------------------- disputes (as the core reads them)
+# Collection work opens and resolves disputes; its other dispute queries are in
+# `collection/repository.py`.
+
+
+def open_dispute_exists(invoice_id_column: Any) -> Any:
+    """SQL: the invoice in `invoice_id_column` has an open dispute."""
+    return exists().where(InvoiceDispute.invoice_id == invoice_id_column,
+                          InvoiceDispute.status == DisputeStatus.open)
+
+
+async def disputed_invoice_ids(session: AsyncSession, invoice_ids: Iterable[str]) -> set[str]:
+    """Which of the invoices have an open dispute."""
+    ids = list(set(invoice_ids))
+    if not ids:
+        return set()
+    stmt = select(InvoiceDispute.invoice_id).where(InvoiceDispute.invoice_id.in_(ids),
+                                                   InvoiceDispute.status == DisputeStatus.open)
+    return set((await session.execute(stmt)).scalars())
+
+
+async def disputes_open_at(session: AsyncSession, invoice_ids: Iterable[str],
+                           at: datetime) -> dict[str, InvoiceDispute]:
+    """The dispute open on each invoice at instant `at` (opened before it, not resolved by then)."""
+    ids = list(set(invoice_ids))
+    if not ids:
+        return {}
+    stmt = (select(InvoiceDispute)
+            .where(InvoiceDispute.invoice_id.in_(ids), InvoiceDispute.opened_at < at,
+                   or_(InvoiceDispute.resolved_at.is_(None), InvoiceDispute.resolved_at >= at))
+            .order_by(InvoiceDispute.opened_at))
+    return {d.invoice_id: d for d in (await session.execute(stmt)).scalars()}

@@ -14,7 +14,6 @@ from services.ledger.collection.errors import ScanNotFound
 from services.ledger.collection.models import (
     CollectionNote,
     ContactRole,
-    InvoiceDispute,
     OverdueScan,
     PaymentPromise,
     PromiseStatus,
@@ -31,7 +30,7 @@ from services.ledger.collection.schemas import (
     PromiseCreate,
     PromisePublic,
 )
-from services.ledger.models import Invoice
+from services.ledger.models import Invoice, InvoiceDispute
 from shared.auth import CurrentPrincipal, Role, require
 from shared.dates import BusinessDate
 from shared.db import SessionDep

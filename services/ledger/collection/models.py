@@ -1,4 +1,7 @@
-"""Tables of collection work: overdue crossings and scans, promises, disputes, notes.
+"""Tables of collection work: overdue crossings and scans, promises, notes.
+
+Disputes are collection work too, but their table is in the core's `models.py`: an invoice
+shows whether it is disputed, its list filters by it and statements name the open dispute.
 
 `overdue_crossings` is what makes the overdue scan emit each `invoice.overdue` once: one row
 per (invoice, level) ever crossed, written in the same transaction as the event's outbox row,
@@ -39,11 +42,6 @@ class PromiseStatus(StrEnum):
     open = "open"
     kept = "kept"
     broken = "broken"
-
-
-class DisputeStatus(StrEnum):
-    open = "open"
-    resolved = "resolved"
 
 
 class OverdueScan(LedgerBase, table=True):
@@ -105,31 +103,6 @@ class PaymentPromise(LedgerBase, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime, index=True)
     resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     resolved_as_of: date | None = None  # the scan date that decided it
-    version: int = Field(default=1)
-
-
-class InvoiceDispute(LedgerBase, table=True):
-    """The customer contests an invoice (quality, quantity, price); dunning pauses while open."""
-
-    __tablename__ = "invoice_disputes"
-    __table_args__ = (
-        # At most one open dispute per invoice, even when two requests race.
-        Index("uq_invoice_disputes_open", "invoice_id", unique=True,
-              sqlite_where=text("status = 'open'"), postgresql_where=text("status = 'open'")),
-    )
-
-    id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
-    invoice_id: str = Field(max_length=36, foreign_key="invoices.id", index=True)
-    customer_id: str = Field(max_length=36, index=True)
-    salesperson_id: str | None = Field(default=None, max_length=64)
-    status: str = Field(default=DisputeStatus.open, max_length=20)
-    reason: str = Field(max_length=1000)
-    contact_role: str | None = Field(default=None, max_length=30)
-    opened_at: datetime = Field(sa_type=UTCDateTime)
-    opened_by: str = Field(max_length=100)
-    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    resolved_by: str | None = Field(default=None, max_length=100)
-    resolution: str | None = Field(default=None, max_length=1000)
     version: int = Field(default=1)
 
 

@@ -12,8 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.ledger.collection.models import (
     CollectionNote,
-    DisputeStatus,
-    InvoiceDispute,
     OverdueCrossing,
     OverdueScan,
     PaymentPromise,
@@ -23,12 +21,15 @@ from services.ledger.collection.models import (
 from services.ledger.models import (
     AllocationKind,
     CreditNote,
+    DisputeStatus,
     Invoice,
+    InvoiceDispute,
     InvoiceStatus,
     Payment,
     PaymentAllocation,
     PaymentStatus,
 )
+from services.ledger.repository import open_dispute_exists
 from shared.db import dialect_insert
 from shared.pagination import before_keyset
 
@@ -94,11 +95,6 @@ class OverdueInvoice:
     currency: str
     outstanding_minor: int
     due_date: date
-
-
-def open_dispute_exists(invoice_id_column: Any) -> Any:
-    return exists().where(InvoiceDispute.invoice_id == invoice_id_column,
-                          InvoiceDispute.status == DisputeStatus.open)
 
 
 # The predicate of `ix_invoices_collectable`, as SQL constants so that PostgreSQL can match
@@ -276,29 +272,6 @@ async def open_dispute(session: AsyncSession, invoice_id: str) -> InvoiceDispute
     stmt = select(InvoiceDispute).where(InvoiceDispute.invoice_id == invoice_id,
                                         InvoiceDispute.status == DisputeStatus.open)
     return (await session.execute(stmt)).scalar_one_or_none()
-
-
-async def disputed_invoice_ids(session: AsyncSession, invoice_ids: Iterable[str]) -> set[str]:
-    """Which of the invoices have an open dispute."""
-    ids = list(set(invoice_ids))
-    if not ids:
-        return set()
-    stmt = select(InvoiceDispute.invoice_id).where(InvoiceDispute.invoice_id.in_(ids),
-                                                   InvoiceDispute.status == DisputeStatus.open)
-    return set((await session.execute(stmt)).scalars())
-
-
-async def disputes_open_at(session: AsyncSession, invoice_ids: Iterable[str],
-                           at: datetime) -> dict[str, InvoiceDispute]:
-    """The dispute open on each invoice at instant `at` (opened before it, not resolved by then)."""
-    ids = list(set(invoice_ids))
-    if not ids:
-        return {}
-    stmt = (select(InvoiceDispute)
-            .where(InvoiceDispute.invoice_id.in_(ids), InvoiceDispute.opened_at < at,
-                   or_(InvoiceDispute.resolved_at.is_(None), InvoiceDispute.resolved_at >= at))
-            .order_by(InvoiceDispute.opened_at))
-    return {d.invoice_id: d for d in (await session.execute(stmt)).scalars()}
 
 
 async def list_disputes(session: AsyncSession, *, invoice_id: str, limit: int,

@@ -7,7 +7,8 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field
 
-from services.ledger.collection.models import ContactRole, DisputeStatus, PromiseStatus, ScanStatus
+from services.ledger.collection.models import ContactRole, PromiseStatus, ScanStatus
+from services.ledger.models import DisputeStatus
 from shared.dates import BusinessDate
 from shared.money import PositiveAmountMinor
 from shared.schemas import RequestModel, ResponseModel

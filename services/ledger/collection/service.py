@@ -22,8 +22,6 @@ from services.ledger.collection.errors import (
 )
 from services.ledger.collection.models import (
     CollectionNote,
-    DisputeStatus,
-    InvoiceDispute,
     PaymentPromise,
     PromiseStatus,
 )
@@ -34,7 +32,7 @@ from services.ledger.collection.schemas import (
     PromiseCreate,
 )
 from services.ledger.dates import end_of_day
-from services.ledger.models import Invoice, InvoiceStatus
+from services.ledger.models import DisputeStatus, Invoice, InvoiceDispute, InvoiceStatus
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.events import new_event

@@ -38,11 +38,11 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import Subquery
 
-from services.ledger.collection.models import InvoiceDispute
 from services.ledger.models import (
     CreditNote,
     DebitNote,
     Invoice,
+    InvoiceDispute,
     InvoiceStatus,
     JournalEntry,
     Payment,
