@@ -44,7 +44,8 @@ from transitions.extensions.asyncio import AsyncEventData, AsyncMachine
 
 from services.orders import lifecycle, repository
 from services.orders.clients import CreditClient
-from services.orders.lifecycle import Opinion, Refusal, api_name, holds_reservation
+from services.orders.credit_blocks import credit_block, holds_reservation
+from services.orders.lifecycle import Opinion, Refusal
 from services.orders.models import (
     OPEN_CHANGE_REQUEST_STATES,
     ChangeRequestState,
@@ -56,7 +57,9 @@ from services.orders.models import (
     OrderState,
     PaymentMethod,
 )
+from services.orders.payloads import api_name, order_event
 from services.orders.schemas import ChangeSet
+from services.orders.terms import keep_revision
 from shared.clock import Clock
 from shared.errors import GuardFailed, InvalidTransition
 from shared.money import MAX_MINOR, line_total
@@ -449,7 +452,7 @@ async def adjust_credit(credit: CreditClient, adjustment: dict[str, Any]) -> dic
             raise GuardFailed("credit_reserved", "Credit did not reserve the new total: "
                               + ("; ".join(answer.reasons) or answer.decision) + ".")
         return {"adjustment": {**kept, "reservation_id": answer.id},
-                "credit": lifecycle.credit_block(answer)}
+                "credit": credit_block(answer)}
     return {"adjustment": kept}
 
 
@@ -468,8 +471,8 @@ async def replace_terms(event: AsyncEventData) -> None:
     order, plan, cr, fx = b.order, b.facts.plan, b.change_request, b.effects
     assert plan is not None
     now = fx.clock.now()
-    lifecycle.keep_revision(fx.session, order, actor=fx.actor, at=now,
-                            trigger="change-request-apply", change_request_id=cr.id)
+    keep_revision(fx.session, order, actor=fx.actor, at=now,
+                  trigger="change-request-apply", change_request_id=cr.id)
     differences = plan.differences  # planned against the order as it is now: `from` is the old value
     by_id = {line.id: line for line in order.lines}
     for line_id, updates in plan.line_updates.items():
@@ -640,7 +643,7 @@ class _RowCallbacks:
                     from_state=event.transition.source)
         await fx.session.flush()
         if self.row.event is not None:
-            await fx.outbox.enqueue(fx.session, lifecycle.order_event(
+            await fx.outbox.enqueue(fx.session, order_event(
                 fx.clock, self.row.event, order, **_event_extra(self.row, b)))
         b.fired = self.row
 

@@ -38,6 +38,7 @@ from services.orders.models import (
     OrderState,
     counters,
 )
+from services.orders.payloads import order_event
 from services.orders.schemas import ChangeRequestCreate, ChangeSet
 from services.orders.service import (
     SYSTEM_ACTOR,
@@ -49,6 +50,7 @@ from services.orders.service import (
     no_if_match,
 )
 from services.orders.steps import Env
+from services.orders.terms import terms_of
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.errors import Conflict, GuardFailed
@@ -112,7 +114,7 @@ async def request_change(*, session: AsyncSession, outbox: Outbox, clock: Clock,
                                  at=now, reason=f"{cr.number} requested: {data.reason}",
                                  from_state=None)
     await session.flush()
-    await outbox.enqueue(session, lifecycle.order_event(
+    await outbox.enqueue(session, order_event(
         clock, "order.change_requested", order, **change_lifecycle.change_event_data(cr, order),
         changes=cr.changes, differences=plan.differences, reason=cr.reason, impact=cr.impact,
         departments=list(settings.review_departments)))
@@ -222,7 +224,7 @@ async def revision_of(session: AsyncSession, order: Order, revision: int) -> dic
     made_by = await repository.change_request_applied_as(session, order.id, revision)
     if revision == order.revision:
         return {"order_id": order.id, "revision": revision, "current": True,
-                "terms": lifecycle.terms_of(order), "made_by_change_request_id": made_by}
+                "terms": terms_of(order), "made_by_change_request_id": made_by}
     kept: OrderRevision | None = await repository.get_revision(session, order.id, revision)
     if kept is None:
         return None

@@ -6,6 +6,12 @@ same state (a review may reject, approve or leave the order in review), the mach
 in order and takes the first whose guards all pass; a row with `to=None` is an internal
 transition (the order stays where it is, the effects still run).
 
+The module reads in that order: the states, what guards look at (`Facts`) and what effects use
+(`Effects`), the guards, the table; then the runner, and the machine as data (`describe`,
+`mermaid`). What the rows do lives beside it: `effects` (what a row changes on the order),
+`payloads` (the event and the history row's reason), `terms` (the revision snapshot, the
+amount settle invoices) and `credit_blocks` (the order's `credit` block).
+
 How an order meets the machine:
 
 - A loaded `Order` is bound through `OrderLifecycle` (a SQLModel row cannot be a `transitions`
@@ -23,7 +29,7 @@ How an order meets the machine:
   keeping them on the order. The table's `remote` column names those calls.
 - After every fired transition (internal ones included) `_RowCallbacks.after` bumps the
   order's version, writes an `order_history` row and, where the row names one, enqueues the
-  event in the outbox, all in the caller's transaction.
+  event in the outbox (both from `payloads`), all in the caller's transaction.
 - An illegal trigger is `InvalidTransition` (409, with the triggers the state allows); a failed
   guard is `GuardFailed` (409, guard and reason), or 422 for the preliminary check at submit.
 
@@ -44,8 +50,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import date
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -53,21 +58,25 @@ from sqlalchemy.orm.attributes import set_committed_value
 from transitions.extensions.asyncio import AsyncEventData, AsyncMachine
 
 from services.orders import repository
-from services.orders.clients import CreditAnswer, CreditProfile
-from services.orders.errors import PreliminaryCheckFailed, StepInProgress
-from services.orders.models import (
-    CreditStatus,
-    Order,
-    OrderHistory,
-    OrderRevision,
-    OrderState,
-    PaymentMethod,
+from services.orders.clients import CreditProfile
+from services.orders.credit_blocks import current_credit, holds_reservation
+from services.orders.effects import (
+    keep_conversion,
+    keep_invoice,
+    keep_release,
+    keep_reservation,
+    record_contract,
+    schedule_review,
+    start_new_revision,
+    store_credit_answer,
+    store_opinion,
 )
-from services.orders.working_days import add_working_days
+from services.orders.errors import PreliminaryCheckFailed, StepInProgress
+from services.orders.models import CreditStatus, Order, OrderHistory, OrderState, PaymentMethod
+from services.orders.payloads import api_name, event_extra, order_event, transition_reason
 from shared.clock import Clock
 from shared.errors import GuardFailed, InvalidTransition
-from shared.events import Event, new_event
-from shared.money import format_money, line_total
+from shared.money import format_money
 from shared.observability import current_request_id
 from shared.outbox import Outbox
 
@@ -226,14 +235,10 @@ def all_departments_approved(order: Order, facts: Facts) -> str | None:
     return f"Waiting for the approval of: {', '.join(missing)}."
 
 
-def _credit_status(order: Order, facts: Facts) -> dict[str, Any]:
-    return facts.credit if facts.credit is not None else (order.credit or {})
-
-
 @guard
 def credit_reserved(order: Order, facts: Facts) -> str | None:
     """Credit reserved the order's amount, or the order needs no credit (prepaid)."""
-    credit = _credit_status(order, facts)
+    credit = current_credit(order, facts)
     status = credit.get("status")
     reasons = "; ".join(credit.get("reasons") or [])
     if status in (CreditStatus.reserved, CreditStatus.not_required):
@@ -250,7 +255,7 @@ def credit_reserved(order: Order, facts: Facts) -> str | None:
 @guard
 def credit_refused(order: Order, facts: Facts) -> str | None:
     """Credit's answer on a recheck is a refusal (the order is rejected with credit's reasons)."""
-    if _credit_status(order, facts).get("status") == CreditStatus.rejected:
+    if current_credit(order, facts).get("status") == CreditStatus.rejected:
         return None
     return "Credit did not refuse the reservation."
 
@@ -351,152 +356,6 @@ def reservation_converted(order: Order, facts: Facts) -> str | None:
     return "Credit has not converted the order's reservation into receivables."
 
 
-# --- Effects ------------------------------------------------------------------------------
-
-
-def _binding(event: AsyncEventData) -> OrderLifecycle:
-    return event.model
-
-
-def holds_reservation(credit: dict[str, Any]) -> bool:
-    """Credit holds an amount for the order (only a `reserved` decision holds credit)."""
-    return bool(credit.get("reservation_id")) and credit.get("status") == CreditStatus.reserved
-
-
-def credit_block(answer: CreditAnswer) -> dict[str, Any]:
-    """The order's `credit` block for one answer of credit."""
-    return {"status": answer.decision, "reservation_id": answer.id, "reasons": list(answer.reasons)}
-
-
-def pending_block(request_key: str) -> dict[str, Any]:
-    """Credit has not answered yet; `request_key` is the idempotency key to ask again with."""
-    return {"status": CreditStatus.pending.value, "reservation_id": None, "reasons": [],
-            "request_key": request_key}
-
-
-def reservation_key(order: Order) -> str:
-    """The idempotency key of the reservation asked for at submit (one per revision)."""
-    return f"reserve:{order.id}:r{order.revision}"
-
-
-async def schedule_review(event: AsyncEventData) -> None:
-    """Review due = submission + N working days (weekends and holidays skipped)."""
-    b = _binding(event)
-    b.order.review_due_at = add_working_days(b.effects.clock.now(), b.effects.review_sla_working_days,
-                                             b.effects.holidays)
-    b.order.review_overdue_notified_at = None
-
-
-def needs_reservation(order: Order) -> bool:
-    """Credit orders with something to pay reserve credit; prepaid and free orders do not."""
-    return order.payment_method == PaymentMethod.credit and order.total_minor != 0
-
-
-def not_required_block() -> dict[str, Any]:
-    return {"status": CreditStatus.not_required.value, "reservation_id": None, "reasons": []}
-
-
-async def keep_reservation(event: AsyncEventData) -> None:
-    """Keep credit's answer to the reservation the submit step asked for (`pending` with the key
-    to ask again when credit did not answer); prepaid and free orders need none."""
-    b = _binding(event)
-    order = b.order
-    if not needs_reservation(order):
-        order.credit = not_required_block()
-    elif b.facts.credit is not None:
-        order.credit = dict(b.facts.credit)
-    else:
-        order.credit = pending_block(reservation_key(order))
-
-
-async def store_opinion(event: AsyncEventData) -> None:
-    """Store the department's opinion on this revision, replacing its earlier one."""
-    b = _binding(event)
-    opinion: Opinion = event.kwargs["opinion"]
-    await repository.upsert_review(
-        b.effects.session, order_id=b.order.id, revision=b.order.revision,
-        department=opinion.department, decision=opinion.decision, comment=opinion.comment,
-        by=b.effects.actor, at=b.effects.clock.now())
-
-
-async def store_credit_answer(event: AsyncEventData) -> None:
-    """Keep credit's latest answer on the order."""
-    b = _binding(event)
-    if b.facts.credit is not None:
-        b.order.credit = dict(b.facts.credit)
-
-
-async def keep_release(event: AsyncEventData) -> None:
-    """Keep what credit said when the step gave the reservation back (`released`)."""
-    b = _binding(event)
-    if b.facts.credit is not None:
-        b.order.credit = {k: v for k, v in b.facts.credit.items() if k != "request_key"}
-
-
-def terms_of(order: Order) -> dict[str, Any]:
-    """The order's terms as data: what a revision snapshot keeps and `order.changed` compares."""
-    return {
-        "currency": order.currency, "payment_method": order.payment_method,
-        "payment_terms_days": order.payment_terms_days,
-        "delivery_date": order.delivery_date.isoformat() if order.delivery_date else None,
-        "delivery_place": order.delivery_place, "total_minor": order.total_minor,
-        "lines": [{"id": line.id, "position": line.position, "sku": line.sku, "name": line.name,
-                   "specification": line.specification, "quantity": str(line.quantity.quantize(
-                       Decimal("0.001"))), "unit_price_minor": line.unit_price_minor,
-                   "quality_standard": line.quality_standard, "total_minor": line.total_minor}
-                  for line in order.lines]}
-
-
-def keep_revision(session: AsyncSession, order: Order, *, actor: str, at: datetime, trigger: str,
-                  change_request_id: str | None = None) -> None:
-    """Keep the terms of the order's current revision before a new one replaces them."""
-    session.add(OrderRevision(order_id=order.id, revision=order.revision, terms=terms_of(order),
-                              replaced_at=at, replaced_by=actor, replaced_by_trigger=trigger,
-                              replaced_by_change_request_id=change_request_id))
-
-
-async def start_new_revision(event: AsyncEventData) -> None:
-    """Back to draft as revision + 1 (the old terms are kept): fresh credit, no reviews, no deadline."""
-    b = _binding(event)
-    keep_revision(b.effects.session, b.order, actor=b.effects.actor, at=b.effects.clock.now(),
-                  trigger="revise")
-    b.order.revision += 1
-    b.order.credit = {"status": CreditStatus.pending.value, "reservation_id": None, "reasons": []}
-    b.order.review_due_at = None
-    b.order.review_overdue_notified_at = None
-
-
-async def record_contract(event: AsyncEventData) -> None:
-    """Keep the signed contract's number and signing time; the reservation stays."""
-    b = _binding(event)
-    b.order.contract_number = event.kwargs["contract_number"]
-    b.order.contract_signed_at = event.kwargs["signed_at"]
-
-
-def settlement_amount(order: Order) -> int:
-    """What the invoice asks: per line, delivered quantity × unit price (half-even) − returns."""
-    return sum(line_total(line.delivered_quantity, line.unit_price_minor)
-               - line_total(line.returned_quantity, line.unit_price_minor) for line in order.lines)
-
-
-async def keep_invoice(event: AsyncEventData) -> None:
-    """Keep the invoice ledger issued in the step (settle; the contract of a prepaid order).
-
-    A prepaid order was invoiced at contract already: settle keeps that invoice.
-    """
-    b = _binding(event)
-    if b.order.invoice_id is None:
-        b.order.invoice_id = b.facts.invoice_id
-
-
-async def keep_conversion(event: AsyncEventData) -> None:
-    """Credit converted the order's reservation into open receivables (the settle step)."""
-    b = _binding(event)
-    credit = dict(b.order.credit or {})
-    if holds_reservation(credit):
-        b.order.credit = {**credit, "status": CreditStatus.converted.value}
-
-
 # --- The table ----------------------------------------------------------------------------
 
 
@@ -591,74 +450,7 @@ TRANSITIONS: tuple[Row, ...] = (
 )
 
 
-def api_name(trigger: str) -> str:
-    """The trigger as DESIGN.md and the endpoints spell it (`credit_recheck` → `credit-recheck`)."""
-    return trigger.replace("_", "-")
-
-
-# --- Events and history -------------------------------------------------------------------
-
-
-def order_event(clock: Clock, type_: str, order: Order, **extra: Any) -> Event:
-    """An `order.*` event with the fields every order event carries."""
-    return new_event(clock, type=type_, source="orders", subject=order.id, data={
-        "order_id": order.id, "number": order.number, "customer_id": order.customer_id,
-        "salesperson_id": order.salesperson_id, "total_minor": order.total_minor,
-        "currency": order.currency, **extra})
-
-
-def rejection_reasons(order: Order, facts: Facts) -> list[dict[str, str]]:
-    """Why the order is rejected: every rejecting department's comment, and credit's reasons."""
-    reasons = [{"source": o.department, "reason": o.comment or "rejected without a comment"}
-               for d in facts.required_departments or sorted(facts.opinions)
-               if (o := facts.opinions.get(d)) is not None and o.decision == "reject"]
-    credit = _credit_status(order, facts)
-    if credit.get("status") == CreditStatus.rejected:
-        reasons += [{"source": "credit", "reason": r} for r in credit.get("reasons") or []] or [
-            {"source": "credit", "reason": "credit refused the reservation"}]
-    return reasons
-
-
-def _transition_reason(r: Row, order: Order, facts: Facts, kwargs: dict[str, Any]) -> str | None:
-    if r.dest == REJECTED:
-        return "; ".join(f"{x['source']}: {x['reason']}" for x in rejection_reasons(order, facts))
-    opinion: Opinion | None = kwargs.get("opinion")
-    if opinion is not None:
-        said = f": {opinion.comment}" if opinion.comment else ""
-        return f"{opinion.department} {opinion.decision}{said}"
-    if r.trigger == "credit_recheck":
-        credit = _credit_status(order, facts)
-        return f"credit {credit.get('status')}" + (
-            f": {'; '.join(credit['reasons'])}" if credit.get("reasons") else "")
-    return kwargs.get("reason")
-
-
-def _event_extra(r: Row, order: Order, facts: Facts, kwargs: dict[str, Any],
-                 from_state: str) -> dict[str, Any]:
-    extra: dict[str, Any] = {"revision": order.revision, "state": order.state,
-                             "previous_state": from_state, "trigger": api_name(r.trigger)}
-    credit = order.credit or {}
-    if r.dest in (IN_REVIEW, APPROVED):
-        extra["credit"] = {"status": credit.get("status"), "reservation_id": credit.get("reservation_id")}
-    if r.dest == IN_REVIEW and order.review_due_at is not None:
-        extra["review_due_at"] = order.review_due_at.isoformat()
-        extra["departments"] = list(facts.required_departments)
-    if r.dest == REJECTED:
-        extra["reasons"] = rejection_reasons(order, facts)
-    if r.dest == CONTRACTED:
-        extra["contract_number"] = order.contract_number
-        extra["signed_at"] = order.contract_signed_at.isoformat() if order.contract_signed_at else None
-        extra["invoice_id"] = order.invoice_id
-    if r.dest == INVOICED:
-        extra["invoice_id"] = order.invoice_id
-        extra["amount_minor"] = settlement_amount(order)
-        extra["due_date"] = kwargs["due_date"].isoformat()
-    if r.dest == CLOSED:
-        extra["invoice_id"] = order.invoice_id
-    if r.dest == CANCELLED:
-        extra["reason"] = kwargs.get("reason")
-        extra["reservation_released"] = credit.get("status") == "released"
-    return extra
+# --- Running the machine ------------------------------------------------------------------
 
 
 class _RowCallbacks:
@@ -672,7 +464,7 @@ class _RowCallbacks:
             await effect(event)
 
     async def after(self, event: AsyncEventData) -> None:
-        b = _binding(event)
+        b: OrderLifecycle = event.model
         order, fx = b.order, b.effects
         now = fx.clock.now()
         order.version += 1
@@ -681,13 +473,13 @@ class _RowCallbacks:
         fx.session.add(OrderHistory(
             order_id=order.id, revision=order.revision, from_state=from_state, to_state=order.state,
             trigger=api_name(self.row.trigger), actor=fx.actor, at=now,
-            reason=_transition_reason(self.row, order, b.facts, event.kwargs),
+            reason=transition_reason(self.row, order, b.facts, event.kwargs),
             request_id=current_request_id()))
         await fx.session.flush()
         if self.row.event is not None:
             await fx.outbox.enqueue(fx.session, order_event(
                 fx.clock, self.row.event, order,
-                **_event_extra(self.row, order, b.facts, event.kwargs, from_state)))
+                **event_extra(self.row, order, b.facts, event.kwargs, from_state)))
         b.fired = self.row
 
 

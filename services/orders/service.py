@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from services.orders import lifecycle, repository, steps
+from services.orders import credit_blocks, lifecycle, repository, steps, terms
 from services.orders.clients import CreditClient, LedgerClient
 from services.orders.config import OrdersSettings
 from services.orders.errors import (
@@ -48,7 +48,7 @@ from services.orders.errors import (
     UnknownCustomer,
     UnknownDepartment,
 )
-from services.orders.lifecycle import Effects, Facts, Opinion, order_event
+from services.orders.lifecycle import Effects, Facts, Opinion
 from services.orders.models import (
     CreditStatus,
     Order,
@@ -62,6 +62,7 @@ from services.orders.models import (
     PaymentMethod,
     counters,
 )
+from services.orders.payloads import order_event
 from services.orders.schemas import (
     DeliveryCreate,
     ExceptionCreate,
@@ -241,10 +242,10 @@ async def submit_order(*, env: Env, order: Order, if_match: IfMatch = no_if_matc
         if_match(order.version)
         args = {"today": env.clock.today().isoformat(),
                 "profile": profile.model_dump() if profile is not None else None,
-                "key": lifecycle.reservation_key(order),
+                "key": credit_blocks.reservation_key(order),
                 "reservation": steps.reservation_request(order)}
         lifecycle.check(order, "submit", steps.submit_facts(env.settings, args, None))
-        if not lifecycle.needs_reservation(order):
+        if not credit_blocks.needs_reservation(order):
             await lifecycle.fire(order, "submit", facts=steps.submit_facts(env.settings, args, None),
                                  effects=env.effects())
             return await after_transition(env.session, order)
@@ -297,14 +298,14 @@ async def recheck_credit(*, env: Env, order: Order, if_match: IfMatch = no_if_ma
     if step is None:
         if_match(order.version)
         lifecycle.ensure_allowed(order, "credit_recheck")
-        if not lifecycle.needs_reservation(order):
+        if not credit_blocks.needs_reservation(order):
             facts = Facts(required_departments=tuple(env.settings.review_departments),
                           opinions=await lifecycle.opinions(env.session, order),
-                          credit=lifecycle.not_required_block())
+                          credit=credit_blocks.not_required_block())
             await lifecycle.fire(order, "credit_recheck", facts=facts, effects=env.effects())
             return await after_transition(env.session, order)
         step = await steps.begin(env, order, "credit_recheck", {
-            "key": f"{lifecycle.reservation_key(order)}:recheck:v{order.version}",
+            "key": f"{credit_blocks.reservation_key(order)}:recheck:v{order.version}",
             "reservation": steps.reservation_request(order)})
     return await steps.run(env, order.id, step)
 
@@ -489,9 +490,9 @@ async def settle_order(*, env: Env, order: Order, due_date: date | None,
         env.session, order.id))
     lifecycle.check(order, "settle", facts)
     credit = order.credit or {}
-    reservation_id = credit["reservation_id"] if lifecycle.holds_reservation(credit) else None
+    reservation_id = credit["reservation_id"] if credit_blocks.holds_reservation(credit) else None
     invoice = None if order.invoice_id is not None else steps.invoice_body(  # prepaid: at contract
-        order, amount_minor=lifecycle.settlement_amount(order), issued_at=env.clock.now(),
+        order, amount_minor=terms.settlement_amount(order), issued_at=env.clock.now(),
         due_date=due_date)
     step = await steps.begin(env, order, "settle", {
         "order_id": order.id, "due_date": due_date.isoformat(), "invoice_id": order.invoice_id,
@@ -697,7 +698,7 @@ async def retry_pending_credit(*, db: Database, outbox: Outbox, clock: Clock, cr
                        if o is not None]
         answered = 0
         for order in waiting:
-            key = (order.credit or {}).get("request_key") or lifecycle.reservation_key(order)
+            key = (order.credit or {}).get("request_key") or credit_blocks.reservation_key(order)
             try:
                 reply = await credit.reserve(**steps.reservation_request(order), idempotency_key=key)
             except DependencyUnavailable:
@@ -709,9 +710,9 @@ async def retry_pending_credit(*, db: Database, outbox: Outbox, clock: Clock, cr
                 credit_now = (locked.credit or {}) if locked is not None else {}
                 if locked is None or locked.state != OrderState.in_review or \
                         credit_now.get("status") != CreditStatus.pending or \
-                        (credit_now.get("request_key") or lifecycle.reservation_key(locked)) != key:
+                        (credit_now.get("request_key") or credit_blocks.reservation_key(locked)) != key:
                     continue
-                locked.credit = lifecycle.credit_block(reply)
+                locked.credit = credit_blocks.credit_block(reply)
                 locked.version += 1
                 locked.updated_at = clock.now()
                 answered += 1

@@ -43,13 +43,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.orders import change_lifecycle, lifecycle, repository
 from services.orders.clients import CreditClient, CreditProfile, LedgerClient
 from services.orders.config import OrdersSettings
-from services.orders.lifecycle import Effects, Facts, credit_block, holds_reservation, pending_block
+from services.orders.credit_blocks import credit_block, holds_reservation, pending_block
+from services.orders.lifecycle import Effects, Facts
 from services.orders.models import (
     Order,
     OrderChangeRequest,
     OrderReturn,
     OrderReturnLine,
 )
+from services.orders.payloads import order_event
 from services.orders.schemas import ChangeRequestPublic, OrderPublic, ReturnPublic
 from shared.clock import Clock
 from shared.db import Database, checkpoint
@@ -502,7 +504,7 @@ async def keep_return(env: Env, order: Order, *, return_id: str, reason: str,
     order.version += 1
     order.updated_at = now
     await env.session.flush()
-    await env.outbox.enqueue(env.session, lifecycle.order_event(
+    await env.outbox.enqueue(env.session, order_event(
         env.clock, "order.returned", order, return_id=return_id, amount_minor=amount,
         credit_note_id=credit_note_id, reason=reason, state=order.state))
     return record

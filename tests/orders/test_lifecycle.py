@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from services.orders import change_lifecycle, lifecycle
+from services.orders import change_lifecycle, lifecycle, terms
 from services.orders.clients import CreditProfile
 from services.orders.errors import PreliminaryCheckFailed, StepInProgress
 from services.orders.lifecycle import STATES, Effects, Facts, Opinion, fire
@@ -561,7 +561,7 @@ class TestSettle:
     async def test_settles_with_the_invoice_and_the_conversion_the_step_got(self, world):
         order = an_order("delivered", credit=reserved_credit("res-7"),
                          lines=delivered_lines("10", "5"))
-        assert lifecycle.settlement_amount(order) == 1_234 * (10 + 5 - 3)
+        assert terms.settlement_amount(order) == 1_234 * (10 + 5 - 3)
         await fire(order, "settle", facts=Facts(open_change_requests=(), invoice_id="inv-1",
                                                 reservation_converted=True),
                    effects=world.effects(), due_date=date(2026, 3, 6))
