@@ -6,7 +6,7 @@ with every reason, the last approval → `approved`; sales may withdraw it while
 (`in_review` or `approved`); `apply` with the signed change agreement → `applied`, and the order
 works to the new terms as revision + 1. `TRANSITIONS` below is that table, read top to bottom.
 
-It follows `lifecycle` (the order machine) in every way that matters:
+It runs on the order machine's runner (`machine.Machine`) and works the way `lifecycle` does:
 
 - A change request is bound through `ChangeRequestLifecycle` (with its order) for one trigger and
   removed in `finally`; the wrapper's `state` is the change request's `state` column and the
@@ -32,7 +32,7 @@ cannot be withdrawn (409): the reservation never ends up at a total the order do
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -40,12 +40,13 @@ from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from transitions.extensions.asyncio import AsyncEventData, AsyncMachine
+from transitions.extensions.asyncio import AsyncEventData
 
 from services.orders import lifecycle, repository
 from services.orders.clients import CreditClient
 from services.orders.credit_blocks import credit_block, holds_reservation
-from services.orders.lifecycle import Opinion, Refusal
+from services.orders.lifecycle import Opinion
+from services.orders.machine import Binding, Effect, Guard, Machine, Refusal, api_name, guard
 from services.orders.models import (
     OPEN_CHANGE_REQUEST_STATES,
     ChangeRequestState,
@@ -57,7 +58,7 @@ from services.orders.models import (
     OrderState,
     PaymentMethod,
 )
-from services.orders.payloads import api_name, order_event
+from services.orders.payloads import order_event
 from services.orders.schemas import ChangeSet
 from services.orders.terms import keep_revision
 from shared.clock import Clock
@@ -279,30 +280,6 @@ class ChangeEffects:
     actor: str
 
 
-ChangeCheck = Callable[[OrderChangeRequest, Order, ChangeFacts], "str | None"]
-
-
-@dataclass(frozen=True)
-class ChangeGuard:
-    """A named condition of the change-request machine: `check` returns None or why it refuses."""
-
-    name: str
-    check: ChangeCheck
-    doc: str
-
-    def __call__(self, event: AsyncEventData) -> bool:
-        b: ChangeRequestLifecycle = event.model
-        outcome = self.check(b.change_request, b.order, b.facts)
-        if outcome is None:
-            return True
-        b.refusals[self.name] = outcome
-        return False
-
-
-def guard(check: ChangeCheck) -> ChangeGuard:
-    return ChangeGuard(check.__name__, check, (check.__doc__ or "").strip())
-
-
 @guard
 def a_department_rejected(cr: OrderChangeRequest, order: Order, facts: ChangeFacts) -> str | None:
     """Some department's current opinion on the change is a rejection."""
@@ -358,8 +335,6 @@ def invoiced_amount_refusal(order: Order, plan: ChangePlan | None) -> str | None
 
 
 # --- Effects ------------------------------------------------------------------------------
-
-Effect = Callable[[AsyncEventData], Awaitable[None]]
 
 
 def _b(event: AsyncEventData) -> ChangeRequestLifecycle:
@@ -534,15 +509,20 @@ class Row:
     trigger: str
     source: tuple[str, ...]
     dest: str | None
-    guards: tuple[ChangeGuard, ...] = ()
+    guards: tuple[Guard, ...] = ()
     effects: tuple[Effect, ...] = ()
     event: str | None = None
     endpoint: str = ""
     checked_by_effects: tuple[tuple[str, str], ...] = ()  # (guard, description) asked of credit
 
+    @property
+    def conditions(self) -> list[Guard]:
+        """What the machine checks when the trigger fires: the guards."""
+        return list(self.guards)
+
 
 def row(trigger: str, source: str | tuple[str, ...], dest: str | None, *,
-        guards: Sequence[ChangeGuard] = (), effects: Sequence[Effect] = (), event: str | None = None,
+        guards: Sequence[Guard] = (), effects: Sequence[Effect] = (), event: str | None = None,
         endpoint: str = "", checked_by_effects: Sequence[tuple[str, str]] = ()) -> Row:
     return Row(trigger, source if isinstance(source, tuple) else (source,), dest, tuple(guards),
                tuple(effects), event, endpoint, tuple(checked_by_effects))
@@ -621,57 +601,42 @@ def _event_extra(r: Row, b: ChangeRequestLifecycle) -> dict[str, Any]:
     return extra
 
 
-class _RowCallbacks:
-    def __init__(self, r: Row) -> None:
-        self.row = r
-
-    async def before(self, event: AsyncEventData) -> None:
-        for effect in self.row.effects:
-            await effect(event)
-
-    async def after(self, event: AsyncEventData) -> None:
-        b = _b(event)
-        cr, order, fx = b.change_request, b.order, b.effects
-        now = fx.clock.now()
-        cr.version += 1
-        cr.updated_at = now
-        if self.row.dest == APPLIED:
-            order.version += 1
-            order.updated_at = now
-        record_step(fx.session, order, cr, trigger=TRIGGER_NAMES[self.row.trigger], actor=fx.actor,
-                    at=now, reason=_reason(self.row, b, event.kwargs),
-                    from_state=event.transition.source)
-        await fx.session.flush()
-        if self.row.event is not None:
-            await fx.outbox.enqueue(fx.session, order_event(
-                fx.clock, self.row.event, order, **_event_extra(self.row, b)))
-        b.fired = self.row
+async def record(r: Row, event: AsyncEventData) -> None:
+    """After every fired row: the change request's version (and the order's, once applied), an
+    `order_history` row for the step and, where the row names one, its event in the outbox."""
+    b = _b(event)
+    cr, order, fx = b.change_request, b.order, b.effects
+    now = fx.clock.now()
+    cr.version += 1
+    cr.updated_at = now
+    if r.dest == APPLIED:
+        order.version += 1
+        order.updated_at = now
+    record_step(fx.session, order, cr, trigger=TRIGGER_NAMES[r.trigger], actor=fx.actor,
+                at=now, reason=_reason(r, b, event.kwargs),
+                from_state=event.transition.source)
+    await fx.session.flush()
+    if r.event is not None:
+        await fx.outbox.enqueue(fx.session, order_event(
+            fx.clock, r.event, order, **_event_extra(r, b)))
 
 
-def _build_machine() -> AsyncMachine:
-    machine = AsyncMachine(model=None, states=STATES, initial=IN_REVIEW, auto_transitions=False,
-                           send_event=True, name="change_request")
-    for r in TRANSITIONS:
-        callbacks = _RowCallbacks(r)
-        machine.add_transition(r.trigger, list(r.source), r.dest, conditions=list(r.guards),
-                               before=[callbacks.before], after=[callbacks.after])
-    return machine
+MACHINE = Machine(name="change_request", states=STATES, initial=IN_REVIEW, table=TRANSITIONS,
+                  record=record)
 
 
-MACHINE = _build_machine()
-
-
-class ChangeRequestLifecycle:
+class ChangeRequestLifecycle(Binding):
     """A change request bound to the machine for one trigger; `state` is its column."""
 
     def __init__(self, change_request: OrderChangeRequest, order: Order, facts: ChangeFacts,
                  effects: ChangeEffects) -> None:
+        super().__init__(facts, effects)
         self.change_request = change_request
         self.order = order
-        self.facts = facts
-        self.effects = effects
-        self.refusals: dict[str, str] = {}
-        self.fired: Row | None = None
+
+    @property
+    def subjects(self) -> tuple[OrderChangeRequest, Order]:
+        return (self.change_request, self.order)
 
     @property
     def state(self) -> str:
@@ -684,13 +649,12 @@ class ChangeRequestLifecycle:
 
 def allowed_triggers(state: str) -> list[str]:
     """The triggers the table allows from `state`, in table order."""
-    triggers = set(MACHINE.get_triggers(state))
-    return list(dict.fromkeys(api_name(r.trigger) for r in TRANSITIONS if r.trigger in triggers))
+    return MACHINE.allowed_triggers(state)
 
 
 def ensure_allowed(cr: OrderChangeRequest, trigger: str) -> None:
     """Refuse with `invalid_transition` unless the table has `trigger` from the request's state."""
-    if trigger not in MACHINE.get_triggers(cr.state):
+    if not MACHINE.allows(cr.state, trigger):
         raise InvalidTransition(
             f"Change request {cr.number} is {cr.state}; {api_name(trigger)} is not possible from "
             f"{cr.state}.", state=cr.state, allowed=allowed_triggers(cr.state))
@@ -700,44 +664,14 @@ def check(cr: OrderChangeRequest, order: Order, trigger: str, facts: ChangeFacts
     """The row `trigger` would fire with these facts — or raise why not, as `fire` would.
     Nothing runs: the apply step checks this before it asks credit."""
     ensure_allowed(cr, trigger)
-    refusals: dict[str, str] = {}
-    for r in TRANSITIONS:
-        if r.trigger != trigger or cr.state not in r.source:
-            continue
-        failed = {g.name: outcome for g in r.guards
-                  if (outcome := g.check(cr, order, facts)) is not None}
-        if not failed:
-            return r
-        for name, outcome in failed.items():
-            refusals.setdefault(name, outcome)
-    raise GuardFailed(*_first_refusal(cr.state, trigger, refusals))
-
-
-def _first_refusal(state: str, trigger: str, refusals: dict[str, str]) -> tuple[str, str]:
-    for transition in MACHINE.events[trigger].transitions[state]:
-        for condition in transition.conditions:
-            name = condition.func.name
-            if name in refusals:
-                return name, refusals[name]
-    if refusals:
-        return next(iter(refusals.items()))
-    return trigger, f"{api_name(trigger)} did not fire."
+    return MACHINE.check(cr.state, trigger, (cr, order), facts)
 
 
 async def fire(cr: OrderChangeRequest, order: Order, trigger: str, *, facts: ChangeFacts,
                effects: ChangeEffects, **kwargs: Any) -> Row:
     """Fire `trigger` on the change request; returns the row that fired, or raises why not."""
     ensure_allowed(cr, trigger)
-    binding = ChangeRequestLifecycle(cr, order, facts, effects)
-    state = cr.state
-    MACHINE.add_model(binding, initial=cr.state)
-    try:
-        fired = await binding.trigger(trigger, **kwargs)  # type: ignore[attr-defined]
-    finally:
-        MACHINE.remove_model(binding)
-    if not fired or binding.fired is None:
-        raise GuardFailed(*_first_refusal(state, trigger, binding.refusals))
-    return binding.fired
+    return await MACHINE.fire(ChangeRequestLifecycle(cr, order, facts, effects), trigger, **kwargs)
 
 
 async def withdraw_open(*, session: AsyncSession, outbox: Outbox, clock: Clock, actor: str,

@@ -7,8 +7,9 @@ in order and takes the first whose guards all pass; a row with `to=None` is an i
 transition (the order stays where it is, the effects still run).
 
 The module reads in that order: the states, what guards look at (`Facts`) and what effects use
-(`Effects`), the guards, the table; then the runner, and the machine as data (`describe`,
-`mermaid`). What the rows do lives beside it: `effects` (what a row changes on the order),
+(`Effects`), the guards, the table; then how it runs, and the machine as data (`describe`,
+`mermaid`). It runs on `machine.Machine`, the runner it shares with the change-request machine.
+What the rows do lives beside it: `effects` (what a row changes on the order),
 `payloads` (the event and the history row's reason), `terms` (the revision snapshot, the
 amount settle invoices) and `credit_blocks` (the order's `credit` block).
 
@@ -27,7 +28,7 @@ How an order meets the machine:
   (`steps.py`): its intent is committed, the other service is called with no transaction
   open, and only then does the trigger fire here, with the answers in `Facts` and the effects
   keeping them on the order. The table's `remote` column names those calls.
-- After every fired transition (internal ones included) `_RowCallbacks.after` bumps the
+- After every fired transition (internal ones included) `record` bumps the
   order's version, writes an `order_history` row and, where the row names one, enqueues the
   event in the outbox (both from `payloads`), all in the caller's transaction.
 - An illegal trigger is `InvalidTransition` (409, with the triggers the state allows); a failed
@@ -48,14 +49,14 @@ delivery that would complete the order, settle and close are refused (guard
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
-from transitions.extensions.asyncio import AsyncEventData, AsyncMachine
+from transitions.extensions.asyncio import AsyncEventData
 
 from services.orders import repository
 from services.orders.clients import CreditProfile
@@ -72,8 +73,9 @@ from services.orders.effects import (
     store_opinion,
 )
 from services.orders.errors import PreliminaryCheckFailed, StepInProgress
+from services.orders.machine import Binding, Effect, Guard, Machine, Refusal, api_name, guard
 from services.orders.models import CreditStatus, Order, OrderHistory, OrderState, PaymentMethod
-from services.orders.payloads import api_name, event_extra, order_event, transition_reason
+from services.orders.payloads import event_extra, order_event, transition_reason
 from shared.clock import Clock
 from shared.errors import GuardFailed, InvalidTransition
 from shared.money import format_money
@@ -131,39 +133,6 @@ class Effects:
     actor: str
     review_sla_working_days: int = 3
     holidays: Sequence[date] = ()
-
-
-@dataclass(frozen=True)
-class Refusal:
-    reason: str
-    errors: list[dict[str, str]] | None = None  # field errors (the preliminary check only)
-
-
-GuardCheck = Callable[[Order, Facts], "str | Refusal | None"]
-
-
-@dataclass(frozen=True)
-class Guard:
-    """A named condition of the machine: `check` returns None to pass, or the reason it refuses."""
-
-    name: str
-    check: GuardCheck
-    doc: str
-
-    def __call__(self, event: AsyncEventData) -> bool:
-        binding: OrderLifecycle = event.model
-        outcome = self.check(binding.order, binding.facts)
-        if outcome is None:
-            return True
-        binding.refusals[self.name] = outcome if isinstance(outcome, Refusal) else Refusal(outcome)
-        return False
-
-
-def guard(check: GuardCheck) -> Guard:
-    return Guard(check.__name__, check, (check.__doc__ or "").strip())
-
-
-Effect = Callable[[AsyncEventData], Awaitable[None]]
 
 
 # --- Guards -------------------------------------------------------------------------------
@@ -453,61 +422,50 @@ TRANSITIONS: tuple[Row, ...] = (
 # --- Running the machine ------------------------------------------------------------------
 
 
-class _RowCallbacks:
-    """One row's callbacks: its effects in order (before), then history and event (after)."""
-
-    def __init__(self, r: Row) -> None:
-        self.row = r
-
-    async def before(self, event: AsyncEventData) -> None:
-        for effect in self.row.effects:
-            await effect(event)
-
-    async def after(self, event: AsyncEventData) -> None:
-        b: OrderLifecycle = event.model
-        order, fx = b.order, b.effects
-        now = fx.clock.now()
-        order.version += 1
-        order.updated_at = now
-        from_state = event.transition.source
-        fx.session.add(OrderHistory(
-            order_id=order.id, revision=order.revision, from_state=from_state, to_state=order.state,
-            trigger=api_name(self.row.trigger), actor=fx.actor, at=now,
-            reason=transition_reason(self.row, order, b.facts, event.kwargs),
-            request_id=current_request_id()))
-        await fx.session.flush()
-        if self.row.event is not None:
-            await fx.outbox.enqueue(fx.session, order_event(
-                fx.clock, self.row.event, order,
-                **event_extra(self.row, order, b.facts, event.kwargs, from_state)))
-        b.fired = self.row
+async def record(r: Row, event: AsyncEventData) -> None:
+    """After every fired row (internal ones too): the order's version, an `order_history` row and,
+    where the row names one, its event in the outbox."""
+    b: OrderLifecycle = event.model
+    order, fx = b.order, b.effects
+    now = fx.clock.now()
+    order.version += 1
+    order.updated_at = now
+    from_state = event.transition.source
+    fx.session.add(OrderHistory(
+        order_id=order.id, revision=order.revision, from_state=from_state, to_state=order.state,
+        trigger=api_name(r.trigger), actor=fx.actor, at=now,
+        reason=transition_reason(r, order, b.facts, event.kwargs),
+        request_id=current_request_id()))
+    await fx.session.flush()
+    if r.event is not None:
+        await fx.outbox.enqueue(fx.session, order_event(
+            fx.clock, r.event, order, **event_extra(r, order, b.facts, event.kwargs, from_state)))
 
 
-def _build_machine() -> AsyncMachine:
-    machine = AsyncMachine(model=None, states=STATES, initial=DRAFT, auto_transitions=False,
-                           send_event=True, name="order")
-    for r in TRANSITIONS:
-        callbacks = _RowCallbacks(r)
-        machine.add_transition(r.trigger, list(r.source), r.dest, conditions=r.conditions,
-                               before=[callbacks.before], after=[callbacks.after])
-    return machine
+def _refuse(name: str, refusal: Refusal) -> Exception:
+    """The preliminary check's field errors are 422 `PreliminaryCheckFailed`; the rest `GuardFailed`."""
+    if refusal.errors:
+        return PreliminaryCheckFailed(refusal.reason, refusal.errors)
+    return GuardFailed(name, refusal.reason)
 
 
-MACHINE = _build_machine()
+MACHINE = Machine(name="order", states=STATES, initial=DRAFT, table=TRANSITIONS, record=record,
+                  refuse=_refuse)
 
 
 # --- Binding orders -----------------------------------------------------------------------
 
 
-class OrderLifecycle:
+class OrderLifecycle(Binding):
     """A loaded order bound to the machine for one trigger; its `state` is the order's column."""
 
     def __init__(self, order: Order, facts: Facts, effects: Effects) -> None:
+        super().__init__(facts, effects)
         self.order = order
-        self.facts = facts
-        self.effects = effects
-        self.refusals: dict[str, Refusal] = {}
-        self.fired: Row | None = None
+
+    @property
+    def subjects(self) -> tuple[Order]:
+        return (self.order,)
 
     @property
     def state(self) -> str:
@@ -520,13 +478,12 @@ class OrderLifecycle:
 
 def allowed_triggers(state: str) -> list[str]:
     """The triggers the table allows from `state`, as the API names them, in table order."""
-    triggers = set(MACHINE.get_triggers(state))
-    return list(dict.fromkeys(api_name(r.trigger) for r in TRANSITIONS if r.trigger in triggers))
+    return MACHINE.allowed_triggers(state)
 
 
 def allows(state: str, trigger: str) -> bool:
     """Whether the table has `trigger` from `state` (its guards aside)."""
-    return trigger in MACHINE.get_triggers(state)
+    return MACHINE.allows(state, trigger)
 
 
 def ensure_allowed(order: Order, trigger: str) -> None:
@@ -546,56 +503,17 @@ def ensure_no_step(order: Order, kind: str | None = None) -> None:
         raise StepInProgress(order.number, step)
 
 
-def _first_refusal(state: str, trigger: str, refusals: dict[str, Refusal]) -> tuple[str, Refusal]:
-    for transition in MACHINE.events[trigger].transitions[state]:
-        for condition in transition.conditions:
-            name = condition.func.name
-            if name in refusals:
-                return name, refusals[name]
-    if refusals:
-        return next(iter(refusals.items()))
-    return trigger, Refusal(f"{api_name(trigger)} did not fire.")
-
-
-def _refuse(state: str, trigger: str, refusals: dict[str, Refusal]) -> Exception:
-    name, refusal = _first_refusal(state, trigger, refusals)
-    if refusal.errors:
-        return PreliminaryCheckFailed(refusal.reason, refusal.errors)
-    return GuardFailed(name, refusal.reason)
-
-
 async def fire(order: Order, trigger: str, *, facts: Facts, effects: Effects, **kwargs: Any) -> Row:
     """Fire `trigger` on `order`; returns the row that fired, or raises why it could not."""
     ensure_allowed(order, trigger)
-    binding = OrderLifecycle(order, facts, effects)
-    state = order.state
-    MACHINE.add_model(binding, initial=order.state)
-    try:
-        fired = await binding.trigger(trigger, **kwargs)  # type: ignore[attr-defined]
-    finally:
-        MACHINE.remove_model(binding)
-    if not fired or binding.fired is None:
-        raise _refuse(state, trigger, binding.refusals)
-    return binding.fired
+    return await MACHINE.fire(OrderLifecycle(order, facts, effects), trigger, **kwargs)
 
 
 def check(order: Order, trigger: str, facts: Facts) -> Row:
     """The row `trigger` would fire with these facts, its remote answers aside — or raise why it
     would not, as `fire` would. Nothing runs: a step checks this before it calls out."""
     ensure_allowed(order, trigger)
-    refusals: dict[str, Refusal] = {}
-    for r in TRANSITIONS:
-        if r.trigger != trigger or order.state not in r.source:
-            continue
-        passed = True
-        for g in r.guards:
-            outcome = g.check(order, facts)
-            if outcome is not None:
-                refusals.setdefault(g.name, outcome if isinstance(outcome, Refusal) else Refusal(outcome))
-                passed = False
-        if passed:
-            return r
-    raise _refuse(order.state, trigger, refusals)
+    return MACHINE.check(order.state, trigger, (order,), facts)
 
 
 async def opinions(session: AsyncSession, order: Order) -> dict[str, Opinion]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from services.orders.credit_blocks import current_credit
+from services.orders.machine import api_name
 from services.orders.models import CreditStatus, Order, OrderState
 from services.orders.terms import settlement_amount
 from shared.clock import Clock
@@ -18,11 +19,6 @@ from shared.events import Event, new_event
 
 if TYPE_CHECKING:
     from services.orders.lifecycle import Facts, Opinion, Row
-
-
-def api_name(trigger: str) -> str:
-    """The trigger as DESIGN.md and the endpoints spell it (`credit_recheck` → `credit-recheck`)."""
-    return trigger.replace("_", "-")
 
 
 def order_event(clock: Clock, type_: str, order: Order, **extra: Any) -> Event:

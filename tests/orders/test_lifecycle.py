@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from services.orders import change_lifecycle, lifecycle, terms
+from services.orders import change_lifecycle, lifecycle, machine, terms
 from services.orders.clients import CreditProfile
 from services.orders.errors import PreliminaryCheckFailed, StepInProgress
 from services.orders.lifecycle import STATES, Effects, Facts, Opinion, fire
@@ -45,7 +45,7 @@ ALLOWED = {
 
 
 def sources(trigger: str) -> list[str]:
-    return [s for s, allowed in ALLOWED.items() if lifecycle.api_name(trigger) in allowed]
+    return [s for s, allowed in ALLOWED.items() if machine.api_name(trigger) in allowed]
 
 
 def refused(trigger: str) -> list[str]:
