@@ -19,8 +19,10 @@ own `models.py`; `services/ledger/__init__.py` loads them (this module imports n
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime
 from enum import StrEnum
+from typing import TypeVar
 
 from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Index, Integer, MetaData, String, text
 from sqlmodel import Field, SQLModel
@@ -45,6 +47,21 @@ counters = counter_table(metadata)
 
 def _uuid() -> str:
     return str(uuid.uuid4())
+
+
+# The documents journal entries come from, by the entries' `source_type` (a statement shows
+# their numbers). Each document table adds itself with `@source_document`: the core's below, a
+# subpackage's in its own models (write-offs), so the core lists them all without importing one.
+SOURCE_DOCUMENTS: dict[str, type[LedgerBase]] = {}
+_Document = TypeVar("_Document", bound=LedgerBase)
+
+
+def source_document(source_type: str) -> Callable[[type[_Document]], type[_Document]]:
+    """Register the table as the document of journal entries with this `source_type`."""
+    def register(model: type[_Document]) -> type[_Document]:
+        SOURCE_DOCUMENTS[source_type] = model
+        return model
+    return register
 
 
 class AccountKind(StrEnum):
@@ -172,6 +189,7 @@ class JournalLine(LedgerBase, table=True):
     credit_minor: int = Field(sa_type=BigInteger)
 
 
+@source_document("invoice")
 class Invoice(LedgerBase, table=True):
     __tablename__ = "invoices"
     __table_args__ = (
@@ -226,6 +244,7 @@ class CustomerBalance(LedgerBase, table=True):
     updated_at: datetime = Field(sa_type=UTCDateTime)
 
 
+@source_document("payment")
 class Payment(LedgerBase, table=True):
     __tablename__ = "payments"
     __table_args__ = (
@@ -277,6 +296,7 @@ class PaymentAllocation(LedgerBase, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
 
 
+@source_document("credit_note")
 class CreditNote(LedgerBase, table=True):
     __tablename__ = "credit_notes"
     __table_args__ = (CheckConstraint("amount_minor > 0", name="amount_positive"),)
@@ -293,6 +313,7 @@ class CreditNote(LedgerBase, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime, index=True)
 
 
+@source_document("debit_note")
 class DebitNote(LedgerBase, table=True):
     __tablename__ = "debit_notes"
     __table_args__ = (CheckConstraint("amount_minor > 0", name="amount_positive"),)

@@ -10,8 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.ledger import chart, repository
 from services.ledger.dates import end_of_day, start_of_day
 from services.ledger.errors import CurrencyRequired, CustomerNotFound, DocumentRefused, OrderNotInvoiced
-from services.ledger.models import CreditNote, DebitNote, EntryKind, Invoice, Payment
-from services.ledger.writeoffs.models import WriteOff
+from services.ledger.models import SOURCE_DOCUMENTS, EntryKind, Invoice
 from shared.auth import Principal
 
 
@@ -46,8 +45,6 @@ STATEMENT_TYPES = {EntryKind.invoice: "invoice", EntryKind.payment: "payment",
                    EntryKind.credit_note: "credit_note", EntryKind.debit_note: "debit_note",
                    EntryKind.reversal: "reversal", EntryKind.allocation: "allocation",
                    EntryKind.write_off: "write_off"}
-DOCUMENT_MODELS = {"invoice": Invoice, "payment": Payment, "credit_note": CreditNote,
-                   "debit_note": DebitNote, "write_off": WriteOff}
 
 
 @dataclass
@@ -91,7 +88,7 @@ async def statement(session: AsyncSession, *, customer_id: str, currency: str | 
         session, customer_id=customer_id, account_code=chart.RECEIVABLES, currency=currency,
         posted_from=start_of_day(from_), posted_before=end_of_day(to))
     numbers: dict[str, str] = {}
-    for source_type, model in DOCUMENT_MODELS.items():
+    for source_type, model in SOURCE_DOCUMENTS.items():
         numbers |= await repository.document_numbers(
             session, model, (r.source_id for r in rows if r.source_type == source_type and r.source_id))
     disputes = await repository.disputes_open_at(

@@ -5,8 +5,7 @@
   migrations and the orders step runner only (named below, with why);
 - an order's or change request's state is assigned by its machine only;
 - services raise no HTTPException (problems are shared.errors classes);
-- a service's core modules do not import its subpackages (subpackages depend downward):
-  the exceptions of today are listed, and only shrink.
+- a service's core modules do not import its subpackages (subpackages depend downward).
 """
 
 from __future__ import annotations
@@ -101,15 +100,10 @@ def test_services_raise_no_http_exception():
     assert not found, "\n".join(found)
 
 
-# Core modules of a service that still import one of its subpackages (issue 14, part 4).
-# The list only shrinks: a new entry is a dependency pointing the wrong way. `app.py`, where
-# a service is put together, may import every part of it, and so may the package's
-# `__init__.py`, which loads every part's tables (ledger's schema spans its subpackages).
-UPWARD_TODAY: set[str] = {
-    "services/ledger/receivables.py -> services.ledger.writeoffs",
-}
-
-
+# A service's core (the modules directly in it) never imports one of its subpackages (issue
+# 14, part 4): the subpackages build on the core. `app.py`, where a service is put together,
+# may import every part of it, and so may the package's `__init__.py`, which loads every
+# part's tables (ledger's schema spans its subpackages).
 def _upward_imports() -> set[str]:
     found = set()
     for service in SERVICES:
@@ -127,15 +121,7 @@ def _upward_imports() -> set[str]:
     return found
 
 
-
-
 @pytest.mark.parametrize("service", SERVICES)
 def test_core_modules_do_not_import_subpackages(service):
-    upward = {u for u in _upward_imports() if u.startswith(f"services/{service}/")}
-    unexpected = sorted(upward - UPWARD_TODAY)
-    assert not unexpected, "\n".join(unexpected)
-
-
-def test_the_list_of_upward_imports_is_current():
-    stale = sorted(UPWARD_TODAY - _upward_imports())
-    assert not stale, "gone (remove from UPWARD_TODAY):\n" + "\n".join(stale)
+    upward = sorted(u for u in _upward_imports() if u.startswith(f"services/{service}/"))
+    assert not upward, "\n".join(upward)

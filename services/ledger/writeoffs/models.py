@@ -14,7 +14,7 @@ from enum import StrEnum
 from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, ForeignKey, String
 from sqlmodel import Field
 
-from services.ledger.models import LedgerBase, _uuid
+from services.ledger.models import LedgerBase, _uuid, source_document
 from shared.db import UTCDateTime
 
 
@@ -24,6 +24,7 @@ class WriteOffStatus(StrEnum):
     rejected = "rejected"
 
 
+@source_document("write_off")
 class WriteOff(LedgerBase, table=True):
     __tablename__ = "write_offs"
     __table_args__ = (
