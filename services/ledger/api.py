@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from services.ledger import dates, invoices, journal, notes, payments, receivables, repository
+from services.ledger.deps import InvoiceOr404, VisibleCustomer
 from services.ledger.errors import AccountNotFound
 from services.ledger.models import (
     Account,
@@ -14,7 +15,6 @@ from services.ledger.models import (
     CreditNote,
     DebitNote,
     EntryKind,
-    Invoice,
     InvoiceStatusFilter,
     PaymentMethod,
     PaymentStatus,
@@ -203,14 +203,6 @@ async def check_ledger(request: Request, session: SessionDep) -> LedgerCheckPubl
 # ---------------------------------------------------------------- invoices
 
 
-async def load_invoice(session: SessionDep, principal: CurrentPrincipal,
-                       invoice_id: Annotated[str, Path(max_length=36)]) -> Invoice:
-    return await invoices.get_visible_invoice(session, principal, invoice_id)
-
-
-InvoiceOr404 = Annotated[Invoice, Depends(load_invoice)]
-
-
 @invoices_router.post("/invoices", status_code=status.HTTP_201_CREATED, response_model=InvoicePublic,
                       dependencies=[require(*INVOICE_ISSUERS)],
                       responses={200: {"model": InvoicePublic,
@@ -337,14 +329,6 @@ async def reverse_payment(payment_id: DocumentId, body: ReverseRequest, request:
 
 
 # ---------------------------------------------------------------- unapplied cash
-
-
-async def load_customer(session: SessionDep, principal: CurrentPrincipal,
-                        customer_id: Annotated[str, Path(max_length=36)]) -> str:
-    return await receivables.ensure_customer_visible(session, principal, customer_id)
-
-
-VisibleCustomer = Annotated[str, Depends(load_customer)]
 
 
 @payments_router.get("/customers/{customer_id}/unapplied", response_model=UnappliedPublic,

@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Path, Query, Request, Response, status
 
 from services.ledger import repository as ledger_repository
-from services.ledger.api import InvoiceOr404, VisibleCustomer
 from services.ledger.collection import repository, scan, service
 from services.ledger.collection.errors import ScanNotFound
 from services.ledger.collection.models import (
@@ -30,6 +29,7 @@ from services.ledger.collection.schemas import (
     PromiseCreate,
     PromisePublic,
 )
+from services.ledger.deps import InvoiceOr404, VisibleCustomer
 from services.ledger.models import Invoice, InvoiceDispute
 from shared.auth import CurrentPrincipal, Role, require
 from shared.dates import BusinessDate
