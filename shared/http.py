@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import logging
 import random
 import socket
@@ -97,6 +98,16 @@ def failure_cause(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:200]
 
 
+@functools.cache
+def default_ssl_context() -> ssl.SSLContext:
+    """httpx's default verifying context, made once per process and shared by every client.
+
+    Building one loads the CA bundle, about 40 ms of CPU; each client built its own, four per
+    process at start and one per app in every test (issue 14, part 6). A context may serve
+    many connections and clients at once."""
+    return httpx.create_ssl_context()
+
+
 def make_client(settings: BaseServiceSettings,
                 mounts: dict[str, httpx.AsyncBaseTransport] | None = None) -> httpx.AsyncClient:
     """The service's client for the other services.
@@ -106,7 +117,8 @@ def make_client(settings: BaseServiceSettings,
     """
     timeout = httpx.Timeout(settings.http_timeout_seconds, connect=min(2.0, settings.http_timeout_seconds))
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
-    return httpx.AsyncClient(timeout=timeout, transport=AiohttpTransport(limits=limits),
+    transport = AiohttpTransport(verify=default_ssl_context(), limits=limits)
+    return httpx.AsyncClient(timeout=timeout, transport=transport,
                              mounts=mounts or None, follow_redirects=False)
 
 

@@ -23,7 +23,7 @@ import aiohttp
 import httpx
 
 from services.notifier.config import NotifierSettings
-from shared.http import failure_cause
+from shared.http import default_ssl_context, failure_cause
 
 USER_AGENT = "o2c-notifier/1.0"
 MAX_RESPONSE_BYTES = 64 * 1024
@@ -103,7 +103,8 @@ class HttpxWebhooks:
         timeout = settings.webhook_timeout_seconds
         self.client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)), mounts=dict(mounts),
-            follow_redirects=False, headers={"user-agent": USER_AGENT})
+            follow_redirects=False, headers={"user-agent": USER_AGENT},
+            verify=default_ssl_context())
         self._total = 3 * timeout
 
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:

@@ -186,3 +186,21 @@ def test_httpx_types_name_the_cause_when_nothing_lies_beneath():
             raise httpx.ConnectTimeout(str(exc), request=request) from exc
     except httpx.ConnectTimeout as mapped:  # what httpx-aiohttp makes of a reset
         assert failure_cause(mapped) == "connection reset"
+
+
+async def test_every_service_client_shares_one_verifying_tls_context():
+    """Building a context loads the CA bundle (~40 ms); clients share the process's one, and
+    it still verifies certificates and host names."""
+    import ssl
+
+    from shared.http import default_ssl_context
+
+    settings = _settings(credit="https://credit.example")
+    first, second = make_client(settings), make_client(settings)
+    try:
+        context = default_ssl_context()
+        assert first._transport.ssl_context is context and second._transport.ssl_context is context
+        assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    finally:
+        await first.aclose()
+        await second.aclose()
