@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from services.ledger import dates, invoices, journal, notes, payments, receivables, repository
-from services.ledger.deps import InvoiceOr404, VisibleCustomer
+from services.ledger.deps import Ctx, InvoiceOr404, VisibleCustomer
 from services.ledger.errors import AccountNotFound
 from services.ledger.models import (
     Account,
@@ -120,12 +120,12 @@ async def get_account(session: SessionDep, code: Annotated[str, Path(max_length=
 
 @journal_router.post("/journal-entries", status_code=status.HTTP_201_CREATED,
                      response_model=JournalEntryPublic, dependencies=[require(*JOURNAL_WRITERS)])
-async def post_journal_entry(body: JournalEntryCreate, request: Request, response: Response,
+async def post_journal_entry(body: JournalEntryCreate, ctx: Ctx, response: Response,
                              session: SessionDep,
                              principal: CurrentPrincipal) -> JournalEntryPublic:
     """Post a balanced manual journal entry (Σ debit = Σ credit); it can never be edited."""
     posted = await journal.post_manual_entry(
-        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
+        session=session, outbox=ctx.outbox, clock=ctx.clock,
         principal=principal, data=body)
     response.headers["Location"] = f"/v1/journal-entries/{posted.entry.id}"
     return JournalEntryPublic.of(posted)
@@ -165,12 +165,12 @@ async def get_journal_entry(session: SessionDep, entry_id: EntryId) -> JournalEn
 @journal_router.post("/journal-entries/{entry_id}/reverse", status_code=status.HTTP_201_CREATED,
                      response_model=JournalEntryPublic, dependencies=[require(*JOURNAL_WRITERS)],
                      responses=problem_responses(404, 409))
-async def reverse_journal_entry(entry_id: EntryId, body: ReverseRequest, request: Request,
+async def reverse_journal_entry(entry_id: EntryId, body: ReverseRequest, ctx: Ctx,
                                 response: Response, session: SessionDep,
                                 principal: CurrentPrincipal) -> JournalEntryPublic:
     """Correct an entry: post its mirror image, linked both ways. An entry is reversed once."""
     reversal = await journal.reverse_entry(
-        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
+        session=session, outbox=ctx.outbox, clock=ctx.clock,
         principal=principal, entry_id=entry_id, reason=body.reason)
     response.headers["Location"] = f"/v1/journal-entries/{reversal.entry.id}"
     return JournalEntryPublic.of(reversal)
@@ -182,21 +182,21 @@ async def reverse_journal_entry(entry_id: EntryId, body: ReverseRequest, request
 @reports_router.get("/trial-balance", response_model=TrialBalancePublic,
                     dependencies=[require(Role.finance, Role.credit_manager, Role.auditor)])
 async def get_trial_balance(
-    request: Request, session: SessionDep,
+    ctx: Ctx, session: SessionDep,
     as_of: Annotated[BusinessDate | None, Query(description="Up to the end of this day (UTC); today "
                                                     "when absent")] = None,
     currency: Annotated[Currency | None, Query(description="Only entries in this currency")] = None,
 ) -> journal.TrialBalance:
     """Σ debit, Σ credit and balance per account up to a date; the two totals are always equal."""
-    return await journal.trial_balance(session, as_of=as_of or request.app.state.clock.today(),
+    return await journal.trial_balance(session, as_of=as_of or ctx.clock.today(),
                                        currency=currency)
 
 
 @reports_router.get("/ledger-check", response_model=LedgerCheckPublic,
                     dependencies=[require(Role.finance, Role.credit_manager, Role.auditor)])
-async def check_ledger(request: Request, session: SessionDep) -> LedgerCheckPublic:
+async def check_ledger(ctx: Ctx, session: SessionDep) -> LedgerCheckPublic:
     """Recompute the journal from its lines: every entry and the whole journal must balance."""
-    check = await journal.check_ledger(session, request.app.state.clock)
+    check = await journal.check_ledger(session, ctx.clock)
     return LedgerCheckPublic.model_validate({**vars(check), "balanced": check.balanced})
 
 
@@ -209,12 +209,12 @@ async def check_ledger(request: Request, session: SessionDep) -> LedgerCheckPubl
                                        "description": "The order was already invoiced with "
                                                       "these terms; the existing invoice"},
                                  **problem_responses(409)})
-async def issue_invoice(body: InvoiceCreate, request: Request, response: Response,
+async def issue_invoice(body: InvoiceCreate, ctx: Ctx, response: Response,
                         session: SessionDep, principal: CurrentPrincipal) -> InvoicePublic:
     """Issue an order's invoice and post Dr receivables / Cr revenue; idempotent per order."""
-    clock = request.app.state.clock
+    clock = ctx.clock
     invoice, created = await invoices.issue_invoice(
-        session=session, outbox=request.app.state.outbox, clock=clock, principal=principal,
+        session=session, outbox=ctx.outbox, clock=clock, principal=principal,
         data=body)
     if not created:
         response.status_code = status.HTTP_200_OK
@@ -228,7 +228,7 @@ async def issue_invoice(body: InvoiceCreate, request: Request, response: Respons
 @invoices_router.get("/invoices", response_model=Page[InvoicePublic],
                      dependencies=[require(*INVOICE_READERS)])
 async def list_invoices(
-    request: Request, session: SessionDep, principal: CurrentPrincipal,
+    ctx: Ctx, session: SessionDep, principal: CurrentPrincipal,
     limit: Limit = 50, cursor: Cursor = None,
     customer_id: Annotated[str | None, Query(max_length=36)] = None,
     order_id: Annotated[str | None, Query(max_length=36)] = None,
@@ -243,7 +243,7 @@ async def list_invoices(
     visible, salesperson_id = principal.salesperson_scope(salesperson_id)
     if not visible:
         return Page(items=[])
-    today = request.app.state.clock.today()
+    today = ctx.clock.today()
     rows = await repository.list_invoices(
         session, limit=limit + 1, after=decode_time_cursor(cursor), customer_id=customer_id,
         order_id=order_id, salesperson_id=salesperson_id, status=status_, due_from=due_from,
@@ -255,12 +255,12 @@ async def list_invoices(
 
 @invoices_router.get("/invoices/{invoice_id}", response_model=InvoicePublic,
                      dependencies=[require(*INVOICE_READERS)], responses=problem_responses(404))
-async def get_invoice(invoice: InvoiceOr404, request: Request, response: Response,
+async def get_invoice(invoice: InvoiceOr404, ctx: Ctx, response: Response,
                       session: SessionDep) -> InvoicePublic:
     """One invoice with its outstanding amount, whether it is overdue and whether it is disputed."""
     set_etag(response, invoice.version)
     disputed = bool(await invoices.open_dispute_ids(session, [invoice.id]))
-    return InvoicePublic.of(invoice, request.app.state.clock.today(), disputed=disputed)
+    return InvoicePublic.of(invoice, ctx.clock.today(), disputed=disputed)
 
 
 # ---------------------------------------------------------------- payments
@@ -272,11 +272,11 @@ def _payment_public(view: payments.PaymentView) -> PaymentPublic:
 
 @payments_router.post("/payments", status_code=status.HTTP_201_CREATED, response_model=PaymentPublic,
                       dependencies=[require(*PAYMENT_WRITERS)])
-async def receive_payment(body: PaymentCreate, request: Request, response: Response,
+async def receive_payment(body: PaymentCreate, ctx: Ctx, response: Response,
                           session: SessionDep, principal: CurrentPrincipal) -> PaymentPublic:
     """Post a payment: to the named invoices or oldest due first; the rest stays unapplied."""
     view = await payments.receive_payment(
-        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
+        session=session, outbox=ctx.outbox, clock=ctx.clock,
         principal=principal, data=body)
     response.headers["Location"] = f"/v1/payments/{view.payment.id}"
     set_etag(response, view.payment.version)
@@ -317,12 +317,12 @@ async def get_payment(session: SessionDep, payment_id: DocumentId,
 
 @payments_router.post("/payments/{payment_id}/reverse", response_model=PaymentPublic,
                       dependencies=[require(*PAYMENT_WRITERS)], responses=problem_responses(404, 409))
-async def reverse_payment(payment_id: DocumentId, body: ReverseRequest, request: Request,
+async def reverse_payment(payment_id: DocumentId, body: ReverseRequest, ctx: Ctx,
                           response: Response, session: SessionDep,
                           principal: CurrentPrincipal) -> PaymentPublic:
     """Reverse a payment that did not hold (bounced): invoices and unapplied cash are restored, once."""
     payment = await payments.reverse_payment(
-        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
+        session=session, outbox=ctx.outbox, clock=ctx.clock,
         principal=principal, payment_id=payment_id, reason=body.reason)
     set_etag(response, payment.version)
     return _payment_public((await payments.payment_views(session, [payment]))[0])
@@ -345,11 +345,11 @@ async def get_unapplied(session: SessionDep, customer_id: VisibleCustomer) -> Un
                       status_code=status.HTTP_201_CREATED, response_model=UnappliedAllocationPublic,
                       dependencies=[require(*PAYMENT_WRITERS)])
 async def apply_unapplied(customer_id: Annotated[str, Path(max_length=36)],
-                          body: UnappliedAllocationCreate, request: Request, session: SessionDep,
+                          body: UnappliedAllocationCreate, ctx: Ctx, session: SessionDep,
                           principal: CurrentPrincipal) -> UnappliedAllocationPublic:
     """Apply unapplied cash to invoices (named, or oldest due first): Dr unapplied / Cr receivables."""
     applied = await payments.apply_unapplied(
-        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
+        session=session, outbox=ctx.outbox, clock=ctx.clock,
         principal=principal, customer_id=customer_id, data=body)
     return UnappliedAllocationPublic(
         customer_id=applied.customer_id, currency=applied.currency,
@@ -365,11 +365,11 @@ async def apply_unapplied(customer_id: Annotated[str, Path(max_length=36)],
 
 @notes_router.post("/credit-notes", status_code=status.HTTP_201_CREATED,
                    response_model=CreditNotePublic, dependencies=[require(*NOTE_ISSUERS)])
-async def issue_credit_note(body: CreditNoteCreate, request: Request, response: Response,
+async def issue_credit_note(body: CreditNoteCreate, ctx: Ctx, response: Response,
                             session: SessionDep, principal: CurrentPrincipal) -> CreditNote:
     """Credit an invoice (return, allowance): Dr sales returns / Cr receivables; never above outstanding."""
     note = await notes.issue_credit_note(
-        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
+        session=session, outbox=ctx.outbox, clock=ctx.clock,
         principal=principal, data=body)
     response.headers["Location"] = f"/v1/credit-notes/{note.id}"
     return note
@@ -398,11 +398,11 @@ async def get_credit_note(session: SessionDep, note_id: DocumentId) -> CreditNot
 
 @notes_router.post("/debit-notes", status_code=status.HTTP_201_CREATED,
                    response_model=DebitNotePublic, dependencies=[require(*NOTE_ISSUERS)])
-async def issue_debit_note(body: DebitNoteCreate, request: Request, response: Response,
+async def issue_debit_note(body: DebitNoteCreate, ctx: Ctx, response: Response,
                            session: SessionDep, principal: CurrentPrincipal) -> DebitNote:
     """Charge late-payment interest or a fee on an invoice: Dr receivables / Cr late-payment income."""
     note = await notes.issue_debit_note(
-        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
+        session=session, outbox=ctx.outbox, clock=ctx.clock,
         principal=principal, data=body)
     response.headers["Location"] = f"/v1/debit-notes/{note.id}"
     return note
@@ -449,7 +449,7 @@ async def get_order_balance(session: SessionDep, principal: CurrentPrincipal,
 @receivables_router.get("/customers/{customer_id}/statement", response_model=StatementPublic,
                         dependencies=[require(*RECEIVABLE_READERS)], responses=problem_responses(404))
 async def get_statement(
-    request: Request, session: SessionDep, customer_id: VisibleCustomer,
+    ctx: Ctx, session: SessionDep, customer_id: VisibleCustomer,
     from_: Annotated[BusinessDate | None, Query(alias="from", description="First day; the 1st of "
                                                                    "`to`'s month when absent")] = None,
     to: Annotated[BusinessDate | None, Query(description="Last day; today when absent")] = None,
@@ -457,7 +457,7 @@ async def get_statement(
                                                            "receivables in several")] = None,
 ) -> StatementPublic:
     """The customer's statement: opening balance, every document with a running balance, closing."""
-    to = to or request.app.state.clock.today()
+    to = to or ctx.clock.today()
     got = await receivables.statement(session, customer_id=customer_id, currency=currency,
                                   from_=from_ or to.replace(day=1), to=to)
     return StatementPublic.model_validate(
@@ -467,13 +467,13 @@ async def get_statement(
 @receivables_router.get("/customers/{customer_id}/exposure", response_model=ExposurePublic,
                         dependencies=[require(*RECEIVABLE_READERS)], responses=problem_responses(404))
 async def get_exposure(
-    request: Request, session: SessionDep, customer_id: VisibleCustomer,
+    ctx: Ctx, session: SessionDep, customer_id: VisibleCustomer,
     currency: Annotated[Currency | None, Query(description="Required when the customer has "
                                                            "receivables in several")] = None,
 ) -> ExposurePublic:
     """Open and overdue receivables and payment history as of today (credit's evaluations read it)."""
     got = await receivables.exposure(session, customer_id=customer_id, currency=currency,
-                                 today=request.app.state.clock.today())
+                                 today=ctx.clock.today())
     return ExposurePublic.model_validate(vars(got))
 
 

@@ -1,16 +1,38 @@
-"""Route dependencies the core's routes and its subpackages' routes share: an invoice or a
-customer the principal may see, loaded once (404 otherwise)."""
+"""Route dependencies the core's routes and its subpackages' routes share: the request
+context, and an invoice or a customer the principal may see, loaded once (404 otherwise)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Path
+from fastapi import Depends, Path, Request
 
 from services.ledger import invoices, receivables
+from services.ledger.config import LedgerSettings
 from services.ledger.models import Invoice
 from shared.auth import CurrentPrincipal
+from shared.clock import Clock
 from shared.db import SessionDep
+from shared.outbox import Outbox
+
+
+@dataclass(frozen=True)
+class LedgerContext:
+    """What ledger's routes (the core's and its subpackages') hand the use cases besides the
+    session: the outbox, the clock and the settings."""
+
+    outbox: Outbox
+    clock: Clock
+    settings: LedgerSettings
+
+
+async def ledger_context(request: Request) -> LedgerContext:
+    state = request.app.state
+    return LedgerContext(state.outbox, state.clock, state.settings)
+
+
+Ctx = Annotated[LedgerContext, Depends(ledger_context)]
 
 
 async def load_invoice(session: SessionDep, principal: CurrentPrincipal,

@@ -29,7 +29,7 @@ from services.ledger.collection.schemas import (
     PromiseCreate,
     PromisePublic,
 )
-from services.ledger.deps import InvoiceOr404, VisibleCustomer
+from services.ledger.deps import Ctx, InvoiceOr404, VisibleCustomer
 from services.ledger.models import Invoice, InvoiceDispute
 from shared.auth import CurrentPrincipal, Role, require
 from shared.dates import BusinessDate
@@ -105,11 +105,11 @@ async def _promises_page(session: SessionDep, rows: list[PaymentPromise], number
 @collection_router.post("/invoices/{invoice_id}/promises", status_code=status.HTTP_201_CREATED,
                         response_model=PromisePublic, dependencies=[require(*COLLECTORS)],
                         responses=problem_responses(404))
-async def record_promise(invoice: InvoiceOr404, body: PromiseCreate, request: Request,
+async def record_promise(invoice: InvoiceOr404, body: PromiseCreate, ctx: Ctx,
                          response: Response, session: SessionDep,
                          principal: CurrentPrincipal) -> PromisePublic:
     """Record the customer's promise to pay an amount by a date; the overdue scan keeps or breaks it."""
-    promise = await service.record_promise(session=session, clock=request.app.state.clock,
+    promise = await service.record_promise(session=session, clock=ctx.clock,
                                            principal=principal, invoice=invoice, data=body)
     response.headers["Location"] = f"/v1/invoices/{invoice.id}/promises"
     return PromisePublic.model_validate({**promise.model_dump(), "invoice_number": invoice.number})
@@ -117,7 +117,7 @@ async def record_promise(invoice: InvoiceOr404, body: PromiseCreate, request: Re
 
 @collection_router.get("/invoices/{invoice_id}/promises", response_model=Page[PromisePublic],
                        dependencies=[require(*READERS)], responses=problem_responses(404))
-async def list_invoice_promises(invoice: InvoiceOr404, request: Request, session: SessionDep,
+async def list_invoice_promises(invoice: InvoiceOr404, ctx: Ctx, session: SessionDep,
                                 limit: Limit = 50, cursor: Cursor = None,
                                 status_: Annotated[PromiseStatus | None, Query(alias="status")] = None
                                 ) -> Page[PromisePublic]:
@@ -125,12 +125,12 @@ async def list_invoice_promises(invoice: InvoiceOr404, request: Request, session
     rows = await repository.list_promises(session, limit=limit + 1, before=decode_time_cursor(cursor),
                                           invoice_id=invoice.id, status=status_)
     return await _promises_page(session, rows, {invoice.id: invoice.number}, limit,
-                                request.app.state.clock.today())
+                                ctx.clock.today())
 
 
 @collection_router.get("/customers/{customer_id}/promises", response_model=Page[PromisePublic],
                        dependencies=[require(*READERS)], responses=problem_responses(404))
-async def list_customer_promises(customer_id: VisibleCustomer, request: Request, session: SessionDep,
+async def list_customer_promises(customer_id: VisibleCustomer, ctx: Ctx, session: SessionDep,
                                  principal: CurrentPrincipal, limit: Limit = 50,
                                  cursor: Cursor = None,
                                  status_: Annotated[PromiseStatus | None, Query(alias="status")] = None
@@ -141,7 +141,7 @@ async def list_customer_promises(customer_id: VisibleCustomer, request: Request,
         salesperson_id=principal.restricted_to_salesperson, status=status_)
     numbers = await ledger_repository.document_numbers(
         session, Invoice, (p.invoice_id for p in rows))
-    return await _promises_page(session, rows, numbers, limit, request.app.state.clock.today())
+    return await _promises_page(session, rows, numbers, limit, ctx.clock.today())
 
 
 # ---------------------------------------------------------------- disputes
@@ -154,12 +154,12 @@ def _dispute_public(dispute: InvoiceDispute, number: str) -> DisputePublic:
 @collection_router.post("/invoices/{invoice_id}/disputes", status_code=status.HTTP_201_CREATED,
                         response_model=DisputePublic, dependencies=[require(*COLLECTORS)],
                         responses=problem_responses(404, 409))
-async def open_dispute(invoice: InvoiceOr404, body: DisputeCreate, request: Request,
+async def open_dispute(invoice: InvoiceOr404, body: DisputeCreate, ctx: Ctx,
                        response: Response, session: SessionDep,
                        principal: CurrentPrincipal) -> DisputePublic:
     """Open a dispute on the invoice (one at a time); the overdue scan and dunning skip it while open."""
-    dispute = await service.open_dispute(session=session, outbox=request.app.state.outbox,
-                                         clock=request.app.state.clock, principal=principal,
+    dispute = await service.open_dispute(session=session, outbox=ctx.outbox,
+                                         clock=ctx.clock, principal=principal,
                                          invoice=invoice, data=body)
     response.headers["Location"] = f"/v1/invoices/{invoice.id}/disputes/{dispute.id}"
     set_etag(response, dispute.version)
@@ -170,11 +170,11 @@ async def open_dispute(invoice: InvoiceOr404, body: DisputeCreate, request: Requ
                         response_model=DisputePublic, dependencies=[require(*COLLECTORS)],
                         responses=problem_responses(404, 409))
 async def resolve_dispute(invoice: InvoiceOr404, dispute_id: DisputeId, body: DisputeResolve,
-                          request: Request, response: Response, session: SessionDep,
+                          ctx: Ctx, response: Response, session: SessionDep,
                           principal: CurrentPrincipal) -> DisputePublic:
     """Resolve the open dispute; the next overdue scan emits the levels crossed meanwhile."""
-    dispute = await service.resolve_dispute(session=session, outbox=request.app.state.outbox,
-                                            clock=request.app.state.clock, principal=principal,
+    dispute = await service.resolve_dispute(session=session, outbox=ctx.outbox,
+                                            clock=ctx.clock, principal=principal,
                                             invoice=invoice, dispute_id=dispute_id, data=body)
     set_etag(response, dispute.version)
     return _dispute_public(dispute, invoice.number)
@@ -217,10 +217,10 @@ NextActionBefore = Annotated[BusinessDate | None, Query(description="Only notes 
 @collection_router.post("/invoices/{invoice_id}/collection-notes", status_code=status.HTTP_201_CREATED,
                         response_model=CollectionNotePublic, dependencies=[require(*NOTE_WRITERS)],
                         responses=problem_responses(404))
-async def add_collection_note(invoice: InvoiceOr404, body: CollectionNoteCreate, request: Request,
+async def add_collection_note(invoice: InvoiceOr404, body: CollectionNoteCreate, ctx: Ctx,
                               session: SessionDep, principal: CurrentPrincipal) -> CollectionNotePublic:
     """Note where the payment stands in the customer's chain (barrier … decision-maker), the next action."""
-    note = await service.add_note(session=session, clock=request.app.state.clock,
+    note = await service.add_note(session=session, clock=ctx.clock,
                                   principal=principal, invoice=invoice, data=body)
     return CollectionNotePublic.model_validate({**note.model_dump(), "invoice_number": invoice.number})
 

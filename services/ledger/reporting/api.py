@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from services.ledger.deps import Ctx
 from services.ledger.reporting import service
 from services.ledger.reporting.schemas import (
     AgingPublic,
@@ -58,18 +59,18 @@ def _aging_csv(report: service.Aging) -> Response:
             responses={200: {"content": {CSV: {"schema": {"type": "string"}}},
                              "description": "The report; CSV with a header row when asked"}})
 async def get_aging(
-    request: Request, session: SessionDep, principal: CurrentPrincipal, as_of: AsOf = None,
+    request: Request, session: SessionDep, ctx: Ctx, principal: CurrentPrincipal, as_of: AsOf = None,
     group_by: Literal["customer", "salesperson"] = "customer",
     currency: Annotated[Currency | None, Query(description="Only this currency")] = None,
     format: Annotated[Literal["json", "csv"] | None, Query(
         description="csv for a spreadsheet (also with Accept: text/csv)")] = None,
 ) -> Response:
     """Aging as of a date: what was owed by days past due, per customer or salesperson, JSON or CSV."""
-    today = request.app.state.clock.today()
+    today = ctx.clock.today()
     report = await service.aging(
         session, as_of=service.check_as_of(as_of or today, today), group_by=group_by,
         currency=currency, salesperson_id=_own(principal),
-        bounds=request.app.state.settings.aging_bucket_days)
+        bounds=ctx.settings.aging_bucket_days)
     if format == "csv" or (format is None and CSV in request.headers.get("accept", "")):
         return _aging_csv(report)
     key = f"{group_by}_id"
@@ -85,10 +86,10 @@ async def get_aging(
 
 
 @router.get("/dso", response_model=DsoPublic, dependencies=[require(*REPORT_READERS)])
-async def get_dso(request: Request, session: SessionDep, principal: CurrentPrincipal,
+async def get_dso(ctx: Ctx, session: SessionDep, principal: CurrentPrincipal,
                   from_: From = None, to: To = None) -> DsoPublic:
     """Days sales outstanding per currency: receivables at `to` / credit sales in the period × days."""
-    span = service.period(from_, to, request.app.state.clock.today())
+    span = service.period(from_, to, ctx.clock.today())
     got = await service.dso(session, from_=span.from_, to=span.to, salesperson_id=_own(principal))
     return DsoPublic.model_validate({"from": got.from_, "to": got.to, "days": got.days,
                                      "requested_to": span.requested_to,
@@ -97,11 +98,11 @@ async def get_dso(request: Request, session: SessionDep, principal: CurrentPrinc
 
 @router.get("/collection-effectiveness", response_model=CeiPublic,
             dependencies=[require(*REPORT_READERS)])
-async def get_collection_effectiveness(request: Request, session: SessionDep,
+async def get_collection_effectiveness(ctx: Ctx, session: SessionDep,
                                        principal: CurrentPrincipal, from_: From = None,
                                        to: To = None) -> CeiPublic:
     """Collection effectiveness index per currency over a period (100: all that could be collected was)."""
-    span = service.period(from_, to, request.app.state.clock.today())
+    span = service.period(from_, to, ctx.clock.today())
     got = await service.collection_effectiveness(session, from_=span.from_, to=span.to,
                                                  salesperson_id=_own(principal))
     return CeiPublic.model_validate({"from": got.from_, "to": got.to,
@@ -111,7 +112,7 @@ async def get_collection_effectiveness(request: Request, session: SessionDep,
 
 @router.get("/salesperson-performance", response_model=PerformancePublic,
             dependencies=[require(*REPORT_READERS)])
-async def get_salesperson_performance(request: Request, session: SessionDep,
+async def get_salesperson_performance(ctx: Ctx, session: SessionDep,
                                       principal: CurrentPrincipal, from_: From = None,
                                       to: To = None) -> PerformancePublic:
     """Per salesperson and currency: invoiced, collected, rate, overdue, days to pay, written off, grade.
@@ -122,10 +123,10 @@ async def get_salesperson_performance(request: Request, session: SessionDep,
     default A: rate ≥ 0.95 and share ≤ 0.05; B: 0.85 / 0.15; C: 0.70 / 0.30; else D), null
     when nothing was owed or invoiced.
     """
-    span = service.period(from_, to, request.app.state.clock.today())
+    span = service.period(from_, to, ctx.clock.today())
     got = await service.salesperson_performance(
         session, from_=span.from_, to=span.to, salesperson_id=_own(principal),
-        rules=request.app.state.settings.performance_grades)
+        rules=ctx.settings.performance_grades)
     return PerformancePublic.model_validate({"from": got.from_, "to": got.to,
                                              "requested_to": span.requested_to,
                                              "rows": [vars(r) for r in got.rows]})

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 
+from services.ledger.deps import Ctx
 from services.ledger.writeoffs import repository, service
 from services.ledger.writeoffs.models import WriteOff, WriteOffStatus
 from services.ledger.writeoffs.schemas import (
@@ -41,11 +42,11 @@ def _public(view: service.WriteOffView, response: Response) -> WriteOffPublic:
 
 @router.post("/write-offs", status_code=status.HTTP_201_CREATED, response_model=WriteOffPublic,
              dependencies=[require(*WRITERS)], responses=problem_responses(409))
-async def propose_write_off(body: WriteOffCreate, request: Request, response: Response,
+async def propose_write_off(body: WriteOffCreate, ctx: Ctx, response: Response,
                             session: SessionDep, principal: CurrentPrincipal) -> WriteOffPublic:
     """Propose writing off an invoice's outstanding (all of it by default); another principal approves."""
-    view = await service.propose(session=session, outbox=request.app.state.outbox,
-                                 clock=request.app.state.clock, principal=principal, data=body)
+    view = await service.propose(session=session, outbox=ctx.outbox,
+                                 clock=ctx.clock, principal=principal, data=body)
     response.headers["Location"] = f"/v1/write-offs/{view.write_off.id}"
     return _public(view, response)
 
@@ -81,12 +82,12 @@ async def get_write_off(session: SessionDep, write_off: WriteOffOr404,
 
 @router.post("/write-offs/{write_off_id}/approve", response_model=WriteOffPublic,
              dependencies=[require(*WRITERS)], responses=problem_responses(404, 409))
-async def approve_write_off(write_off_id: Annotated[str, Path(max_length=36)], request: Request,
+async def approve_write_off(write_off_id: Annotated[str, Path(max_length=36)], ctx: Ctx,
                             response: Response, session: SessionDep,
                             principal: CurrentPrincipal) -> WriteOffPublic:
     """Approve (not the proposer: four eyes) and post Dr bad-debt expense / Cr receivables."""
-    view = await service.approve(session=session, outbox=request.app.state.outbox,
-                                 clock=request.app.state.clock, principal=principal,
+    view = await service.approve(session=session, outbox=ctx.outbox,
+                                 clock=ctx.clock, principal=principal,
                                  write_off_id=write_off_id)
     return _public(view, response)
 
@@ -94,11 +95,11 @@ async def approve_write_off(write_off_id: Annotated[str, Path(max_length=36)], r
 @router.post("/write-offs/{write_off_id}/reject", response_model=WriteOffPublic,
              dependencies=[require(*WRITERS)], responses=problem_responses(404, 409))
 async def reject_write_off(write_off_id: Annotated[str, Path(max_length=36)], body: WriteOffReject,
-                           request: Request, response: Response, session: SessionDep,
+                           ctx: Ctx, response: Response, session: SessionDep,
                            principal: CurrentPrincipal) -> WriteOffPublic:
     """Turn a proposed write-off down with a reason; nothing is posted."""
-    view = await service.reject(session=session, outbox=request.app.state.outbox,
-                                clock=request.app.state.clock, principal=principal,
+    view = await service.reject(session=session, outbox=ctx.outbox,
+                                clock=ctx.clock, principal=principal,
                                 write_off_id=write_off_id, reason=body.reason)
     return _public(view, response)
 
@@ -107,10 +108,10 @@ async def reject_write_off(write_off_id: Annotated[str, Path(max_length=36)], bo
              response_model=WriteOffPublic, dependencies=[require(*WRITERS)],
              responses=problem_responses(404, 409))
 async def recover_write_off(write_off_id: Annotated[str, Path(max_length=36)],
-                            body: RecoveryCreate, request: Request, response: Response,
+                            body: RecoveryCreate, ctx: Ctx, response: Response,
                             session: SessionDep, principal: CurrentPrincipal) -> WriteOffPublic:
     """Post money received on a written-off debt: Dr cash / Cr bad-debt recoveries, never above it."""
-    view, _ = await service.recover(session=session, outbox=request.app.state.outbox,
-                                    clock=request.app.state.clock, principal=principal,
+    view, _ = await service.recover(session=session, outbox=ctx.outbox,
+                                    clock=ctx.clock, principal=principal,
                                     write_off_id=write_off_id, data=body)
     return _public(view, response)
