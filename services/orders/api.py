@@ -7,8 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 
 from services.orders import change_lifecycle, change_requests, lifecycle, repository, service, steps
-from services.orders.clients import CreditClient, LedgerClient
-from services.orders.config import OrdersSettings
+from services.orders.context import OrdersContext
 from services.orders.models import (
     Order,
     OrderChangeRequest,
@@ -76,25 +75,12 @@ lifecycle_router = APIRouter(prefix="/v1", tags=["lifecycle"],
                              responses=problem_responses(401, 403, 422))
 
 
-async def credit_client(request: Request) -> CreditClient:
-    return CreditClient(request.app.state.http)
+async def orders_context(request: Request) -> OrdersContext:
+    """The orders context, made once at start-up (app.build_context)."""
+    return request.app.state.context
 
 
-CreditDep = Annotated[CreditClient, Depends(credit_client)]
-
-
-async def ledger_client(request: Request) -> LedgerClient:
-    return LedgerClient(request.app.state.http)
-
-
-LedgerDep = Annotated[LedgerClient, Depends(ledger_client)]
-
-
-async def orders_settings(request: Request) -> OrdersSettings:
-    return request.app.state.settings
-
-
-SettingsDep = Annotated[OrdersSettings, Depends(orders_settings)]
+Ctx = Annotated[OrdersContext, Depends(orders_context)]
 
 
 async def load_order(
@@ -118,11 +104,12 @@ LockedOrder = Annotated[Order, Depends(lock_order)]
 TRANSITION_ERRORS = problem_responses(404, 409, 412)
 
 
-async def step_env(request: Request, session: SessionDep, principal: CurrentPrincipal) -> steps.Env:
+async def step_env(request: Request, ctx: Ctx, session: SessionDep,
+                   principal: CurrentPrincipal) -> steps.Env:
     """Where a transition that calls credit or ledger runs (steps.py): this request's session,
     clients, principal and Idempotency-Key."""
     owner = getattr(request.state, COMMIT_OWNER, None)
-    return steps.Env.of(request.app.state, session, principal.name,
+    return steps.Env.of(ctx, session, principal.name,
                         request_key=getattr(owner, "ref", None))
 
 
@@ -139,13 +126,12 @@ IfMatchDep = Annotated[service.IfMatch, Depends(if_match)]
 
 @router.post("/orders", status_code=status.HTTP_201_CREATED, response_model=OrderPublic,
              dependencies=[require(*WRITERS)], responses=problem_responses(503))
-async def create_order(body: OrderCreate, request: Request, response: Response,
-                       session: SessionDep, principal: CurrentPrincipal,
-                       credit: CreditDep) -> Order:
+async def create_order(body: OrderCreate, ctx: Ctx, response: Response,
+                       session: SessionDep, principal: CurrentPrincipal) -> Order:
     """Create a draft order for a customer known to credit; totals are computed here."""
     order = await service.create_order(
-        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
-        credit=credit, principal=principal, data=body)
+        session=session, outbox=ctx.outbox, clock=ctx.clock,
+        credit=ctx.credit, principal=principal, data=body)
     response.headers["Location"] = f"/v1/orders/{order.id}"
     set_etag(response, order.version)
     return order
@@ -186,12 +172,12 @@ async def get_order(order: OrderOr404, response: Response) -> Order:
 @router.patch("/orders/{order_id}", response_model=OrderPublic, dependencies=[require(*WRITERS)],
               responses=problem_responses(404, 409, 412),
               openapi_extra=IF_MATCH)
-async def update_order(order: OrderOr404, body: OrderUpdate, request: Request,
+async def update_order(order: OrderOr404, body: OrderUpdate, request: Request, ctx: Ctx,
                        response: Response, session: SessionDep) -> Order:
     """Change a draft order; send `If-Match` with the ETag you read to avoid lost updates."""
     check_if_match(request, order.version)
     order = await service.update_order(
-        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
+        session=session, outbox=ctx.outbox, clock=ctx.clock,
         order=order, data=body)
     set_etag(response, order.version)
     return order
@@ -226,17 +212,16 @@ async def submit_order(order: OrderOr404, response: Response, env: StepEnv,
 @lifecycle_router.post("/orders/{order_id}/reviews", response_model=OrderPublic,
                        dependencies=[require(*REVIEWERS)], responses=TRANSITION_ERRORS,
                        openapi_extra=IF_MATCH)
-async def review_order(order: LockedOrder, body: ReviewCreate, request: Request,
-                       response: Response, session: SessionDep, principal: CurrentPrincipal,
-                       settings: SettingsDep) -> Order:
+async def review_order(order: LockedOrder, body: ReviewCreate, ctx: Ctx,
+                       response: Response, session: SessionDep, principal: CurrentPrincipal) -> Order:
     """Give a department's opinion (the caller must hold that department's role).
 
     Any rejection moves the order to `rejected` with every reason; the last approval moves it
     to `approved` when credit reserved (or the order is prepaid); otherwise it stays in review.
     """
     order = await service.review_order(
-        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
-        settings=settings, principal=principal, order=order, department=body.department,
+        session=session, outbox=ctx.outbox, clock=ctx.clock,
+        settings=ctx.settings, principal=principal, order=order, department=body.department,
         decision=body.decision.value, comment=body.comment)
     return _shaped(response, order)
 
@@ -244,17 +229,16 @@ async def review_order(order: LockedOrder, body: ReviewCreate, request: Request,
 @lifecycle_router.post("/orders/{order_id}/approve", response_model=OrderPublic,
                        dependencies=[require(*REVIEWERS)], responses=TRANSITION_ERRORS,
                        openapi_extra=IF_MATCH)
-async def approve_order(order: LockedOrder, request: Request, response: Response,
-                        session: SessionDep, principal: CurrentPrincipal,
-                        settings: SettingsDep) -> Order:
+async def approve_order(order: LockedOrder, ctx: Ctx, response: Response,
+                        session: SessionDep, principal: CurrentPrincipal) -> Order:
     """Approve a reviewed order (in_review → approved); fired on its own after reviews and credit answers.
 
     Refused with `guard_failed`: guard `all_departments_approved` names the departments still
     missing, guard `credit_reserved` says what credit answered (or that it has not yet).
     """
     order = await service.approve_order(
-        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
-        settings=settings, actor=principal.name, order=order)
+        session=session, outbox=ctx.outbox, clock=ctx.clock,
+        settings=ctx.settings, actor=principal.name, order=order)
     return _shaped(response, order)
 
 
@@ -332,17 +316,16 @@ async def start_fulfillment(order: OrderOr404, response: Response, env: StepEnv,
 @lifecycle_router.post("/orders/{order_id}/deliveries", response_model=OrderPublic,
                        dependencies=[require(*PRODUCTION)], responses=TRANSITION_ERRORS,
                        openapi_extra=IF_MATCH)
-async def record_delivery(order: LockedOrder, body: DeliveryCreate, request: Request,
-                          response: Response, session: SessionDep, principal: CurrentPrincipal,
-                          settings: SettingsDep) -> Order:
+async def record_delivery(order: LockedOrder, body: DeliveryCreate, ctx: Ctx,
+                          response: Response, session: SessionDep, principal: CurrentPrincipal) -> Order:
     """Record a delivery of some quantity of some lines; partial deliveries are allowed.
 
     A line never gets more than ordered − delivered (422, field `lines[i].quantity`); an unknown
     line is 422 too. When every line is delivered in full the order becomes `delivered`.
     """
     order = await service.record_delivery(
-        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
-        settings=settings, principal=principal, order=order, data=body)
+        session=session, outbox=ctx.outbox, clock=ctx.clock,
+        settings=ctx.settings, principal=principal, order=order, data=body)
     return _shaped(response, order)
 
 
@@ -389,13 +372,13 @@ async def close_order(order: OrderOr404, response: Response, env: StepEnv,
                        response_model=ExceptionPublic, dependencies=[require(*DEPARTMENT_ROLES)],
                        responses=TRANSITION_ERRORS,
                        openapi_extra=IF_MATCH)
-async def open_exception(order: LockedOrder, body: ExceptionCreate, request: Request,
-                         response: Response, session: SessionDep, principal: CurrentPrincipal,
-                         settings: SettingsDep) -> OrderException:
+async def open_exception(order: LockedOrder, body: ExceptionCreate, ctx: Ctx,
+                         response: Response, session: SessionDep,
+                         principal: CurrentPrincipal) -> OrderException:
     """Open an exception (a delay, a quality issue) on an order; open exceptions block close."""
     exc = await service.open_exception(
-        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
-        settings=settings, principal=principal, order=order, data=body)
+        session=session, outbox=ctx.outbox, clock=ctx.clock,
+        settings=ctx.settings, principal=principal, order=order, data=body)
     response.headers["Location"] = f"/v1/orders/{order.id}/exceptions/{exc.id}"
     return exc
 
@@ -404,12 +387,12 @@ async def open_exception(order: LockedOrder, body: ExceptionCreate, request: Req
                        response_model=ExceptionPublic, dependencies=[require(*DEPARTMENT_ROLES)],
                        responses=TRANSITION_ERRORS,
                        openapi_extra=IF_MATCH)
-async def resolve_exception(order: LockedOrder, body: ExceptionResolve, request: Request,
+async def resolve_exception(order: LockedOrder, body: ExceptionResolve, ctx: Ctx,
                             session: SessionDep, principal: CurrentPrincipal,
                             exception_id: Annotated[str, Path(max_length=36)]) -> OrderException:
     """Resolve an open exception with what was done (409 `conflict` if already resolved)."""
     return await service.resolve_exception(
-        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
+        session=session, outbox=ctx.outbox, clock=ctx.clock,
         principal=principal, order=order, exception_id=exception_id, resolution=body.resolution)
 
 
@@ -458,30 +441,30 @@ async def state_machine() -> dict:
 
 @lifecycle_router.post("/review-sla-scans", response_model=ReviewSlaScanPublic,
                        dependencies=[require()])
-async def scan_review_deadlines(request: Request, session: SessionDep, settings: SettingsDep,
+async def scan_review_deadlines(ctx: Ctx, session: SessionDep,
                                 body: Annotated[ReviewSlaScanRequest | None, Body(examples=[
                                     {"as_of": "2026-01-09T09:00:00+00:00"}])] = None
                                 ) -> ReviewSlaScanPublic:
     """Report reviews past their deadline as of `as_of` (admin): `order.review_overdue` once per order."""
-    clock = request.app.state.clock
+    clock = ctx.clock
     as_of = body.as_of if body and body.as_of else clock.now()
     reported = await service.scan_review_deadlines(
-        session=session, outbox=request.app.state.outbox, clock=clock, settings=settings, as_of=as_of)
+        session=session, outbox=ctx.outbox, clock=clock, settings=ctx.settings, as_of=as_of)
     return ReviewSlaScanPublic(as_of=as_of, orders=reported)
 
 
 @lifecycle_router.post("/exception-scans", response_model=ExceptionScanPublic,
                        dependencies=[require()])
-async def scan_overdue_exceptions(request: Request, session: SessionDep,
+async def scan_overdue_exceptions(ctx: Ctx, session: SessionDep,
                                   body: Annotated[ExceptionScanRequest | None, Body(examples=[
                                       {"as_of": "2026-01-13T09:00:00+00:00"}])] = None
                                   ) -> ExceptionScanPublic:
     """Report open exceptions past their due time as of `as_of` (admin): `order.exception_overdue`
     once per exception (an extension of DESIGN.md's event list)."""
-    clock = request.app.state.clock
+    clock = ctx.clock
     as_of = body.as_of if body and body.as_of else clock.now()
     reported = await service.scan_overdue_exceptions(
-        session=session, outbox=request.app.state.outbox, clock=clock, as_of=as_of)
+        session=session, outbox=ctx.outbox, clock=clock, as_of=as_of)
     return ExceptionScanPublic(as_of=as_of, exceptions=reported)
 
 
@@ -534,9 +517,9 @@ def _shaped_change(response: Response, cr: OrderChangeRequest) -> OrderChangeReq
                     response_model=ChangeRequestPublic, dependencies=[require(*WRITERS)],
                     responses=TRANSITION_ERRORS,
                     openapi_extra=IF_MATCH)
-async def request_change(order: LockedOrder, body: ChangeRequestCreate, request: Request,
-                         response: Response, session: SessionDep, principal: CurrentPrincipal,
-                         settings: SettingsDep) -> OrderChangeRequest:
+async def request_change(order: LockedOrder, body: ChangeRequestCreate, ctx: Ctx,
+                         response: Response, session: SessionDep,
+                         principal: CurrentPrincipal) -> OrderChangeRequest:
     """Ask to change the terms of an approved, contracted or in-fulfilment order (→ in_review).
 
     `changes` may change lines (quantity, unit_price_minor, specification, quality_standard),
@@ -548,8 +531,8 @@ async def request_change(order: LockedOrder, body: ChangeRequestCreate, request:
     Emits `order.change_requested`.
     """
     cr = await change_requests.request_change(
-        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
-        settings=settings, principal=principal, order=order, data=body)
+        session=session, outbox=ctx.outbox, clock=ctx.clock,
+        settings=ctx.settings, principal=principal, order=order, data=body)
     response.headers["Location"] = f"/v1/orders/{order.id}/change-requests/{cr.id}"
     return _shaped_change(response, cr)
 
@@ -577,17 +560,17 @@ async def get_change_request(order: OrderOr404, session: SessionDep, response: R
                     response_model=ChangeRequestPublic, dependencies=[require(*REVIEWERS)],
                     responses=TRANSITION_ERRORS,
                     openapi_extra=IF_MATCH)
-async def review_change(locked: LockedChange, body: ReviewCreate, request: Request,
-                        response: Response, session: SessionDep, principal: CurrentPrincipal,
-                        settings: SettingsDep) -> OrderChangeRequest:
+async def review_change(locked: LockedChange, body: ReviewCreate, ctx: Ctx,
+                        response: Response, session: SessionDep,
+                        principal: CurrentPrincipal) -> OrderChangeRequest:
     """Give a department's opinion on a change request (the caller must hold that role).
 
     Any rejection (with a comment) rejects it with every reason; the last approval approves it.
     """
     order, cr = locked
     cr = await change_requests.review_change(
-        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
-        settings=settings, principal=principal, order=order, cr=cr, department=body.department,
+        session=session, outbox=ctx.outbox, clock=ctx.clock,
+        settings=ctx.settings, principal=principal, order=order, cr=cr, department=body.department,
         decision=body.decision.value, comment=body.comment)
     return _shaped_change(response, cr)
 
@@ -596,13 +579,13 @@ async def review_change(locked: LockedChange, body: ReviewCreate, request: Reque
                     response_model=ChangeRequestPublic, dependencies=[require(*WRITERS)],
                     responses=TRANSITION_ERRORS,
                     openapi_extra=IF_MATCH)
-async def withdraw_change(locked: LockedChange, body: ChangeWithdrawRequest, request: Request,
+async def withdraw_change(locked: LockedChange, body: ChangeWithdrawRequest, ctx: Ctx,
                           response: Response, session: SessionDep,
                           principal: CurrentPrincipal) -> OrderChangeRequest:
     """Withdraw an open change request (in review or approved), with a reason."""
     order, cr = locked
     cr = await change_requests.withdraw_change(
-        session=session, outbox=request.app.state.outbox, clock=request.app.state.clock,
+        session=session, outbox=ctx.outbox, clock=ctx.clock,
         principal=principal, order=order, cr=cr, reason=body.reason)
     return _shaped_change(response, cr)
 

@@ -10,8 +10,8 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.orders import api, service, steps
-from services.orders.clients import CreditClient
 from services.orders.config import OrdersSettings
+from services.orders.context import OrdersContext
 from services.orders.models import idempotency_keys, inbox, metadata, outbox, subscriptions
 from shared.app import ServiceSpec, create_service_app, run_periodically
 from shared.clock import Clock
@@ -19,35 +19,44 @@ from shared.observability import work_request_id
 from shared.subscriptions import Subscriber, TwoPhase
 
 
+def build_context(app: FastAPI) -> OrdersContext:
+    """The one place the orders context is made: from what `create_service_app` put on
+    `app.state` (database, outbox, clock, settings, the HTTP client for credit and ledger)."""
+    state = app.state
+    return OrdersContext(db=state.db, outbox=state.outbox, clock=state.clock,
+                         settings=state.settings, keys=idempotency_keys, http=lambda: state.http)
+
+
 async def _credit_retry_once(app: FastAPI) -> int:
     """One pass of the credit retry: ask credit again for every unanswered reservation."""
-    state = app.state
+    ctx: OrdersContext = app.state.context
     return await service.retry_pending_credit(
-        db=state.db, outbox=state.outbox, clock=state.clock, credit=CreditClient(state.http),
-        settings=state.settings)
+        db=ctx.db, outbox=ctx.outbox, clock=ctx.clock, credit=ctx.credit, settings=ctx.settings)
 
 
 async def _review_sla_scan_once(app: FastAPI) -> list[str]:
     """One pass of the review deadline scan, as of now."""
-    state = app.state
-    return await service.scan_review_deadlines_once(db=state.db, outbox=state.outbox,
-                                                    clock=state.clock, settings=state.settings)
+    ctx: OrdersContext = app.state.context
+    return await service.scan_review_deadlines_once(db=ctx.db, outbox=ctx.outbox,
+                                                    clock=ctx.clock, settings=ctx.settings)
 
 
 async def _step_recovery_once(app: FastAPI) -> int:
     """One pass of the recovery worker: finish the steps whose time has come."""
-    state = app.state
+    ctx: OrdersContext = app.state.context
 
     def env_for(session: AsyncSession, actor: str) -> steps.Env:
-        return steps.Env.of(state, session, actor)
+        return steps.Env.of(ctx, session, actor)
 
     with work_request_id():
-        return await steps.resume_due(db=state.db, env_for=env_for, clock=state.clock,
-                                      settings=state.settings)
+        return await steps.resume_due(db=ctx.db, env_for=env_for, clock=ctx.clock,
+                                      settings=ctx.settings)
 
 
-async def expose_workers(app: FastAPI) -> None:
-    """Put one pass of each worker on `app.state`, so tests (and operators) can drive them."""
+async def start_up(app: FastAPI) -> None:
+    """Make the context once; put one pass of each worker on `app.state`, so tests (and
+    operators) can drive them."""
+    app.state.context = build_context(app)
     app.state.credit_retry_once = functools.partial(_credit_retry_once, app)
     app.state.review_sla_scan_once = functools.partial(_review_sla_scan_once, app)
     app.state.step_recovery_once = functools.partial(_step_recovery_once, app)
@@ -90,7 +99,7 @@ SPEC = ServiceSpec(
                                                      "apply with the signed change agreement; "
                                                      "past revisions' terms."}],
     workers=[credit_retry_worker, step_recovery_worker, review_sla_worker],
-    on_startup=expose_workers,
+    on_startup=start_up,
     subscriber=Subscriber(service="orders", handlers={"invoice.paid": TwoPhase(
         service.close_when_paid_prepare, service.close_when_paid)},
         subscriptions=subscriptions, inbox=inbox),

@@ -43,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.orders import change_lifecycle, lifecycle, repository
 from services.orders.clients import CreditClient, CreditProfile, LedgerClient
 from services.orders.config import OrdersSettings
+from services.orders.context import OrdersContext
 from services.orders.credit_blocks import credit_block, holds_reservation, pending_block
 from services.orders.lifecycle import Effects, Facts
 from services.orders.models import (
@@ -82,14 +83,11 @@ class Env:
     request_key: KeyRef | None = None
 
     @classmethod
-    def of(cls, state: Any, session: AsyncSession, actor: str, *,
+    def of(cls, ctx: OrdersContext, session: AsyncSession, actor: str, *,
            request_key: KeyRef | None = None) -> Env:
-        """The environment of the orders app whose `app.state` is `state`."""
-        from services.orders.models import idempotency_keys
-
-        return cls(session=session, outbox=state.outbox, clock=state.clock,
-                   settings=state.settings, credit=CreditClient(state.http),
-                   ledger=LedgerClient(state.http), actor=actor, keys=idempotency_keys,
+        """The environment of a step run through the orders app's context."""
+        return cls(session=session, outbox=ctx.outbox, clock=ctx.clock, settings=ctx.settings,
+                   credit=ctx.credit, ledger=ctx.ledger, actor=actor, keys=ctx.keys,
                    request_key=request_key)
 
     def effects(self, actor: str | None = None) -> Effects:
