@@ -130,8 +130,7 @@ async def create_order(body: OrderCreate, ctx: Ctx, response: Response,
                        session: SessionDep, principal: CurrentPrincipal) -> Order:
     """Create a draft order for a customer known to credit; totals are computed here."""
     order = await service.create_order(
-        session=session, outbox=ctx.outbox, clock=ctx.clock,
-        credit=ctx.credit, principal=principal, data=body)
+        session=session, ctx=ctx, principal=principal, data=body)
     response.headers["Location"] = f"/v1/orders/{order.id}"
     set_etag(response, order.version)
     return order
@@ -177,8 +176,7 @@ async def update_order(order: OrderOr404, body: OrderUpdate, request: Request, c
     """Change a draft order; send `If-Match` with the ETag you read to avoid lost updates."""
     check_if_match(request, order.version)
     order = await service.update_order(
-        session=session, outbox=ctx.outbox, clock=ctx.clock,
-        order=order, data=body)
+        session=session, outbox=ctx.outbox, clock=ctx.clock, order=order, data=body)
     set_etag(response, order.version)
     return order
 
@@ -220,8 +218,7 @@ async def review_order(order: LockedOrder, body: ReviewCreate, ctx: Ctx,
     to `approved` when credit reserved (or the order is prepaid); otherwise it stays in review.
     """
     order = await service.review_order(
-        session=session, outbox=ctx.outbox, clock=ctx.clock,
-        settings=ctx.settings, principal=principal, order=order, department=body.department,
+        session=session, ctx=ctx, principal=principal, order=order, department=body.department,
         decision=body.decision.value, comment=body.comment)
     return _shaped(response, order)
 
@@ -237,8 +234,7 @@ async def approve_order(order: LockedOrder, ctx: Ctx, response: Response,
     missing, guard `credit_reserved` says what credit answered (or that it has not yet).
     """
     order = await service.approve_order(
-        session=session, outbox=ctx.outbox, clock=ctx.clock,
-        settings=ctx.settings, actor=principal.name, order=order)
+        session=session, ctx=ctx, actor=principal.name, order=order)
     return _shaped(response, order)
 
 
@@ -324,8 +320,7 @@ async def record_delivery(order: LockedOrder, body: DeliveryCreate, ctx: Ctx,
     line is 422 too. When every line is delivered in full the order becomes `delivered`.
     """
     order = await service.record_delivery(
-        session=session, outbox=ctx.outbox, clock=ctx.clock,
-        settings=ctx.settings, principal=principal, order=order, data=body)
+        session=session, ctx=ctx, principal=principal, order=order, data=body)
     return _shaped(response, order)
 
 
@@ -362,8 +357,7 @@ async def close_order(order: OrderOr404, response: Response, env: StepEnv,
     outstanding = await service.order_balance_of(env, order)  # before the lock; 503 if no answer
     order = await service.lock(env.session, order)
     version(order.version)
-    order = await service.close_order(session=env.session, outbox=env.outbox, clock=env.clock,
-                                      settings=env.settings, actor=env.actor, order=order,
+    order = await service.close_order(session=env.session, ctx=env.ctx, actor=env.actor, order=order,
                                       outstanding_minor=outstanding)
     return _shaped(response, order)
 
@@ -377,8 +371,7 @@ async def open_exception(order: LockedOrder, body: ExceptionCreate, ctx: Ctx,
                          principal: CurrentPrincipal) -> OrderException:
     """Open an exception (a delay, a quality issue) on an order; open exceptions block close."""
     exc = await service.open_exception(
-        session=session, outbox=ctx.outbox, clock=ctx.clock,
-        settings=ctx.settings, principal=principal, order=order, data=body)
+        session=session, ctx=ctx, principal=principal, order=order, data=body)
     response.headers["Location"] = f"/v1/orders/{order.id}/exceptions/{exc.id}"
     return exc
 
@@ -392,8 +385,8 @@ async def resolve_exception(order: LockedOrder, body: ExceptionResolve, ctx: Ctx
                             exception_id: Annotated[str, Path(max_length=36)]) -> OrderException:
     """Resolve an open exception with what was done (409 `conflict` if already resolved)."""
     return await service.resolve_exception(
-        session=session, outbox=ctx.outbox, clock=ctx.clock,
-        principal=principal, order=order, exception_id=exception_id, resolution=body.resolution)
+        session=session, ctx=ctx, principal=principal, order=order, exception_id=exception_id,
+        resolution=body.resolution)
 
 
 @lifecycle_router.get("/orders/{order_id}/exceptions", response_model=list[ExceptionPublic],
@@ -446,10 +439,9 @@ async def scan_review_deadlines(ctx: Ctx, session: SessionDep,
                                     {"as_of": "2026-01-09T09:00:00+00:00"}])] = None
                                 ) -> ReviewSlaScanPublic:
     """Report reviews past their deadline as of `as_of` (admin): `order.review_overdue` once per order."""
-    clock = ctx.clock
-    as_of = body.as_of if body and body.as_of else clock.now()
+    as_of = body.as_of if body and body.as_of else ctx.clock.now()
     reported = await service.scan_review_deadlines(
-        session=session, outbox=ctx.outbox, clock=clock, settings=ctx.settings, as_of=as_of)
+        session=session, ctx=ctx, as_of=as_of)
     return ReviewSlaScanPublic(as_of=as_of, orders=reported)
 
 
@@ -461,10 +453,9 @@ async def scan_overdue_exceptions(ctx: Ctx, session: SessionDep,
                                   ) -> ExceptionScanPublic:
     """Report open exceptions past their due time as of `as_of` (admin): `order.exception_overdue`
     once per exception (an extension of DESIGN.md's event list)."""
-    clock = ctx.clock
-    as_of = body.as_of if body and body.as_of else clock.now()
+    as_of = body.as_of if body and body.as_of else ctx.clock.now()
     reported = await service.scan_overdue_exceptions(
-        session=session, outbox=ctx.outbox, clock=clock, as_of=as_of)
+        session=session, ctx=ctx, as_of=as_of)
     return ExceptionScanPublic(as_of=as_of, exceptions=reported)
 
 
@@ -531,8 +522,7 @@ async def request_change(order: LockedOrder, body: ChangeRequestCreate, ctx: Ctx
     Emits `order.change_requested`.
     """
     cr = await change_requests.request_change(
-        session=session, outbox=ctx.outbox, clock=ctx.clock,
-        settings=ctx.settings, principal=principal, order=order, data=body)
+        session=session, ctx=ctx, principal=principal, order=order, data=body)
     response.headers["Location"] = f"/v1/orders/{order.id}/change-requests/{cr.id}"
     return _shaped_change(response, cr)
 
@@ -569,8 +559,7 @@ async def review_change(locked: LockedChange, body: ReviewCreate, ctx: Ctx,
     """
     order, cr = locked
     cr = await change_requests.review_change(
-        session=session, outbox=ctx.outbox, clock=ctx.clock,
-        settings=ctx.settings, principal=principal, order=order, cr=cr, department=body.department,
+        session=session, ctx=ctx, principal=principal, order=order, cr=cr, department=body.department,
         decision=body.decision.value, comment=body.comment)
     return _shaped_change(response, cr)
 
@@ -585,8 +574,7 @@ async def withdraw_change(locked: LockedChange, body: ChangeWithdrawRequest, ctx
     """Withdraw an open change request (in review or approved), with a reason."""
     order, cr = locked
     cr = await change_requests.withdraw_change(
-        session=session, outbox=ctx.outbox, clock=ctx.clock,
-        principal=principal, order=order, cr=cr, reason=body.reason)
+        session=session, ctx=ctx, principal=principal, order=order, cr=cr, reason=body.reason)
     return _shaped_change(response, cr)
 
 

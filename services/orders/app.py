@@ -30,15 +30,13 @@ def build_context(app: FastAPI) -> OrdersContext:
 async def _credit_retry_once(app: FastAPI) -> int:
     """One pass of the credit retry: ask credit again for every unanswered reservation."""
     ctx: OrdersContext = app.state.context
-    return await service.retry_pending_credit(
-        db=ctx.db, outbox=ctx.outbox, clock=ctx.clock, credit=ctx.credit, settings=ctx.settings)
+    return await service.retry_pending_credit(ctx=ctx)
 
 
 async def _review_sla_scan_once(app: FastAPI) -> list[str]:
     """One pass of the review deadline scan, as of now."""
     ctx: OrdersContext = app.state.context
-    return await service.scan_review_deadlines_once(db=ctx.db, outbox=ctx.outbox,
-                                                    clock=ctx.clock, settings=ctx.settings)
+    return await service.scan_review_deadlines_once(ctx=ctx)
 
 
 async def _step_recovery_once(app: FastAPI) -> int:

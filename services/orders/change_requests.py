@@ -17,11 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.orders import change_lifecycle, lifecycle, repository, steps
 from services.orders.change_lifecycle import (
     CHANGEABLE_ORDER_STATES,
-    ChangeEffects,
     ChangeFacts,
     plan_change,
 )
-from services.orders.config import OrdersSettings
+from services.orders.context import OrdersContext
 from services.orders.errors import (
     AgreementSignedInFuture,
     BadChange,
@@ -45,17 +44,14 @@ from services.orders.service import (
     IfMatch,
     after_transition,
     check_reviewer,
-    lifecycle_effects,
     lock,
     no_if_match,
 )
 from services.orders.steps import Env
 from services.orders.terms import terms_of
 from shared.auth import Principal
-from shared.clock import Clock
 from shared.errors import Conflict, GuardFailed
 from shared.numbering import next_number
-from shared.outbox import Outbox
 
 
 def _opinions(cr: OrderChangeRequest) -> dict[str, Opinion]:
@@ -79,8 +75,7 @@ async def _fresh(session: AsyncSession, cr: OrderChangeRequest) -> OrderChangeRe
     return cr
 
 
-async def request_change(*, session: AsyncSession, outbox: Outbox, clock: Clock,
-                         settings: OrdersSettings, principal: Principal, order: Order,
+async def request_change(*, session: AsyncSession, ctx: OrdersContext, principal: Principal, order: Order,
                          data: ChangeRequestCreate) -> OrderChangeRequest:
     """Ask to change an approved, contracted or in-fulfilment order's terms (→ in_review).
 
@@ -94,14 +89,14 @@ async def request_change(*, session: AsyncSession, outbox: Outbox, clock: Clock,
     open_numbers = await repository.open_change_request_numbers(session, order.id)
     if open_numbers:
         raise ChangeRequestAlreadyOpen(order.number, open_numbers)
-    plan = plan_change(order, data.changes, today=clock.today())
+    plan = plan_change(order, data.changes, today=ctx.clock.today())
     if plan.errors:
         raise BadChange(plan.errors)
     # A prepaid order invoiced at contract: refuse now what apply would refuse.
     refused = change_lifecycle.invoiced_amount_refusal(order, plan)
     if refused is not None:
         raise GuardFailed(change_lifecycle.prepaid_invoice_unchanged.name, refused)
-    now = clock.now()
+    now = ctx.clock.now()
     cr = OrderChangeRequest(
         number=await next_number(session, counters, "change_request", "CR"), order_id=order.id,
         base_revision=order.revision,
@@ -114,33 +109,32 @@ async def request_change(*, session: AsyncSession, outbox: Outbox, clock: Clock,
                                  at=now, reason=f"{cr.number} requested: {data.reason}",
                                  from_state=None)
     await session.flush()
-    await outbox.enqueue(session, order_event(
-        clock, "order.change_requested", order, **change_lifecycle.change_event_data(cr, order),
+    await ctx.outbox.enqueue(session, order_event(
+        ctx.clock, "order.change_requested", order, **change_lifecycle.change_event_data(cr, order),
         changes=cr.changes, differences=plan.differences, reason=cr.reason, impact=cr.impact,
-        departments=list(settings.review_departments)))
+        departments=list(ctx.settings.review_departments)))
     return await _fresh(session, cr)
 
 
-async def review_change(*, session: AsyncSession, outbox: Outbox, clock: Clock,
-                        settings: OrdersSettings, principal: Principal, order: Order,
+async def review_change(*, session: AsyncSession, ctx: OrdersContext, principal: Principal, order: Order,
                         cr: OrderChangeRequest, department: str, decision: str,
                         comment: str | None) -> OrderChangeRequest:
     """A department's opinion on a change: any rejection rejects it, the last approval approves it."""
-    check_reviewer(principal, department, settings)
+    check_reviewer(principal, department, ctx.settings)
     if decision == "reject" and not comment:
         raise ReasonRequired("comment", "A rejection needs a comment saying why.")
     change_lifecycle.ensure_allowed(cr, "review")
     lifecycle.ensure_no_step(order)
     opinion = Opinion(department, decision, comment)
-    facts = ChangeFacts(required_departments=tuple(settings.review_departments),
+    facts = ChangeFacts(required_departments=tuple(ctx.settings.review_departments),
                         opinions={**_opinions(cr), department: opinion})
-    await change_lifecycle.fire(cr, order, "review", facts=facts, opinion=opinion, effects=ChangeEffects(
-        session=session, outbox=outbox, clock=clock, actor=principal.name))
+    await change_lifecycle.fire(cr, order, "review", facts=facts, opinion=opinion,
+                                effects=ctx.change_effects(session, principal.name))
     return await _fresh(session, cr)
 
 
-async def withdraw_change(*, session: AsyncSession, outbox: Outbox, clock: Clock,
-                          principal: Principal, order: Order, cr: OrderChangeRequest,
+async def withdraw_change(*, session: AsyncSession, ctx: OrdersContext, principal: Principal,
+                          order: Order, cr: OrderChangeRequest,
                           reason: str) -> OrderChangeRequest:
     """Sales withdraws an open change request (in review or approved); the order's terms stay.
 
@@ -149,8 +143,7 @@ async def withdraw_change(*, session: AsyncSession, outbox: Outbox, clock: Clock
     """
     lifecycle.ensure_no_step(order)
     await change_lifecycle.fire(cr, order, "withdraw", facts=ChangeFacts(), reason=reason,
-                                effects=ChangeEffects(session=session, outbox=outbox, clock=clock,
-                                                      actor=principal.name))
+                                effects=ctx.change_effects(session, principal.name))
     return cr  # flushed by the machine; its reviews, loaded with it, did not change
 
 
@@ -198,24 +191,21 @@ async def finish_apply(env: Env, order: Order, cr: OrderChangeRequest, args: dic
     await change_lifecycle.fire(cr, order, "apply", facts=facts,
                                 agreement_number=args["agreement_number"],
                                 signed_at=datetime.fromisoformat(args["signed_at"]),
-                                effects=ChangeEffects(session=env.session, outbox=env.outbox,
-                                                      clock=env.clock, actor=env.actor))
+                                effects=env.ctx.change_effects(env.session, env.actor))
     await after_transition(env.session, order)
-    await _deliver_if_complete(session=env.session, outbox=env.outbox, clock=env.clock,
-                               settings=env.settings, order=order, cr=cr)
+    await _deliver_if_complete(session=env.session, ctx=env.ctx, order=order, cr=cr)
     return cr  # flushed by the machine; its reviews, loaded with it, did not change
 
 
-async def _deliver_if_complete(*, session: AsyncSession, outbox: Outbox, clock: Clock,
-                               settings: OrdersSettings, order: Order, cr: OrderChangeRequest) -> None:
+async def _deliver_if_complete(*, session: AsyncSession, ctx: OrdersContext, order: Order,
+                               cr: OrderChangeRequest) -> None:
     """A change that leaves every line delivered in full completes the order's delivery."""
     if order.state != OrderState.in_fulfillment or any(
             line.delivered_quantity < line.quantity for line in order.lines):
         return
     await lifecycle.fire(order, "deliver", facts=Facts(open_change_requests=()),
                          reason=f"{cr.number} applied: every line is delivered in full",
-                         effects=lifecycle_effects(session=session, outbox=outbox, clock=clock,
-                                          settings=settings, actor=SYSTEM_ACTOR))
+                         effects=ctx.effects(session, SYSTEM_ACTOR))
     await after_transition(session, order)
 
 

@@ -32,8 +32,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from services.orders import credit_blocks, lifecycle, repository, steps, terms
-from services.orders.clients import CreditClient, LedgerClient
+from services.orders.clients import LedgerClient
 from services.orders.config import OrdersSettings
+from services.orders.context import OrdersContext
 from services.orders.errors import (
     AmountTooLarge,
     DeliveryDateInPast,
@@ -48,7 +49,7 @@ from services.orders.errors import (
     UnknownCustomer,
     UnknownDepartment,
 )
-from services.orders.lifecycle import Effects, Facts, Opinion
+from services.orders.lifecycle import Facts, Opinion
 from services.orders.models import (
     CreditStatus,
     Order,
@@ -74,7 +75,7 @@ from services.orders.schemas import (
 from services.orders.steps import Env
 from shared.auth import Principal
 from shared.clock import Clock
-from shared.db import Database, checkpoint
+from shared.db import checkpoint
 from shared.errors import (
     Conflict,
     DependencyUnavailable,
@@ -126,19 +127,19 @@ async def get_visible(session: AsyncSession, principal: Principal, order_id: str
     return order
 
 
-async def create_order(*, session: AsyncSession, outbox: Outbox, clock: Clock, credit: CreditClient,
-                       principal: Principal, data: OrderCreate) -> Order:
+async def create_order(*, session: AsyncSession, ctx: OrdersContext, principal: Principal,
+                       data: OrderCreate) -> Order:
     """Create a draft order for a customer credit knows; its salesperson defaults to the customer's."""
     visible, _ = principal.salesperson_scope(data.salesperson_id)
     if not visible:  # a sales principal bound to a salesperson may only name its own
         raise NotOwnSalesperson(principal.restricted_to_salesperson or "")
-    _check_delivery_date(clock, data.delivery_date)
+    _check_delivery_date(ctx.clock, data.delivery_date)
     lines, total = _priced_lines(data.lines)
     # Ask credit before writing anything: if it does not answer, nothing is stored.
-    customer = await credit.get_customer(data.customer_id)
+    customer = await ctx.credit.get_customer(data.customer_id)
     if customer is None or not principal.can_see(customer.salesperson_id):
         raise UnknownCustomer(data.customer_id)
-    now = clock.now()
+    now = ctx.clock.now()
     order = Order(
         number=await next_number(session, counters, "order", "SO"),
         customer_id=customer.id, salesperson_id=data.salesperson_id or customer.salesperson_id,
@@ -150,7 +151,7 @@ async def create_order(*, session: AsyncSession, outbox: Outbox, clock: Clock, c
     session.add(order)
     await session.flush()
     set_committed_value(order, "reviews", [])  # a new order has none: no SELECT to learn it
-    await outbox.enqueue(session, order_event(clock, "order.created", order))
+    await ctx.outbox.enqueue(session, order_event(ctx.clock, "order.created", order))
     return order
 
 
@@ -199,13 +200,6 @@ async def lock(session: AsyncSession, order: Order) -> Order:
     if locked is None:
         raise OrderNotFound(order.id)
     return locked
-
-
-def lifecycle_effects(*, session: AsyncSession, outbox: Outbox, clock: Clock, settings: OrdersSettings,
-                      actor: str) -> Effects:
-    return Effects(session=session, outbox=outbox, clock=clock, actor=actor,
-                   review_sla_working_days=settings.review_sla_working_days,
-                   holidays=tuple(settings.holidays))
 
 
 after_transition = lifecycle.after_transition
@@ -261,30 +255,27 @@ def check_reviewer(principal: Principal, department: str, settings: OrdersSettin
         raise NotTheDepartment(department)
 
 
-async def review_order(*, session: AsyncSession, outbox: Outbox, clock: Clock,
-                       settings: OrdersSettings, principal: Principal, order: Order,
+async def review_order(*, session: AsyncSession, ctx: OrdersContext, principal: Principal, order: Order,
                        department: str, decision: str, comment: str | None) -> Order:
     """Store a department's opinion; a reject rejects, the last approval (with credit) approves."""
-    check_reviewer(principal, department, settings)
+    check_reviewer(principal, department, ctx.settings)
     if decision == "reject" and not comment:
         raise ReasonRequired("comment", "A rejection needs a comment saying why.")
     lifecycle.ensure_allowed(order, "review")
     opinion = Opinion(department, decision, comment)
     opinions = {**await lifecycle.opinions(session, order), department: opinion}
-    facts = Facts(required_departments=tuple(settings.review_departments), opinions=opinions)
-    await lifecycle.fire(order, "review", facts=facts, opinion=opinion, effects=lifecycle_effects(
-        session=session, outbox=outbox, clock=clock, settings=settings, actor=principal.name))
+    facts = Facts(required_departments=tuple(ctx.settings.review_departments), opinions=opinions)
+    await lifecycle.fire(order, "review", facts=facts, opinion=opinion,
+                         effects=ctx.effects(session, principal.name))
     return await after_transition(session, order)
 
 
-async def approve_order(*, session: AsyncSession, outbox: Outbox, clock: Clock,
-                        settings: OrdersSettings, actor: str, order: Order) -> Order:
+async def approve_order(*, session: AsyncSession, ctx: OrdersContext, actor: str, order: Order) -> Order:
     """in_review → approved when every department approved and credit reserved (or not needed)."""
     lifecycle.ensure_allowed(order, "approve")
-    facts = Facts(required_departments=tuple(settings.review_departments),
+    facts = Facts(required_departments=tuple(ctx.settings.review_departments),
                   opinions=await lifecycle.opinions(session, order))
-    await lifecycle.fire(order, "approve", facts=facts, effects=lifecycle_effects(
-        session=session, outbox=outbox, clock=clock, settings=settings, actor=actor))
+    await lifecycle.fire(order, "approve", facts=facts, effects=ctx.effects(session, actor))
     return await after_transition(session, order)
 
 
@@ -441,16 +432,15 @@ def _apply_delivery(order: Order, data: DeliveryCreate) -> list[tuple[OrderLine,
                             "left to deliver", "The delivery does not fit the order.")
 
 
-async def record_delivery(*, session: AsyncSession, outbox: Outbox, clock: Clock,
-                          settings: OrdersSettings, principal: Principal, order: Order,
+async def record_delivery(*, session: AsyncSession, ctx: OrdersContext, principal: Principal, order: Order,
                           data: DeliveryCreate) -> Order:
     """Record a (partial) delivery; the last one in full moves the order to delivered."""
     lifecycle.ensure_allowed(order, "deliver")
-    if data.delivered_at > clock.now():
+    if data.delivered_at > ctx.clock.now():
         raise ValidationFailed("A delivery cannot be recorded before it happens.", errors=[
-            {"field": "delivered_at", "message": f"must be {clock.now().isoformat()} or earlier"}])
+            {"field": "delivered_at", "message": f"must be {ctx.clock.now().isoformat()} or earlier"}])
     delivered = _apply_delivery(order, data)
-    now = clock.now()
+    now = ctx.clock.now()
     delivery = OrderDelivery(order_id=order.id, delivered_at=data.delivered_at,
                              recorded_by=principal.name, recorded_at=now, lines=[
                                  OrderDeliveryLine(line_id=line.id, quantity=quantity)
@@ -460,9 +450,7 @@ async def record_delivery(*, session: AsyncSession, outbox: Outbox, clock: Clock
         line.delivered_quantity += quantity
     open_changes = await repository.open_change_request_numbers(session, order.id)
     await lifecycle.fire(order, "deliver", facts=Facts(open_change_requests=open_changes),
-                         reason=f"delivery {delivery.id}", effects=lifecycle_effects(
-                             session=session, outbox=outbox, clock=clock, settings=settings,
-                             actor=principal.name))
+                         reason=f"delivery {delivery.id}", effects=ctx.effects(session, principal.name))
     return await after_transition(session, order)
 
 
@@ -507,8 +495,7 @@ async def order_balance_of(env: Env, order: Order) -> int | None:
     return balance.outstanding_minor if balance is not None else None
 
 
-async def close_order(*, session: AsyncSession, outbox: Outbox, clock: Clock,
-                      settings: OrdersSettings, actor: str, order: Order,
+async def close_order(*, session: AsyncSession, ctx: OrdersContext, actor: str, order: Order,
                       outstanding_minor: int | None, reason: str | None = None) -> Order:
     """invoiced → closed once ledger shows nothing outstanding; `order` is locked, and ledger was
     asked before the lock (ledger down: 503, no change)."""
@@ -517,8 +504,7 @@ async def close_order(*, session: AsyncSession, outbox: Outbox, clock: Clock,
                   open_exceptions=await repository.count_open_exceptions(session, order.id),
                   open_change_requests=await repository.open_change_request_numbers(
                       session, order.id))
-    await lifecycle.fire(order, "close", facts=facts, reason=reason, effects=lifecycle_effects(
-        session=session, outbox=outbox, clock=clock, settings=settings, actor=actor))
+    await lifecycle.fire(order, "close", facts=facts, reason=reason, effects=ctx.effects(session, actor))
     return await after_transition(session, order)
 
 
@@ -550,10 +536,8 @@ async def close_when_paid(session: AsyncSession, app: Any, event: Event,
     if order is None or order.state != OrderState.invoiced or outstanding_minor is None:
         log.info("invoice.paid for order %s: nothing to close", order_id or "?")
         return
-    state = app.state
     try:
-        await close_order(session=session, outbox=state.outbox, clock=state.clock,
-                          settings=state.settings, actor=SYSTEM_ACTOR, order=order,
+        await close_order(session=session, ctx=app.state.context, actor=SYSTEM_ACTOR, order=order,
                           outstanding_minor=outstanding_minor, reason="invoice paid")
     except (GuardFailed, StepInProgress) as refused:
         log.info("order %s stays invoiced: %s", order.id, refused.detail)
@@ -616,30 +600,29 @@ def _exception_event(clock: Clock, type_: str, order: Order, exc: OrderException
                        state=order.state, **extra)
 
 
-async def open_exception(*, session: AsyncSession, outbox: Outbox, clock: Clock,
-                         settings: OrdersSettings, principal: Principal, order: Order,
+async def open_exception(*, session: AsyncSession, ctx: OrdersContext, principal: Principal, order: Order,
                          data: ExceptionCreate) -> OrderException:
     """Open an exception on an order that is not closed or cancelled; it blocks close."""
     if order.state in lifecycle.FINAL_STATES:
         raise InvalidTransition(
             f"Order {order.number} is {order.state}; exceptions cannot be opened on it.",
             state=order.state, allowed=lifecycle.allowed_triggers(order.state))
-    if data.owner_department not in settings.review_departments:
+    if data.owner_department not in ctx.settings.review_departments:
         raise ValidationFailed(f"{data.owner_department} is not a department.", errors=[{
             "field": "owner_department",
-            "message": f"must be one of {', '.join(settings.review_departments)}"}])
+            "message": f"must be one of {', '.join(ctx.settings.review_departments)}"}])
     exc = OrderException(order_id=order.id, kind=data.kind.value, description=data.description,
                          owner_department=data.owner_department, due_at=data.due_at,
-                         opened_by=principal.name, opened_at=clock.now())
+                         opened_by=principal.name, opened_at=ctx.clock.now())
     session.add(exc)
     await session.flush()
-    await outbox.enqueue(session, _exception_event(
-        clock, "order.exception_opened", order, exc, description=exc.description))
+    await ctx.outbox.enqueue(session, _exception_event(
+        ctx.clock, "order.exception_opened", order, exc, description=exc.description))
     return exc
 
 
-async def resolve_exception(*, session: AsyncSession, outbox: Outbox, clock: Clock,
-                            principal: Principal, order: Order, exception_id: str,
+async def resolve_exception(*, session: AsyncSession, ctx: OrdersContext, principal: Principal,
+                            order: Order, exception_id: str,
                             resolution: str) -> OrderException:
     """Resolve an open exception (resolving it again is a conflict)."""
     exc = await repository.get_exception(session, order.id, exception_id)
@@ -648,24 +631,23 @@ async def resolve_exception(*, session: AsyncSession, outbox: Outbox, clock: Clo
     if exc.status != "open":
         raise Conflict(f"Exception {exception_id} was already resolved.")
     exc.status, exc.resolution = "resolved", resolution
-    exc.resolved_by, exc.resolved_at = principal.name, clock.now()
+    exc.resolved_by, exc.resolved_at = principal.name, ctx.clock.now()
     await session.flush()
-    await outbox.enqueue(session, _exception_event(
-        clock, "order.exception_resolved", order, exc, resolution=resolution))
+    await ctx.outbox.enqueue(session, _exception_event(
+        ctx.clock, "order.exception_resolved", order, exc, resolution=resolution))
     return exc
 
 
-async def scan_overdue_exceptions(*, session: AsyncSession, outbox: Outbox, clock: Clock,
-                                  as_of: datetime) -> list[str]:
+async def scan_overdue_exceptions(*, session: AsyncSession, ctx: OrdersContext, as_of: datetime) -> list[str]:
     """Emit `order.exception_overdue` once per open exception past its due time."""
     reported = []
     for exc in await repository.claim_overdue_exceptions(session, as_of=as_of):
         order = await repository.get_order(session, exc.order_id)
         if order is None:
             continue
-        exc.overdue_notified_at = clock.now()
-        await outbox.enqueue(session, _exception_event(
-            clock, "order.exception_overdue", order, exc, as_of=as_of.isoformat()))
+        exc.overdue_notified_at = ctx.clock.now()
+        await ctx.outbox.enqueue(session, _exception_event(
+            ctx.clock, "order.exception_overdue", order, exc, as_of=as_of.isoformat()))
         reported.append(exc.id)
     await session.flush()
     return reported
@@ -682,8 +664,7 @@ async def history(session: AsyncSession, order: Order, *, limit: int,
 SYSTEM_ACTOR = steps.SYSTEM_ACTOR
 
 
-async def retry_pending_credit(*, db: Database, outbox: Outbox, clock: Clock, credit: CreditClient,
-                               settings: OrdersSettings, limit: int = 100) -> int:
+async def retry_pending_credit(*, ctx: OrdersContext, limit: int = 100) -> int:
     """Ask credit again for every order whose reservation has no answer; returns how many got one.
 
     Each order is asked with the idempotency key of its unanswered request, so credit never
@@ -692,7 +673,7 @@ async def retry_pending_credit(*, db: Database, outbox: Outbox, clock: Clock, cr
     first order credit does not answer for (credit is still down).
     """
     with work_request_id():
-        async with db.session(read_only=True) as session:
+        async with ctx.db.session(read_only=True) as session:
             waiting = [o for o in [await repository.get_order(session, order_id) for order_id in
                                    await repository.orders_awaiting_credit(session, limit=limit)]
                        if o is not None]
@@ -700,12 +681,12 @@ async def retry_pending_credit(*, db: Database, outbox: Outbox, clock: Clock, cr
         for order in waiting:
             key = (order.credit or {}).get("request_key") or credit_blocks.reservation_key(order)
             try:
-                reply = await credit.reserve(**steps.reservation_request(order), idempotency_key=key)
+                reply = await ctx.credit.reserve(**steps.reservation_request(order), idempotency_key=key)
             except DependencyUnavailable:
                 log.info("credit still does not answer; %d order(s) wait for a reservation",
                          len(waiting) - answered)
                 break
-            async with db.session() as session, session.begin():
+            async with ctx.db.session() as session, session.begin():
                 locked = await repository.lock_order(session, order.id, skip_locked=True)
                 credit_now = (locked.credit or {}) if locked is not None else {}
                 if locked is None or locked.state != OrderState.in_review or \
@@ -714,33 +695,29 @@ async def retry_pending_credit(*, db: Database, outbox: Outbox, clock: Clock, cr
                     continue
                 locked.credit = credit_blocks.credit_block(reply)
                 locked.version += 1
-                locked.updated_at = clock.now()
+                locked.updated_at = ctx.clock.now()
                 answered += 1
-                await _approve_if_ready(session=session, outbox=outbox, clock=clock,
-                                        settings=settings, order=locked)
+                await _approve_if_ready(session=session, ctx=ctx, order=locked)
         return answered
 
 
-async def _approve_if_ready(*, session: AsyncSession, outbox: Outbox, clock: Clock,
-                            settings: OrdersSettings, order: Order) -> None:
+async def _approve_if_ready(*, session: AsyncSession, ctx: OrdersContext, order: Order) -> None:
     """Fire `approve` after a credit answer; its guards refusing just leaves the order in review."""
     try:
-        await approve_order(session=session, outbox=outbox, clock=clock, settings=settings,
-                            actor=SYSTEM_ACTOR, order=order)
+        await approve_order(session=session, ctx=ctx, actor=SYSTEM_ACTOR, order=order)
     except (GuardFailed, StepInProgress) as refused:
         log.info("order %s stays in review: %s", order.id, refused.detail)
 
 
-async def scan_review_deadlines(*, session: AsyncSession, outbox: Outbox, clock: Clock,
-                                settings: OrdersSettings, as_of: datetime) -> list[str]:
+async def scan_review_deadlines(*, session: AsyncSession, ctx: OrdersContext, as_of: datetime) -> list[str]:
     """Emit `order.review_overdue` once per revision for orders in review past their deadline."""
     reported = []
     for order in await repository.claim_overdue_reviews(session, as_of=as_of):
         opinions = await lifecycle.opinions(session, order)
-        waiting = [d for d in settings.review_departments if d not in opinions]
-        order.review_overdue_notified_at = clock.now()
-        await outbox.enqueue(session, order_event(
-            clock, "order.review_overdue", order, revision=order.revision,
+        waiting = [d for d in ctx.settings.review_departments if d not in opinions]
+        order.review_overdue_notified_at = ctx.clock.now()
+        await ctx.outbox.enqueue(session, order_event(
+            ctx.clock, "order.review_overdue", order, revision=order.revision,
             review_due_at=order.review_due_at.isoformat() if order.review_due_at else None,
             as_of=as_of.isoformat(), waiting_for=waiting))
         reported.append(order.id)
@@ -748,10 +725,8 @@ async def scan_review_deadlines(*, session: AsyncSession, outbox: Outbox, clock:
     return reported
 
 
-async def scan_review_deadlines_once(*, db: Database, outbox: Outbox, clock: Clock,
-                                     settings: OrdersSettings) -> list[str]:
+async def scan_review_deadlines_once(*, ctx: OrdersContext) -> list[str]:
     """The periodic scan: one transaction, as of now."""
     with work_request_id():
-        async with db.session() as session, session.begin():
-            return await scan_review_deadlines(session=session, outbox=outbox, clock=clock,
-                                               settings=settings, as_of=clock.now())
+        async with ctx.db.session() as session, session.begin():
+            return await scan_review_deadlines(session=session, ctx=ctx, as_of=ctx.clock.now())

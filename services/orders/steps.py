@@ -69,32 +69,47 @@ SYSTEM_ACTOR = "system"  # who acts when no one asked (history's actor)
 
 @dataclass
 class Env:
-    """Where a step runs: the session it commits through, the clients, who asked, and the key
-    of the request running it (None for the recovery worker)."""
+    """Where a step runs: the session it commits through, the orders context (clients, outbox,
+    clock, settings), who asked, and the key of the request running it (None for the recovery
+    worker)."""
 
     session: AsyncSession
-    outbox: Outbox
-    clock: Clock
-    settings: OrdersSettings
-    credit: CreditClient
-    ledger: LedgerClient
+    ctx: OrdersContext
     actor: str
-    keys: Table  # idempotency_keys: to answer for the request that began a step
     request_key: KeyRef | None = None
 
     @classmethod
     def of(cls, ctx: OrdersContext, session: AsyncSession, actor: str, *,
            request_key: KeyRef | None = None) -> Env:
         """The environment of a step run through the orders app's context."""
-        return cls(session=session, outbox=ctx.outbox, clock=ctx.clock, settings=ctx.settings,
-                   credit=ctx.credit, ledger=ctx.ledger, actor=actor, keys=ctx.keys,
-                   request_key=request_key)
+        return cls(session=session, ctx=ctx, actor=actor, request_key=request_key)
+
+    @property
+    def outbox(self) -> Outbox:
+        return self.ctx.outbox
+
+    @property
+    def clock(self) -> Clock:
+        return self.ctx.clock
+
+    @property
+    def settings(self) -> OrdersSettings:
+        return self.ctx.settings
+
+    @property
+    def credit(self) -> CreditClient:
+        return self.ctx.credit
+
+    @property
+    def ledger(self) -> LedgerClient:
+        return self.ctx.ledger
+
+    @property
+    def keys(self) -> Table:
+        return self.ctx.keys
 
     def effects(self, actor: str | None = None) -> Effects:
-        return Effects(session=self.session, outbox=self.outbox, clock=self.clock,
-                       actor=actor or self.actor,
-                       review_sla_working_days=self.settings.review_sla_working_days,
-                       holidays=tuple(self.settings.holidays))
+        return self.ctx.effects(self.session, actor or self.actor)
 
 
 Call = Callable[[Env, dict[str, Any]], Awaitable[dict[str, Any]]]
