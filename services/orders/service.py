@@ -32,7 +32,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from services.orders import credit_blocks, lifecycle, repository, steps, terms
-from services.orders.clients import LedgerClient
 from services.orders.config import OrdersSettings
 from services.orders.context import OrdersContext
 from services.orders.errors import (
@@ -517,14 +516,15 @@ async def close_when_paid_prepare(app: Any, event: Event) -> int | None:
     order_id = str(event.data.get("order_id") or "")
     if not order_id:
         return None
-    async with app.state.db.session(read_only=True) as session:
+    ctx: OrdersContext = app.state.context
+    async with ctx.db.session(read_only=True) as session:
         order = await repository.get_order(session, order_id)
     if order is not None and steps.pending(order, "settle") is not None:
         raise DependencyUnavailable(f"Order {order.number} is being settled; deliver "
                                     "invoice.paid again once it is invoiced.", dependency="orders")
     if order is None or order.state != OrderState.invoiced:
         return None
-    balance = await LedgerClient(app.state.http).order_balance(order_id)
+    balance = await ctx.ledger.order_balance(order_id)
     return balance.outstanding_minor if balance is not None else None
 
 
