@@ -54,7 +54,7 @@ from shared.db import SessionDep
 from shared.errors import problem_responses
 from shared.openapi import IF_MATCH
 from shared.outbox import Outbox
-from shared.pagination import Cursor, Limit, Page, decode_time_cursor, time_page
+from shared.pagination import Cursor, Limit, Page, decode_time_cursor
 from shared.versioning import check_if_match, set_etag
 
 WRITERS = (Role.sales, Role.credit_manager)
@@ -109,15 +109,13 @@ async def list_customers(
     registration_no: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Page[Customer]:
     """List customers, oldest first; sales principals see only their own."""
-    after = decode_time_cursor(cursor)
     visible, salesperson_id = principal.salesperson_scope(salesperson_id)
     if not visible:
+        decode_time_cursor(cursor)  # an invalid cursor is refused even when nothing is visible
         return Page(items=[])
-    rows = await repository.list_customers(
-        session, limit=limit + 1,
-        after=after,
+    return await repository.list_customers(
+        session, limit=limit, cursor=cursor,
         salesperson_id=salesperson_id, name=name, registration_no=registration_no)
-    return time_page(rows, limit, lambda c: (c.created_at, c.id))
 
 
 @router.get("/customers/{customer_id}", response_model=CustomerPublic,
@@ -279,9 +277,8 @@ async def list_holds(customer: CustomerOr404, session: SessionDep, limit: Limit 
                      status_: Annotated[HoldStatus | None, Query(alias="status")] = None,
                      kind: HoldKind | None = None) -> Page[CreditHold]:
     """The customer's holds, oldest first, active and released (filter with `status`, `kind`)."""
-    rows = await repository.list_holds(session, customer.id, limit=limit + 1,
-                                       after=decode_time_cursor(cursor), status=status_, kind=kind)
-    return time_page(rows, limit, lambda h: (h.placed_at, h.id))
+    return await repository.list_holds(session, customer.id, limit=limit, cursor=cursor,
+                                       status=status_, kind=kind)
 
 
 @credit_router.delete("/holds/{hold_id}", response_model=HoldPublic,
@@ -317,11 +314,9 @@ async def add_guarantee(customer: CustomerOr404, body: GuaranteeCreate, response
 async def list_guarantees(customer: CustomerOr404, session: SessionDep, ctx: Ctx,
                           limit: Limit = 50, cursor: Cursor = None) -> Page[GuaranteePublic]:
     """The customer's guarantees, oldest first, with status active, expired or released."""
-    rows = await repository.list_guarantees(session, customer.id, limit=limit + 1,
-                                            after=decode_time_cursor(cursor))
+    page = await repository.list_guarantees(session, customer.id, limit=limit, cursor=cursor)
     today = ctx.clock.today()
-    return time_page(rows, limit, lambda g: (g.created_at, g.id),
-                     lambda g: _guarantee_public(g, today))
+    return page.map(lambda g: _guarantee_public(g, today))
 
 
 @credit_router.delete("/guarantees/{guarantee_id}", response_model=GuaranteePublic,
@@ -352,9 +347,7 @@ async def add_credit_inquiry(customer: CustomerOr404, body: InquiryCreate, sessi
 async def list_credit_inquiries(customer: CustomerOr404, session: SessionDep, limit: Limit = 50,
                                 cursor: Cursor = None) -> Page[CreditInquiry]:
     """The customer's credit-inquiry records, oldest first."""
-    rows = await repository.list_inquiries(session, customer.id, limit=limit + 1,
-                                           after=decode_time_cursor(cursor))
-    return time_page(rows, limit, lambda i: (i.created_at, i.id))
+    return await repository.list_inquiries(session, customer.id, limit=limit, cursor=cursor)
 
 
 @credit_router.post("/assets", status_code=status.HTTP_201_CREATED, response_model=AssetPublic,
@@ -372,9 +365,7 @@ async def add_asset(customer: CustomerOr404, body: AssetCreate, session: Session
 async def list_assets(customer: CustomerOr404, session: SessionDep, limit: Limit = 50,
                       cursor: Cursor = None) -> Page[Asset]:
     """The customer's assets, oldest first."""
-    rows = await repository.list_assets(session, customer.id, limit=limit + 1,
-                                        after=decode_time_cursor(cursor))
-    return time_page(rows, limit, lambda a: (a.created_at, a.id))
+    return await repository.list_assets(session, customer.id, limit=limit, cursor=cursor)
 
 
 # ---------------------------------------------------------------- evaluations
@@ -403,9 +394,7 @@ async def create_evaluation(customer: CustomerReadOr404, body: EvaluationCreate,
 async def list_evaluations(customer: CustomerOr404, session: SessionDep, limit: Limit = 50,
                            cursor: Cursor = None) -> Page[Evaluation]:
     """The customer's evaluations, oldest first."""
-    rows = await repository.list_evaluations(session, customer.id, limit=limit + 1,
-                                             after=decode_time_cursor(cursor))
-    return time_page(rows, limit, lambda e: (e.created_at, e.id))
+    return await repository.list_evaluations(session, customer.id, limit=limit, cursor=cursor)
 
 
 @evaluations_router.get("/evaluations/{evaluation_id}", response_model=EvaluationPublic,
@@ -473,10 +462,9 @@ async def list_reservations(
     status_: Annotated[ReservationStatus | None, Query(alias="status")] = None,
 ) -> Page[Reservation]:
     """Reservations and declined decisions, oldest first; filter by order, customer, status."""
-    rows = await repository.list_reservations(
-        session, limit=limit + 1, after=decode_time_cursor(cursor), order_id=order_id,
+    return await repository.list_reservations(
+        session, limit=limit, cursor=cursor, order_id=order_id,
         customer_id=customer_id, status=status_)
-    return time_page(rows, limit, lambda r: (r.created_at, r.id))
 
 
 @reservations_router.get("/{reservation_id}", response_model=ReservationPublic,

@@ -26,7 +26,7 @@ from services.credit.models import (
     ReservationStatus,
 )
 from shared.db import dialect_insert
-from shared.pagination import after_keyset
+from shared.pagination import Keyset, Page, keyset_page
 
 # ---------------------------------------------------------------- customers
 
@@ -35,9 +35,9 @@ async def get_customer(session: AsyncSession, customer_id: str) -> Customer | No
     return await session.get(Customer, customer_id)
 
 
-async def list_customers(session: AsyncSession, *, limit: int, after: tuple[datetime, str] | None,
+async def list_customers(session: AsyncSession, *, limit: int, cursor: str | None,
                          salesperson_id: str | None, name: str | None,
-                         registration_no: str | None) -> list[Customer]:
+                         registration_no: str | None) -> Page[Customer]:
     stmt = select(Customer)
     if salesperson_id is not None:
         stmt = stmt.where(Customer.salesperson_id == salesperson_id)
@@ -46,9 +46,8 @@ async def list_customers(session: AsyncSession, *, limit: int, after: tuple[date
     if name:
         escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         stmt = stmt.where(Customer.name.ilike(f"%{escaped}%", escape="\\"))
-    stmt = stmt.where(after_keyset(Customer.created_at, Customer.id, after))
-    stmt = stmt.order_by(Customer.created_at, Customer.id).limit(limit)
-    return list((await session.execute(stmt)).scalars())
+    return await keyset_page(session, stmt, Keyset(Customer.created_at, Customer.id),
+                             limit=limit, cursor=cursor)
 
 
 async def bump_version(session: AsyncSession, customer_id: str, expected: int,
@@ -178,17 +177,15 @@ async def active_holds(session: AsyncSession, customer_id: str) -> list[CreditHo
     return list((await session.execute(stmt)).scalars())
 
 
-async def list_holds(session: AsyncSession, customer_id: str, *, limit: int,
-                     after: tuple[datetime, str] | None, status: str | None,
-                     kind: str | None = None) -> list[CreditHold]:
+async def list_holds(session: AsyncSession, customer_id: str, *, limit: int, cursor: str | None,
+                     status: str | None, kind: str | None = None) -> Page[CreditHold]:
     stmt = select(CreditHold).where(CreditHold.customer_id == customer_id)
     if status is not None:
         stmt = stmt.where(CreditHold.status == status)
     if kind is not None:
         stmt = stmt.where(CreditHold.kind == kind)
-    stmt = stmt.where(after_keyset(CreditHold.placed_at, CreditHold.id, after))
-    return list((await session.execute(
-        stmt.order_by(CreditHold.placed_at, CreditHold.id).limit(limit))).scalars())
+    return await keyset_page(session, stmt, Keyset(CreditHold.placed_at, CreditHold.id),
+                             limit=limit, cursor=cursor)
 
 
 async def active_automatic_hold(session: AsyncSession, customer_id: str, invoice_id: str
@@ -239,19 +236,17 @@ async def get_guarantee(session: AsyncSession, guarantee_id: str) -> Guarantee |
 
 
 async def list_guarantees(session: AsyncSession, customer_id: str, *, limit: int,
-                          after: tuple[datetime, str] | None) -> list[Guarantee]:
-    stmt = (select(Guarantee).where(Guarantee.customer_id == customer_id)
-            .where(after_keyset(Guarantee.created_at, Guarantee.id, after))
-            .order_by(Guarantee.created_at, Guarantee.id).limit(limit))
-    return list((await session.execute(stmt)).scalars())
+                          cursor: str | None) -> Page[Guarantee]:
+    stmt = select(Guarantee).where(Guarantee.customer_id == customer_id)
+    return await keyset_page(session, stmt, Keyset(Guarantee.created_at, Guarantee.id),
+                             limit=limit, cursor=cursor)
 
 
 async def list_inquiries(session: AsyncSession, customer_id: str, *, limit: int,
-                         after: tuple[datetime, str] | None) -> list[CreditInquiry]:
-    stmt = (select(CreditInquiry).where(CreditInquiry.customer_id == customer_id)
-            .where(after_keyset(CreditInquiry.created_at, CreditInquiry.id, after))
-            .order_by(CreditInquiry.created_at, CreditInquiry.id).limit(limit))
-    return list((await session.execute(stmt)).scalars())
+                         cursor: str | None) -> Page[CreditInquiry]:
+    stmt = select(CreditInquiry).where(CreditInquiry.customer_id == customer_id)
+    return await keyset_page(session, stmt, Keyset(CreditInquiry.created_at, CreditInquiry.id),
+                             limit=limit, cursor=cursor)
 
 
 async def latest_inquiry(session: AsyncSession, customer_id: str) -> CreditInquiry | None:
@@ -261,11 +256,10 @@ async def latest_inquiry(session: AsyncSession, customer_id: str) -> CreditInqui
 
 
 async def list_assets(session: AsyncSession, customer_id: str, *, limit: int,
-                      after: tuple[datetime, str] | None) -> list[Asset]:
-    stmt = (select(Asset).where(Asset.customer_id == customer_id)
-            .where(after_keyset(Asset.created_at, Asset.id, after))
-            .order_by(Asset.created_at, Asset.id).limit(limit))
-    return list((await session.execute(stmt)).scalars())
+                      cursor: str | None) -> Page[Asset]:
+    stmt = select(Asset).where(Asset.customer_id == customer_id)
+    return await keyset_page(session, stmt, Keyset(Asset.created_at, Asset.id),
+                             limit=limit, cursor=cursor)
 
 
 async def asset_totals(session: AsyncSession, customer_id: str, currency: str
@@ -298,9 +292,9 @@ async def live_reservation_for_order(session: AsyncSession, order_id: str) -> Re
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def list_reservations(session: AsyncSession, *, limit: int,
-                            after: tuple[datetime, str] | None, order_id: str | None,
-                            customer_id: str | None, status: str | None) -> list[Reservation]:
+async def list_reservations(session: AsyncSession, *, limit: int, cursor: str | None,
+                            order_id: str | None, customer_id: str | None,
+                            status: str | None) -> Page[Reservation]:
     stmt = select(Reservation)
     if order_id is not None:
         stmt = stmt.where(Reservation.order_id == order_id)
@@ -308,9 +302,8 @@ async def list_reservations(session: AsyncSession, *, limit: int,
         stmt = stmt.where(Reservation.customer_id == customer_id)
     if status is not None:
         stmt = stmt.where(Reservation.status == status)
-    stmt = stmt.where(after_keyset(Reservation.created_at, Reservation.id, after))
-    return list((await session.execute(
-        stmt.order_by(Reservation.created_at, Reservation.id).limit(limit))).scalars())
+    return await keyset_page(session, stmt, Keyset(Reservation.created_at, Reservation.id),
+                             limit=limit, cursor=cursor)
 
 
 # ---------------------------------------------------------------- evaluations
@@ -325,8 +318,7 @@ async def get_evaluation(session: AsyncSession, evaluation_id: str, *, for_updat
 
 
 async def list_evaluations(session: AsyncSession, customer_id: str, *, limit: int,
-                           after: tuple[datetime, str] | None) -> list[Evaluation]:
-    stmt = (select(Evaluation).where(Evaluation.customer_id == customer_id)
-            .where(after_keyset(Evaluation.created_at, Evaluation.id, after))
-            .order_by(Evaluation.created_at, Evaluation.id).limit(limit))
-    return list((await session.execute(stmt)).scalars())
+                           cursor: str | None) -> Page[Evaluation]:
+    stmt = select(Evaluation).where(Evaluation.customer_id == customer_id)
+    return await keyset_page(session, stmt, Keyset(Evaluation.created_at, Evaluation.id),
+                             limit=limit, cursor=cursor)
