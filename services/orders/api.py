@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 
-from services.orders import change_lifecycle, change_requests, lifecycle, repository, service, steps
+from services.orders import change_lifecycle, change_requests, lifecycle, repository, service, steps, workers
 from services.orders.context import OrdersContext
 from services.orders.models import (
     Order,
@@ -440,7 +440,7 @@ async def scan_review_deadlines(ctx: Ctx, session: SessionDep,
                                 ) -> ReviewSlaScanPublic:
     """Report reviews past their deadline as of `as_of` (admin): `order.review_overdue` once per order."""
     as_of = body.as_of if body and body.as_of else ctx.clock.now()
-    reported = await service.scan_review_deadlines(
+    reported = await workers.scan_review_deadlines(
         session=session, ctx=ctx, as_of=as_of)
     return ReviewSlaScanPublic(as_of=as_of, orders=reported)
 

@@ -9,9 +9,10 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.orders import api, service, steps
+from services.orders import api, steps, workers
 from services.orders.config import OrdersSettings
 from services.orders.context import OrdersContext
+from services.orders.inbox import close_when_paid, close_when_paid_prepare
 from services.orders.models import idempotency_keys, inbox, metadata, outbox, subscriptions
 from shared.app import ServiceSpec, create_service_app, run_periodically
 from shared.clock import Clock
@@ -30,13 +31,13 @@ def build_context(app: FastAPI) -> OrdersContext:
 async def _credit_retry_once(app: FastAPI) -> int:
     """One pass of the credit retry: ask credit again for every unanswered reservation."""
     ctx: OrdersContext = app.state.context
-    return await service.retry_pending_credit(ctx=ctx)
+    return await workers.retry_pending_credit(ctx=ctx)
 
 
 async def _review_sla_scan_once(app: FastAPI) -> list[str]:
     """One pass of the review deadline scan, as of now."""
     ctx: OrdersContext = app.state.context
-    return await service.scan_review_deadlines_once(ctx=ctx)
+    return await workers.scan_review_deadlines_once(ctx=ctx)
 
 
 async def _step_recovery_once(app: FastAPI) -> int:
@@ -99,7 +100,7 @@ SPEC = ServiceSpec(
     workers=[credit_retry_worker, step_recovery_worker, review_sla_worker],
     on_startup=start_up,
     subscriber=Subscriber(service="orders", handlers={"invoice.paid": TwoPhase(
-        service.close_when_paid_prepare, service.close_when_paid)},
+        close_when_paid_prepare, close_when_paid)},
         subscriptions=subscriptions, inbox=inbox),
 )
 

@@ -40,14 +40,13 @@ from services.orders.models import (
 from services.orders.payloads import order_event
 from services.orders.schemas import ChangeRequestCreate, ChangeSet
 from services.orders.service import (
-    SYSTEM_ACTOR,
     IfMatch,
     after_transition,
     check_reviewer,
     lock,
     no_if_match,
 )
-from services.orders.steps import Env
+from services.orders.steps import SYSTEM_ACTOR, Env
 from services.orders.terms import terms_of
 from shared.auth import Principal
 from shared.errors import Conflict, GuardFailed

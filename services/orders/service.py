@@ -21,7 +21,6 @@ and approval waits (`guard_failed`, guard `credit_reserved`) until credit reserv
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
@@ -50,7 +49,6 @@ from services.orders.errors import (
 )
 from services.orders.lifecycle import Facts, Opinion
 from services.orders.models import (
-    CreditStatus,
     Order,
     OrderDelivery,
     OrderDeliveryLine,
@@ -75,21 +73,11 @@ from services.orders.steps import Env
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.db import checkpoint
-from shared.errors import (
-    Conflict,
-    DependencyUnavailable,
-    GuardFailed,
-    InvalidTransition,
-    NotFound,
-    ValidationFailed,
-)
+from shared.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from shared.events import Event
 from shared.money import MAX_MINOR, line_total
 from shared.numbering import next_number
-from shared.observability import work_request_id
 from shared.outbox import Outbox
-
-log = logging.getLogger("o2c.orders")
 
 
 def _check_delivery_date(clock: Clock, delivery_date: date | None) -> None:
@@ -507,42 +495,6 @@ async def close_order(*, session: AsyncSession, ctx: OrdersContext, actor: str, 
     return await after_transition(session, order)
 
 
-async def close_when_paid_prepare(app: Any, event: Event) -> int | None:
-    """`invoice.paid`: what ledger says is outstanding on the order, asked before any lock
-    (None: nothing to close, or ledger knows no invoice). An order whose settlement is still
-    in progress cannot close yet: the inbox answers 503 and notifier delivers the event again
-    (on the internal schedule, within seconds) — else a payment that came between the invoice
-    and the end of the settlement would leave the order invoiced for ever."""
-    order_id = str(event.data.get("order_id") or "")
-    if not order_id:
-        return None
-    ctx: OrdersContext = app.state.context
-    async with ctx.db.session(read_only=True) as session:
-        order = await repository.get_order(session, order_id)
-    if order is not None and steps.pending(order, "settle") is not None:
-        raise DependencyUnavailable(f"Order {order.number} is being settled; deliver "
-                                    "invoice.paid again once it is invoiced.", dependency="orders")
-    if order is None or order.state != OrderState.invoiced:
-        return None
-    balance = await ctx.ledger.order_balance(order_id)
-    return balance.outstanding_minor if balance is not None else None
-
-
-async def close_when_paid(session: AsyncSession, app: Any, event: Event,
-                          outstanding_minor: int | None) -> None:
-    """`invoice.paid` from ledger (via notifier): close the order if its guards hold."""
-    order_id = str(event.data.get("order_id") or "")
-    order = await repository.lock_order(session, order_id) if order_id else None
-    if order is None or order.state != OrderState.invoiced or outstanding_minor is None:
-        log.info("invoice.paid for order %s: nothing to close", order_id or "?")
-        return
-    try:
-        await close_order(session=session, ctx=app.state.context, actor=SYSTEM_ACTOR, order=order,
-                          outstanding_minor=outstanding_minor, reason="invoice paid")
-    except (GuardFailed, StepInProgress) as refused:
-        log.info("order %s stays invoiced: %s", order.id, refused.detail)
-
-
 # --- Returns ------------------------------------------------------------------------------
 
 RETURNABLE_STATES = (OrderState.delivered, OrderState.invoiced)
@@ -657,76 +609,3 @@ async def history(session: AsyncSession, order: Order, *, limit: int,
                   after_seq: int | None) -> list[OrderHistory]:
     """The order's transitions, oldest first."""
     return await repository.list_history(session, order.id, limit=limit, after_seq=after_seq)
-
-
-# --- Workers ------------------------------------------------------------------------------
-
-SYSTEM_ACTOR = steps.SYSTEM_ACTOR
-
-
-async def retry_pending_credit(*, ctx: OrdersContext, limit: int = 100) -> int:
-    """Ask credit again for every order whose reservation has no answer; returns how many got one.
-
-    Each order is asked with the idempotency key of its unanswered request, so credit never
-    reserves twice — read, ask, then lock and write: no transaction is open while credit is
-    asked. Once it answers, the order is approved if its departments already did. Stops at the
-    first order credit does not answer for (credit is still down).
-    """
-    with work_request_id():
-        async with ctx.db.session(read_only=True) as session:
-            waiting = [o for o in [await repository.get_order(session, order_id) for order_id in
-                                   await repository.orders_awaiting_credit(session, limit=limit)]
-                       if o is not None]
-        answered = 0
-        for order in waiting:
-            key = (order.credit or {}).get("request_key") or credit_blocks.reservation_key(order)
-            try:
-                reply = await ctx.credit.reserve(**steps.reservation_request(order), idempotency_key=key)
-            except DependencyUnavailable:
-                log.info("credit still does not answer; %d order(s) wait for a reservation",
-                         len(waiting) - answered)
-                break
-            async with ctx.db.session() as session, session.begin():
-                locked = await repository.lock_order(session, order.id, skip_locked=True)
-                credit_now = (locked.credit or {}) if locked is not None else {}
-                if locked is None or locked.state != OrderState.in_review or \
-                        credit_now.get("status") != CreditStatus.pending or \
-                        (credit_now.get("request_key") or credit_blocks.reservation_key(locked)) != key:
-                    continue
-                locked.credit = credit_blocks.credit_block(reply)
-                locked.version += 1
-                locked.updated_at = ctx.clock.now()
-                answered += 1
-                await _approve_if_ready(session=session, ctx=ctx, order=locked)
-        return answered
-
-
-async def _approve_if_ready(*, session: AsyncSession, ctx: OrdersContext, order: Order) -> None:
-    """Fire `approve` after a credit answer; its guards refusing just leaves the order in review."""
-    try:
-        await approve_order(session=session, ctx=ctx, actor=SYSTEM_ACTOR, order=order)
-    except (GuardFailed, StepInProgress) as refused:
-        log.info("order %s stays in review: %s", order.id, refused.detail)
-
-
-async def scan_review_deadlines(*, session: AsyncSession, ctx: OrdersContext, as_of: datetime) -> list[str]:
-    """Emit `order.review_overdue` once per revision for orders in review past their deadline."""
-    reported = []
-    for order in await repository.claim_overdue_reviews(session, as_of=as_of):
-        opinions = await lifecycle.opinions(session, order)
-        waiting = [d for d in ctx.settings.review_departments if d not in opinions]
-        order.review_overdue_notified_at = ctx.clock.now()
-        await ctx.outbox.enqueue(session, order_event(
-            ctx.clock, "order.review_overdue", order, revision=order.revision,
-            review_due_at=order.review_due_at.isoformat() if order.review_due_at else None,
-            as_of=as_of.isoformat(), waiting_for=waiting))
-        reported.append(order.id)
-    await session.flush()
-    return reported
-
-
-async def scan_review_deadlines_once(*, ctx: OrdersContext) -> list[str]:
-    """The periodic scan: one transaction, as of now."""
-    with work_request_id():
-        async with ctx.db.session() as session, session.begin():
-            return await scan_review_deadlines(session=session, ctx=ctx, as_of=ctx.clock.now())
