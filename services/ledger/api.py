@@ -53,9 +53,7 @@ from shared.pagination import (
     Limit,
     Page,
     decode_cursor,
-    decode_time_cursor,
     encode_cursor,
-    time_page,
 )
 from shared.versioning import set_etag
 
@@ -144,13 +142,12 @@ async def list_journal_entries(
     source_id: Annotated[str | None, Query(max_length=36)] = None,
 ) -> Page[JournalEntryPublic]:
     """Journal entries in posting order, with their lines; filter by account, customer, dates."""
-    rows = await repository.list_entries(
-        session, limit=limit + 1, after=decode_time_cursor(cursor), account_code=account_code,
+    page = await repository.list_entries(
+        session, limit=limit, cursor=cursor, account_code=account_code,
         customer_id=customer_id,
         posted_from=dates.start_of_day(from_) if from_ else None,
         posted_before=dates.end_of_day(to) if to else None, kind=kind,
         source_type=source_type, source_id=source_id)
-    page = time_page(rows, limit, lambda e: (e.posted_at, e.id))
     entries = await journal.with_lines(session, page.items)
     return Page(items=[JournalEntryPublic.of(e) for e in entries], next_cursor=page.next_cursor)
 
@@ -244,13 +241,12 @@ async def list_invoices(
     if not visible:
         return Page(items=[])
     today = ctx.clock.today()
-    rows = await repository.list_invoices(
-        session, limit=limit + 1, after=decode_time_cursor(cursor), customer_id=customer_id,
+    page = await repository.list_invoices(
+        session, limit=limit, cursor=cursor, customer_id=customer_id,
         order_id=order_id, salesperson_id=salesperson_id, status=status_, due_from=due_from,
         due_to=due_to, overdue=overdue, today=today)
-    disputed = await invoices.open_dispute_ids(session, (i.id for i in rows[:limit]))
-    return time_page(rows, limit, lambda i: (i.created_at, i.id),
-                     lambda i: InvoicePublic.of(i, today, disputed=i.id in disputed))
+    disputed = await invoices.open_dispute_ids(session, (i.id for i in page.items))
+    return page.map(lambda i: InvoicePublic.of(i, today, disputed=i.id in disputed))
 
 
 @invoices_router.get("/invoices/{invoice_id}", response_model=InvoicePublic,
@@ -295,12 +291,11 @@ async def list_payments(
     received_to: Annotated[BusinessDate | None, Query(description="Received on or before")] = None,
 ) -> Page[PaymentPublic]:
     """Payments in the order they were posted, with their allocations."""
-    rows = await repository.list_payments(
-        session, limit=limit + 1, after=decode_time_cursor(cursor), customer_id=customer_id,
+    page = await repository.list_payments(
+        session, limit=limit, cursor=cursor, customer_id=customer_id,
         currency=currency, status=status_, method=method,
         received_from=dates.start_of_day(received_from) if received_from else None,
         received_before=dates.end_of_day(received_to) if received_to else None)
-    page = time_page(rows, limit, lambda p: (p.created_at, p.id))
     views = await payments.payment_views(session, page.items)
     return Page(items=[_payment_public(v) for v in views], next_cursor=page.next_cursor)
 
@@ -383,10 +378,8 @@ async def list_credit_notes(
     customer_id: Annotated[str | None, Query(max_length=36)] = None,
 ) -> Page[CreditNote]:
     """Credit notes in the order they were issued."""
-    rows = await repository.list_notes(session, CreditNote, limit=limit + 1,
-                                       after=decode_time_cursor(cursor), invoice_id=invoice_id,
-                                       customer_id=customer_id)
-    return time_page(rows, limit, lambda n: (n.created_at, n.id))
+    return await repository.list_notes(session, CreditNote, limit=limit, cursor=cursor,
+                                       invoice_id=invoice_id, customer_id=customer_id)
 
 
 @notes_router.get("/credit-notes/{note_id}", response_model=CreditNotePublic,
@@ -416,10 +409,8 @@ async def list_debit_notes(
     customer_id: Annotated[str | None, Query(max_length=36)] = None,
 ) -> Page[DebitNote]:
     """Debit notes in the order they were issued."""
-    rows = await repository.list_notes(session, DebitNote, limit=limit + 1,
-                                       after=decode_time_cursor(cursor), invoice_id=invoice_id,
-                                       customer_id=customer_id)
-    return time_page(rows, limit, lambda n: (n.created_at, n.id))
+    return await repository.list_notes(session, DebitNote, limit=limit, cursor=cursor,
+                                       invoice_id=invoice_id, customer_id=customer_id)
 
 
 @notes_router.get("/debit-notes/{note_id}", response_model=DebitNotePublic,

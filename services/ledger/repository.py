@@ -29,7 +29,7 @@ from services.ledger.models import (
     counters,
 )
 from shared.db import dialect_insert
-from shared.pagination import after_keyset
+from shared.pagination import Keyset, Page, keyset_page
 
 # ---------------------------------------------------------------- accounts
 
@@ -92,11 +92,11 @@ async def lines_of(session: AsyncSession, entry_ids: Iterable[str]) -> dict[str,
     return result
 
 
-async def list_entries(session: AsyncSession, *, limit: int, after: tuple[datetime, str] | None,
+async def list_entries(session: AsyncSession, *, limit: int, cursor: str | None,
                        account_code: str | None, customer_id: str | None,
                        posted_from: datetime | None, posted_before: datetime | None,
                        kind: str | None, source_type: str | None,
-                       source_id: str | None) -> list[JournalEntry]:
+                       source_id: str | None) -> Page[JournalEntry]:
     stmt = select(JournalEntry)
     if account_code is not None or customer_id is not None:
         line_filter = [JournalLine.entry_id == JournalEntry.id]
@@ -115,9 +115,8 @@ async def list_entries(session: AsyncSession, *, limit: int, after: tuple[dateti
         stmt = stmt.where(JournalEntry.source_type == source_type)
     if source_id is not None:
         stmt = stmt.where(JournalEntry.source_id == source_id)
-    stmt = stmt.where(after_keyset(JournalEntry.posted_at, JournalEntry.id, after))
-    stmt = stmt.order_by(JournalEntry.posted_at, JournalEntry.id).limit(limit)
-    return list((await session.execute(stmt)).scalars())
+    return await keyset_page(session, stmt, Keyset(JournalEntry.posted_at, JournalEntry.id),
+                             limit=limit, cursor=cursor)
 
 
 async def mark_reversed(session: AsyncSession, entry_id: str, reversal_id: str) -> bool:
@@ -281,11 +280,11 @@ async def get_invoice_by_order(session: AsyncSession, order_id: str) -> Invoice 
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def list_invoices(session: AsyncSession, *, limit: int, after: tuple[datetime, str] | None,
+async def list_invoices(session: AsyncSession, *, limit: int, cursor: str | None,
                         customer_id: str | None, order_id: str | None,
                         salesperson_id: str | None, status: str | None,
                         due_from: date | None, due_to: date | None,
-                        overdue: bool | None, today: date) -> list[Invoice]:
+                        overdue: bool | None, today: date) -> Page[Invoice]:
     stmt = select(Invoice)
     if customer_id is not None:
         stmt = stmt.where(Invoice.customer_id == customer_id)
@@ -306,9 +305,8 @@ async def list_invoices(session: AsyncSession, *, limit: int, after: tuple[datet
     if overdue is not None:
         is_overdue = and_(Invoice.due_date < today, Invoice.outstanding_minor > 0)
         stmt = stmt.where(is_overdue if overdue else ~is_overdue)
-    stmt = stmt.where(after_keyset(Invoice.created_at, Invoice.id, after))
-    stmt = stmt.order_by(Invoice.created_at, Invoice.id).limit(limit)
-    return list((await session.execute(stmt)).scalars())
+    return await keyset_page(session, stmt, Keyset(Invoice.created_at, Invoice.id),
+                             limit=limit, cursor=cursor)
 
 
 # ---------------------------------------------------------------- customer balances
@@ -426,10 +424,10 @@ async def allocations_of(session: AsyncSession, payment_ids: Iterable[str]
     return result
 
 
-async def list_payments(session: AsyncSession, *, limit: int, after: tuple[datetime, str] | None,
+async def list_payments(session: AsyncSession, *, limit: int, cursor: str | None,
                         customer_id: str | None, currency: str | None, status: str | None,
                         method: str | None, received_from: datetime | None,
-                        received_before: datetime | None) -> list[Payment]:
+                        received_before: datetime | None) -> Page[Payment]:
     stmt = select(Payment)
     if customer_id is not None:
         stmt = stmt.where(Payment.customer_id == customer_id)
@@ -443,9 +441,8 @@ async def list_payments(session: AsyncSession, *, limit: int, after: tuple[datet
         stmt = stmt.where(Payment.received_at >= received_from)
     if received_before is not None:
         stmt = stmt.where(Payment.received_at < received_before)
-    stmt = stmt.where(after_keyset(Payment.created_at, Payment.id, after))
-    stmt = stmt.order_by(Payment.created_at, Payment.id).limit(limit)
-    return list((await session.execute(stmt)).scalars())
+    return await keyset_page(session, stmt, Keyset(Payment.created_at, Payment.id),
+                             limit=limit, cursor=cursor)
 
 
 async def customer_has_payments(session: AsyncSession, customer_id: str) -> bool:
@@ -465,16 +462,15 @@ async def get_debit_note(session: AsyncSession, note_id: str) -> DebitNote | Non
 
 
 async def list_notes(session: AsyncSession, model: type[CreditNote] | type[DebitNote], *,
-                     limit: int, after: tuple[datetime, str] | None, invoice_id: str | None,
-                     customer_id: str | None) -> list[CreditNote] | list[DebitNote]:
+                     limit: int, cursor: str | None, invoice_id: str | None,
+                     customer_id: str | None) -> Page[CreditNote] | Page[DebitNote]:
     stmt = select(model)
     if invoice_id is not None:
         stmt = stmt.where(model.invoice_id == invoice_id)
     if customer_id is not None:
         stmt = stmt.where(model.customer_id == customer_id)
-    stmt = stmt.where(after_keyset(model.created_at, model.id, after))
-    stmt = stmt.order_by(model.created_at, model.id).limit(limit)
-    return list((await session.execute(stmt)).scalars())
+    return await keyset_page(session, stmt, Keyset(model.created_at, model.id),
+                             limit=limit, cursor=cursor)
 
 
 async def document_numbers(session: AsyncSession, model: type, ids: Iterable[str]) -> dict[str, str]:

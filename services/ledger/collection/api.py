@@ -35,7 +35,7 @@ from shared.auth import CurrentPrincipal, Role, require
 from shared.dates import BusinessDate
 from shared.db import SessionDep
 from shared.errors import problem_responses
-from shared.pagination import Cursor, Limit, Page, decode_time_cursor, time_page
+from shared.pagination import Cursor, Limit, Page
 from shared.versioning import set_etag
 
 SCANNERS = (Role.finance,)
@@ -76,9 +76,8 @@ async def list_overdue_scans(session: SessionDep, limit: Limit = 50, cursor: Cur
                              status_: Annotated[ScanStatus | None, Query(alias="status")] = None
                              ) -> Page[OverdueScan]:
     """Overdue scans, newest first, with what each emitted and decided."""
-    rows = await repository.list_scans(session, limit=limit + 1, before=decode_time_cursor(cursor),
-                                       as_of=as_of, status=status_)
-    return time_page(rows, limit, lambda s: (s.started_at, s.id))
+    return await repository.list_scans(session, limit=limit, cursor=cursor, as_of=as_of,
+                                       status=status_)
 
 
 @scans_router.get("/overdue-scans/{scan_id}", response_model=OverdueScanPublic,
@@ -95,10 +94,10 @@ async def get_overdue_scan(session: SessionDep,
 # ---------------------------------------------------------------- promises to pay
 
 
-async def _promises_page(session: SessionDep, rows: list[PaymentPromise], numbers: dict[str, str],
-                         limit: int, today: date) -> Page:
-    paid = await service.paid_since_today(session, rows[:limit], today)
-    return time_page(rows, limit, lambda p: (p.created_at, p.id), lambda p: PromisePublic.model_validate(
+async def _promises_page(session: SessionDep, page: Page[PaymentPromise], numbers: dict[str, str],
+                         today: date) -> Page[PromisePublic]:
+    paid = await service.paid_since_today(session, page.items, today)
+    return page.map(lambda p: PromisePublic.model_validate(
         {**p.model_dump(), "invoice_number": numbers.get(p.invoice_id), "paid_since_minor": paid[p.id]}))
 
 
@@ -122,10 +121,9 @@ async def list_invoice_promises(invoice: InvoiceOr404, ctx: Ctx, session: Sessio
                                 status_: Annotated[PromiseStatus | None, Query(alias="status")] = None
                                 ) -> Page[PromisePublic]:
     """The invoice's promises to pay, newest first."""
-    rows = await repository.list_promises(session, limit=limit + 1, before=decode_time_cursor(cursor),
+    page = await repository.list_promises(session, limit=limit, cursor=cursor,
                                           invoice_id=invoice.id, status=status_)
-    return await _promises_page(session, rows, {invoice.id: invoice.number}, limit,
-                                ctx.clock.today())
+    return await _promises_page(session, page, {invoice.id: invoice.number}, ctx.clock.today())
 
 
 @collection_router.get("/customers/{customer_id}/promises", response_model=Page[PromisePublic],
@@ -136,12 +134,12 @@ async def list_customer_promises(customer_id: VisibleCustomer, ctx: Ctx, session
                                  status_: Annotated[PromiseStatus | None, Query(alias="status")] = None
                                  ) -> Page[PromisePublic]:
     """The customer's promises to pay across its invoices, newest first (sales: own invoices)."""
-    rows = await repository.list_promises(
-        session, limit=limit + 1, before=decode_time_cursor(cursor), customer_id=customer_id,
+    page = await repository.list_promises(
+        session, limit=limit, cursor=cursor, customer_id=customer_id,
         salesperson_id=principal.restricted_to_salesperson, status=status_)
     numbers = await ledger_repository.document_numbers(
-        session, Invoice, (p.invoice_id for p in rows))
-    return await _promises_page(session, rows, numbers, limit, ctx.clock.today())
+        session, Invoice, (p.invoice_id for p in page.items))
+    return await _promises_page(session, page, numbers, ctx.clock.today())
 
 
 # ---------------------------------------------------------------- disputes
@@ -185,10 +183,9 @@ async def resolve_dispute(invoice: InvoiceOr404, dispute_id: DisputeId, body: Di
 async def list_disputes(invoice: InvoiceOr404, session: SessionDep, limit: Limit = 50,
                         cursor: Cursor = None) -> Page[DisputePublic]:
     """The invoice's disputes, newest first."""
-    rows = await repository.list_disputes(session, invoice_id=invoice.id, limit=limit + 1,
-                                          before=decode_time_cursor(cursor))
-    return time_page(rows, limit, lambda d: (d.opened_at, d.id),
-                     lambda d: _dispute_public(d, invoice.number))
+    page = await repository.list_disputes(session, invoice_id=invoice.id, limit=limit,
+                                          cursor=cursor)
+    return page.map(lambda d: _dispute_public(d, invoice.number))
 
 
 @collection_router.get("/invoices/{invoice_id}/disputes/{dispute_id}", response_model=DisputePublic,
@@ -204,10 +201,9 @@ async def get_dispute(invoice: InvoiceOr404, dispute_id: DisputeId, session: Ses
 # ---------------------------------------------------------------- collection notes
 
 
-def _notes_page(rows: list[CollectionNote], numbers: dict[str, str], limit: int) -> Page:
-    return time_page(rows, limit, lambda n: (n.created_at, n.id),
-                     lambda n: CollectionNotePublic.model_validate(
-                         {**n.model_dump(), "invoice_number": numbers.get(n.invoice_id)}))
+def _notes_page(page: Page[CollectionNote], numbers: dict[str, str]) -> Page[CollectionNotePublic]:
+    return page.map(lambda n: CollectionNotePublic.model_validate(
+        {**n.model_dump(), "invoice_number": numbers.get(n.invoice_id)}))
 
 
 NextActionBefore = Annotated[BusinessDate | None, Query(description="Only notes whose next action is due "
@@ -234,10 +230,10 @@ async def list_invoice_collection_notes(invoice: InvoiceOr404, session: SessionD
                                         contact_role: ContactRole | None = None
                                         ) -> Page[CollectionNotePublic]:
     """The invoice's collection notes, newest first."""
-    rows = await repository.list_notes(session, limit=limit + 1, before=decode_time_cursor(cursor),
+    page = await repository.list_notes(session, limit=limit, cursor=cursor,
                                        invoice_id=invoice.id, next_action_before=next_action_before,
                                        contact_role=contact_role)
-    return _notes_page(rows, {invoice.id: invoice.number}, limit)
+    return _notes_page(page, {invoice.id: invoice.number})
 
 
 @collection_router.get("/customers/{customer_id}/collection-notes",
@@ -250,13 +246,13 @@ async def list_customer_collection_notes(customer_id: VisibleCustomer, session: 
                                          contact_role: ContactRole | None = None
                                          ) -> Page[CollectionNotePublic]:
     """The customer's collection notes across its invoices, newest first (sales: own invoices)."""
-    rows = await repository.list_notes(
-        session, limit=limit + 1, before=decode_time_cursor(cursor), customer_id=customer_id,
+    page = await repository.list_notes(
+        session, limit=limit, cursor=cursor, customer_id=customer_id,
         salesperson_id=principal.restricted_to_salesperson, next_action_before=next_action_before,
         contact_role=contact_role)
     numbers = await ledger_repository.document_numbers(
-        session, Invoice, (n.invoice_id for n in rows))
-    return _notes_page(rows, numbers, limit)
+        session, Invoice, (n.invoice_id for n in page.items))
+    return _notes_page(page, numbers)
 
 
 routers = [scans_router, collection_router]

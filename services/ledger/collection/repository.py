@@ -31,7 +31,7 @@ from services.ledger.models import (
 )
 from services.ledger.repository import open_dispute_exists
 from shared.db import dialect_insert
-from shared.pagination import before_keyset
+from shared.pagination import Keyset, Page, keyset_page
 
 # ---------------------------------------------------------------- scans
 
@@ -40,16 +40,16 @@ async def get_scan(session: AsyncSession, scan_id: str) -> OverdueScan | None:
     return await session.get(OverdueScan, scan_id)
 
 
-async def list_scans(session: AsyncSession, *, limit: int, before: tuple[datetime, str] | None,
-                     as_of: date | None, status: str | None) -> list[OverdueScan]:
+async def list_scans(session: AsyncSession, *, limit: int, cursor: str | None,
+                     as_of: date | None, status: str | None) -> Page[OverdueScan]:
     stmt = select(OverdueScan)
     if as_of is not None:
         stmt = stmt.where(OverdueScan.as_of == as_of)
     if status is not None:
         stmt = stmt.where(OverdueScan.status == status)
-    stmt = stmt.where(before_keyset(OverdueScan.started_at, OverdueScan.id, before))
-    stmt = stmt.order_by(OverdueScan.started_at.desc(), OverdueScan.id.desc()).limit(limit)
-    return list((await session.execute(stmt)).scalars())
+    return await keyset_page(session, stmt,
+                             Keyset(OverdueScan.started_at, OverdueScan.id, newest_first=True),
+                             limit=limit, cursor=cursor)
 
 
 async def record_scan_progress(session: AsyncSession, scan_id: str, **increments: int) -> None:
@@ -168,10 +168,10 @@ async def add(session: AsyncSession, row: Any) -> None:
     await session.flush()
 
 
-async def list_promises(session: AsyncSession, *, limit: int, before: tuple[datetime, str] | None,
+async def list_promises(session: AsyncSession, *, limit: int, cursor: str | None,
                         invoice_id: str | None = None, customer_id: str | None = None,
                         salesperson_id: str | None = None,
-                        status: str | None = None) -> list[PaymentPromise]:
+                        status: str | None = None) -> Page[PaymentPromise]:
     stmt = select(PaymentPromise)
     if invoice_id is not None:
         stmt = stmt.where(PaymentPromise.invoice_id == invoice_id)
@@ -181,9 +181,9 @@ async def list_promises(session: AsyncSession, *, limit: int, before: tuple[date
         stmt = stmt.where(PaymentPromise.salesperson_id == salesperson_id)
     if status is not None:
         stmt = stmt.where(PaymentPromise.status == status)
-    stmt = stmt.where(before_keyset(PaymentPromise.created_at, PaymentPromise.id, before))
-    stmt = stmt.order_by(PaymentPromise.created_at.desc(), PaymentPromise.id.desc()).limit(limit)
-    return list((await session.execute(stmt)).scalars())
+    return await keyset_page(session, stmt,
+                             Keyset(PaymentPromise.created_at, PaymentPromise.id, newest_first=True),
+                             limit=limit, cursor=cursor)
 
 
 async def open_promises(session: AsyncSession, *, created_before: datetime, after: str | None,
@@ -275,21 +275,20 @@ async def open_dispute(session: AsyncSession, invoice_id: str) -> InvoiceDispute
 
 
 async def list_disputes(session: AsyncSession, *, invoice_id: str, limit: int,
-                        before: tuple[datetime, str] | None) -> list[InvoiceDispute]:
-    stmt = (select(InvoiceDispute).where(InvoiceDispute.invoice_id == invoice_id,
-                                         before_keyset(InvoiceDispute.opened_at, InvoiceDispute.id,
-                                                      before))
-            .order_by(InvoiceDispute.opened_at.desc(), InvoiceDispute.id.desc()).limit(limit))
-    return list((await session.execute(stmt)).scalars())
+                        cursor: str | None) -> Page[InvoiceDispute]:
+    stmt = select(InvoiceDispute).where(InvoiceDispute.invoice_id == invoice_id)
+    return await keyset_page(session, stmt,
+                             Keyset(InvoiceDispute.opened_at, InvoiceDispute.id, newest_first=True),
+                             limit=limit, cursor=cursor)
 
 
 # ---------------------------------------------------------------- collection notes
 
 
-async def list_notes(session: AsyncSession, *, limit: int, before: tuple[datetime, str] | None,
+async def list_notes(session: AsyncSession, *, limit: int, cursor: str | None,
                      invoice_id: str | None = None, customer_id: str | None = None,
                      salesperson_id: str | None = None, next_action_before: date | None = None,
-                     contact_role: str | None = None) -> list[CollectionNote]:
+                     contact_role: str | None = None) -> Page[CollectionNote]:
     stmt = select(CollectionNote)
     if invoice_id is not None:
         stmt = stmt.where(CollectionNote.invoice_id == invoice_id)
@@ -301,6 +300,6 @@ async def list_notes(session: AsyncSession, *, limit: int, before: tuple[datetim
         stmt = stmt.where(CollectionNote.next_action_on < next_action_before)
     if contact_role is not None:
         stmt = stmt.where(CollectionNote.contact_role == contact_role)
-    stmt = stmt.where(before_keyset(CollectionNote.created_at, CollectionNote.id, before))
-    stmt = stmt.order_by(CollectionNote.created_at.desc(), CollectionNote.id.desc()).limit(limit)
-    return list((await session.execute(stmt)).scalars())
+    return await keyset_page(session, stmt,
+                             Keyset(CollectionNote.created_at, CollectionNote.id, newest_first=True),
+                             limit=limit, cursor=cursor)

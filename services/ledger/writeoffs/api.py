@@ -18,7 +18,7 @@ from services.ledger.writeoffs.schemas import (
 from shared.auth import CurrentPrincipal, Role, require
 from shared.db import SessionDep
 from shared.errors import problem_responses
-from shared.pagination import Cursor, Limit, Page, decode_time_cursor, time_page
+from shared.pagination import Cursor, Limit, Page
 from shared.versioning import set_etag
 
 WRITERS = (Role.finance,)  # propose, approve (another principal), reject, recover
@@ -62,10 +62,9 @@ async def list_write_offs(
     visible, salesperson_id = principal.salesperson_scope(None)
     if not visible:
         return Page(items=[])
-    rows = await repository.list_write_offs(
-        session, limit=limit + 1, after=decode_time_cursor(cursor), status=status_,
+    page = await repository.list_write_offs(
+        session, limit=limit, cursor=cursor, status=status_,
         customer_id=customer_id, invoice_id=invoice_id, salesperson_id=salesperson_id)
-    page = time_page(rows, limit, lambda w: (w.created_at, w.id))
     views = await service.views(session, page.items)
     return Page(items=[WriteOffPublic.of(v.write_off, v.recoveries, v.invoice_number)
                        for v in views], next_cursor=page.next_cursor)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.ledger.writeoffs.models import WriteOff, WriteOffRecovery, WriteOffStatus
-from shared.pagination import after_keyset
+from shared.pagination import Keyset, Page, keyset_page
 
 
 async def get(session: AsyncSession, write_off_id: str, *, for_update: bool = False
@@ -42,10 +41,9 @@ async def recoveries_of(session: AsyncSession, write_off_ids: Iterable[str]
     return result
 
 
-async def list_write_offs(session: AsyncSession, *, limit: int,
-                          after: tuple[datetime, str] | None, status: str | None,
-                          customer_id: str | None, invoice_id: str | None,
-                          salesperson_id: str | None) -> list[WriteOff]:
+async def list_write_offs(session: AsyncSession, *, limit: int, cursor: str | None,
+                          status: str | None, customer_id: str | None, invoice_id: str | None,
+                          salesperson_id: str | None) -> Page[WriteOff]:
     stmt = select(WriteOff)
     if status is not None:
         stmt = stmt.where(WriteOff.status == status)
@@ -55,6 +53,5 @@ async def list_write_offs(session: AsyncSession, *, limit: int,
         stmt = stmt.where(WriteOff.invoice_id == invoice_id)
     if salesperson_id is not None:
         stmt = stmt.where(WriteOff.salesperson_id == salesperson_id)
-    stmt = stmt.where(after_keyset(WriteOff.created_at, WriteOff.id, after))
-    stmt = stmt.order_by(WriteOff.created_at, WriteOff.id).limit(limit)
-    return list((await session.execute(stmt)).scalars())
+    return await keyset_page(session, stmt, Keyset(WriteOff.created_at, WriteOff.id),
+                             limit=limit, cursor=cursor)
