@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 
-from services.orders import change_lifecycle, change_requests, lifecycle, repository, service, steps, workers
+from services.orders import lifecycle, repository, service, steps, workers
 from services.orders.context import OrdersContext
 from services.orders.models import (
     Order,
-    OrderChangeRequest,
     OrderException,
     OrderHistory,
     OrderReturn,
@@ -18,10 +18,6 @@ from services.orders.models import (
 )
 from services.orders.schemas import (
     CancelRequest,
-    ChangeApplyRequest,
-    ChangeRequestCreate,
-    ChangeRequestPublic,
-    ChangeWithdrawRequest,
     ContractRequest,
     DeliveryCreate,
     DiagramPublic,
@@ -40,14 +36,13 @@ from services.orders.schemas import (
     ReviewSlaScanPublic,
     ReviewSlaScanRequest,
     ReviseRequest,
-    RevisionPublic,
     SettleRequest,
     StateMachinePublic,
 )
 from shared.auth import CurrentPrincipal, Role, require
 from shared.dates import AwareTimestamp
 from shared.db import COMMIT_OWNER, SessionDep
-from shared.errors import NotFound, ValidationFailed, problem_responses
+from shared.errors import ValidationFailed, problem_responses
 from shared.openapi import IF_MATCH
 from shared.pagination import (
     Cursor,
@@ -58,7 +53,6 @@ from shared.pagination import (
     encode_cursor,
     time_page,
 )
-from shared.schemas import query_int
 from shared.versioning import check_if_match, set_etag
 
 WRITERS = (Role.sales,)
@@ -424,12 +418,17 @@ async def order_diagram(order: OrderOr404) -> DiagramPublic:
     return DiagramPublic(order_id=order.id, state=order.state, mermaid=lifecycle.mermaid(order.state))
 
 
+# The other machines `/v1/state-machine` serves, under their keys: `app.py` adds the change
+# requests' (`change_request_machine`, from `changes/`).
+MACHINES: dict[str, Callable[[], dict[str, Any]]] = {}
+
+
 @lifecycle_router.get("/state-machine", response_model=StateMachinePublic,
                       dependencies=[require(*READERS)])
 async def state_machine() -> dict:
     """The order machine as data: its states and every transition with guards, effects and event;
     `change_request_machine` describes the change requests' own machine the same way."""
-    return {**lifecycle.describe(), "change_request_machine": change_lifecycle.describe()}
+    return {**lifecycle.describe(), **{key: describe() for key, describe in MACHINES.items()}}
 
 
 @lifecycle_router.post("/review-sla-scans", response_model=ReviewSlaScanPublic,
@@ -475,138 +474,3 @@ async def record_return(order: OrderOr404, body: ReturnCreate, response: Respons
     response.headers["Location"] = f"/v1/orders/{order.id}/returns/{record.id}"
     set_etag(response, order.version)
     return record
-
-
-# --- Change requests ----------------------------------------------------------------------
-
-change_router = APIRouter(prefix="/v1", tags=["change requests"],
-                          responses=problem_responses(401, 403, 422))
-ChangeRequestId = Annotated[str, Path(max_length=36)]
-
-
-async def lock_change_request(
-    order: OrderOr404, session: SessionDep, request: Request, change_request_id: ChangeRequestId,
-) -> tuple[Order, OrderChangeRequest]:
-    """The visible order under its row lock and its change request read after the lock;
-    `If-Match` is checked against the change request's version."""
-    locked = await service.lock(session, order)
-    cr = await change_requests.load(session, locked, change_request_id)
-    check_if_match(request, cr.version)
-    return locked, cr
-
-
-LockedChange = Annotated[tuple[Order, OrderChangeRequest], Depends(lock_change_request)]
-RevisionNumber = query_int(ge=1, le=1_000_000)
-
-
-def _shaped_change(response: Response, cr: OrderChangeRequest) -> OrderChangeRequest:
-    set_etag(response, cr.version)
-    return cr
-
-
-@change_router.post("/orders/{order_id}/change-requests", status_code=status.HTTP_201_CREATED,
-                    response_model=ChangeRequestPublic, dependencies=[require(*WRITERS)],
-                    responses=TRANSITION_ERRORS,
-                    openapi_extra=IF_MATCH)
-async def request_change(order: LockedOrder, body: ChangeRequestCreate, ctx: Ctx,
-                         response: Response, session: SessionDep,
-                         principal: CurrentPrincipal) -> OrderChangeRequest:
-    """Ask to change the terms of an approved, contracted or in-fulfilment order (→ in_review).
-
-    `changes` may change lines (quantity, unit_price_minor, specification, quality_standard),
-    add lines, remove lines nothing was delivered of, and change delivery_date, delivery_place
-    and payment_terms_days. It is checked as strictly as a new order: every problem at once
-    (422, field paths like `changes.lines[0].quantity`). Another open change request is 409
-    `conflict`; an order in another state is 409 `invalid_transition`; a prepaid order invoiced
-    at contract cannot change its amount (409 `guard_failed`, `prepaid_invoice_unchanged`).
-    Emits `order.change_requested`.
-    """
-    cr = await change_requests.request_change(
-        session=session, ctx=ctx, principal=principal, order=order, data=body)
-    response.headers["Location"] = f"/v1/orders/{order.id}/change-requests/{cr.id}"
-    return _shaped_change(response, cr)
-
-
-@change_router.get("/orders/{order_id}/change-requests", response_model=Page[ChangeRequestPublic],
-                   dependencies=[require(*READERS)], responses=problem_responses(404))
-async def list_change_requests(order: OrderOr404, session: SessionDep, limit: Limit = 50,
-                               cursor: Cursor = None) -> Page[OrderChangeRequest]:
-    """The order's change requests with their reviews, oldest first."""
-    rows = await repository.change_requests_of(session, order.id, limit=limit + 1,
-                                               after=decode_time_cursor(cursor))
-    return time_page(rows, limit, lambda cr: (cr.requested_at, cr.id))
-
-
-@change_router.get("/orders/{order_id}/change-requests/{change_request_id}",
-                   response_model=ChangeRequestPublic, dependencies=[require(*READERS)],
-                   responses=problem_responses(404))
-async def get_change_request(order: OrderOr404, session: SessionDep, response: Response,
-                             change_request_id: ChangeRequestId) -> OrderChangeRequest:
-    """One change request of the order, with its reviews."""
-    return _shaped_change(response, await change_requests.load(session, order, change_request_id))
-
-
-@change_router.post("/orders/{order_id}/change-requests/{change_request_id}/reviews",
-                    response_model=ChangeRequestPublic, dependencies=[require(*REVIEWERS)],
-                    responses=TRANSITION_ERRORS,
-                    openapi_extra=IF_MATCH)
-async def review_change(locked: LockedChange, body: ReviewCreate, ctx: Ctx,
-                        response: Response, session: SessionDep,
-                        principal: CurrentPrincipal) -> OrderChangeRequest:
-    """Give a department's opinion on a change request (the caller must hold that role).
-
-    Any rejection (with a comment) rejects it with every reason; the last approval approves it.
-    """
-    order, cr = locked
-    cr = await change_requests.review_change(
-        session=session, ctx=ctx, principal=principal, order=order, cr=cr, department=body.department,
-        decision=body.decision.value, comment=body.comment)
-    return _shaped_change(response, cr)
-
-
-@change_router.post("/orders/{order_id}/change-requests/{change_request_id}/withdraw",
-                    response_model=ChangeRequestPublic, dependencies=[require(*WRITERS)],
-                    responses=TRANSITION_ERRORS,
-                    openapi_extra=IF_MATCH)
-async def withdraw_change(locked: LockedChange, body: ChangeWithdrawRequest, ctx: Ctx,
-                          response: Response, session: SessionDep,
-                          principal: CurrentPrincipal) -> OrderChangeRequest:
-    """Withdraw an open change request (in review or approved), with a reason."""
-    order, cr = locked
-    cr = await change_requests.withdraw_change(
-        session=session, ctx=ctx, principal=principal, order=order, cr=cr, reason=body.reason)
-    return _shaped_change(response, cr)
-
-
-@change_router.post("/orders/{order_id}/change-requests/{change_request_id}/apply",
-                    response_model=ChangeRequestPublic, dependencies=[require(*WRITERS)],
-                    responses={**TRANSITION_ERRORS, **problem_responses(503)},
-                    openapi_extra=IF_MATCH)
-async def apply_change(order: OrderOr404, change_request_id: ChangeRequestId,
-                       body: ChangeApplyRequest, response: Response, env: StepEnv,
-                       request: Request) -> OrderChangeRequest:
-    """Apply an approved change with the signed change agreement (approved → applied).
-
-    In one transaction: credit's reservation is set to the new total first (a refused increase
-    is 409 `guard_failed`, guard `credit_reserved`; no answer is 503; nothing changes in either
-    case), then the new terms replace the old as revision + 1 — the old terms stay readable at
-    `GET /v1/orders/{id}/revisions/{n}` — and `order.changed` lists the differences. A change
-    that no longer fits what was delivered since is 409 `guard_failed` (`change_fits_deliveries`).
-    """
-    cr = await change_requests.apply_change(
-        env=env, order=order, change_request_id=change_request_id,
-        agreement_number=body.agreement_number, signed_at=body.signed_at,
-        if_match=lambda version: check_if_match(request, version))
-    return _shaped_change(response, cr)
-
-
-@change_router.get("/orders/{order_id}/revisions/{revision}", response_model=RevisionPublic,
-                   dependencies=[require(*READERS)], responses=problem_responses(404))
-async def get_revision(order: OrderOr404, session: SessionDep,
-                       revision: Annotated[RevisionNumber, Path()]) -> dict:
-    """The terms of one revision of the order: a past one as it was replaced, or the current one."""
-    found = await change_requests.revision_of(session, order, revision)
-    if found is None:
-        raise NotFound(f"Order {order.number} has no kept terms for revision {revision} (its current "
-                       f"revision is {order.revision}).")
-    return found

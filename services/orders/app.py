@@ -10,6 +10,8 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.orders import api, steps, workers
+from services.orders.changes import api as changes_api
+from services.orders.changes import lifecycle as change_lifecycle
 from services.orders.config import OrdersSettings
 from services.orders.context import OrdersContext
 from services.orders.inbox import close_when_paid, close_when_paid_prepare
@@ -79,6 +81,11 @@ async def review_sla_worker(app: FastAPI, stop: asyncio.Event) -> None:
                            app.state.review_sla_scan_once, "review-sla-scan", app.state.clock)
 
 
+# Change requests (`changes/`) join the core here: their routes below, their machine served
+# with the order's, and (loaded with their routes) their apply step and what a cancel does to
+# them, registered with `steps`.
+api.MACHINES["change_request_machine"] = change_lifecycle.describe
+
 SPEC = ServiceSpec(
     name="orders",
     title="o2c orders",
@@ -89,7 +96,7 @@ SPEC = ServiceSpec(
     metadata=metadata,
     idempotency=idempotency_keys,
     outbox=outbox,
-    routers=[api.router, api.lifecycle_router, api.change_router],
+    routers=[api.router, api.lifecycle_router, changes_api.router],
     tags=[{"name": "orders", "description": "Orders and their lines."},
           {"name": "lifecycle", "description": "Moving an order through its machine: submit, "
                                                "reviews, credit, contract, cancel; its history."},

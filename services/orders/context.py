@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.orders.change_lifecycle import ChangeEffects
 from services.orders.clients import CreditClient, LedgerClient
 from services.orders.config import OrdersSettings
 from services.orders.lifecycle import Effects
@@ -46,7 +45,3 @@ class OrdersContext:
         return Effects(session=session, outbox=self.outbox, clock=self.clock, actor=actor,
                        review_sla_working_days=self.settings.review_sla_working_days,
                        holidays=tuple(self.settings.holidays))
-
-    def change_effects(self, session: AsyncSession, actor: str) -> ChangeEffects:
-        """What the change-request machine's effects need, for one transaction and who acts."""
-        return ChangeEffects(session=session, outbox=self.outbox, clock=self.clock, actor=actor)

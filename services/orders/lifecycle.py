@@ -41,7 +41,7 @@ full) or stays in fulfilment; settle fires once ledger issued the invoice and cr
 the reservation (`invoice_issued`, `reservation_converted`); close looks at the balance ledger
 gave before the lock was taken. While a step is pending, every other trigger is refused
 (`StepInProgress`, 409 `conflict`): the order cannot change under a half-done step.
-While a change request is open (in review or approved; see `change_lifecycle`), the
+While a change request is open (in review or approved; see `changes/lifecycle.py`), the
 delivery that would complete the order, settle and close are refused (guard
 `open_change_request`, naming the change request).
 """

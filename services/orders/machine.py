@@ -1,5 +1,5 @@
 """One runner for the orders service's two state machines: the order's (`lifecycle`) and the
-change request's (`change_lifecycle`).
+change request's (`changes/lifecycle.py`).
 
 A machine is data — its states, its table of rows and what it records when a row fires — and
 `Machine` runs it. Each lifecycle module declares its own states, facts, guards and table, binds

@@ -40,20 +40,15 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.orders import change_lifecycle, lifecycle, repository
+from services.orders import lifecycle, repository
 from services.orders.clients import CreditClient, CreditProfile, LedgerClient
 from services.orders.config import OrdersSettings
 from services.orders.context import OrdersContext
 from services.orders.credit_blocks import credit_block, holds_reservation, pending_block
 from services.orders.lifecycle import Effects, Facts
-from services.orders.models import (
-    Order,
-    OrderChangeRequest,
-    OrderReturn,
-    OrderReturnLine,
-)
+from services.orders.models import Order, OrderReturn, OrderReturnLine
 from services.orders.payloads import order_event
-from services.orders.schemas import ChangeRequestPublic, OrderPublic, ReturnPublic
+from services.orders.schemas import OrderPublic, ReturnPublic
 from shared.clock import Clock
 from shared.db import Database, checkpoint
 from shared.errors import Conflict, DependencyUnavailable, GuardFailed, Problem
@@ -130,7 +125,7 @@ class Kind:
     render: Render               # that answer as stored for an idempotency key
 
 
-KINDS: dict[str, Kind] = {}
+KINDS: dict[str, Kind] = {}  # the core's below; `changes/` registers `change_apply`
 
 
 def kind(name: str, service: str, *, current: Current | None = None,
@@ -151,6 +146,17 @@ def finishes(name: str) -> Callable[[Finish], Finish]:
         _finishes[name] = finish
         return finish
     return register
+
+
+CancelHook = Callable[[Env, Order, str], Awaitable[None]]
+_on_cancel: list[CancelHook] = []
+
+
+def on_cancel(hook: CancelHook) -> CancelHook:
+    """Register what else a cancel's finish does, in its transaction, after the order moved:
+    `changes/` withdraws the order's open change requests (registered when `app.py` loads it)."""
+    _on_cancel.append(hook)
+    return hook
 
 
 # --- Running a step -----------------------------------------------------------------------
@@ -252,7 +258,8 @@ async def _answer_for_beginner(env: Env, step: dict[str, Any], k: Kind, result: 
                          ttl_hours=env.settings.idempotency_ttl_hours)
 
 
-def _json_headers(etag: int, location: str | None = None) -> list[tuple[str, str]]:
+def json_headers(etag: int, location: str | None = None) -> list[tuple[str, str]]:
+    """The headers of a step's answer as stored for an idempotency key."""
     headers = [("content-type", "application/json"), ("etag", f'"{etag}"')]
     if location:
         headers.append(("location", location))
@@ -260,7 +267,7 @@ def _json_headers(etag: int, location: str | None = None) -> list[tuple[str, str
 
 
 def _order_response(order: Order, _: Order) -> StoredResponse:
-    return StoredResponse(200, _json_headers(order.version),
+    return StoredResponse(200, json_headers(order.version),
                           OrderPublic.model_validate(order).model_dump_json().encode())
 
 
@@ -409,9 +416,8 @@ async def _finish_cancel(env: Env, order: Order, args: dict[str, Any],
                          answers: dict[str, Any]) -> Order:
     await lifecycle.fire(order, "cancel", facts=cancel_facts(args, answers["credit"]),
                          reason=args["reason"], effects=env.effects())
-    await change_lifecycle.withdraw_open(
-        session=env.session, outbox=env.outbox, clock=env.clock, actor=env.actor, order=order,
-        reason=f"order {order.number} cancelled: {args['reason']}")
+    for hook in _on_cancel:
+        await hook(env, order, args["reason"])
     return await lifecycle.after_transition(env.session, order)
 
 
@@ -539,7 +545,7 @@ async def _current_return(env: Env, order: Order, args: dict[str, Any]) -> Order
 
 
 def _return_response(record: OrderReturn, order: Order) -> StoredResponse:
-    return StoredResponse(201, _json_headers(order.version,
+    return StoredResponse(201, json_headers(order.version,
                                              f"/v1/orders/{order.id}/returns/{record.id}"),
                           ReturnPublic.model_validate(record).model_dump_json().encode())
 
@@ -547,32 +553,3 @@ def _return_response(record: OrderReturn, order: Order) -> StoredResponse:
 @kind("return", "ledger", current=_current_return, render=_return_response)
 async def _call_return(env: Env, args: dict[str, Any]) -> dict[str, Any]:
     return {"credit_note_id": await env.ledger.credit_note(**args["credit_note"])}
-
-
-# apply of a change request: credit sets the reservation to the new total.
-
-@finishes("change_apply")
-async def _finish_apply(env: Env, order: Order, args: dict[str, Any],
-                        answers: dict[str, Any]) -> OrderChangeRequest:
-    from services.orders import change_requests  # it begins this step
-
-    cr = await change_requests.load(env.session, order, args["change_request_id"])
-    return await change_requests.finish_apply(env, order, cr, args, answers)
-
-
-async def _current_change(env: Env, order: Order, args: dict[str, Any]) -> OrderChangeRequest:
-    from services.orders import change_requests
-
-    cr = await change_requests.load(env.session, order, args["change_request_id"])
-    await env.session.refresh(cr, attribute_names=["reviews"])
-    return cr
-
-
-def _change_response(cr: OrderChangeRequest, order: Order) -> StoredResponse:
-    return StoredResponse(200, _json_headers(cr.version),
-                          ChangeRequestPublic.model_validate(cr).model_dump_json().encode())
-
-
-@kind("change_apply", "credit", current=_current_change, render=_change_response)
-async def _call_apply(env: Env, args: dict[str, Any]) -> dict[str, Any]:
-    return await change_lifecycle.adjust_credit(env.credit, args["adjustment"])

@@ -74,7 +74,7 @@ def test_commits_happen_in_the_named_places_only():
     assert not found, "commit() outside " + ", ".join(COMMITTERS) + ":\n" + "\n".join(found)
 
 
-MACHINES = {"services/orders/lifecycle.py", "services/orders/change_lifecycle.py"}
+MACHINES = {"services/orders/lifecycle.py", "services/orders/changes/lifecycle.py"}
 
 
 def test_only_the_machines_assign_a_state():

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from services.orders import change_lifecycle
-from services.orders.change_lifecycle import ChangeEffects, ChangeFacts, fire, plan_change
+from services.orders.changes import lifecycle as change_lifecycle
+from services.orders.changes.lifecycle import ChangeEffects, ChangeFacts, fire
+from services.orders.changes.plan import plan_change
 from services.orders.lifecycle import Opinion
 from services.orders.models import OrderChangeRequest, OrderLine, OrderRevision
 from services.orders.schemas import ChangeSet

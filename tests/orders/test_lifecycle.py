@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from services.orders import change_lifecycle, lifecycle, machine, terms
+from services.orders import lifecycle, machine, terms
+from services.orders.changes import lifecycle as change_lifecycle
 from services.orders.clients import CreditProfile
 from services.orders.errors import PreliminaryCheckFailed, StepInProgress
 from services.orders.lifecycle import STATES, Effects, Facts, Opinion, fire

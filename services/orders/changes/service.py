@@ -1,4 +1,5 @@
-"""Use cases of change requests: lock the order → check → fire `change_lifecycle` → outbox.
+"""Use cases of change requests: lock the order → check → fire the change-request machine
+(`lifecycle.py`) → outbox. The apply step (credit first) is registered with `steps.py` here.
 
 Every step locks the order's row first (the lifecycle's `lock`: `FOR UPDATE` on PostgreSQL,
 the IMMEDIATE write transaction on SQLite) and only then reads the change request, so two
@@ -14,12 +15,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.orders import change_lifecycle, lifecycle, repository, steps
-from services.orders.change_lifecycle import (
-    CHANGEABLE_ORDER_STATES,
-    ChangeFacts,
-    plan_change,
-)
+from services.orders import lifecycle, repository, steps
+from services.orders.changes import lifecycle as change_lifecycle
+from services.orders.changes.lifecycle import CHANGEABLE_ORDER_STATES, ChangeFacts
+from services.orders.changes.plan import plan_change
 from services.orders.context import OrdersContext
 from services.orders.errors import (
     AgreementSignedInFuture,
@@ -38,7 +37,7 @@ from services.orders.models import (
     counters,
 )
 from services.orders.payloads import order_event
-from services.orders.schemas import ChangeRequestCreate, ChangeSet
+from services.orders.schemas import ChangeRequestCreate, ChangeRequestPublic, ChangeSet
 from services.orders.service import (
     IfMatch,
     after_transition,
@@ -50,6 +49,7 @@ from services.orders.steps import SYSTEM_ACTOR, Env
 from services.orders.terms import terms_of
 from shared.auth import Principal
 from shared.errors import Conflict, GuardFailed
+from shared.idempotency import StoredResponse
 from shared.numbering import next_number
 
 
@@ -128,7 +128,7 @@ async def review_change(*, session: AsyncSession, ctx: OrdersContext, principal:
     facts = ChangeFacts(required_departments=tuple(ctx.settings.review_departments),
                         opinions={**_opinions(cr), department: opinion})
     await change_lifecycle.fire(cr, order, "review", facts=facts, opinion=opinion,
-                                effects=ctx.change_effects(session, principal.name))
+                                effects=change_lifecycle.change_effects(ctx, session, principal.name))
     return await _fresh(session, cr)
 
 
@@ -142,7 +142,7 @@ async def withdraw_change(*, session: AsyncSession, ctx: OrdersContext, principa
     """
     lifecycle.ensure_no_step(order)
     await change_lifecycle.fire(cr, order, "withdraw", facts=ChangeFacts(), reason=reason,
-                                effects=ctx.change_effects(session, principal.name))
+                                effects=change_lifecycle.change_effects(ctx, session, principal.name))
     return cr  # flushed by the machine; its reviews, loaded with it, did not change
 
 
@@ -190,7 +190,7 @@ async def finish_apply(env: Env, order: Order, cr: OrderChangeRequest, args: dic
     await change_lifecycle.fire(cr, order, "apply", facts=facts,
                                 agreement_number=args["agreement_number"],
                                 signed_at=datetime.fromisoformat(args["signed_at"]),
-                                effects=env.ctx.change_effects(env.session, env.actor))
+                                effects=change_lifecycle.change_effects(env.ctx, env.session, env.actor))
     await after_transition(env.session, order)
     await _deliver_if_complete(session=env.session, ctx=env.ctx, order=order, cr=cr)
     return cr  # flushed by the machine; its reviews, loaded with it, did not change
@@ -221,3 +221,39 @@ async def revision_of(session: AsyncSession, order: Order, revision: int) -> dic
             "made_by_change_request_id": made_by, "replaced_at": kept.replaced_at,
             "replaced_by": kept.replaced_by, "replaced_by_trigger": kept.replaced_by_trigger,
             "replaced_by_change_request_id": kept.replaced_by_change_request_id}
+
+
+# --- The steps it takes part in (registered with steps.py) --------------------------------
+
+# apply of a change request: credit sets the reservation to the new total.
+
+@steps.finishes("change_apply")
+async def _finish_apply(env: Env, order: Order, args: dict[str, Any],
+                        answers: dict[str, Any]) -> OrderChangeRequest:
+    cr = await load(env.session, order, args["change_request_id"])
+    return await finish_apply(env, order, cr, args, answers)
+
+
+async def _current_change(env: Env, order: Order, args: dict[str, Any]) -> OrderChangeRequest:
+    cr = await load(env.session, order, args["change_request_id"])
+    await env.session.refresh(cr, attribute_names=["reviews"])
+    return cr
+
+
+def _change_response(cr: OrderChangeRequest, order: Order) -> StoredResponse:
+    return StoredResponse(200, steps.json_headers(cr.version),
+                          ChangeRequestPublic.model_validate(cr).model_dump_json().encode())
+
+
+@steps.kind("change_apply", "credit", current=_current_change, render=_change_response)
+async def _call_apply(env: Env, args: dict[str, Any]) -> dict[str, Any]:
+    return await change_lifecycle.adjust_credit(env.credit, args["adjustment"])
+
+
+# cancel of the order: its open change requests are withdrawn with it.
+
+@steps.on_cancel
+async def _withdraw_when_cancelled(env: Env, order: Order, reason: str) -> None:
+    await change_lifecycle.withdraw_open(
+        session=env.session, outbox=env.outbox, clock=env.clock, actor=env.actor, order=order,
+        reason=f"order {order.number} cancelled: {reason}")
