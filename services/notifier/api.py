@@ -62,9 +62,7 @@ from shared.pagination import (
     Limit,
     Page,
     decode_cursor,
-    decode_time_cursor,
     encode_cursor,
-    time_page,
 )
 from shared.schemas import query_int
 from shared.versioning import check_if_match, set_etag
@@ -215,10 +213,9 @@ async def list_events(
         description="Only events that occurred after this time (ISO 8601)")] = None,
 ) -> Page[StoredEvent]:
     """List stored events in the order they occurred."""
-    rows = await repository.list_events(
-        session, limit=limit + 1, after=decode_time_cursor(cursor), type_=type_,
+    return await repository.list_events(
+        session, limit=limit, cursor=cursor, type_=type_,
         occurred_after=as_utc(after) if after else None)
-    return time_page(rows, limit, lambda e: (e.occurred_at, e.id))
 
 
 @events.get("/events/{event_id}", response_model=EventPublic,
@@ -258,9 +255,7 @@ async def list_webhook_endpoints(
     enabled: Annotated[bool | None, Query(description="Only enabled or disabled ones")] = None,
 ) -> Page[WebhookEndpoint]:
     """List webhook endpoints, oldest first (deleted ones are gone)."""
-    rows = await repository.list_endpoints(session, limit=limit + 1,
-                                           after=decode_time_cursor(cursor), enabled=enabled)
-    return time_page(rows, limit, lambda e: (e.created_at, e.id))
+    return await repository.list_endpoints(session, limit=limit, cursor=cursor, enabled=enabled)
 
 
 @endpoints.get("/webhook-endpoints/{endpoint_id}", response_model=EndpointPublic,
@@ -341,10 +336,9 @@ async def list_deliveries(
     event_id: Annotated[str | None, Query(max_length=36)] = None,
 ) -> Page[Delivery]:
     """List deliveries with their attempts, oldest first."""
-    rows = await repository.list_deliveries(
-        session, limit=limit + 1, after=decode_time_cursor(cursor), endpoint_id=endpoint_id,
+    return await repository.list_deliveries(
+        session, limit=limit, cursor=cursor, endpoint_id=endpoint_id,
         status=status_, event_id=event_id)
-    return time_page(rows, limit, lambda d: (d.created_at, d.id))
 
 
 @deliveries.get("/deliveries/{delivery_id}", response_model=DeliveryPublic,
@@ -460,9 +454,8 @@ async def list_dunning_runs(
     status_: Annotated[RunStatus | None, Query(alias="status")] = None,
 ) -> Page[DunningRun]:
     """Overdue steps queued for dunning, oldest first: pending ones say why they wait."""
-    rows = await repository.list_runs(session, limit=limit + 1, after=decode_time_cursor(cursor),
+    return await repository.list_runs(session, limit=limit, cursor=cursor,
                                       invoice_id=invoice_id, status=status_)
-    return time_page(rows, limit, lambda r: (r.created_at, r.id))
 
 
 @dunning.get("/dunning-charges", response_model=Page[DunningChargePublic],
@@ -473,9 +466,8 @@ async def list_dunning_charges(
     status_: Annotated[ChargeStatus | None, Query(alias="status")] = None,
 ) -> Page[DunningCharge]:
     """Late-payment interest and fees dunning charged through ledger debit notes, oldest first."""
-    rows = await repository.list_charges(session, limit=limit + 1, after=decode_time_cursor(cursor),
+    return await repository.list_charges(session, limit=limit, cursor=cursor,
                                          invoice_id=invoice_id, status=status_)
-    return time_page(rows, limit, lambda c: (c.created_at, c.id))
 
 
 # notifications
@@ -503,10 +495,9 @@ async def list_notifications(
     visible, salesperson_id = principal.salesperson_scope(salesperson_id)
     if not visible:
         return Page(items=[], next_cursor=None)
-    rows = await repository.list_notifications(
-        session, limit=limit + 1, after=decode_time_cursor(cursor), customer_id=customer_id,
+    return await repository.list_notifications(
+        session, limit=limit, cursor=cursor, customer_id=customer_id,
         invoice_id=invoice_id, level=level, status=status_, salesperson_id=salesperson_id)
-    return time_page(rows, limit, lambda n: (n.created_at, n.id))
 
 
 @notifications.get("/notifications/{notification_id}", response_model=NotificationPublic,

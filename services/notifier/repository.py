@@ -28,7 +28,7 @@ from services.notifier.models import (
     WebhookEndpoint,
 )
 from shared.db import dialect_insert
-from shared.pagination import after_keyset
+from shared.pagination import Keyset, Page, keyset_page
 
 # leases: deliveries, dunning runs and email notifications are queues of the same shape
 
@@ -94,16 +94,15 @@ async def events_by_id(session: AsyncSession, ids: Collection[str]) -> dict[str,
     return {event.id: event for event in (await session.execute(stmt)).scalars()}
 
 
-async def list_events(session: AsyncSession, *, limit: int, after: tuple[datetime, str] | None,
-                      type_: str | None, occurred_after: datetime | None) -> list[StoredEvent]:
+async def list_events(session: AsyncSession, *, limit: int, cursor: str | None,
+                      type_: str | None, occurred_after: datetime | None) -> Page[StoredEvent]:
     stmt = select(StoredEvent)
     if type_ is not None:
         stmt = stmt.where(StoredEvent.type == type_)
     if occurred_after is not None:
         stmt = stmt.where(StoredEvent.occurred_at > occurred_after)
-    stmt = stmt.where(after_keyset(StoredEvent.occurred_at, StoredEvent.id, after))
-    stmt = stmt.order_by(StoredEvent.occurred_at, StoredEvent.id).limit(limit)
-    return list((await session.execute(stmt)).scalars())
+    return await keyset_page(session, stmt, Keyset(StoredEvent.occurred_at, StoredEvent.id),
+                             limit=limit, cursor=cursor)
 
 
 async def events_since(session: AsyncSession, *, since: datetime,
@@ -140,14 +139,13 @@ async def sending_endpoints(session: AsyncSession, ids: Collection[str]) -> dict
 
 
 async def list_endpoints(session: AsyncSession, *, limit: int,
-                         after: tuple[datetime, str] | None,
-                         enabled: bool | None) -> list[WebhookEndpoint]:
+                         cursor: str | None,
+                         enabled: bool | None) -> Page[WebhookEndpoint]:
     stmt = select(WebhookEndpoint).where(WebhookEndpoint.deleted_at.is_(None))
     if enabled is not None:
         stmt = stmt.where(WebhookEndpoint.enabled.is_(enabled))
-    stmt = stmt.where(after_keyset(WebhookEndpoint.created_at, WebhookEndpoint.id, after))
-    stmt = stmt.order_by(WebhookEndpoint.created_at, WebhookEndpoint.id).limit(limit)
-    return list((await session.execute(stmt)).scalars())
+    return await keyset_page(session, stmt, Keyset(WebhookEndpoint.created_at, WebhookEndpoint.id),
+                             limit=limit, cursor=cursor)
 
 
 async def bump_endpoint(session: AsyncSession, endpoint_id: str, expected: int,
@@ -199,8 +197,8 @@ async def get_delivery(session: AsyncSession, delivery_id: str) -> Delivery | No
 
 
 async def list_deliveries(session: AsyncSession, *, limit: int,
-                          after: tuple[datetime, str] | None, endpoint_id: str | None,
-                          status: DeliveryStatus | None, event_id: str | None) -> list[Delivery]:
+                          cursor: str | None, endpoint_id: str | None,
+                          status: DeliveryStatus | None, event_id: str | None) -> Page[Delivery]:
     stmt = select(Delivery)
     if endpoint_id is not None:
         stmt = stmt.where(Delivery.endpoint_id == endpoint_id)
@@ -208,9 +206,8 @@ async def list_deliveries(session: AsyncSession, *, limit: int,
         stmt = stmt.where(Delivery.status == status)
     if event_id is not None:
         stmt = stmt.where(Delivery.event_id == event_id)
-    stmt = stmt.where(after_keyset(Delivery.created_at, Delivery.id, after))
-    stmt = stmt.order_by(Delivery.created_at, Delivery.id).limit(limit)
-    return list((await session.execute(stmt)).scalars())
+    return await keyset_page(session, stmt, Keyset(Delivery.created_at, Delivery.id),
+                             limit=limit, cursor=cursor)
 
 
 async def add_deliveries(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
@@ -381,10 +378,10 @@ async def get_notification(session: AsyncSession, notification_id: str) -> Notif
 
 
 async def list_notifications(session: AsyncSession, *, limit: int,
-                             after: tuple[datetime, str] | None, customer_id: str | None,
+                             cursor: str | None, customer_id: str | None,
                              invoice_id: str | None, level: int | None,
                              status: NotificationStatus | None,
-                             salesperson_id: str | None) -> list[Notification]:
+                             salesperson_id: str | None) -> Page[Notification]:
     stmt = select(Notification)
     for column, value in ((Notification.customer_id, customer_id),
                           (Notification.invoice_id, invoice_id), (Notification.level, level),
@@ -392,9 +389,8 @@ async def list_notifications(session: AsyncSession, *, limit: int,
                           (Notification.salesperson_id, salesperson_id)):
         if value is not None:
             stmt = stmt.where(column == value)
-    stmt = stmt.where(after_keyset(Notification.created_at, Notification.id, after))
-    stmt = stmt.order_by(Notification.created_at, Notification.id).limit(limit)
-    return list((await session.execute(stmt)).scalars())
+    return await keyset_page(session, stmt, Keyset(Notification.created_at, Notification.id),
+                             limit=limit, cursor=cursor)
 
 
 async def claim_due_emails(session: AsyncSession, *, now: datetime, lease_until: datetime,
@@ -425,25 +421,23 @@ async def pending_work(session: AsyncSession) -> dict[str, int]:
     return {"dunning_runs": int(runs.scalar_one()), "emails": int(emails.scalar_one())}
 
 
-async def list_runs(session: AsyncSession, *, limit: int, after: tuple[datetime, str] | None,
-                    invoice_id: str | None, status: RunStatus | None) -> list[DunningRun]:
+async def list_runs(session: AsyncSession, *, limit: int, cursor: str | None,
+                    invoice_id: str | None, status: RunStatus | None) -> Page[DunningRun]:
     stmt = select(DunningRun)
     if invoice_id is not None:
         stmt = stmt.where(DunningRun.invoice_id == invoice_id)
     if status is not None:
         stmt = stmt.where(DunningRun.status == status)
-    stmt = stmt.where(after_keyset(DunningRun.created_at, DunningRun.id, after))
-    stmt = stmt.order_by(DunningRun.created_at, DunningRun.id).limit(limit)
-    return list((await session.execute(stmt)).scalars())
+    return await keyset_page(session, stmt, Keyset(DunningRun.created_at, DunningRun.id),
+                             limit=limit, cursor=cursor)
 
 
-async def list_charges(session: AsyncSession, *, limit: int, after: tuple[datetime, str] | None,
-                       invoice_id: str | None, status: ChargeStatus | None) -> list[DunningCharge]:
+async def list_charges(session: AsyncSession, *, limit: int, cursor: str | None,
+                       invoice_id: str | None, status: ChargeStatus | None) -> Page[DunningCharge]:
     stmt = select(DunningCharge)
     if invoice_id is not None:
         stmt = stmt.where(DunningCharge.invoice_id == invoice_id)
     if status is not None:
         stmt = stmt.where(DunningCharge.status == status)
-    stmt = stmt.where(after_keyset(DunningCharge.created_at, DunningCharge.id, after))
-    stmt = stmt.order_by(DunningCharge.created_at, DunningCharge.id).limit(limit)
-    return list((await session.execute(stmt)).scalars())
+    return await keyset_page(session, stmt, Keyset(DunningCharge.created_at, DunningCharge.id),
+                             limit=limit, cursor=cursor)
