@@ -5,7 +5,9 @@ Run over a table of its own (not a service's), so the pages are known row by row
 
 from __future__ import annotations
 
+import ast
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import DateTime, String, select
@@ -104,3 +106,13 @@ async def test_an_invalid_cursor_is_the_usual_422_before_anything_is_read(cursor
 def test_map_shapes_the_items_and_keeps_the_cursor():
     page = Page(items=[1, 2], next_cursor="c").map(lambda n: n * 10)
     assert page == Page(items=[10, 20], next_cursor="c")
+
+
+def test_only_repositories_call_keyset_page():
+    """keyset_page runs a query, so, like every query, it is called from repositories only."""
+    repo = Path(__file__).resolve().parents[2]
+    callers = sorted(
+        path.relative_to(repo).as_posix() for path in (repo / "services").rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "keyset_page")
+    assert callers and all(c.endswith("/repository.py") for c in callers), callers
