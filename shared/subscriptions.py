@@ -123,7 +123,6 @@ class Subscriber:
         self.subscriptions = subscriptions
         self.inbox = inbox
         self.router = self._router()
-        self._secret: str | None = None
 
     @property
     def event_types(self) -> list[str]:
@@ -177,19 +176,22 @@ class Subscriber:
             await session.execute(t.insert().values(
                 name=self.service, endpoint_id=endpoint_id, secret=secret, url=url,
                 event_types=types, registered_at=app.state.clock.now()))
-        self._secret = secret
+        app.state.subscription_secret = secret
 
-    async def _current_secret(self, session: AsyncSession) -> str | None:
-        if self._secret is None:
-            self._secret = (await session.execute(select(self.subscriptions.c.secret).where(
-                self.subscriptions.c.name == self.service))).scalar_one_or_none()
-        return self._secret
+    async def _current_secret(self, app: FastAPI, session: AsyncSession) -> str | None:
+        # Kept per app, not on this object: a Subscriber is module-level and outlives an app.
+        secret = getattr(app.state, "subscription_secret", None)
+        if secret is None:
+            secret = app.state.subscription_secret = (await session.execute(
+                select(self.subscriptions.c.secret).where(
+                    self.subscriptions.c.name == self.service))).scalar_one_or_none()
+        return secret
 
     async def _verified(self, app: FastAPI, headers: Headers, body: bytes) -> tuple[Event, bool]:
         """The delivered event and whether the inbox has it already, read without a write
         transaction (step 1); raises 401 for a bad signature, 422 for a body that is no event."""
         async with app.state.db.session(read_only=True) as reads:
-            secret = await self._current_secret(reads)
+            secret = await self._current_secret(app, reads)
             if secret is None:
                 raise Unauthorized("This service has not subscribed yet.")
             try:

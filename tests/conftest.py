@@ -4,6 +4,10 @@ O2C_TEST_POSTGRES_URL names a throwaway database (`.ci/run` creates it); the sui
 one database per service beside it (`<name>_orders`, …), migrates them once, truncates them
 between tests and drops them at the end. On SQLite each test gets copies of migrated
 template files.
+
+Either way a test's databases start as the four services leave them after their first start:
+migrated, and each service subscribed at notifier (`_subscribe`). Registering costs four
+calls per system, half of a test's set-up; done once per worker, a test only checks it.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Table, select, text
 from sqlalchemy.engine import make_url
 
 from shared import migrations
@@ -24,6 +28,8 @@ from shared.db import Database
 from shared.settings import SERVICES
 from tests import pg_admin
 from tests.harness import System, running_system, write_keys
+
+Snapshot = dict[str, list[tuple[Table, list[dict]]]]
 
 PG_URL = os.environ.get("O2C_TEST_POSTGRES_URL")
 BACKEND = "postgresql" if PG_URL else "sqlite"
@@ -46,7 +52,31 @@ def _metadata(service: str):
     return importlib.import_module(f"services.{service}.models").metadata
 
 
-async def _prepare_postgres() -> dict[str, str]:
+async def _subscribe(urls: dict[str, str], directory: Path) -> None:
+    """Start the four services once on fresh databases, which leaves each one subscribed."""
+    keys_file = directory / "api-keys.toml"
+    keys = write_keys(keys_file)
+    async with running_system(database_urls=urls, keys_file=keys_file, keys=keys,
+                              clock=FrozenClock(), data_dir=directory, lock_probe=False):
+        pass
+
+
+async def _snapshot(urls: dict[str, str]) -> Snapshot:
+    """Every row in the databases (what `_subscribe` left), to put back after each truncation."""
+    snapshot: Snapshot = {}
+    for service, url in urls.items():
+        db = Database(url)
+        try:
+            async with db.engine.connect() as conn:
+                snapshot[service] = [
+                    (t, rows) for t in _metadata(service).sorted_tables
+                    if (rows := [dict(r) for r in (await conn.execute(select(t))).mappings()])]
+        finally:
+            await db.dispose()
+    return snapshot
+
+
+async def _prepare_postgres(directory: Path) -> tuple[dict[str, str], Snapshot]:
     url = make_url(PG_URL)
     server = url.set(drivername="postgresql", database=url.database).render_as_string(
         hide_password=False)
@@ -61,7 +91,8 @@ async def _prepare_postgres() -> dict[str, str]:
             await migrations.upgrade(db.engine, service)
         finally:
             await db.dispose()
-    return urls
+    await _subscribe(urls, directory)
+    return urls, await _snapshot(urls)
 
 
 async def _prepare_sqlite(directory: Path) -> dict[str, str]:
@@ -71,26 +102,36 @@ async def _prepare_sqlite(directory: Path) -> dict[str, str]:
         db = Database(urls[service])
         try:
             await migrations.upgrade(db.engine, service)
-        finally:  # closing the last connection checkpoints the WAL into the file
+        finally:
             await db.dispose()
+    await _subscribe(urls, directory)  # closing the last connection checkpoints the WAL
     return urls
 
 
 @pytest.fixture(scope="session")
 def database_templates(tmp_path_factory: pytest.TempPathFactory):
     if PG_URL:
-        urls = asyncio.run(_prepare_postgres())
-        yield urls
+        urls, snapshot = asyncio.run(_prepare_postgres(tmp_path_factory.mktemp("seed")))
+        yield urls, snapshot
         url = make_url(PG_URL)
         server = url.set(drivername="postgresql").render_as_string(hide_password=False)
         for service in SERVICES:
             asyncio.run(pg_admin.drop(_pg_name(service), server, with_children=False))
     else:
         directory = tmp_path_factory.mktemp("templates")
-        yield asyncio.run(_prepare_sqlite(directory))
+        yield asyncio.run(_prepare_sqlite(directory)), {}
 
 
-async def _truncate(urls: dict[str, str]) -> None:
+# Sequences owned by a table's columns (serial and identity), to move past restored rows.
+_OWNED_SEQUENCES = text(
+    "SELECT s.oid::regclass::text AS seq, t.oid::regclass::text AS tbl, a.attname AS col "
+    "FROM pg_class s JOIN pg_depend d ON d.objid = s.oid AND d.deptype IN ('a', 'i') "
+    "JOIN pg_class t ON t.oid = d.refobjid "
+    "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid "
+    "WHERE s.relkind = 'S'")
+
+
+async def _truncate(urls: dict[str, str], snapshot: Snapshot) -> None:
     for service, url in urls.items():
         tables = [t.name for t in _metadata(service).sorted_tables]
         db = Database(url)
@@ -102,20 +143,31 @@ async def _truncate(urls: dict[str, str]) -> None:
                 await conn.execute(text(
                     "SELECT setval(c.oid, 1, false) FROM pg_class c "
                     "WHERE c.relkind = 'S' AND c.relname LIKE 'number\\_%\\_seq'"))
+                restored = set()
+                for table, rows in snapshot.get(service, []):
+                    await conn.execute(table.insert(), rows)
+                    restored.add(table.name)
+                for seq, tbl, col in (await conn.execute(_OWNED_SEQUENCES)).all():
+                    if tbl.strip('"') in restored:
+                        await conn.execute(text(
+                            f"SELECT setval('{seq}', COALESCE((SELECT max(\"{col}\") FROM {tbl}), 0) + 1, "
+                            "false)"))
         finally:
             await db.dispose()
 
 
 @pytest.fixture
-async def database_urls(database_templates: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    """Fresh, migrated databases for one test."""
+async def database_urls(database_templates: tuple[dict[str, str], Snapshot],
+                        tmp_path: Path) -> dict[str, str]:
+    """Fresh, migrated databases for one test, each service subscribed at notifier."""
+    templates, snapshot = database_templates
     if PG_URL:
-        await _truncate(database_templates)
-        return dict(database_templates)
+        await _truncate(templates, snapshot)
+        return dict(templates)
     urls = {}
     db_dir = tmp_path / "db"
     db_dir.mkdir()
-    for service, url in database_templates.items():
+    for service, url in templates.items():
         source = Path(make_url(url).database)
         shutil.copy(source, db_dir / source.name)
         urls[service] = f"sqlite+aiosqlite:///{db_dir / source.name}"

@@ -230,7 +230,7 @@ async def test_two_deliveries_of_one_event_at_once_apply_once(system, tmp_path):
         await subscriber.register(app)
         event_id = str(uuid.uuid4())
         body = json.dumps(_envelope(system, event_id, "order-8")).encode()
-        headers = webhooks.signed_headers(subscriber._secret, event_id,
+        headers = webhooks.signed_headers(app.state.subscription_secret, event_id,
                                           int(system.clock.now().timestamp()), body)
         inbox = httpx.AsyncClient(transport=system.mounts["http://probe.test"],
                                   base_url="http://probe.test")
