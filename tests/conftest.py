@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 from sqlalchemy import Table, select, text
 from sqlalchemy.engine import make_url
 
@@ -44,6 +45,16 @@ def _pg_name(service: str) -> str:
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"o2c database backend: {BACKEND}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On PostgreSQL, skip what SQLite's run (`make test`) has checked already the same way."""
+    if not PG_URL:
+        return
+    skip = pytest.mark.skip(reason="backend_independent: make test (SQLite) runs it")
+    for item in items:
+        if item.get_closest_marker("backend_independent"):
+            item.add_marker(skip)
 
 
 def _metadata(service: str):
@@ -164,14 +175,39 @@ async def database_urls(database_templates: tuple[dict[str, str], Snapshot],
     if PG_URL:
         await _truncate(templates, snapshot)
         return dict(templates)
+    return _copies(templates, tmp_path / "db")
+
+
+def _copies(templates: dict[str, str], db_dir: Path) -> dict[str, str]:
+    """Copies of the SQLite template files in `db_dir`, by service."""
     urls = {}
-    db_dir = tmp_path / "db"
     db_dir.mkdir()
     for service, url in templates.items():
         source = Path(make_url(url).database)
         shutil.copy(source, db_dir / source.name)
         urls[service] = f"sqlite+aiosqlite:///{db_dir / source.name}"
     return urls
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def shared_system(database_templates: tuple[dict[str, str], Snapshot],
+                        tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[System]:
+    """One system for a whole test module, for modules whose tests only send requests that
+    any earlier test of the module leaves answered the same way (hostile input: each is
+    refused before it reads or writes). Such a module sets `pytestmark =
+    pytest.mark.asyncio(loop_scope="module")` and every test in it uses this, not `system`."""
+    templates, snapshot = database_templates
+    directory = tmp_path_factory.mktemp("shared-system")
+    if PG_URL:
+        await _truncate(templates, snapshot)
+        urls = dict(templates)
+    else:
+        urls = _copies(templates, directory / "db")
+    keys_file = directory / "api-keys.toml"
+    keys = write_keys(keys_file)
+    async with running_system(database_urls=urls, keys_file=keys_file, keys=keys,
+                              clock=FrozenClock(), data_dir=directory) as running:
+        yield running
 
 
 @pytest.fixture
