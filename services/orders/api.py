@@ -51,7 +51,6 @@ from shared.pagination import (
     decode_cursor,
     decode_time_cursor,
     encode_cursor,
-    time_page,
 )
 from shared.versioning import check_if_match, set_etag
 
@@ -143,15 +142,14 @@ async def list_orders(
     external_ref: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Page[Order]:
     """List orders, oldest first; sales principals see only their own."""
-    after = decode_time_cursor(cursor)
     visible, salesperson_id = principal.salesperson_scope(salesperson_id)
     if not visible:
+        decode_time_cursor(cursor)  # an invalid cursor is refused even when nothing is visible
         return Page(items=[])
-    rows = await repository.list_orders(
-        session, limit=limit + 1, after=after, customer_id=customer_id,
+    return await repository.list_orders(
+        session, limit=limit, cursor=cursor, customer_id=customer_id,
         salesperson_id=salesperson_id, state=state.value if state else None,
         created_from=created_from, created_to=created_to, external_ref=external_ref)
-    return time_page(rows, limit, lambda o: (o.created_at, o.id))
 
 
 @router.get("/orders/{order_id}", response_model=OrderPublic, dependencies=[require(*READERS)],

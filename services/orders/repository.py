@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, inspect, select, update
+from sqlalchemy import Select, func, inspect, select, update
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.util import identity_key
@@ -24,7 +24,7 @@ from services.orders.models import (
     OrderState,
 )
 from shared.db import dialect_insert
-from shared.pagination import after_keyset
+from shared.pagination import Keyset, Page, keyset_page
 
 
 async def get_order(session: AsyncSession, order_id: str) -> Order | None:
@@ -32,11 +32,11 @@ async def get_order(session: AsyncSession, order_id: str) -> Order | None:
     return await session.get(Order, order_id)
 
 
-async def list_orders(session: AsyncSession, *, limit: int, after: tuple[datetime, str] | None,
+async def list_orders(session: AsyncSession, *, limit: int, cursor: str | None,
                       customer_id: str | None = None, salesperson_id: str | None = None,
                       state: str | None = None, created_from: datetime | None = None,
                       created_to: datetime | None = None,
-                      external_ref: str | None = None) -> list[Order]:
+                      external_ref: str | None = None) -> Page[Order]:
     """Orders oldest first, after the cursor `(created_at, id)`; `created_to` is exclusive."""
     stmt = select(Order)
     if customer_id is not None:
@@ -51,9 +51,8 @@ async def list_orders(session: AsyncSession, *, limit: int, after: tuple[datetim
         stmt = stmt.where(Order.created_at >= created_from)
     if created_to is not None:
         stmt = stmt.where(Order.created_at < created_to)
-    stmt = stmt.where(after_keyset(Order.created_at, Order.id, after))
-    stmt = stmt.order_by(Order.created_at, Order.id).limit(limit)
-    return list((await session.execute(stmt)).scalars())
+    return await keyset_page(session, stmt, Keyset(Order.created_at, Order.id),
+                             limit=limit, cursor=cursor)
 
 
 async def bump_draft_version(session: AsyncSession, order_id: str, expected: int,
@@ -198,15 +197,22 @@ async def open_change_request_numbers(session: AsyncSession, order_id: str) -> l
     return list(rows.scalars())
 
 
-async def change_requests_of(session: AsyncSession, order_id: str, *, limit: int | None = None,
-                             after: tuple[datetime, str] | None = None) -> list[OrderChangeRequest]:
-    """The order's change requests, oldest first (after the cursor `(requested_at, id)`)."""
-    stmt = select(OrderChangeRequest).where(OrderChangeRequest.order_id == order_id)
-    stmt = stmt.where(after_keyset(OrderChangeRequest.requested_at, OrderChangeRequest.id, after))
-    stmt = stmt.order_by(OrderChangeRequest.requested_at, OrderChangeRequest.id)
-    if limit is not None:
-        stmt = stmt.limit(limit)
+def _change_requests(order_id: str) -> Select[tuple[OrderChangeRequest]]:
+    return select(OrderChangeRequest).where(OrderChangeRequest.order_id == order_id)
+
+
+async def change_requests_of(session: AsyncSession, order_id: str) -> list[OrderChangeRequest]:
+    """All of the order's change requests, oldest first."""
+    stmt = _change_requests(order_id).order_by(OrderChangeRequest.requested_at, OrderChangeRequest.id)
     return list((await session.execute(stmt)).scalars())
+
+
+async def page_change_requests(session: AsyncSession, order_id: str, *, limit: int,
+                               cursor: str | None) -> Page[OrderChangeRequest]:
+    """A page of the order's change requests, oldest first."""
+    return await keyset_page(session, _change_requests(order_id),
+                             Keyset(OrderChangeRequest.requested_at, OrderChangeRequest.id),
+                             limit=limit, cursor=cursor)
 
 
 async def get_change_request(session: AsyncSession, order_id: str, change_request_id: str, *,

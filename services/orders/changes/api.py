@@ -33,7 +33,7 @@ from shared.auth import CurrentPrincipal, require
 from shared.db import SessionDep
 from shared.errors import NotFound, problem_responses
 from shared.openapi import IF_MATCH
-from shared.pagination import Cursor, Limit, Page, decode_time_cursor, time_page
+from shared.pagination import Cursor, Limit, Page
 from shared.schemas import query_int
 from shared.versioning import check_if_match, set_etag
 
@@ -90,9 +90,7 @@ async def request_change(order: LockedOrder, body: ChangeRequestCreate, ctx: Ctx
 async def list_change_requests(order: OrderOr404, session: SessionDep, limit: Limit = 50,
                                cursor: Cursor = None) -> Page[OrderChangeRequest]:
     """The order's change requests with their reviews, oldest first."""
-    rows = await repository.change_requests_of(session, order.id, limit=limit + 1,
-                                               after=decode_time_cursor(cursor))
-    return time_page(rows, limit, lambda cr: (cr.requested_at, cr.id))
+    return await repository.page_change_requests(session, order.id, limit=limit, cursor=cursor)
 
 
 @router.get("/orders/{order_id}/change-requests/{change_request_id}",
