@@ -1,7 +1,7 @@
 """Test fixtures: every test runs on SQLite, or on PostgreSQL when O2C_TEST_POSTGRES_URL is set.
 
 O2C_TEST_POSTGRES_URL names a throwaway database (`.ci/run` creates it); the suite creates
-one database per service beside it (`<name>_orders`, …), migrates them once, truncates them
+one database per service beside it (`<name>_orders`, …), migrates them once, empties them
 between tests and drops them at the end. On SQLite each test gets copies of migrated
 template files.
 
@@ -16,11 +16,12 @@ import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import pytest
 import pytest_asyncio
-from sqlalchemy import Table, select, text
 from sqlalchemy.engine import make_url
 
 from shared import migrations
@@ -29,8 +30,6 @@ from shared.db import Database
 from shared.settings import SERVICES
 from tests import pg_admin
 from tests.harness import System, running_system, write_keys
-
-Snapshot = dict[str, list[tuple[Table, list[dict]]]]
 
 PG_URL = os.environ.get("O2C_TEST_POSTGRES_URL")
 BACKEND = "postgresql" if PG_URL else "sqlite"
@@ -72,18 +71,56 @@ async def _subscribe(urls: dict[str, str], directory: Path) -> None:
         pass
 
 
+@dataclass(frozen=True)
+class Seed:
+    """What one PostgreSQL database holds after `_subscribe`, and how to put it back."""
+
+    empty: str  # DELETE every table (children first) and restart every sequence
+    rows: list[tuple[str, list]]  # (INSERT statement, its rows) per table that has rows
+    after: str  # move the sequences of those tables past their rows
+
+
+Snapshot = dict[str, Seed]  # by service
+
+
+# Sequences owned by a table's columns (serial and identity).
+_OWNED_SEQUENCES = (
+    "SELECT s.oid::regclass::text AS seq, t.oid::regclass::text AS tbl, a.attname AS col "
+    "FROM pg_class s JOIN pg_depend d ON d.objid = s.oid AND d.deptype IN ('a', 'i') "
+    "JOIN pg_class t ON t.oid = d.refobjid "
+    "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid "
+    "WHERE s.relkind = 'S'")
+
+
+def _dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 async def _snapshot(urls: dict[str, str]) -> Snapshot:
-    """Every row in the databases (what `_subscribe` left), to put back after each truncation."""
+    """Every row in the databases (what `_subscribe` left), to put back before each test."""
     snapshot: Snapshot = {}
     for service, url in urls.items():
-        db = Database(url)
+        tables = [t.name for t in _metadata(service).sorted_tables]
+        conn = await asyncpg.connect(_dsn(url))
         try:
-            async with db.engine.connect() as conn:
-                snapshot[service] = [
-                    (t, rows) for t in _metadata(service).sorted_tables
-                    if (rows := [dict(r) for r in (await conn.execute(select(t))).mappings()])]
+            rows = []
+            for name in tables:
+                records = await conn.fetch(f'SELECT * FROM "{name}"')
+                if records:
+                    columns = ", ".join(f'"{c}"' for c in records[0].keys())
+                    values = ", ".join(f"${i + 1}" for i in range(len(records[0])))
+                    rows.append((f'INSERT INTO "{name}" ({columns}) VALUES ({values})',
+                                 [tuple(r) for r in records], name))
+            restored = {name for _, _, name in rows}
+            after = [f"SELECT setval('{r['seq']}', COALESCE((SELECT max(\"{r['col']}\") "
+                     f"FROM {r['tbl']}), 0) + 1, false)"
+                     for r in await conn.fetch(_OWNED_SEQUENCES) if r["tbl"].strip('"') in restored]
         finally:
-            await db.dispose()
+            await conn.close()
+        snapshot[service] = Seed(
+            empty="; ".join([*(f'DELETE FROM "{t}"' for t in reversed(tables)),
+                             "SELECT setval(c.oid, 1, false) FROM pg_class c WHERE c.relkind = 'S'"]),
+            rows=[(insert, records) for insert, records, _ in rows], after="; ".join(after))
     return snapshot
 
 
@@ -133,38 +170,27 @@ def database_templates(tmp_path_factory: pytest.TempPathFactory):
         yield asyncio.run(_prepare_sqlite(directory)), {}
 
 
-# Sequences owned by a table's columns (serial and identity), to move past restored rows.
-_OWNED_SEQUENCES = text(
-    "SELECT s.oid::regclass::text AS seq, t.oid::regclass::text AS tbl, a.attname AS col "
-    "FROM pg_class s JOIN pg_depend d ON d.objid = s.oid AND d.deptype IN ('a', 'i') "
-    "JOIN pg_class t ON t.oid = d.refobjid "
-    "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid "
-    "WHERE s.relkind = 'S'")
+async def _reset(urls: dict[str, str], snapshot: Snapshot) -> None:
+    """Put each database back as the snapshot has it: empty every table, restart every
+    sequence, insert the snapshot's rows; the four databases at once.
 
-
-async def _truncate(urls: dict[str, str], snapshot: Snapshot) -> None:
-    for service, url in urls.items():
-        tables = [t.name for t in _metadata(service).sorted_tables]
-        db = Database(url)
+    DELETE, not TRUNCATE: on the few rows a test leaves it is ~160 times faster (2.7 ms
+    against 437 ms for the four databases, measured on one server); TRUNCATE, and opening
+    an engine per database, were most of a PostgreSQL test's set-up."""
+    async def reset(service: str, url: str) -> None:
+        seed = snapshot[service]
+        conn = await asyncpg.connect(_dsn(url))
         try:
-            async with db.engine.begin() as conn:
-                await conn.execute(text(
-                    "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
-                # Document number sequences (shared.numbering) start again like the counters.
-                await conn.execute(text(
-                    "SELECT setval(c.oid, 1, false) FROM pg_class c "
-                    "WHERE c.relkind = 'S' AND c.relname LIKE 'number\\_%\\_seq'"))
-                restored = set()
-                for table, rows in snapshot.get(service, []):
-                    await conn.execute(table.insert(), rows)
-                    restored.add(table.name)
-                for seq, tbl, col in (await conn.execute(_OWNED_SEQUENCES)).all():
-                    if tbl.strip('"') in restored:
-                        await conn.execute(text(
-                            f"SELECT setval('{seq}', COALESCE((SELECT max(\"{col}\") FROM {tbl}), 0) + 1, "
-                            "false)"))
+            async with conn.transaction():
+                await conn.execute(seed.empty)
+                for insert, records in seed.rows:
+                    await conn.executemany(insert, records)
+                if seed.after:
+                    await conn.execute(seed.after)
         finally:
-            await db.dispose()
+            await conn.close()
+
+    await asyncio.gather(*(reset(service, url) for service, url in urls.items()))
 
 
 @pytest.fixture
@@ -173,7 +199,7 @@ async def database_urls(database_templates: tuple[dict[str, str], Snapshot],
     """Fresh, migrated databases for one test, each service subscribed at notifier."""
     templates, snapshot = database_templates
     if PG_URL:
-        await _truncate(templates, snapshot)
+        await _reset(templates, snapshot)
         return dict(templates)
     return _copies(templates, tmp_path / "db")
 
@@ -199,7 +225,7 @@ async def shared_system(database_templates: tuple[dict[str, str], Snapshot],
     templates, snapshot = database_templates
     directory = tmp_path_factory.mktemp("shared-system")
     if PG_URL:
-        await _truncate(templates, snapshot)
+        await _reset(templates, snapshot)
         urls = dict(templates)
     else:
         urls = _copies(templates, directory / "db")
