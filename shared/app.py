@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -42,6 +43,31 @@ from shared.subscriptions import Subscriber
 log = logging.getLogger("o2c.app")
 
 Worker = Callable[[FastAPI, asyncio.Event], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Periodic:
+    """A pass a service repeats in the background and also runs on request.
+
+    `run(app, **options)` is one pass. The app puts it on `app.state.jobs[name]`, where its
+    route (an operator's "run it now"), tests and the worker loop all call the same thing;
+    with workers enabled, `repeat` runs it every `settings.<every>` seconds."""
+
+    name: str
+    run: Callable[..., Awaitable[Any]]
+    every: str  # the settings field holding the interval, in seconds
+
+
+Job = Callable[..., Awaitable[Any]]
+
+
+def job(name: str) -> Any:
+    """A route's dependency on the pass of the periodic job `name` (`Periodic`), as in
+    `run: Annotated[Job, job("overdue-scan")]`."""
+    def dependency(request: Request) -> Job:
+        return request.app.state.jobs[name]
+
+    return Depends(dependency)
 QueueProbe = Callable[[AsyncSession], Awaitable[dict[str, int]]]
 
 
@@ -58,6 +84,7 @@ class ServiceSpec:
     outbox: Table | None = None
     tags: list[dict[str, str]] = field(default_factory=list)
     workers: Sequence[Worker] = ()
+    periodic: Sequence[Periodic] = ()  # passes repeated in the background, run on request
     queue_probe: QueueProbe | None = None
     on_startup: Callable[[FastAPI], Awaitable[None]] | None = None
     on_shutdown: Callable[[FastAPI], Awaitable[None]] | None = None  # after workers stopped
@@ -95,6 +122,13 @@ async def run_periodically(stop: asyncio.Event, interval: float,
         else:
             waiting.succeeded()
         await pause(stop, wait, clock)
+
+
+async def repeat(app: FastAPI, periodic: Periodic, stop: asyncio.Event) -> None:
+    """The worker loop of `periodic`: the pass on `app.state.jobs` every `settings.<every>`
+    seconds until `stop` is set."""
+    await run_periodically(stop, getattr(app.state.settings, periodic.every),
+                           lambda: app.state.jobs[periodic.name](), periodic.name, app.state.clock)
 
 
 def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings, *,
@@ -135,6 +169,8 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings, *,
                     spec.subscriber.keep_registered(app, stop), name="subscription"))
             for worker in spec.workers:
                 tasks.append(asyncio.create_task(worker(app, stop), name=worker.__name__))
+            for periodic in spec.periodic:
+                tasks.append(asyncio.create_task(repeat(app, periodic, stop), name=periodic.name))
         if isinstance(app.state.clock, TestClock):
             log.warning("%s: the test clock is on (O2C_TEST_CLOCK): PUT /v1/test-clock moves "
                         "business time; integration testing only", spec.name)
@@ -173,6 +209,7 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings, *,
                               settings.service_key.get_secret_value() if settings.service_key else None)
     app.state.outbox = Outbox(spec.outbox) if spec.outbox is not None else None
     app.state.subscriber = spec.subscriber
+    app.state.jobs = {job.name: functools.partial(job.run, app) for job in spec.periodic}
 
     install_problem_handlers(app)
     document_contract(app)

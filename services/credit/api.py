@@ -48,6 +48,7 @@ from services.credit.schemas import (
     ReservationPublic,
     ReservationUpdate,
 )
+from shared.app import Job, job
 from shared.auth import CurrentPrincipal, Role, require
 from shared.clock import Clock
 from shared.db import SessionDep
@@ -530,13 +531,13 @@ holds_router = APIRouter(prefix="/v1", tags=["credit"], responses=problem_respon
 
 @holds_router.post("/hold-rechecks", response_model=HoldRecheckPublic,
                    dependencies=[require(*CREDIT_WRITERS)], responses=problem_responses(503))
-async def recheck_holds(request: Request) -> HoldRecheckPublic:
+async def recheck_holds(run: Annotated[Job, job("hold-recheck")]) -> HoldRecheckPublic:
     """Ask ledger now about every automatic hold's invoice and release those settled.
 
     What the periodic recheck does (credit_manager, admin); 503 when ledger stops answering
     (holds already released stay released, the rest wait for the next recheck).
     """
-    return HoldRecheckPublic(released=await holds.recheck_all(request.app, raise_unavailable=True))
+    return HoldRecheckPublic(released=await run(raise_unavailable=True))
 
 
 routers = [router, credit_router, evaluations_router, reservations_router, holds_router]

@@ -2,32 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
-
 import httpx
 from fastapi import FastAPI
 
 from services.credit import api, holds, receivables
 from services.credit.config import CreditSettings
 from services.credit.models import idempotency_keys, inbox, metadata, outbox, subscriptions
-from shared.app import ServiceSpec, create_service_app, run_periodically
+from shared.app import Periodic, ServiceSpec, create_service_app
 from shared.clock import Clock
 from shared.coalesce import Coalesced
 from shared.subscriptions import Subscriber, handlers_of
 
 
-async def expose_workers(app: FastAPI) -> None:
-    """Put one pass of each worker on `app.state`, so tests (and operators) can drive them,
-    and the coalesced asks of ledger's receivables the event handlers share."""
-    app.state.hold_recheck_once = functools.partial(holds.recheck_all, app)
+async def start_up(app: FastAPI) -> None:
+    """The coalesced asks of ledger's receivables the event handlers share."""
     app.state.receivables_asks = Coalesced()
 
 
-async def hold_recheck_worker(app: FastAPI, stop: asyncio.Event) -> None:
-    """Background loop: release automatic holds whose invoices ledger shows settled."""
-    await run_periodically(stop, app.state.settings.hold_recheck_seconds,
-                           app.state.hold_recheck_once, "hold-recheck", app.state.clock)
+# Release automatic holds whose invoices ledger shows settled; POST /v1/hold-rechecks.
+PERIODIC = [Periodic("hold-recheck", holds.recheck_all, every="hold_recheck_seconds")]
 
 
 def subscriber() -> Subscriber:
@@ -46,8 +39,8 @@ SPEC = ServiceSpec(
     outbox=outbox,
     routers=api.routers,
     subscriber=subscriber(),
-    workers=[hold_recheck_worker],
-    on_startup=expose_workers,
+    periodic=PERIODIC,
+    on_startup=start_up,
     tags=[{"name": "customers", "description": "Customers and their contacts."},
           {"name": "credit", "description": "Credit profiles (limit, terms, grade, policy, "
                                             "status, exposure), holds, guarantees, credit "

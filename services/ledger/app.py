@@ -28,7 +28,6 @@ CHART_RETRY_SECONDS = 2.0
 async def _seed_chart(app: FastAPI) -> None:
     """Seed the chart of accounts; before `o2c migrate ledger`, keep trying in the background
     until the tables are there (no restart needed)."""
-    await collection_scan.expose(app)  # app.state.overdue_scan_once, for tests and operators
     app.state.chart_seeder = None
     if not await chart.ensure_chart(app.state.db, app.state.clock):
         app.state.chart_seeder = asyncio.create_task(_seed_when_migrated(app), name="chart-seeder")
@@ -86,7 +85,7 @@ SPEC = ServiceSpec(
                                               "disputes (which pause dunning) and notes along "
                                               "the customer's payment chain."},
     ],
-    workers=[collection_scan.overdue_scan_worker],
+    periodic=[collection_scan.OVERDUE_SCAN],
     on_startup=_seed_chart,
     on_shutdown=_stop_seeder,
 )

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 
-from services.orders import lifecycle, repository, service, steps, workers
+from services.orders import lifecycle, repository, service, steps
 from services.orders.context import OrdersContext
 from services.orders.models import (
     Order,
@@ -39,6 +39,7 @@ from services.orders.schemas import (
     SettleRequest,
     StateMachinePublic,
 )
+from shared.app import Job, job
 from shared.auth import CurrentPrincipal, Role, require
 from shared.dates import AwareTimestamp
 from shared.db import COMMIT_OWNER, SessionDep
@@ -431,14 +432,13 @@ async def state_machine() -> dict:
 
 @lifecycle_router.post("/review-sla-scans", response_model=ReviewSlaScanPublic,
                        dependencies=[require()])
-async def scan_review_deadlines(ctx: Ctx, session: SessionDep,
+async def scan_review_deadlines(ctx: Ctx, run: Annotated[Job, job("review-sla-scan")],
                                 body: Annotated[ReviewSlaScanRequest | None, Body(examples=[
                                     {"as_of": "2026-01-09T09:00:00+00:00"}])] = None
                                 ) -> ReviewSlaScanPublic:
     """Report reviews past their deadline as of `as_of` (admin): `order.review_overdue` once per order."""
     as_of = body.as_of if body and body.as_of else ctx.clock.now()
-    reported = await workers.scan_review_deadlines(
-        session=session, ctx=ctx, as_of=as_of)
+    reported = await run(as_of=as_of)
     return ReviewSlaScanPublic(as_of=as_of, orders=reported)
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
+from datetime import datetime
 
 import httpx
 from fastapi import FastAPI
@@ -16,7 +15,7 @@ from services.orders.config import OrdersSettings
 from services.orders.context import OrdersContext
 from services.orders.inbox import close_when_paid, close_when_paid_prepare
 from services.orders.models import idempotency_keys, inbox, metadata, outbox, subscriptions
-from shared.app import ServiceSpec, create_service_app, run_periodically
+from shared.app import Periodic, ServiceSpec, create_service_app
 from shared.clock import Clock
 from shared.observability import work_request_id
 from shared.subscriptions import Subscriber, TwoPhase
@@ -36,10 +35,10 @@ async def _credit_retry_once(app: FastAPI) -> int:
     return await workers.retry_pending_credit(ctx=ctx)
 
 
-async def _review_sla_scan_once(app: FastAPI) -> list[str]:
-    """One pass of the review deadline scan, as of now."""
+async def _review_sla_scan_once(app: FastAPI, as_of: datetime | None = None) -> list[str]:
+    """One pass of the review deadline scan, as of now unless told otherwise."""
     ctx: OrdersContext = app.state.context
-    return await workers.scan_review_deadlines_once(ctx=ctx)
+    return await workers.scan_review_deadlines_once(ctx=ctx, as_of=as_of)
 
 
 async def _step_recovery_once(app: FastAPI) -> int:
@@ -55,30 +54,18 @@ async def _step_recovery_once(app: FastAPI) -> int:
 
 
 async def start_up(app: FastAPI) -> None:
-    """Make the context once; put one pass of each worker on `app.state`, so tests (and
-    operators) can drive them."""
+    """Make the context once."""
     app.state.context = build_context(app)
-    app.state.credit_retry_once = functools.partial(_credit_retry_once, app)
-    app.state.review_sla_scan_once = functools.partial(_review_sla_scan_once, app)
-    app.state.step_recovery_once = functools.partial(_step_recovery_once, app)
 
 
-async def credit_retry_worker(app: FastAPI, stop: asyncio.Event) -> None:
-    """Background loop: ask credit again for reservations it has not answered."""
-    await run_periodically(stop, app.state.settings.credit_retry_seconds,
-                           app.state.credit_retry_once, "credit-retry", app.state.clock)
-
-
-async def step_recovery_worker(app: FastAPI, stop: asyncio.Event) -> None:
-    """Background loop: finish steps a dead request or an outage left pending (steps.py)."""
-    await run_periodically(stop, app.state.settings.step_recovery_seconds,
-                           app.state.step_recovery_once, "step-recovery", app.state.clock)
-
-
-async def review_sla_worker(app: FastAPI, stop: asyncio.Event) -> None:
-    """Background loop: report reviews past their deadline (`order.review_overdue`)."""
-    await run_periodically(stop, app.state.settings.review_sla_scan_seconds,
-                           app.state.review_sla_scan_once, "review-sla-scan", app.state.clock)
+PERIODIC = [
+    # Ask credit again for reservations it has not answered.
+    Periodic("credit-retry", _credit_retry_once, every="credit_retry_seconds"),
+    # Finish steps a dead request or an outage left pending (steps.py).
+    Periodic("step-recovery", _step_recovery_once, every="step_recovery_seconds"),
+    # Report reviews past their deadline (`order.review_overdue`); POST /v1/review-sla-scans.
+    Periodic("review-sla-scan", _review_sla_scan_once, every="review_sla_scan_seconds"),
+]
 
 
 # Change requests (`changes/`) join the core here: their routes below, their machine served
@@ -104,7 +91,7 @@ SPEC = ServiceSpec(
                                                      "request, department reviews, withdrawal, "
                                                      "apply with the signed change agreement; "
                                                      "past revisions' terms."}],
-    workers=[credit_retry_worker, step_recovery_worker, review_sla_worker],
+    periodic=PERIODIC,
     on_startup=start_up,
     subscriber=Subscriber(service="orders", handlers={"invoice.paid": TwoPhase(
         close_when_paid_prepare, close_when_paid)},

@@ -82,8 +82,9 @@ async def scan_review_deadlines(*, session: AsyncSession, ctx: OrdersContext, as
     return reported
 
 
-async def scan_review_deadlines_once(*, ctx: OrdersContext) -> list[str]:
-    """The periodic scan: one transaction, as of now."""
+async def scan_review_deadlines_once(*, ctx: OrdersContext, as_of: datetime | None = None) -> list[str]:
+    """The periodic scan, and the one an admin asks for: one transaction, as of now unless told."""
     with work_request_id():
         async with ctx.db.session() as session, session.begin():
-            return await scan_review_deadlines(session=session, ctx=ctx, as_of=ctx.clock.now())
+            return await scan_review_deadlines(session=session, ctx=ctx,
+                                               as_of=as_of or ctx.clock.now())

@@ -201,7 +201,7 @@ class TestPlacing:
             system.mounts[LEDGER] = healthy
         # the first invoice is still outstanding: the recheck keeps its hold
         await _pay(system, other)
-        assert await system.state("credit").hold_recheck_once() == 0
+        assert await system.state("credit").jobs["hold-recheck"]() == 0
         [kept] = await _holds(system, customer_id, "active")
         assert kept["source_ref"] == invoice["id"]
 
@@ -351,7 +351,7 @@ class TestReleasing:
         assert len((await profile(system, customer_id))["holds"]) == 2
 
         await _pay(system, invoice)
-        assert await system.state("credit").hold_recheck_once() == 0
+        assert await system.state("credit").jobs["hold-recheck"]() == 0
         got = await profile(system, customer_id)
         assert got["status"] == "on_hold"
         assert [h["id"] for h in got["holds"]] == [manual["id"]]
@@ -377,7 +377,7 @@ class TestReleasing:
                                                                      "invoice.paid"}
             assert (await profile(system, customer_id))["status"] == "on_hold"
             # ... and the periodic recheck releases nothing while ledger is down,
-            assert await system.state("credit").hold_recheck_once() == 0
+            assert await system.state("credit").jobs["hold-recheck"]() == 0
             assert len(await _holds(system, customer_id, "active")) == 1
             # nor does one asked for by a credit manager, who is told why.
             r = await system.client("credit", "credit_manager").post("/v1/hold-rechecks")
@@ -406,9 +406,9 @@ class TestReleasing:
         await _credit_hears_nothing(system)
         await _pay(system, invoice)
         assert (await profile(system, customer_id))["status"] == "on_hold"
-        assert await system.state("credit").hold_recheck_once() == 1
+        assert await system.state("credit").jobs["hold-recheck"]() == 1
         assert (await profile(system, customer_id))["status"] == "active"
-        assert await system.state("credit").hold_recheck_once() == 0
+        assert await system.state("credit").jobs["hold-recheck"]() == 0
 
 
 class TestSetting:

@@ -295,5 +295,5 @@ class TestCredit:
         r = await system.client("credit", "credit_manager").post("/v1/hold-rechecks")
         assert r.status_code == 200 and r.json() == {"released": 2}, r.text
         assert await _holds(system, first) == [] and await _holds(system, second) == []
-        assert await system.state("credit").hold_recheck_once() == 0
+        assert await system.state("credit").jobs["hold-recheck"]() == 0
         assert system.lock_probe.checks["credit"] >= before + 2

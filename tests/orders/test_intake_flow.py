@@ -230,12 +230,12 @@ class TestCreditUnavailable:
 
         # still down: the worker asks and leaves everything as it was
         with flows.credit_down(system):
-            assert await system.state("orders").credit_retry_once() == 0
+            assert await system.state("orders").jobs["credit-retry"]() == 0
         still = (await system.client("orders", "sales").get(f"/v1/orders/{oid}")).json()
         assert still["state"] == "in_review" and still["credit"]["status"] == "pending"
 
         system.mounts["http://credit.test"] = healthy
-        assert await system.state("orders").credit_retry_once() == 1
+        assert await system.state("orders").jobs["credit-retry"]() == 1
         after = (await system.client("orders", "sales").get(f"/v1/orders/{oid}")).json()
         assert after["state"] == "approved"
         assert after["credit"]["status"] == "reserved"
@@ -246,7 +246,7 @@ class TestCreditUnavailable:
             "approve", "approved", "system")
         assert len(await flows.order_events(system, "order.approved")) == 1
 
-        assert await system.state("orders").credit_retry_once() == 0
+        assert await system.state("orders").jobs["credit-retry"]() == 0
         assert len(await reservations_of(system, oid)) == 1
 
     async def test_a_lost_answer_is_never_reserved_twice(self, system, customer_id):
@@ -257,9 +257,9 @@ class TestCreditUnavailable:
         assert order["credit"]["status"] == "pending"
         assert lossy.calls == 1
         [held] = await reservations_of(system, order["id"])  # credit did reserve
-        assert await system.state("orders").credit_retry_once() == 0  # the answer is lost again
+        assert await system.state("orders").jobs["credit-retry"]() == 0  # the answer is lost again
         system.mounts["http://credit.test"] = healthy
-        assert await system.state("orders").credit_retry_once() == 1
+        assert await system.state("orders").jobs["credit-retry"]() == 1
         after = (await system.client("orders", "sales").get(f"/v1/orders/{order['id']}")).json()
         assert after["credit"]["reservation_id"] == held["id"]
         assert [r["id"] for r in await reservations_of(system, order["id"])] == [held["id"]]
@@ -515,7 +515,7 @@ class TestReviewDeadlineScan:
         assert r.json() == {"as_of": "2026-01-08T09:01:00Z", "orders": [order["id"]]}
         assert (await admin.post("/v1/review-sla-scans")).json()["orders"] == []
         system.clock.advance(days=3)
-        assert await system.state("orders").review_sla_scan_once() == []
+        assert await system.state("orders").jobs["review-sla-scan"]() == []
 
         [event] = await flows.order_events(system, "order.review_overdue")
         assert event["subject"] == order["id"]
@@ -527,16 +527,16 @@ class TestReviewDeadlineScan:
     async def test_each_revision_has_its_own_deadline(self, system, customer_id):
         order = await flows.submitted_order(system, customer_id)
         system.clock.set(datetime(2026, 1, 9, 9, 0, tzinfo=UTC))
-        assert await system.state("orders").review_sla_scan_once() == [order["id"]]
+        assert await system.state("orders").jobs["review-sla-scan"]() == [order["id"]]
         await flows.review(system, order["id"], "quality", "reject", "no")
         sales = system.client("orders", "sales")
         await sales.post(f"/v1/orders/{order['id']}/revise")
         await sales.patch(f"/v1/orders/{order['id']}", json={"delivery_date": "2026-02-02"})
         resubmitted = (await flows.submit(system, order["id"])).json()
         assert resubmitted["review_due_at"] == "2026-01-14T09:00:00Z"  # Fri + 3 → Wed
-        assert await system.state("orders").review_sla_scan_once() == []
+        assert await system.state("orders").jobs["review-sla-scan"]() == []
         system.clock.set(datetime(2026, 1, 14, 9, 30, tzinfo=UTC))
-        assert await system.state("orders").review_sla_scan_once() == [order["id"]]
+        assert await system.state("orders").jobs["review-sla-scan"]() == [order["id"]]
         assert len(await flows.order_events(system, "order.review_overdue")) == 2
 
     async def test_only_admin_scans(self, system):

@@ -47,7 +47,7 @@ async def settle(system: Any, order_id: str, key: str | None = None,
 async def recover(system: Any) -> int:
     """Let the recovery worker's time come (past the grace and any backoff) and run one pass."""
     system.clock.advance(seconds=61)
-    return await system.state("orders").step_recovery_once()
+    return await system.state("orders").jobs["step-recovery"]()
 
 
 async def invoices_of(system: Any, order_id: str) -> list[dict[str, Any]]:

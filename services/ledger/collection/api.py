@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, Request, Response, status
+from fastapi import APIRouter, Body, Path, Query, Response, status
 
 from services.ledger import repository as ledger_repository
-from services.ledger.collection import repository, scan, service
+from services.ledger.collection import repository, service
 from services.ledger.collection.errors import ScanNotFound
 from services.ledger.collection.models import (
     CollectionNote,
@@ -31,6 +31,7 @@ from services.ledger.collection.schemas import (
 )
 from services.ledger.deps import Ctx, InvoiceOr404, VisibleCustomer
 from services.ledger.models import Invoice, InvoiceDispute
+from shared.app import Job, job
 from shared.auth import CurrentPrincipal, Role, require
 from shared.dates import BusinessDate
 from shared.db import SessionDep
@@ -57,14 +58,13 @@ DisputeId = Annotated[str, Path(max_length=36)]
 @scans_router.post("/overdue-scans", status_code=status.HTTP_201_CREATED,
                    response_model=OverdueScanPublic, dependencies=[require(*SCANNERS)],
                    responses=problem_responses(503))
-async def run_overdue_scan(request: Request, response: Response, principal: CurrentPrincipal,
+async def run_overdue_scan(response: Response, principal: CurrentPrincipal,
+                           run: Annotated[Job, job("overdue-scan")],
                            body: Annotated[OverdueScanRequest | None, Body(examples=[
                                {"as_of": "2026-02-05"}, {}])] = None) -> OverdueScan:
     """Scan as of a date (today by default): `invoice.overdue` once per invoice and level crossed,
     promises past their date decided; each batch commits on its own, a re-run resumes."""
-    app = request.app
-    done = await scan.scan_once(app, body.as_of if body else None, started_by=principal.name,
-                                trigger="request")
+    done = await run(body.as_of if body else None, started_by=principal.name, trigger="request")
     response.headers["Location"] = f"/v1/overdue-scans/{done.id}"
     return done
 

@@ -19,8 +19,6 @@ for invoices that have not reached a higher level yet.
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
 from datetime import date, timedelta
 from typing import Any
@@ -35,7 +33,7 @@ from services.ledger.collection.models import OverdueScan, PromiseStatus, ScanSt
 from services.ledger.collection.repository import OverdueInvoice
 from services.ledger.dates import end_of_day
 from services.ledger.models import Invoice
-from shared.app import run_periodically
+from shared.app import Periodic
 from shared.clock import Clock
 from shared.db import Database
 from shared.events import Event, new_event
@@ -206,12 +204,5 @@ async def scan_once(app: FastAPI, as_of: date | None = None, *, started_by: str 
             trigger=trigger)
 
 
-async def expose(app: FastAPI) -> None:
-    """Put one pass of the scan on `app.state`, so tests (and operators) can drive it."""
-    app.state.overdue_scan_once = functools.partial(scan_once, app)
-
-
-async def overdue_scan_worker(app: FastAPI, stop: asyncio.Event) -> None:
-    """Background loop: the overdue scan as of today, daily by default."""
-    await run_periodically(stop, app.state.settings.overdue_scan_interval_seconds,
-                           app.state.overdue_scan_once, "overdue-scan", app.state.clock)
+# The overdue scan as of today, daily by default; POST /v1/overdue-scans runs one now.
+OVERDUE_SCAN = Periodic("overdue-scan", scan_once, every="overdue_scan_interval_seconds")

@@ -246,7 +246,7 @@ class TestScanRequests:
     async def test_scheduled_pass_scans_as_of_today(self, system):
         inv = await issue(system, amount=1_000, due_in_days=0)
         system.clock.advance(days=1)
-        done = await system.state("ledger").overdue_scan_once()
+        done = await system.state("ledger").jobs["overdue-scan"]()
         assert (done.as_of, done.trigger, done.started_by) == (system.clock.today(), "schedule",
                                                                "scheduler")
         assert await overdue_events(system, inv["id"]) == [(1, 1)]
@@ -260,7 +260,7 @@ class TestConcurrentScans:
 
         invoices = [await issue(system, amount=100 + i, due_in_days=0) for i in range(4)]
         system.clock.advance(days=16)
-        once = system.state("ledger").overdue_scan_once
+        once = system.state("ledger").jobs["overdue-scan"]
         first, second = await asyncio.gather(once(), once())
         assert first.crossings_emitted + second.crossings_emitted == 8
         for inv in invoices:
@@ -272,22 +272,23 @@ class TestWorker:
         import asyncio
 
         from services.ledger.app import SPEC
+        from shared.app import repeat
 
-        assert scan_module.overdue_scan_worker in SPEC.workers
+        assert scan_module.OVERDUE_SCAN in SPEC.periodic
         inv = await issue(system, amount=1_000, due_in_days=0)
         system.clock.advance(days=15)
         app, stop = system.apps["ledger"], asyncio.Event()
-        real, runs = app.state.overdue_scan_once, []
+        real, runs = app.state.jobs["overdue-scan"], []
 
         async def once_then_stop():
             runs.append(await real())
             stop.set()
 
-        app.state.overdue_scan_once = once_then_stop
+        app.state.jobs["overdue-scan"] = once_then_stop
         try:
-            await asyncio.wait_for(scan_module.overdue_scan_worker(app, stop), timeout=30)
+            await asyncio.wait_for(repeat(app, scan_module.OVERDUE_SCAN, stop), timeout=30)
         finally:
-            app.state.overdue_scan_once = real
+            app.state.jobs["overdue-scan"] = real
         assert [r.trigger for r in runs] == ["schedule"]
         assert await overdue_events(system, inv["id"]) == [(1, 15), (15, 15)]
 
