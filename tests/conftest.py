@@ -31,6 +31,9 @@ from shared.settings import SERVICES
 from tests import pg_admin
 from tests.harness import System, running_system, write_keys
 
+# The builders' asserts say what they compared, as the tests' own do (imported after this).
+pytest.register_assert_rewrite("tests.fixtures", "tests.hostile")
+
 PG_URL = os.environ.get("O2C_TEST_POSTGRES_URL")
 BACKEND = "postgresql" if PG_URL else "sqlite"
 # Under pytest-xdist (`make test` runs a worker per core) each worker has its own databases.

@@ -20,9 +20,8 @@ import httpx
 import pytest
 
 from shared.webhooks import verify
-from tests.harness import HOOKS_URL
-from tests.notifier.builders import subscribe
-from tests.notifier.dunning_support import (
+from tests.fixtures import flows
+from tests.fixtures.dunning import (
     LEGAL_EMAIL,
     SmtpServer,
     by_role,
@@ -32,7 +31,8 @@ from tests.notifier.dunning_support import (
     salesperson,
     settle,
 )
-from tests.orders import flows
+from tests.fixtures.notifier import subscribe
+from tests.harness import HOOKS_URL
 
 WATCHED = ["invoice.overdue", "promise.broken", "dunning.escalated", "credit.hold_placed",
            "credit.hold_released", "invoice.paid"]

@@ -15,7 +15,7 @@ from services.credit.scorecard import (
     evaluate,
     grade_for,
 )
-from tests.credit.support import new_customer, outbox_events, profile, reserve, yuan
+from tests.fixtures.credit import new_customer, outbox_events, profile, reserve, yuan
 
 FINANCIALS = {
     "revenue_minor": yuan(50_000_000), "net_profit_minor": yuan(4_000_000),

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from tests.credit.support import new_customer, profile, reserve, set_limit, yuan
+from tests.fixtures.credit import new_customer, profile, reserve, set_limit, yuan
 
 
 async def _customer(system, limit_minor: int = yuan(600_000)) -> str:

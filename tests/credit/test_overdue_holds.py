@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.credit.support import new_customer, profile, reserve, set_limit, yuan
-from tests.credit.support import outbox_events as credit_outbox
-from tests.ledger.builders import issue, pay, scan
+from tests.fixtures.credit import new_customer, profile, reserve, set_limit, yuan
+from tests.fixtures.credit import outbox_events as credit_outbox
+from tests.fixtures.ledger import issue, pay, scan
 
 LEDGER = "http://ledger.test"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.credit.support import (
+from tests.fixtures.credit import (
     add_guarantee,
     new_customer,
     outbox_events,

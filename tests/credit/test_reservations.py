@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from tests.credit.support import (
+from tests.fixtures.credit import (
     add_guarantee,
     new_customer,
     outbox_events,

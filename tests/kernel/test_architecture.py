@@ -5,7 +5,8 @@
   migrations and the orders step runner only (named below, with why);
 - an order's or change request's state is assigned by its machine only;
 - services raise no HTTPException (problems are shared.errors classes);
-- a service's core modules do not import its subpackages (subpackages depend downward).
+- a service's core modules do not import its subpackages (subpackages depend downward);
+- a test module imports no other test module (what tests share is in `tests/fixtures`).
 """
 
 from __future__ import annotations
@@ -125,3 +126,12 @@ def _upward_imports() -> set[str]:
 def test_core_modules_do_not_import_subpackages(service):
     upward = sorted(u for u in _upward_imports() if u.startswith(f"services/{service}/"))
     assert not upward, "\n".join(upward)
+
+
+def test_no_test_module_imports_another():
+    importing = []
+    for path in sorted((REPO / "tests").rglob("*.py")):
+        for name in _imports(_tree(path)):
+            if name.startswith("tests.") and name.split(".")[-1].startswith("test_"):
+                importing.append(f"{_rel(path)} imports {name}")
+    assert not importing, "\n".join(importing)

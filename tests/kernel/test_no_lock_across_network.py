@@ -24,9 +24,9 @@ from shared.db import service_metadata
 from shared.idempotency import idempotency_table
 from shared.settings import BaseServiceSettings
 from shared.subscriptions import Subscriber, TwoPhase, inbox_table, subscription_table
-from tests.credit.support import new_customer, profile, reserve, set_limit, yuan
+from tests.fixtures.credit import new_customer, profile, reserve, set_limit, yuan
+from tests.fixtures.ledger import issue, pay, scan
 from tests.harness import SERVICE_KEY, RoutingTransport, running_system
-from tests.ledger.builders import issue, pay, scan
 
 LEDGER = "http://ledger.test"
 

@@ -23,8 +23,8 @@ from services.orders.models import ChangeRequestState, OrderState
 from shared.errors import PROBLEM_JSON
 from shared.settings import SERVICES
 from tests import hostile
+from tests.fixtures import flows
 from tests.harness import settings_for
-from tests.orders import flows
 
 PROBLEM = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemBody"}}}
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests import hostile
-from tests.orders import flows
+from tests.fixtures import flows
 
 BODIES = hostile.operations_with_body()
 # Today, and a day long after: the examples' future dates are 2099's.

@@ -183,7 +183,7 @@ async def test_nul_anywhere_in_a_body_is_refused(system, service, path, body, fi
 
 
 async def test_nul_inside_event_data_is_refused(system):
-    from tests.notifier.builders import envelope
+    from tests.fixtures.notifier import envelope
 
     event = envelope(system)
     event["data"] = {"note": {"deep": ["x\u0000"]}}

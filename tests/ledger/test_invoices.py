@@ -6,15 +6,10 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 
 from services.ledger.models import Invoice
+from tests.fixtures.ledger import invoice_body
 
 ALICE_CUSTOMER = "c-alice-0001"
 BOB_CUSTOMER = "c-bob-0001"
-
-
-def invoice_body(**overrides):
-    return {"order_id": str(uuid.uuid4()), "customer_id": ALICE_CUSTOMER,
-            "salesperson_id": "S-ALICE", "currency": "CNY", "amount_minor": 125_000,
-            "due_date": "2026-02-04", **overrides}
 
 
 async def insert_invoice(system, **fields) -> Invoice:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from tests.ledger.builders import (
+from tests.fixtures.ledger import (
     CUSTOMER,
     balanced,
     invoice,

@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from datetime import timedelta
 
-from tests.ledger.builders import (
+from tests.fixtures.ledger import (
     CUSTOMER,
     OTHER_CUSTOMER,
     balanced,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from tests.ledger.builders import CUSTOMER, OTHER_CUSTOMER, issue, pay
+from tests.fixtures.ledger import CUSTOMER, OTHER_CUSTOMER, issue, pay
 
 
 def at(day: str, hour: int = 10) -> datetime:

@@ -8,7 +8,7 @@ import socket
 from datetime import datetime, timedelta
 
 from shared.webhooks import verify
-from tests.notifier.builders import deliveries, envelope, ingest, subscribe
+from tests.fixtures.notifier import deliveries, envelope, ingest, subscribe
 
 SCHEDULE = [5, 300, 1800, 7200, 18000, 36000, 36000]
 

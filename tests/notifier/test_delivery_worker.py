@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from services.notifier.delivery import DeliveryWorker
 from services.notifier.webhook_client import make_webhook_client
-from tests.notifier.builders import deliveries, envelope, ingest, subscribe
+from tests.fixtures.notifier import deliveries, envelope, ingest, subscribe
 
 SLOW_URL = "http://slow.test"
 PER_ENDPOINT = 2

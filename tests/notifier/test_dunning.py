@@ -11,8 +11,7 @@ import json
 import pytest
 
 from shared.webhooks import verify
-from tests.notifier.builders import ingest, subscribe
-from tests.notifier.dunning_support import (
+from tests.fixtures.dunning import (
     CONTACTS,
     LEGAL_EMAIL,
     SmtpServer,
@@ -27,6 +26,7 @@ from tests.notifier.dunning_support import (
     scan,
     settle,
 )
+from tests.fixtures.notifier import ingest, subscribe
 
 
 @pytest.fixture

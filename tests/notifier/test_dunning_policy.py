@@ -9,8 +9,7 @@ from decimal import Decimal
 import pytest
 
 from services.notifier import policy
-from tests.notifier.builders import ingest
-from tests.notifier.dunning_support import (
+from tests.fixtures.dunning import (
     by_role,
     customer,
     invoice,
@@ -19,6 +18,7 @@ from tests.notifier.dunning_support import (
     salesperson,
     settle,
 )
+from tests.fixtures.notifier import ingest
 
 LEVEL = {"level": 1, "days_overdue": 1, "recipients": ["salesperson", "finance"],
          "channels": ["webhook", "email"], "template": "Invoice ${invoice_number} is overdue."}

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from shared.webhooks import InvalidSignature, verify
+from tests.fixtures.notifier import deliveries, envelope, ingest, subscribe
 from tests.harness import HOOKS_URL, external_endpoints
-from tests.notifier.builders import deliveries, envelope, ingest, subscribe
 
 
 @pytest.fixture

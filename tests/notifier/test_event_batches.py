@@ -3,7 +3,7 @@ each event is stored once and answered on its own, a bad one refused without the
 
 from __future__ import annotations
 
-from tests.notifier.builders import deliveries, envelope, ingest, subscribe
+from tests.fixtures.notifier import deliveries, envelope, ingest, subscribe
 
 
 async def _batch(system, events, expect: int = 207, **headers):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from tests.notifier.builders import deliveries, envelope, ingest, subscribe
+from tests.fixtures.notifier import deliveries, envelope, ingest, subscribe
 
 
 async def test_ingest_stores_once_and_delivers_once(system):

@@ -13,8 +13,8 @@ import pytest
 
 from services.notifier.config import NotifierSettings
 from services.notifier.delivery import Job, retry_delay
+from tests.fixtures.notifier import deliveries, envelope, ingest, subscribe
 from tests.harness import HOOKS_URL
-from tests.notifier.builders import deliveries, envelope, ingest, subscribe
 
 INTERNAL = [1, 2, 5, 10, 30, 60]
 EXTERNAL = [5, 300, 1800, 7200, 18000, 36000, 36000]  # DESIGN.md §7

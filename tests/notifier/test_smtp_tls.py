@@ -17,8 +17,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult
 
-from tests.notifier.builders import ingest
-from tests.notifier.dunning_support import (
+from tests.fixtures.dunning import (
     SmtpServer,
     by_role,
     customer,
@@ -28,6 +27,7 @@ from tests.notifier.dunning_support import (
     overrides,
     salesperson,
 )
+from tests.fixtures.notifier import ingest
 
 USERNAME = "o2c-mailer"
 PASSWORD = "s3cret-smtp-password"

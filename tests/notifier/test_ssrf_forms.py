@@ -10,8 +10,8 @@ import socket
 import pytest
 
 from services.notifier import destinations
+from tests.fixtures.notifier import deliveries, envelope, ingest, subscribe
 from tests.harness import HOOKS_URL
-from tests.notifier.builders import deliveries, envelope, ingest, subscribe
 
 # (IPv6 address, the IPv4 addresses it carries, what it is)
 EMBEDDED = [

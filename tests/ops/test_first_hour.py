@@ -76,7 +76,7 @@ class TestWebhookEventTypes:
 class TestRequestIdThroughTheOutbox:
     async def test_the_event_of_an_order_reaches_notifier_under_the_request_id(self, system,
                                                                                caplog):
-        from tests.orders.flows import draft_body, make_customer
+        from tests.fixtures.flows import draft_body, make_customer
 
         customer_id = await make_customer(system)
         await system.pump()
@@ -158,8 +158,8 @@ class TestStartedBeforeMigrate:
 
         from services.ledger import app as ledger_app
         from shared import migrations
+        from tests.fixtures.ledger import invoice_body
         from tests.harness import SERVICE_KEY, settings_for
-        from tests.ledger.test_invoices import invoice_body
 
         monkeypatch.setattr(ledger_app, "CHART_RETRY_SECONDS", 0.05)
         caplog.set_level(logging.INFO)
@@ -190,7 +190,7 @@ class TestStartedBeforeMigrate:
         from sqlalchemy import delete
 
         from services.ledger.models import Account
-        from tests.ledger.test_invoices import invoice_body
+        from tests.fixtures.ledger import invoice_body
 
         state = system.state("ledger")
         async with state.db.session() as session, session.begin():

@@ -20,9 +20,9 @@ from services.orders.lifecycle import Opinion
 from services.orders.models import OrderChangeRequest, OrderLine, OrderRevision
 from services.orders.schemas import ChangeSet
 from shared.errors import DependencyUnavailable, GuardFailed, InvalidTransition
-from tests.orders import flows
-from tests.orders.fakes import FakeCredit
-from tests.orders.test_lifecycle import NOW, World, an_order, reserved_credit
+from tests.fixtures import flows
+from tests.fixtures.fakes import FakeCredit
+from tests.fixtures.machine import NOW, World, an_order, reserved_credit
 
 DEPARTMENTS = flows.DEPARTMENTS
 TODAY = date(2026, 1, 5)

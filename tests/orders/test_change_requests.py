@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import update
 
 from services.orders.models import OrderChangeRequest
-from tests.orders import flows
+from tests.fixtures import flows
 
 DEPARTMENTS = flows.DEPARTMENTS
 MORE = {"lines": [], "delivery_date": "2026-02-15"}

@@ -7,53 +7,24 @@ faults (ledger down at settle and at close) and the bad input of each step.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
-import httpx
 import pytest
 
-from tests.orders import flows
-from tests.orders.flows import DELIVERED_AT, contracted_order, deliver, in_fulfillment
+from tests.fixtures import flows
+from tests.fixtures.flows import (
+    DELIVERED_AT,
+    balance,
+    contracted_order,
+    deliver,
+    delivered_order,
+    in_fulfillment,
+    invoiced_order,
+    ledger_down,
+)
 
 
 @pytest.fixture
 async def customer_id(system) -> str:
     return await flows.make_customer(system)
-
-
-def _refuse(request: httpx.Request) -> httpx.Response:
-    raise httpx.ConnectError("ledger is down", request=request)
-
-
-@contextmanager
-def ledger_down(system: Any) -> Iterator[None]:
-    """Ledger does not answer inside the block (the harness routes at request time)."""
-    healthy = system.mounts["http://ledger.test"]
-    system.mounts["http://ledger.test"] = httpx.MockTransport(_refuse)
-    try:
-        yield
-    finally:
-        system.mounts["http://ledger.test"] = healthy
-
-
-async def delivered_order(system: Any, customer_id: str) -> dict[str, Any]:
-    order = await in_fulfillment(system, customer_id)
-    r = await deliver(system, order, "100")
-    assert r.status_code == 200 and r.json()["state"] == "delivered", r.text
-    return r.json()
-
-
-async def invoiced_order(system: Any, customer_id: str) -> dict[str, Any]:
-    order = await delivered_order(system, customer_id)
-    r = await system.client("orders", "finance").post(f"/v1/orders/{order['id']}/settle")
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-async def balance(system: Any, order_id: str) -> httpx.Response:
-    return await system.client("ledger", "finance").get(f"/v1/orders/{order_id}/balance")
 
 
 class TestDeliveryToCash:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.orders import flows
-from tests.orders.test_delivery_to_cash_flow import contracted_order, invoiced_order
+from tests.fixtures import flows
+from tests.fixtures.flows import contracted_order, invoiced_order
 
 EXCEPTION = {"kind": "production_delay", "description": "Laminator down; boards slip a week.",
              "owner_department": "production", "due_at": "2026-01-12T10:00:00+00:00"}

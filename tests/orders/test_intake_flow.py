@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import func, select
 
 from services.orders.models import OrderHistory, OrderReview
-from tests.orders import flows
-from tests.orders.flows import DEPARTMENTS, ORDER_TOTAL
+from tests.fixtures import flows
+from tests.fixtures.flows import DEPARTMENTS, ORDER_TOTAL
 
 
 @pytest.fixture

@@ -8,11 +8,8 @@ the HTTP API where the route's own rules (roles, problem bodies) are the point.
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -21,14 +18,13 @@ from services.orders import lifecycle, machine, terms
 from services.orders.changes import lifecycle as change_lifecycle
 from services.orders.clients import CreditProfile
 from services.orders.errors import PreliminaryCheckFailed, StepInProgress
-from services.orders.lifecycle import STATES, Effects, Facts, Opinion, fire
-from services.orders.models import Order, OrderHistory, OrderLine
-from shared.clock import FrozenClock
+from services.orders.lifecycle import STATES, Facts, Opinion, fire
+from services.orders.models import Order, OrderLine
 from shared.errors import GuardFailed, InvalidTransition
-from tests.orders import flows
+from tests.fixtures import flows
+from tests.fixtures.machine import NOW, World, an_order, reserved_credit
 
 DEPARTMENTS = flows.DEPARTMENTS
-NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 # DESIGN.md §4, written out by hand: what each state allows, in the table's order.
 ALLOWED = {
@@ -53,78 +49,12 @@ def refused(trigger: str) -> list[str]:
     return [s for s in STATES if s not in sources(trigger)]
 
 
-# --- fakes --------------------------------------------------------------------------------
-
-
-class RecordingSession:
-    """Stands in for the AsyncSession: records what the effects add and execute."""
-
-    def __init__(self) -> None:
-        self.added: list[Any] = []
-        self.executed: list[Any] = []
-
-    def add(self, obj: Any) -> None:
-        self.added.append(obj)
-
-    async def flush(self) -> None:
-        return None
-
-    async def execute(self, statement: Any) -> None:
-        self.executed.append(statement)
-
-    def get_bind(self) -> Any:
-        return SimpleNamespace(dialect=SimpleNamespace(name="sqlite"))
-
-    @property
-    def history(self) -> list[OrderHistory]:
-        return [o for o in self.added if isinstance(o, OrderHistory)]
-
-
-class RecordingOutbox:
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-
-    async def enqueue(self, session: Any, event: Any) -> None:
-        self.events.append(event)
-
-    @property
-    def types(self) -> list[str]:
-        return [e.type for e in self.events]
-
-
-@dataclass
-class World:
-    session: RecordingSession = field(default_factory=RecordingSession)
-    outbox: RecordingOutbox = field(default_factory=RecordingOutbox)
-    clock: FrozenClock = field(default_factory=lambda: FrozenClock(NOW))
-
-    def effects(self, actor: str = "tester") -> Effects:
-        return Effects(session=self.session, outbox=self.outbox, clock=self.clock,  # type: ignore[arg-type]
-                       actor=actor, review_sla_working_days=3,
-                       holidays=(date(2026, 1, 7),))
+# --- fakes (tests/fixtures/machine.py) ---------------------------------------------------
 
 
 @pytest.fixture
 def world() -> World:
     return World()
-
-
-def an_order(state: str = "draft", **overrides: Any) -> Order:
-    lines = overrides.pop("lines", None)
-    if lines is None:
-        lines = [OrderLine(position=1, name="4-layer PCB", quantity=Decimal("100"),
-                           unit_price_minor=1850, total_minor=185_000)]
-    values: dict[str, Any] = dict(
-        id=str(uuid.uuid4()), number="SO-000001", customer_id="cust-1", salesperson_id="S-ALICE",
-        currency="CNY", payment_method="credit", payment_terms_days=60,
-        delivery_date=date(2026, 2, 1), delivery_place="Warehouse 3", total_minor=185_000,
-        state=state, created_by="sales", created_at=NOW, updated_at=NOW)
-    values.update(overrides)
-    return Order(**values, lines=lines)
-
-
-def reserved_credit(reservation_id: str = "res-1") -> dict[str, Any]:
-    return {"status": "reserved", "reservation_id": reservation_id, "reasons": []}
 
 
 def opinions(*approving: str, **rejecting: str) -> dict[str, Opinion]:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import event
 
 from services.orders import repository
-from tests.orders.flows import LINE, create_order, make_customer
+from tests.fixtures.flows import LINE, create_order, make_customer
 
 
 @contextmanager

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.orders import flows
-from tests.orders.test_delivery_to_cash_flow import (
+from tests.fixtures import flows
+from tests.fixtures.flows import (
     balance,
     contracted_order,
     delivered_order,

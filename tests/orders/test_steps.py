@@ -16,7 +16,7 @@ import pytest
 
 from shared import failpoints
 from shared.db import checkpoint
-from tests.orders import flows
+from tests.fixtures import flows
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from tests.ledger.builders import CUSTOMER, OTHER_CUSTOMER, invoice, issue, outbox_events, pay
+from tests.fixtures.ledger import CUSTOMER, OTHER_CUSTOMER, invoice, issue, outbox_events, pay
 
 
 def at(day: str, hour: int = 10) -> datetime:

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from services.ledger.collection import scan as scan_module
-from tests.ledger.builders import (
+from tests.fixtures.ledger import (
     OTHER_CUSTOMER,
     invoice,
     issue,

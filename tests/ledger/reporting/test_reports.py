@@ -14,7 +14,7 @@ import csv
 import io
 from datetime import UTC, datetime
 
-from tests.ledger.builders import CUSTOMER, OTHER_CUSTOMER, issue, pay
+from tests.fixtures.ledger import CUSTOMER, OTHER_CUSTOMER, issue, pay
 
 BUCKETS = ["current", "1-30", "31-60", "61-90", "91-180", "180+"]
 

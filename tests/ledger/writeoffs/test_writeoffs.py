@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from tests.ledger.builders import (
+from tests.fixtures.ledger import (
     CUSTOMER,
     balanced,
     invoice,
