@@ -19,6 +19,7 @@ from services.orders.models import (
     OrderChangeReview,
     OrderException,
     OrderHistory,
+    OrderReturn,
     OrderReview,
     OrderRevision,
     OrderState,
@@ -250,3 +251,7 @@ async def change_request_applied_as(session: AsyncSession, order_id: str,
     return (await session.execute(select(OrderChangeRequest.id).where(
         OrderChangeRequest.order_id == order_id,
         OrderChangeRequest.applied_revision == revision))).scalar_one_or_none()
+
+
+async def get_return(session: AsyncSession, return_id: str) -> OrderReturn | None:
+    return await session.get(OrderReturn, return_id)

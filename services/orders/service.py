@@ -213,7 +213,7 @@ async def submit_order(*, env: Env, order: Order, if_match: IfMatch = no_if_matc
         if steps.pending(order, "submit") is None:
             lifecycle.ensure_allowed(order, "submit")
             await checkpoint(env.session)
-            profile, asked = await env.credit.get_profile(order.customer_id), True  # no answer: 503
+            profile, asked = await env.ctx.credit.get_profile(order.customer_id), True  # no answer: 503
         order, step = await _resume_or_lock(env, order, "submit")
         if step is not None or asked:
             break
@@ -221,13 +221,13 @@ async def submit_order(*, env: Env, order: Order, if_match: IfMatch = no_if_matc
         if not asked:
             raise Conflict("The order's submit was finishing while this one began; retry it.")
         if_match(order.version)
-        args = {"today": env.clock.today().isoformat(),
+        args = {"today": env.ctx.clock.today().isoformat(),
                 "profile": profile.model_dump() if profile is not None else None,
                 "key": credit_blocks.reservation_key(order),
                 "reservation": steps.reservation_request(order)}
-        lifecycle.check(order, "submit", steps.submit_facts(env.settings, args, None))
+        lifecycle.check(order, "submit", steps.submit_facts(env.ctx.settings, args, None))
         if not credit_blocks.needs_reservation(order):
-            await lifecycle.fire(order, "submit", facts=steps.submit_facts(env.settings, args, None),
+            await lifecycle.fire(order, "submit", facts=steps.submit_facts(env.ctx.settings, args, None),
                                  effects=env.effects())
             return await after_transition(env.session, order)
         step = await steps.begin(env, order, "submit", args)
@@ -277,7 +277,7 @@ async def recheck_credit(*, env: Env, order: Order, if_match: IfMatch = no_if_ma
         if_match(order.version)
         lifecycle.ensure_allowed(order, "credit_recheck")
         if not credit_blocks.needs_reservation(order):
-            facts = Facts(required_departments=tuple(env.settings.review_departments),
+            facts = Facts(required_departments=tuple(env.ctx.settings.review_departments),
                           opinions=await lifecycle.opinions(env.session, order),
                           credit=credit_blocks.not_required_block())
             await lifecycle.fire(order, "credit_recheck", facts=facts, effects=env.effects())
@@ -319,7 +319,7 @@ async def cancel_order(*, env: Env, order: Order, reason: str,
             lifecycle.ensure_allowed(order, "cancel")
             if order.invoice_id is not None:
                 await checkpoint(env.session)
-                balance, asked = await env.ledger.order_balance(order.id), True  # no answer: 503
+                balance, asked = await env.ctx.ledger.order_balance(order.id), True  # no answer: 503
         order, step = await _resume_or_lock(env, order, "cancel")
         if step is not None or order.invoice_id is None or asked:
             break
@@ -360,8 +360,8 @@ async def sign_contract(*, env: Env, order: Order, contract_number: str, signed_
         return await steps.run(env, order.id, step)
     if_match(order.version)
     lifecycle.ensure_allowed(order, "sign_contract")
-    if signed_at > env.clock.now():
-        raise SignedInFuture(env.clock.now().isoformat())
+    if signed_at > env.ctx.clock.now():
+        raise SignedInFuture(env.ctx.clock.now().isoformat())
     lifecycle.check(order, "sign_contract", Facts())
     if order.payment_method != PaymentMethod.prepaid:
         await lifecycle.fire(order, "sign_contract", facts=Facts(), contract_number=contract_number,
@@ -381,7 +381,7 @@ async def start_fulfillment(*, env: Env, order: Order, if_match: IfMatch = no_if
     facts = Facts()
     if order.payment_method == PaymentMethod.prepaid:
         await checkpoint(env.session)
-        balance = await env.ledger.order_balance(order.id)
+        balance = await env.ctx.ledger.order_balance(order.id)
         facts.ledger_paid = balance is not None and balance.outstanding_minor == 0
     order = await lock(env.session, order)
     if_match(order.version)
@@ -455,7 +455,7 @@ async def settle_order(*, env: Env, order: Order, due_date: date | None,
         return await steps.run(env, order.id, step)
     if_match(order.version)
     lifecycle.ensure_allowed(order, "settle")
-    today = env.clock.today()
+    today = env.ctx.clock.today()
     if due_date is None:
         due_date = today + timedelta(days=order.payment_terms_days or 0)
     elif due_date < today:
@@ -467,7 +467,7 @@ async def settle_order(*, env: Env, order: Order, due_date: date | None,
     credit = order.credit or {}
     reservation_id = credit["reservation_id"] if credit_blocks.holds_reservation(credit) else None
     invoice = None if order.invoice_id is not None else steps.invoice_body(  # prepaid: at contract
-        order, amount_minor=terms.settlement_amount(order), issued_at=env.clock.now(),
+        order, amount_minor=terms.settlement_amount(order), issued_at=env.ctx.clock.now(),
         due_date=due_date)
     step = await steps.begin(env, order, "settle", {
         "order_id": order.id, "due_date": due_date.isoformat(), "invoice_id": order.invoice_id,
@@ -478,7 +478,7 @@ async def settle_order(*, env: Env, order: Order, due_date: date | None,
 async def order_balance_of(env: Env, order: Order) -> int | None:
     """What ledger says is outstanding on the order (asked with no transaction open)."""
     await checkpoint(env.session)
-    balance = await env.ledger.order_balance(order.id)
+    balance = await env.ctx.ledger.order_balance(order.id)
     return balance.outstanding_minor if balance is not None else None
 
 

@@ -37,11 +37,10 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.orders import lifecycle, repository
-from services.orders.clients import CreditClient, CreditProfile, LedgerClient
+from services.orders.clients import CreditProfile
 from services.orders.config import OrdersSettings
 from services.orders.context import OrdersContext
 from services.orders.credit_blocks import credit_block, holds_reservation, pending_block
@@ -56,7 +55,6 @@ from shared.failpoints import failpoint
 from shared.idempotency import KeyRef, StoredResponse, store_response
 from shared.money import line_total
 from shared.observability import current_request_id, reset_request_id, set_request_id
-from shared.outbox import Outbox
 
 log = logging.getLogger("o2c.orders.steps")
 SYSTEM_ACTOR = "system"  # who acts when no one asked (history's actor)
@@ -78,30 +76,6 @@ class Env:
            request_key: KeyRef | None = None) -> Env:
         """The environment of a step run through the orders app's context."""
         return cls(session=session, ctx=ctx, actor=actor, request_key=request_key)
-
-    @property
-    def outbox(self) -> Outbox:
-        return self.ctx.outbox
-
-    @property
-    def clock(self) -> Clock:
-        return self.ctx.clock
-
-    @property
-    def settings(self) -> OrdersSettings:
-        return self.ctx.settings
-
-    @property
-    def credit(self) -> CreditClient:
-        return self.ctx.credit
-
-    @property
-    def ledger(self) -> LedgerClient:
-        return self.ctx.ledger
-
-    @property
-    def keys(self) -> Table:
-        return self.ctx.keys
 
     def effects(self, actor: str | None = None) -> Effects:
         return self.ctx.effects(self.session, actor or self.actor)
@@ -170,13 +144,13 @@ def pending(order: Order, name: str) -> dict[str, Any] | None:
 
 async def begin(env: Env, order: Order, name: str, args: dict[str, Any]) -> dict[str, Any]:
     """Part 1: record the intent on the locked order and commit it."""
-    now = env.clock.now()
+    now = env.ctx.clock.now()
     step = {"id": str(uuid.uuid4()), "kind": name, "service": KINDS[name].service, "args": args,
             "started_at": now.isoformat(), "actor": env.actor, "request_id": current_request_id(),
             "key": env.request_key.as_dict() if env.request_key else None,
             "attempts": 0, "last_error": None}
     order.pending_step = step
-    order.step_due_at = now + timedelta(seconds=env.settings.step_grace_seconds)
+    order.step_due_at = now + timedelta(seconds=env.ctx.settings.step_grace_seconds)
     await env.session.flush()
     await checkpoint(env.session)
     failpoint(f"orders.{name}.after_intent")
@@ -224,8 +198,8 @@ async def _postpone(env: Env, order_id: str, step: dict[str, Any], error: str) -
     if order is not None and (order.pending_step or {}).get("id") == step["id"]:
         attempts = int(step.get("attempts") or 0) + 1
         order.pending_step = {**step, "attempts": attempts, "last_error": error[:500]}
-        delay = min(env.settings.step_backoff_max_seconds, 2.0 ** min(attempts, 10))
-        order.step_due_at = env.clock.now() + timedelta(seconds=delay)
+        delay = min(env.ctx.settings.step_backoff_max_seconds, 2.0 ** min(attempts, 10))
+        order.step_due_at = env.ctx.clock.now() + timedelta(seconds=delay)
         await env.session.flush()
     await checkpoint(env.session)
     # shared.http already said, in one WARNING line, why the call failed
@@ -254,8 +228,8 @@ async def _answer_for_beginner(env: Env, step: dict[str, Any], k: Kind, result: 
     if env.request_key is not None and env.request_key == ref:
         return
     await env.session.flush()
-    await store_response(env.session, env.keys, ref, k.render(result, order), now=env.clock.now(),
-                         ttl_hours=env.settings.idempotency_ttl_hours)
+    await store_response(env.session, env.ctx.keys, ref, k.render(result, order), now=env.ctx.clock.now(),
+                         ttl_hours=env.ctx.settings.idempotency_ttl_hours)
 
 
 def json_headers(etag: int, location: str | None = None) -> list[tuple[str, str]]:
@@ -328,10 +302,10 @@ async def _release(env: Env, credit: dict[str, Any], reservation: dict[str, Any]
     """
     credit = dict(credit)
     if credit.get("status") == "pending" and credit.get("request_key"):
-        answer = await env.credit.reserve(**reservation, idempotency_key=credit["request_key"])
+        answer = await env.ctx.credit.reserve(**reservation, idempotency_key=credit["request_key"])
         credit = credit_block(answer)
     if holds_reservation(credit):
-        await env.credit.release(credit["reservation_id"])
+        await env.ctx.credit.release(credit["reservation_id"])
         credit = {**credit, "status": "released"}
     return {k: v for k, v in credit.items() if k != "request_key"}
 
@@ -346,7 +320,7 @@ def needs_release(credit: dict[str, Any]) -> bool:
 @finishes("submit")
 async def _finish_submit(env: Env, order: Order, args: dict[str, Any],
                          answers: dict[str, Any]) -> Order:
-    await lifecycle.fire(order, "submit", facts=submit_facts(env.settings, args, answers["credit"]),
+    await lifecycle.fire(order, "submit", facts=submit_facts(env.ctx.settings, args, answers["credit"]),
                          effects=env.effects())
     return await lifecycle.after_transition(env.session, order)
 
@@ -363,7 +337,7 @@ def submit_facts(settings: OrdersSettings, args: dict[str, Any],
 @kind("submit", "credit")
 async def _call_submit(env: Env, args: dict[str, Any]) -> dict[str, Any]:
     try:
-        answer = await env.credit.reserve(**args["reservation"], idempotency_key=args["key"])
+        answer = await env.ctx.credit.reserve(**args["reservation"], idempotency_key=args["key"])
     except DependencyUnavailable:
         log.warning("credit did not answer the reservation of order %s; it stays pending",
                     args["reservation"]["order_id"])
@@ -376,7 +350,7 @@ async def _call_submit(env: Env, args: dict[str, Any]) -> dict[str, Any]:
 @finishes("credit_recheck")
 async def _finish_recheck(env: Env, order: Order, args: dict[str, Any],
                           answers: dict[str, Any]) -> Order:
-    facts = Facts(required_departments=tuple(env.settings.review_departments),
+    facts = Facts(required_departments=tuple(env.ctx.settings.review_departments),
                   opinions=await lifecycle.opinions(env.session, order), credit=answers["credit"])
     await lifecycle.fire(order, "credit_recheck", facts=facts, effects=env.effects())
     return await lifecycle.after_transition(env.session, order)
@@ -384,7 +358,7 @@ async def _finish_recheck(env: Env, order: Order, args: dict[str, Any],
 
 @kind("credit_recheck", "credit")
 async def _call_recheck(env: Env, args: dict[str, Any]) -> dict[str, Any]:
-    answer = await env.credit.reserve(**args["reservation"], idempotency_key=args["key"])
+    answer = await env.ctx.credit.reserve(**args["reservation"], idempotency_key=args["key"])
     return {"credit": credit_block(answer)}
 
 
@@ -425,7 +399,7 @@ async def _finish_cancel(env: Env, order: Order, args: dict[str, Any],
 async def _call_cancel(env: Env, args: dict[str, Any]) -> dict[str, Any]:
     note = args.get("credit_note")
     if note:
-        await env.ledger.credit_note(**note)
+        await env.ctx.ledger.credit_note(**note)
     return {"credit": await _release(env, args["credit"], args["reservation"])}
 
 
@@ -442,7 +416,7 @@ async def _finish_contract(env: Env, order: Order, args: dict[str, Any],
 
 @kind("sign_contract", "ledger")
 async def _call_contract(env: Env, args: dict[str, Any]) -> dict[str, Any]:
-    invoice = await env.ledger.issue_invoice(**invoice_request(args["invoice"]))
+    invoice = await env.ctx.ledger.issue_invoice(**invoice_request(args["invoice"]))
     return {"invoice_id": invoice.id}
 
 
@@ -491,13 +465,13 @@ async def _close_paid(env: Env, order: Order, open_changes: list[str]) -> None:
 async def _call_settle(env: Env, args: dict[str, Any]) -> dict[str, Any]:
     invoice_id = args.get("invoice_id")
     if invoice_id is None:
-        invoice_id = (await env.ledger.issue_invoice(**invoice_request(args["invoice"]))).id
+        invoice_id = (await env.ctx.ledger.issue_invoice(**invoice_request(args["invoice"]))).id
     failpoint("orders.settle.after_invoice")
     converted = False
     if args.get("reservation_id"):
-        await env.credit.convert(args["reservation_id"], invoice_id=invoice_id)
+        await env.ctx.credit.convert(args["reservation_id"], invoice_id=invoice_id)
         converted = True
-    balance = await env.ledger.order_balance(args["order_id"])
+    balance = await env.ctx.ledger.order_balance(args["order_id"])
     return {"invoice_id": invoice_id, "converted": converted,
             "outstanding_minor": balance.outstanding_minor if balance is not None else None}
 
@@ -513,7 +487,7 @@ async def keep_return(env: Env, order: Order, *, return_id: str, reason: str,
                       lines: list[tuple[Any, Decimal]], credit_note_id: str | None) -> OrderReturn:
     """The return as recorded: its lines, the returned quantities, version + 1, its event."""
     amount = sum(line_total(q, line.unit_price_minor) for line, q in lines)
-    now = env.clock.now()
+    now = env.ctx.clock.now()
     record = OrderReturn(id=return_id, order_id=order.id, reason=reason, amount_minor=amount,
                          credit_note_id=credit_note_id, recorded_by=env.actor, recorded_at=now,
                          lines=[OrderReturnLine(line_id=line.id, quantity=q) for line, q in lines])
@@ -523,8 +497,8 @@ async def keep_return(env: Env, order: Order, *, return_id: str, reason: str,
     order.version += 1
     order.updated_at = now
     await env.session.flush()
-    await env.outbox.enqueue(env.session, order_event(
-        env.clock, "order.returned", order, return_id=return_id, amount_minor=amount,
+    await env.ctx.outbox.enqueue(env.session, order_event(
+        env.ctx.clock, "order.returned", order, return_id=return_id, amount_minor=amount,
         credit_note_id=credit_note_id, reason=reason, state=order.state))
     return record
 
@@ -538,7 +512,7 @@ async def _finish_return(env: Env, order: Order, args: dict[str, Any],
 
 
 async def _current_return(env: Env, order: Order, args: dict[str, Any]) -> OrderReturn:
-    record = await env.session.get(OrderReturn, args["return_id"])
+    record = await repository.get_return(env.session, args["return_id"])
     if record is None:  # abandoned, not finished: nothing was returned
         raise Conflict(f"The return on order {order.number} was not recorded; send it again.")
     return record
@@ -552,4 +526,4 @@ def _return_response(record: OrderReturn, order: Order) -> StoredResponse:
 
 @kind("return", "ledger", current=_current_return, render=_return_response)
 async def _call_return(env: Env, args: dict[str, Any]) -> dict[str, Any]:
-    return {"credit_note_id": await env.ledger.credit_note(**args["credit_note"])}
+    return {"credit_note_id": await env.ctx.ledger.credit_note(**args["credit_note"])}

@@ -166,11 +166,11 @@ async def apply_change(*, env: Env, order: Order, change_request_id: str, agreem
     cr = await load(env.session, order, change_request_id)
     if_match(cr.version)
     lifecycle.ensure_no_step(order)
-    if signed_at > env.clock.now():
-        raise AgreementSignedInFuture(env.clock.now().isoformat())
+    if signed_at > env.ctx.clock.now():
+        raise AgreementSignedInFuture(env.ctx.clock.now().isoformat())
     plan = plan_change(order, ChangeSet.model_validate(cr.changes), today=None)
     change_lifecycle.check(cr, order, "apply", ChangeFacts(
-        required_departments=tuple(env.settings.review_departments), opinions=_opinions(cr),
+        required_departments=tuple(env.ctx.settings.review_departments), opinions=_opinions(cr),
         plan=plan))
     args = {"change_request_id": cr.id, "agreement_number": agreement_number,
             "signed_at": signed_at.isoformat(),
@@ -185,7 +185,7 @@ async def finish_apply(env: Env, order: Order, cr: OrderChangeRequest, args: dic
                        answers: dict[str, Any]) -> OrderChangeRequest:
     """The apply once credit did its part: the new terms as revision + 1 (steps.py, part 3)."""
     plan = plan_change(order, ChangeSet.model_validate(cr.changes), today=None)
-    facts = ChangeFacts(required_departments=tuple(env.settings.review_departments),
+    facts = ChangeFacts(required_departments=tuple(env.ctx.settings.review_departments),
                         opinions=_opinions(cr), plan=plan, credit_answers=answers)
     await change_lifecycle.fire(cr, order, "apply", facts=facts,
                                 agreement_number=args["agreement_number"],
@@ -247,7 +247,7 @@ def _change_response(cr: OrderChangeRequest, order: Order) -> StoredResponse:
 
 @steps.kind("change_apply", "credit", current=_current_change, render=_change_response)
 async def _call_apply(env: Env, args: dict[str, Any]) -> dict[str, Any]:
-    return await change_lifecycle.adjust_credit(env.credit, args["adjustment"])
+    return await change_lifecycle.adjust_credit(env.ctx.credit, args["adjustment"])
 
 
 # cancel of the order: its open change requests are withdrawn with it.
@@ -255,5 +255,5 @@ async def _call_apply(env: Env, args: dict[str, Any]) -> dict[str, Any]:
 @steps.on_cancel
 async def _withdraw_when_cancelled(env: Env, order: Order, reason: str) -> None:
     await change_lifecycle.withdraw_open(
-        session=env.session, outbox=env.outbox, clock=env.clock, actor=env.actor, order=order,
+        session=env.session, outbox=env.ctx.outbox, clock=env.ctx.clock, actor=env.actor, order=order,
         reason=f"order {order.number} cancelled: {reason}")
