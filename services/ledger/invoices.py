@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -99,26 +99,3 @@ async def open_dispute_ids(session: AsyncSession, invoice_ids: Iterable[str]) ->
 
 
 # ---------------------------------------------------------------- status
-
-
-def settle_status(invoice: Invoice, *, closed_at: datetime, by_write_off: bool = False) -> bool:
-    """Set the status from the money; True when this change brought outstanding to 0 and paid it.
-
-    The only writer of `invoice.status` once issued, called after every change of its money.
-    Paid at 0, open while nothing has been taken off the total, partially paid in between.
-    A write-off (`by_write_off`) that brings it to 0 marks it written off, `paid_at` unset: no
-    money arrived. A written-off invoice keeps that status whatever its money does after.
-    """
-    was_paid = invoice.status == InvoiceStatus.paid
-    if invoice.outstanding_minor == 0:
-        if by_write_off:
-            invoice.status = InvoiceStatus.written_off
-        elif invoice.status != InvoiceStatus.written_off:
-            invoice.status = InvoiceStatus.paid
-            invoice.paid_at = invoice.paid_at or closed_at
-        return not was_paid and invoice.status == InvoiceStatus.paid
-    invoice.paid_at = None
-    if invoice.status in (InvoiceStatus.open, InvoiceStatus.partially_paid, InvoiceStatus.paid):
-        invoice.status = (InvoiceStatus.open if invoice.outstanding_minor == invoice.total_minor
-                          else InvoiceStatus.partially_paid)
-    return False

@@ -45,7 +45,7 @@ test_clock = clock_table(metadata)  # used only with O2C_TEST_CLOCK (DESIGN.md Â
 counters = counter_table(metadata)
 
 
-def _uuid() -> str:
+def new_id() -> str:
     return str(uuid.uuid4())
 
 
@@ -152,7 +152,7 @@ class Account(LedgerBase, table=True):
 class JournalEntry(LedgerBase, table=True):
     __tablename__ = "journal_entries"
 
-    id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     number: str = Field(max_length=20, unique=True)
     kind: str = Field(max_length=20, index=True)
     memo: str = Field(max_length=500)
@@ -203,7 +203,7 @@ class Invoice(LedgerBase, table=True):
                         "AND written_off_minor >= 0", name="movements_non_negative"),
     )
 
-    id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     number: str = Field(max_length=20, unique=True)
     order_id: str = Field(max_length=36, unique=True)
     customer_id: str = Field(max_length=36, index=True)
@@ -255,7 +255,7 @@ class Payment(LedgerBase, table=True):
                         "unapplied_remaining_minor <= unapplied_minor", name="remaining_range"),
     )
 
-    id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     number: str = Field(max_length=20, unique=True)
     customer_id: str = Field(max_length=36, index=True)
     currency: str = Field(max_length=3)
@@ -301,7 +301,7 @@ class CreditNote(LedgerBase, table=True):
     __tablename__ = "credit_notes"
     __table_args__ = (CheckConstraint("amount_minor > 0", name="amount_positive"),)
 
-    id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     number: str = Field(max_length=20, unique=True)
     invoice_id: str = Field(max_length=36, foreign_key="invoices.id", index=True)
     customer_id: str = Field(max_length=36, index=True)
@@ -318,7 +318,7 @@ class DebitNote(LedgerBase, table=True):
     __tablename__ = "debit_notes"
     __table_args__ = (CheckConstraint("amount_minor > 0", name="amount_positive"),)
 
-    id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     number: str = Field(max_length=20, unique=True)
     invoice_id: str = Field(max_length=36, foreign_key="invoices.id", index=True)
     customer_id: str = Field(max_length=36, index=True)
@@ -351,7 +351,7 @@ class InvoiceDispute(LedgerBase, table=True):
               sqlite_where=text("status = 'open'"), postgresql_where=text("status = 'open'")),
     )
 
-    id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     invoice_id: str = Field(max_length=36, foreign_key="invoices.id", index=True)
     customer_id: str = Field(max_length=36, index=True)
     salesperson_id: str | None = Field(default=None, max_length=64)

@@ -9,9 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.ledger import chart, repository
 from services.ledger.errors import CreditNoteNotFound, DebitNoteNotFound, DocumentRefused
-from services.ledger.invoices import settle_status
 from services.ledger.models import CreditNote, DebitNote, EntryKind, Invoice, InvoiceStatus, counters
-from services.ledger.posting import credit, debit, post_entry
+from services.ledger.posting import credit, debit, post_entry, settle_status
 from services.ledger.rows import touch
 from services.ledger.schemas import CreditNoteCreate, DebitNoteCreate
 from shared.auth import Principal

@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.ledger import chart, repository
 from services.ledger.errors import DocumentRefused, PaymentAlreadyReversed, PaymentNotFound
-from services.ledger.invoices import settle_status
 from services.ledger.models import (
     AllocationKind,
     CustomerBalance,
@@ -23,7 +22,7 @@ from services.ledger.models import (
     PaymentStatus,
     counters,
 )
-from services.ledger.posting import credit, debit, post_entry
+from services.ledger.posting import credit, debit, post_entry, settle_status
 from services.ledger.rows import touch
 from services.ledger.schemas import AllocationIn, PaymentCreate, UnappliedAllocationCreate
 from shared.auth import Principal

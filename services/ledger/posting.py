@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.ledger import repository
 from services.ledger.chart import SYSTEM_ACCOUNTS
 from services.ledger.errors import ChartNotSeeded, InvalidPosting
-from services.ledger.models import JournalEntry, JournalLine, counters
+from services.ledger.models import Invoice, InvoiceStatus, JournalEntry, JournalLine, counters
 from shared.clock import Clock
 from shared.events import new_event
 from shared.money import CURRENCIES, MAX_MINOR
@@ -142,3 +142,29 @@ async def post_entry(session: AsyncSession, *, outbox: Outbox, clock: Clock, lin
             "posted_at": entry.posted_at.isoformat(), "source_type": source_type,
             "source_id": source_id, "reverses_entry_id": reverses_entry_id}))
     return posted
+
+
+# ---------------------------------------------------------------- what a posting does to an invoice
+
+
+def settle_status(invoice: Invoice, *, closed_at: datetime, by_write_off: bool = False) -> bool:
+    """Set the status from the money; True when this change brought outstanding to 0 and paid it.
+
+    The only writer of `invoice.status` once issued, called after every change of its money.
+    Paid at 0, open while nothing has been taken off the total, partially paid in between.
+    A write-off (`by_write_off`) that brings it to 0 marks it written off, `paid_at` unset: no
+    money arrived. A written-off invoice keeps that status whatever its money does after.
+    """
+    was_paid = invoice.status == InvoiceStatus.paid
+    if invoice.outstanding_minor == 0:
+        if by_write_off:
+            invoice.status = InvoiceStatus.written_off
+        elif invoice.status != InvoiceStatus.written_off:
+            invoice.status = InvoiceStatus.paid
+            invoice.paid_at = invoice.paid_at or closed_at
+        return not was_paid and invoice.status == InvoiceStatus.paid
+    invoice.paid_at = None
+    if invoice.status in (InvoiceStatus.open, InvoiceStatus.partially_paid, InvoiceStatus.paid):
+        invoice.status = (InvoiceStatus.open if invoice.outstanding_minor == invoice.total_minor
+                          else InvoiceStatus.partially_paid)
+    return False

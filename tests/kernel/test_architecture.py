@@ -5,7 +5,9 @@
   migrations and the orders step runner only (named below, with why);
 - an order's or change request's state is assigned by its machine only;
 - services raise no HTTPException (problems are shared.errors classes);
-- a service's core modules do not import its subpackages (subpackages depend downward);
+- a service queries its database in its repositories only (`shared/` is the plumbing);
+- a service's core modules do not import its subpackages (subpackages depend downward), and
+  a ledger subpackage imports only the core's public pieces;
 - a test module imports no other test module (what tests share is in `tests/fixtures`).
 """
 
@@ -101,6 +103,22 @@ def test_services_raise_no_http_exception():
     assert not found, "\n".join(found)
 
 
+QUERIES = {"execute", "scalar", "scalars", "stream", "stream_scalars", "get"}
+
+
+def test_queries_run_in_repositories_only():
+    """`<session>.execute(…)` and its kin, outside a `repository.py`, is a query in the wrong place."""
+    found = []
+    for path in CODE:
+        if path.relative_to(REPO).parts[0] != "services" or path.name == "repository.py":
+            continue
+        for node in ast.walk(_tree(path)):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and node.func.attr in QUERIES and "session" in ast.unparse(node.func.value):
+                found.append(f"{_rel(path)}:{node.lineno} {ast.unparse(node.func)}(…)")
+    assert not found, "\n".join(found)
+
+
 # A service's core (the modules directly in it) never imports one of its subpackages (issue
 # 14, part 4): the subpackages build on the core. `app.py`, where a service is put together,
 # may import every part of it, and so may the package's `__init__.py`, which loads every
@@ -126,6 +144,35 @@ def _upward_imports() -> set[str]:
 def test_core_modules_do_not_import_subpackages(service):
     upward = sorted(u for u in _upward_imports() if u.startswith(f"services/{service}/"))
     assert not upward, "\n".join(upward)
+
+
+# What a ledger subpackage may take from the ledger core (STYLE.md: models, repository,
+# posting, errors, deps, dates), plus `chart` (the account codes a posting names) and
+# `config` (the settings, whose field types such as GradeRule a report reads). Orders'
+# `changes/` is an extension of the order machine and builds on its pieces (lifecycle,
+# machine, steps, …), so it has no such list.
+LEDGER_PUBLIC = {"models", "repository", "posting", "errors", "deps", "dates", "chart", "config"}
+
+
+def test_ledger_subpackages_import_only_the_cores_public_pieces():
+    root = REPO / "services" / "ledger"
+    subpackages = {p.parent.name for p in root.glob("*/__init__.py") if p.parent.name != "migrations"}
+    private = []
+    for sub in sorted(subpackages):
+        for path in sorted((root / sub).rglob("*.py")):
+            for node in ast.walk(_tree(path)):
+                if not isinstance(node, ast.ImportFrom) or not node.module:
+                    continue
+                parts = node.module.split(".")
+                if parts[:2] != ["services", "ledger"]:
+                    continue
+                pieces = [a.name for a in node.names] if len(parts) == 2 else [parts[2]]
+                private += [f"{_rel(path)} imports services.ledger.{p}" for p in pieces
+                            if p not in subpackages and p not in LEDGER_PUBLIC]
+                if len(parts) == 3 and parts[2] in LEDGER_PUBLIC:
+                    private += [f"{_rel(path)} imports {node.module}.{a.name}"
+                                for a in node.names if a.name.startswith("_")]
+    assert not private, "\n".join(private)
 
 
 def test_no_test_module_imports_another():

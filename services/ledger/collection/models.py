@@ -16,7 +16,7 @@ from enum import StrEnum
 from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Index, Integer, String, text
 from sqlmodel import Field
 
-from services.ledger.models import Invoice, InvoiceStatus, LedgerBase, _uuid
+from services.ledger.models import Invoice, InvoiceStatus, LedgerBase, new_id
 from shared.db import UTCDateTime
 
 
@@ -49,7 +49,7 @@ class OverdueScan(LedgerBase, table=True):
 
     __tablename__ = "overdue_scans"
 
-    id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     as_of: date = Field(index=True)
     status: str = Field(default=ScanStatus.running, max_length=20)
     trigger: str = Field(max_length=20)  # request or schedule
@@ -87,7 +87,7 @@ class PaymentPromise(LedgerBase, table=True):
     __tablename__ = "payment_promises"
     __table_args__ = (CheckConstraint("amount_minor > 0", name="amount_positive"),)
 
-    id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     invoice_id: str = Field(max_length=36, foreign_key="invoices.id", index=True)
     customer_id: str = Field(max_length=36, index=True)
     salesperson_id: str | None = Field(default=None, max_length=64)
@@ -111,7 +111,7 @@ class CollectionNote(LedgerBase, table=True):
 
     __tablename__ = "collection_notes"
 
-    id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     invoice_id: str = Field(max_length=36, foreign_key="invoices.id", index=True)
     customer_id: str = Field(max_length=36, index=True)
     salesperson_id: str | None = Field(default=None, max_length=64)

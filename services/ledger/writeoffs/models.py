@@ -14,7 +14,7 @@ from enum import StrEnum
 from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, ForeignKey, String
 from sqlmodel import Field
 
-from services.ledger.models import LedgerBase, _uuid, source_document
+from services.ledger.models import LedgerBase, new_id, source_document
 from shared.db import UTCDateTime
 
 
@@ -33,7 +33,7 @@ class WriteOff(LedgerBase, table=True):
                         name="recovered_range"),
     )
 
-    id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     number: str = Field(max_length=20, unique=True)
     invoice_id: str = Field(sa_column=Column(String(36), ForeignKey("invoices.id"),
                                              nullable=False, index=True))
@@ -67,7 +67,7 @@ class WriteOffRecovery(LedgerBase, table=True):
     __tablename__ = "write_off_recoveries"
     __table_args__ = (CheckConstraint("amount_minor > 0", name="amount_positive"),)
 
-    id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     write_off_id: str = Field(sa_column=Column(String(36), ForeignKey("write_offs.id"),
                                                nullable=False, index=True))
     amount_minor: int = Field(sa_type=BigInteger)

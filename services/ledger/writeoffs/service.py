@@ -15,9 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.ledger import chart
 from services.ledger import repository as ledger_repository
 from services.ledger.errors import DocumentRefused
-from services.ledger.invoices import settle_status
 from services.ledger.models import EntryKind, Invoice, counters
-from services.ledger.posting import credit, debit, post_entry
+from services.ledger.posting import credit, debit, post_entry, settle_status
 from services.ledger.writeoffs import repository
 from services.ledger.writeoffs.errors import WriteOffNotFound
 from services.ledger.writeoffs.models import WriteOff, WriteOffRecovery, WriteOffStatus
