@@ -151,7 +151,8 @@ def settle_status(invoice: Invoice, *, closed_at: datetime, by_write_off: bool =
     """Set the status from the money; True when this change brought outstanding to 0 and paid it.
 
     The only writer of `invoice.status` once issued, called after every change of its money.
-    Paid at 0, open while nothing has been taken off the total, partially paid in between.
+    Paid at 0 (`paid_at` the later of `closed_at` and the issue time), open while nothing
+    has been taken off the total, partially paid in between.
     A write-off (`by_write_off`) that brings it to 0 marks it written off, `paid_at` unset: no
     money arrived. A written-off invoice keeps that status whatever its money does after.
     """
@@ -161,7 +162,8 @@ def settle_status(invoice: Invoice, *, closed_at: datetime, by_write_off: bool =
             invoice.status = InvoiceStatus.written_off
         elif invoice.status != InvoiceStatus.written_off:
             invoice.status = InvoiceStatus.paid
-            invoice.paid_at = invoice.paid_at or closed_at
+            # Cash that came before the invoice pays it when it is issued, never earlier.
+            invoice.paid_at = invoice.paid_at or max(closed_at, invoice.issued_at)
         return not was_paid and invoice.status == InvoiceStatus.paid
     invoice.paid_at = None
     if invoice.status in (InvoiceStatus.open, InvoiceStatus.partially_paid, InvoiceStatus.paid):

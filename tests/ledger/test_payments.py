@@ -256,6 +256,21 @@ class TestUnappliedCash:
             f"/v1/customers/{CUSTOMER}/unapplied/allocations", json={"currency": "USD"})
         assert none_in_usd.status_code == 422
 
+    async def test_cash_received_before_the_invoice_pays_it_when_issued(self, system):
+        """Issue 15 (from ERPNext's payment reconciliation): applying cash received 30 days
+        before the invoice set `paid_at` 30 days before the issue."""
+        payment = await pay(system, 1_000)
+        assert payment["unapplied_minor"] == 1_000
+        system.clock.advance(days=30)
+        inv = await issue(system, amount=1_000, due_in_days=30)
+        r = await system.client("ledger", "finance").post(
+            f"/v1/customers/{CUSTOMER}/unapplied/allocations",
+            json={"currency": "CNY", "allocations": [{"invoice_id": inv["id"], "amount_minor": 1_000}]})
+        assert r.status_code == 201, r.text
+        paid = await invoice(system, inv["id"])
+        assert paid["status"] == "paid"
+        assert paid["paid_at"] == inv["issued_at"]
+
     async def test_unapplied_per_currency(self, system):
         await pay(system, 500, allocations=[])
         await pay(system, 70, currency="USD", allocations=[])
