@@ -341,7 +341,9 @@ class DunningWorker:
         """The level's interest and fee, each at most once per (invoice, level, kind).
 
         Interest covers the days overdue not yet charged as interest on this invoice by an
-        earlier level, so two levels with a rate never charge the same days twice.
+        earlier level, so two levels with a rate never charge the same days twice, and it
+        accrues on the principal only: the outstanding less the charges already posted to it
+        (payments count against the principal first), never on earlier interest or fees.
         """
         earlier = await repository.invoice_charges(session, invoice.id)
         taken = {(c.level, c.kind) for c in earlier}
@@ -351,7 +353,9 @@ class DunningWorker:
             charged_days = sum(c.days_charged for c in earlier
                                if c.kind == "interest" and c.status != ChargeStatus.refused)
             days = run.days_overdue - charged_days
-            amount = policy.interest_minor(invoice.outstanding_minor, Decimal(str(rate)), max(days, 0))
+            principal = max(0, invoice.outstanding_minor - sum(
+                c.amount_minor for c in earlier if c.status == ChargeStatus.posted))
+            amount = policy.interest_minor(principal, Decimal(str(rate)), max(days, 0))
             if days > 0 and amount > 0:
                 key = charge_key(invoice.id, level["level"], "interest")
                 out.append(DunningCharge(
@@ -360,7 +364,7 @@ class DunningWorker:
                     idempotency_key=key, created_at=now,
                     reason=(f"Late-payment interest on {invoice.number}: {days} days at "
                             f"{Decimal(str(rate)) * 100:f}% a year on "
-                            f"{policy.format_money(invoice.outstanding_minor, invoice.currency)} "
+                            f"{policy.format_money(principal, invoice.currency)} "
                             f"[{key}]")[:400]))
         fee = level.get("fee_minor")
         if fee and (level["level"], "fee") not in taken:

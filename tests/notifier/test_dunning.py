@@ -360,6 +360,31 @@ async def test_interest_and_fee_are_charged_once_per_level(system, smtp):
         (30, "webhook", "sent"), (60, "webhook", "sent")}
 
 
+async def test_interest_accrues_on_the_principal_not_on_earlier_interest_or_fees(system, smtp):
+    # ERPNext's dunning charges interest on the invoice's own outstanding, never on charges.
+    r = await system.client("notifier", "finance").put("/v1/dunning-policy", json={"levels": [
+        {"level": 1, "days_overdue": 15, "recipients": ["finance"], "channels": ["webhook"],
+         "template": "Late: ${invoice_number}", "interest_annual_rate": "0.10", "fee_minor": 1000},
+        {"level": 2, "days_overdue": 30, "recipients": ["finance"], "channels": ["webhook"],
+         "template": "Later: ${invoice_number}", "interest_annual_rate": "0.10"}]})
+    assert r.status_code == 200, r.text
+    customer_id = await customer(system)
+    inv = await invoice(system, customer_id, amount=10_000)
+    await day(system, inv["due_date"], 15)
+    await day(system, inv["due_date"], 30)
+
+    notes = (await system.client("ledger", "finance").get(
+        "/v1/debit-notes", params={"invoice_id": inv["id"]})).json()["items"]
+    # 10,000 × 10 % × 15 / 365 = 41.1 → 41 at each level; on 11,041 it would have been 45
+    assert sorted((n["kind"], n["amount_minor"]) for n in notes) == [
+        ("fee", 1000), ("interest", 41), ("interest", 41)]
+    later = next(n for n in notes if f"dunning:{inv['id']}:2:interest" in n["reason"])
+    assert "CNY 100.00" in later["reason"], later["reason"]  # the base it names is the principal
+    ledger_invoice = (await system.client("ledger", "finance").get(
+        f"/v1/invoices/{inv['id']}")).json()
+    assert ledger_invoice["outstanding_minor"] == 10_000 + 1000 + 41 + 41
+
+
 async def test_a_charge_waits_for_ledger_and_is_posted_once(system, smtp):
     r = await system.client("notifier", "finance").put("/v1/dunning-policy", json={"levels": [
         {"level": 1, "days_overdue": 1, "recipients": ["finance"], "channels": ["webhook"],
