@@ -214,7 +214,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     def _interrupt(*_: Any) -> None:
         raise KeyboardInterrupt
 
+    # Both signals stop the services, even where SIGINT arrives ignored (a shell starts a
+    # background job with SIGINT ignored, and Python then keeps it so): as uvicorn does.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     procs: dict[str, subprocess.Popen[bytes]] = {}
     bound: dict[str, int] = {}  # the read end of each service's "I hold my port" pipe
     relays: list[threading.Thread] = []

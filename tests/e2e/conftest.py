@@ -111,10 +111,17 @@ def o2c_run(tmp_path: Path, database_urls: dict[str, str], o2c_run_options: dict
         yield {"base": base, "keys": keys, "proc": proc, "output": "".join(lines),
                "log": errors, "lines": lines, "data_dir": tmp_path / "var", "env": env}
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Ctrl-C, then SIGTERM, and SIGKILL last: the services run in their own sessions, so
+    killing `o2c run` outright would leave them serving the test databases."""
+    for stop in (lambda: proc.send_signal(signal.SIGINT), proc.terminate, proc.kill):
+        if proc.poll() is not None:
+            return
+        stop()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            continue
