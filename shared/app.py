@@ -30,7 +30,7 @@ from shared.clock import Clock, SystemClock, TestClock, pause
 from shared.db import Database
 from shared.docs import serve_docs
 from shared.errors import DependencyUnavailable, install_problem_handlers, problem_response
-from shared.gate import RequestGate
+from shared.gate import LargeBody, RequestGate
 from shared.http import ServiceHttp, make_client
 from shared.idempotency import IdempotencyMiddleware, purge_expired
 from shared.observability import Metrics, RequestContextMiddleware, set_service
@@ -89,6 +89,8 @@ class ServiceSpec:
     on_startup: Callable[[FastAPI], Awaitable[None]] | None = None
     on_shutdown: Callable[[FastAPI], Awaitable[None]] | None = None  # after workers stopped
     subscriber: Subscriber | None = None  # events from the other services, via notifier
+    # Routes taking bodies above O2C_MAX_BODY_BYTES: (path, settings field of the cap, roles)
+    large_bodies: Sequence[tuple[str, str, tuple[str, ...]]] = ()
 
 
 def _state(app: FastAPI) -> tuple[Database, Clock, KeyStore, BaseServiceSettings]:
@@ -215,7 +217,9 @@ def create_service_app(spec: ServiceSpec, settings: BaseServiceSettings, *,
     document_contract(app)
     app.add_middleware(IdempotencyMiddleware, table=spec.idempotency, get_state=_state)
     app.add_middleware(RequestGate, keys=lambda scope: scope["app"].state.keys,
-                       max_body_bytes=settings.max_body_bytes)
+                       max_body_bytes=settings.max_body_bytes,
+                       large_bodies=[LargeBody(path, getattr(settings, cap), roles)
+                                     for path, cap, roles in spec.large_bodies])
     app.add_middleware(RequestContextMiddleware, service=spec.name, metrics=metrics)
 
     for router in spec.routers:

@@ -28,6 +28,10 @@ TYPE_BASE = "https://o2c.dev/problems/"
 class FieldError(BaseModel):
     field: str
     message: str
+    line: int | None = Field(default=None, description="Imports: the row's line in the file "
+                                                       "(CSV, the header is line 1) or its "
+                                                       "position from 1 (JSON); 0 for the body "
+                                                       "as a whole.")
 
 
 class ProblemBody(BaseModel):
@@ -147,6 +151,10 @@ class DependencyUnavailable(Problem):
 
 class PayloadTooLarge(Problem):
     status, code, title = 413, "payload_too_large", "Payload too large"
+
+
+class UnsupportedMediaType(Problem):
+    status, code, title = 415, "unsupported_media_type", "Unsupported media type"
 
 
 class MethodNotAllowed(Problem):
@@ -285,7 +293,9 @@ def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     titles = {
         400: "Bad request", 401: "Missing or invalid API key", 403: "Role not allowed",
         404: "Not found", 409: "Conflict", 412: "If-Match does not match the version",
-        413: "The body is larger than the limit", 422: "Validation failed",
+        413: "The body is larger than the limit", 415: "The body's Content-Type is not one "
+                                                          "this operation takes",
+        422: "Validation failed",
         503: "A dependency did not answer",
     }
     return {

@@ -13,12 +13,16 @@ and are counted) and outside everything that reads a body (idempotency, FastAPI'
 2. **Bound the body.** A declared `Content-Length` above the cap (`O2C_MAX_BODY_BYTES`,
    1 MiB by default) is refused before a byte is read; a body sent without a length (chunked)
    is counted while it streams and refused the moment it passes the cap. Either answers 413
-   problem+json `payload_too_large`; nothing larger than the cap is ever buffered.
+   problem+json `payload_too_large`; nothing larger than the cap is ever buffered. A service
+   may give one route a larger cap (`LargeBody`: ledger's import of open items), which then
+   applies only to principals holding one of the route's roles: anyone else keeps the
+   ordinary cap, so a key without the right to import cannot make the process hold more.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -36,6 +40,15 @@ INBOX_PATH = "/v1/inbox"
 _WEBHOOK_HEADERS = (b"webhook-id", b"webhook-timestamp", b"webhook-signature")
 
 
+@dataclass(frozen=True)
+class LargeBody:
+    """`POST path` takes bodies up to `limit` bytes from principals with one of `roles`."""
+
+    path: str
+    limit: int
+    roles: tuple[str, ...]
+
+
 class BodyTooLarge(HTTPException):
     """Raised from the request channel when the body passes the cap (FastAPI re-raises an
     HTTPException met while parsing, so this reaches the 413 handler or the gate)."""
@@ -51,10 +64,19 @@ def _too_large(limit: int) -> PayloadTooLarge:
 
 
 class RequestGate:
-    def __init__(self, app: ASGIApp, *, keys: Callable[[Scope], KeyStore], max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, keys: Callable[[Scope], KeyStore], max_body_bytes: int,
+                 large_bodies: Sequence[LargeBody] = ()) -> None:
         self.app = app
         self.keys = keys
         self.limit = max_body_bytes
+        self.large = {large.path: large for large in large_bodies}
+
+    def _limit(self, scope: Scope) -> int:
+        large = self.large.get(scope["path"])
+        if large is None or scope["method"] != "POST":
+            return self.limit
+        principal = scope.get("state", {}).get("principal")
+        return large.limit if principal is not None and principal.has(*large.roles) else self.limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -71,9 +93,10 @@ class RequestGate:
         if nul is not None:
             await _early_answer(scope, receive, send, nul, headers)
             return
+        limit = self._limit(scope)
         declared = _content_length(headers)
-        if declared is not None and declared > self.limit:
-            await _early_answer(scope, receive, send, _too_large(self.limit), headers)
+        if declared is not None and declared > limit:
+            await _early_answer(scope, receive, send, _too_large(limit), headers)
             return
 
         received = 0
@@ -84,8 +107,8 @@ class RequestGate:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise BodyTooLarge(self.limit)
+                if received > limit:
+                    raise BodyTooLarge(limit)
             return message
 
         async def watch(message: Message) -> None:
@@ -99,7 +122,7 @@ class RequestGate:
         except BodyTooLarge:
             if started:
                 raise
-            await _early_answer(scope, receive, send, _too_large(self.limit), headers)
+            await _early_answer(scope, receive, send, _too_large(limit), headers)
 
     def _authenticate(self, scope: Scope, headers: list[tuple[bytes, bytes]], path: str) -> Problem | None:
         """None when the request may go on (principal in the scope), else the 401 to answer."""

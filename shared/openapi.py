@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from pydantic import BaseModel
 
 from shared.errors import PROBLEM_JSON, ProblemBody
 
@@ -48,6 +49,17 @@ REPLAYED_HEADER: dict[str, Any] = {
     "schema": {"type": "string", "enum": ["true"]},
 }
 _UNSENT = ("HTTPValidationError", "ValidationError")
+# Bodies routes read themselves (`read_body`): their schemas join the components of every
+# document whose paths name them.
+_READ_BODIES: dict[str, type[BaseModel]] = {}
+
+
+def read_body(json_model: type[BaseModel], **other_media: dict[str, Any]) -> dict[str, Any]:
+    """`openapi_extra` of a route that reads its body itself (after its role check, or in more
+    than one media type): the body is `json_model` as JSON, or one of `other_media`."""
+    _READ_BODIES[json_model.__name__] = json_model
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": {"$ref": _REF + json_model.__name__}}, **other_media}}}
 
 
 def document_contract(app: FastAPI) -> None:
@@ -91,6 +103,11 @@ def _document(spec: dict[str, Any]) -> dict[str, Any]:
                 if not headers:
                     del response["headers"]
     text = repr(spec["paths"])
+    for name, model in _READ_BODIES.items():
+        if f"'{_REF}{name}'" in text:
+            body = model.model_json_schema(ref_template=_REF + "{model}")
+            schemas.update(body.pop("$defs", {}))
+            schemas[name] = body
     for name in _UNSENT:
         if f"'{_REF}{name}'" not in text:
             schemas.pop(name, None)
