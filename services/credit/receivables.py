@@ -40,7 +40,7 @@ log = logging.getLogger("o2c.credit.receivables")
 
 # Every ledger event that changes a customer's open or overdue receivables. `invoice.paid`
 # always comes with the `payment.received` or `unapplied_cash.applied` that paid it.
-RECEIVABLE_EVENTS = ("invoice.issued", "payment.received", "credit_note.issued",
+RECEIVABLE_EVENTS = ("invoice.issued", "invoice.imported", "payment.received", "credit_note.issued",
                      "debit_note.issued", "payment.reversed", "unapplied_cash.applied",
                      "writeoff.approved")
 

@@ -192,7 +192,9 @@ async def get_trial_balance(
 @reports_router.get("/ledger-check", response_model=LedgerCheckPublic,
                     dependencies=[require(Role.finance, Role.credit_manager, Role.auditor)])
 async def check_ledger(ctx: Ctx, session: SessionDep) -> LedgerCheckPublic:
-    """Recompute the journal from its lines: every entry and the whole journal must balance."""
+    """Recompute the journal from its lines: every entry and the whole journal must balance,
+    and each control account must equal its documents per currency (1100 receivables = the
+    open invoices' outstanding, the aging's total; 2100 = the customers' unapplied cash)."""
     check = await journal.check_ledger(session, ctx.clock)
     return LedgerCheckPublic.model_validate({**vars(check), "balanced": check.balanced})
 

@@ -13,6 +13,7 @@ from services.ledger import api, chart
 from services.ledger.collection import api as collection_api
 from services.ledger.collection import scan as collection_scan
 from services.ledger.config import LedgerSettings
+from services.ledger.imports import api as imports_api
 from services.ledger.models import idempotency_keys, metadata, outbox
 from services.ledger.reporting import api as reporting_api
 from services.ledger.writeoffs import api as writeoffs_api
@@ -61,14 +62,17 @@ SPEC = ServiceSpec(
     metadata=metadata,
     idempotency=idempotency_keys,
     outbox=outbox,
-    routers=[*api.routers, writeoffs_api.router, reporting_api.router, *collection_api.routers],
+    routers=[*api.routers, imports_api.router, writeoffs_api.router, reporting_api.router,
+             *collection_api.routers],
+    large_bodies=[(imports_api.PATH, "import_max_body_bytes", imports_api.IMPORTERS)],
     tags=[
         {"name": "accounts", "description": "The chart of accounts."},
         {"name": "journal", "description": "Balanced, immutable journal entries and reversals."},
         {"name": "reports", "description": "Trial balance, the ledger's self-check, and "
                                            "receivables reports as of a date: aging, DSO, "
                                            "collection effectiveness, salesperson performance."},
-        {"name": "invoices", "description": "Invoices and what is still outstanding on them."},
+        {"name": "invoices", "description": "Invoices and what is still outstanding on them, "
+                                            "and open invoices imported from another system."},
         {"name": "payments", "description": "Payments, their allocations, reversals and the "
                                             "customers' unapplied cash."},
         {"name": "notes", "description": "Credit notes (returns, allowances) and debit notes "

@@ -46,6 +46,11 @@ class LedgerSettings(BaseServiceSettings):
                              f"{MAX_SPAN_DAYS}")
         return value
 
+    # Imports of open items (POST /v1/invoice-imports): at most this many rows, in a body of at
+    # most this many bytes (that route alone; the others keep O2C_MAX_BODY_BYTES).
+    import_max_rows: int = Field(default=50_000, ge=1, le=200_000)
+    import_max_body_bytes: int = Field(default=16 * 1_048_576, ge=1024)
+
     # Overdue scan (collection work): `invoice.overdue` once per level crossed, in days past
     # due (O2C_OVERDUE_THRESHOLDS_DAYS='1,15,30,60,90' or a JSON list); run every interval
     # as of today, and in batches of this many invoices (each batch its own transaction).

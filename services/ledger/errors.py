@@ -111,3 +111,27 @@ class PaymentAlreadyReversed(Conflict):
     def __init__(self, number: str, reversal_entry_id: str | None) -> None:
         super().__init__(f"Payment {number} is already reversed.",
                          reversal_entry_id=reversal_entry_id)
+
+
+class ImportNotFound(NotFound):
+    def __init__(self, import_id: str) -> None:
+        super().__init__(f"Invoice import {import_id} not found.")
+
+
+class ImportRefused(ValidationFailed):
+    """An import with any bad row writes nothing; `errors` lists every one, with its line."""
+
+    def __init__(self, errors: list[dict[str, object]], rows: int) -> None:
+        bad = len({e["line"] for e in errors})
+        first = errors[0]
+        super().__init__(
+            f"The import was refused and nothing was written: {len(errors)} error(s) on "
+            f"{bad} of {rows} row(s); the first, line {first['line']}, {first['field']}: "
+            f"{first['message']}.", errors=errors)  # type: ignore[arg-type]
+
+
+class ImportConflict(Conflict):
+    def __init__(self) -> None:
+        super().__init__("Another import wrote some of these invoice numbers at the same time; "
+                         "nothing was written. Send the import again: the rows it already "
+                         "imported with the same terms are left as they are.")

@@ -7,7 +7,7 @@ from datetime import date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.ledger import repository
+from services.ledger import chart, repository
 from services.ledger.dates import end_of_day
 from services.ledger.errors import (
     AlreadyReversed,
@@ -42,15 +42,28 @@ async def with_lines(session: AsyncSession, entries: list[JournalEntry]) -> list
 
 async def post_manual_entry(*, session: AsyncSession, outbox: Outbox, clock: Clock,
                             principal: Principal, data: JournalEntryCreate) -> PostedEntry:
-    """A finance user's own journal entry; may be back-dated, never future-dated."""
+    """A finance user's own journal entry; may be back-dated, never future-dated, and never on a
+    control account (1100, 2100): their documents alone post there."""
+    errors = [{"field": f"lines[{i}].account_code", "message": CONTROL_DOCUMENTS[line.account_code]}
+              for i, line in enumerate(data.lines) if line.account_code in chart.CONTROL_ACCOUNTS]
     if data.posted_at is not None and data.posted_at > clock.now():
-        raise InvalidPosting([{"field": "posted_at", "message": "must not be in the future"}])
+        errors.append({"field": "posted_at", "message": "must not be in the future"})
     return await post_entry(
-        session, outbox=outbox, clock=clock, kind=EntryKind.manual, memo=data.memo,
+        session, outbox=outbox, clock=clock, kind=EntryKind.manual, memo=data.memo, refused=errors,
         currency=data.currency, posted_at=data.posted_at, created_by=principal.name,
         lines=[Line(line.account_code, line.debit_minor, line.credit_minor, line.customer_id)
                for line in data.lines])
 
+
+CONTROL_DOCUMENTS = {
+    chart.RECEIVABLES: "1100 is a control account: only documents post to it, so that the aging "
+                       "always equals it. Use an invoice, a credit note (POST /v1/credit-notes), "
+                       "a debit note, a payment or a write-off; opening balances are imported "
+                       "(POST /v1/invoice-imports)",
+    chart.UNAPPLIED_CASH: "2100 is a control account: only documents post to it, so that the "
+                          "customers' unapplied cash always equals it. Use a payment "
+                          "(POST /v1/payments) or an allocation of unapplied cash",
+}
 
 DOCUMENT_CORRECTIONS = {
     EntryKind.invoice: "issue a credit note (POST /v1/credit-notes) to reduce it",
@@ -133,6 +146,8 @@ class LedgerCheck:
     total_debit_minor: int
     total_credit_minor: int
     problems: list[dict[str, str | None]] = field(default_factory=list)
+    # per control account and currency: its balance and what its documents say it should be
+    controls: list[dict[str, str | int]] = field(default_factory=list)
 
     @property
     def balanced(self) -> bool:
@@ -159,4 +174,31 @@ async def check_ledger(session: AsyncSession, clock: Clock) -> LedgerCheck:
     if debits != credits:
         check.problems.append({"code": "journal_unbalanced", "entry_id": None,
                                "detail": f"journal debits {debits} ≠ credits {credits}"})
+    check.problems += await _control_problems(session, check)
     return check
+
+
+# (what the account's balance is compared with, the problem's code, how the check names both)
+CONTROLS = ((chart.RECEIVABLES, "receivables", "outstanding", "receivables_mismatch",
+             "1100 receivables", "the open invoices' outstanding (the aging's total)"),
+            (chart.UNAPPLIED_CASH, "unapplied_cash", "unapplied", "unapplied_mismatch",
+             "2100 unapplied cash", "the customers' unapplied cash"))
+
+
+async def _control_problems(session: AsyncSession, check: LedgerCheck) -> list[dict[str, str | None]]:
+    """The control accounts equal their documents, per currency: 1100 the invoices'
+    outstanding (the aging's total), 2100 the customers' unapplied cash."""
+    totals = await repository.control_totals(session, receivables=chart.RECEIVABLES,
+                                             unapplied_cash=chart.UNAPPLIED_CASH)
+    problems: list[dict[str, str | None]] = []
+    for code, account, documents, problem, account_name, documents_name in CONTROLS:
+        currencies = sorted({c for (what, c) in totals if what in (account, documents)})
+        for currency in currencies:
+            booked, expected = totals.get((account, currency), 0), totals.get((documents, currency), 0)
+            check.controls.append({"account_code": code, "currency": currency,
+                                   "balance_minor": booked, "documents_minor": expected})
+            if booked != expected:
+                problems.append({"code": problem, "entry_id": None, "detail":
+                                 f"{account_name} in {currency} is {booked}, but "
+                                 f"{documents_name} is {expected}"})
+    return problems

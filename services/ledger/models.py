@@ -205,7 +205,9 @@ class Invoice(LedgerBase, table=True):
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     number: str = Field(max_length=20, unique=True)
-    order_id: str = Field(max_length=36, unique=True)
+    # The order invoiced; none for an open item brought from another system (`import_id`).
+    order_id: str | None = Field(default=None, max_length=36, unique=True)
+    import_id: str | None = Field(default=None, max_length=36, index=True)
     customer_id: str = Field(max_length=36, index=True)
     salesperson_id: str | None = Field(default=None, max_length=64, index=True)
     currency: str = Field(max_length=3)

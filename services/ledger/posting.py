@@ -10,7 +10,7 @@ afterwards; a correction is a reversal.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -19,11 +19,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.ledger import repository
 from services.ledger.chart import SYSTEM_ACCOUNTS
 from services.ledger.errors import ChartNotSeeded, InvalidPosting
-from services.ledger.models import Invoice, InvoiceStatus, JournalEntry, JournalLine, counters
+from services.ledger.models import (
+    Account,
+    Invoice,
+    InvoiceStatus,
+    JournalEntry,
+    JournalLine,
+    counters,
+    new_id,
+)
 from shared.clock import Clock
-from shared.events import new_event
+from shared.events import Event, new_event
 from shared.money import CURRENCIES, MAX_MINOR
-from shared.numbering import next_number
+from shared.numbering import next_number, next_numbers
 from shared.outbox import Outbox
 
 MAX_LINES = 500
@@ -90,8 +98,14 @@ def check_lines(lines: Sequence[Line], currency: str) -> list[dict[str, str]]:
 async def check_accounts(session: AsyncSession, lines: Sequence[Line],
                          currency: str) -> list[dict[str, str]]:
     """Every line's account exists, takes the entry's currency and gets a customer if it needs one."""
-    errors: list[dict[str, str]] = []
     accounts = await repository.accounts_by_code(session, (line.account_code for line in lines))
+    return account_errors(accounts, lines, currency)
+
+
+def account_errors(accounts: Mapping[str, Account], lines: Sequence[Line],
+                   currency: str) -> list[dict[str, str]]:
+    """`check_accounts` on accounts already loaded (bulk postings load them once)."""
+    errors: list[dict[str, str]] = []
     for i, line in enumerate(lines):
         account = accounts.get(line.account_code)
         if account is None:
@@ -113,10 +127,12 @@ async def check_accounts(session: AsyncSession, lines: Sequence[Line],
 async def post_entry(session: AsyncSession, *, outbox: Outbox, clock: Clock, lines: Sequence[Line],
                      currency: str, memo: str, kind: str, created_by: str,
                      posted_at: datetime | None = None, source_type: str | None = None,
-                     source_id: str | None = None,
-                     reverses_entry_id: str | None = None) -> PostedEntry:
-    """Validate and write one balanced journal entry and its `journal_entry.posted` event."""
-    errors = check_lines(lines, currency)
+                     source_id: str | None = None, reverses_entry_id: str | None = None,
+                     refused: Sequence[dict[str, str]] = ()) -> PostedEntry:
+    """Validate and write one balanced journal entry and its `journal_entry.posted` event.
+
+    `refused`: what the caller's own rules found wrong, reported with these checks' findings."""
+    errors = [*refused, *check_lines(lines, currency)]
     errors += await check_accounts(session, lines, currency)
     if errors:
         raise InvalidPosting(errors)
@@ -135,13 +151,69 @@ async def post_entry(session: AsyncSession, *, outbox: Outbox, clock: Clock, lin
     session.add_all(stored)
     await session.flush()
     posted = PostedEntry(entry, stored)
-    await outbox.enqueue(session, new_event(
+    await outbox.enqueue(session, _posted_event(clock, entry, posted.total_minor))
+    return posted
+
+
+def _posted_event(clock: Clock, entry: JournalEntry, total_minor: int) -> Event:
+    return new_event(
         clock, type="journal_entry.posted", source="ledger", subject=entry.id, data={
             "entry_id": entry.id, "number": entry.number, "kind": entry.kind,
-            "currency": entry.currency, "total_minor": posted.total_minor,
-            "posted_at": entry.posted_at.isoformat(), "source_type": source_type,
-            "source_id": source_id, "reverses_entry_id": reverses_entry_id}))
-    return posted
+            "currency": entry.currency, "total_minor": total_minor,
+            "posted_at": entry.posted_at.isoformat(), "source_type": entry.source_type,
+            "source_id": entry.source_id, "reverses_entry_id": entry.reverses_entry_id})
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    """One entry of a bulk posting (`post_entries`)."""
+
+    lines: Sequence[Line]
+    currency: str
+    memo: str
+    kind: str
+    posted_at: datetime
+    source_type: str | None = None
+    source_id: str | None = None
+
+
+async def post_entries(session: AsyncSession, *, outbox: Outbox, clock: Clock,
+                       entries: Sequence[NewEntry], created_by: str) -> list[JournalEntry]:
+    """`post_entry` for many entries at once (imports): the same checks, the accounts read
+    once, and entries, lines and events each written as one multi-row INSERT.
+
+    Returns the entries (not attached to the session), in the order given. The first entry
+    that cannot be posted raises `InvalidPosting` naming it, and nothing is written."""
+    accounts = await repository.accounts_by_code(
+        session, {line.account_code for e in entries for line in e.lines})
+    for n, e in enumerate(entries):
+        errors = check_lines(e.lines, e.currency) + account_errors(accounts, e.lines, e.currency)
+        if errors:
+            raise InvalidPosting([{**err, "field": f"entries[{n}].{err['field']}"}
+                                  for err in errors])
+    now = clock.now()
+    numbers = await next_numbers(session, counters, "journal_entry", "JE", len(entries))
+    stored = [JournalEntry(id=new_id(), number=number, kind=e.kind, memo=e.memo,
+                           currency=e.currency, posted_at=e.posted_at.astimezone(UTC),
+                           source_type=e.source_type, source_id=e.source_id,
+                           created_by=created_by, created_at=now)
+              for e, number in zip(entries, numbers, strict=True)]
+    await repository.insert_rows(session, JournalEntry, [
+        {column: getattr(entry, column) for column in ENTRY_COLUMNS} for entry in stored])
+    await repository.insert_rows(session, JournalLine, [
+        {"entry_id": entry.id, "line_no": i + 1, "account_code": line.account_code,
+         "customer_id": line.customer_id, "debit_minor": line.debit_minor,
+         "credit_minor": line.credit_minor}
+        for entry, e in zip(stored, entries, strict=True) for i, line in enumerate(e.lines)])
+    await outbox.enqueue_many(session, [
+        _posted_event(clock, entry, sum(line.debit_minor for line in e.lines))
+        for entry, e in zip(stored, entries, strict=True)])
+    return stored
+
+
+ENTRY_COLUMNS = ("id", "number", "kind", "memo", "currency", "posted_at", "source_type",
+                 "source_id", "reverses_entry_id", "reversed_by_entry_id", "created_by",
+                 "created_at")
 
 
 # ---------------------------------------------------------------- what a posting does to an invoice

@@ -7,7 +7,21 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Date, Integer, and_, case, cast, exists, func, or_, select, update
+from sqlalchemy import (
+    Date,
+    Integer,
+    and_,
+    case,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -222,6 +236,33 @@ async def journal_counts(session: AsyncSession) -> tuple[int, int, int, int]:
     return int(entries), int(row[0]), int(row[1]), int(row[2])
 
 
+async def control_totals(session: AsyncSession, *, receivables: str, unapplied_cash: str
+                         ) -> dict[tuple[str, str], int]:
+    """{(what, currency): total} in one statement, so one snapshot even under writes:
+    `receivables` Σ debit − credit on that account, `outstanding` Σ the invoices' outstanding,
+    `unapplied_cash` Σ credit − debit on that account, `unapplied` Σ the customers' unapplied
+    cash."""
+    def on_account(what: str, code: str, sign: int) -> Any:
+        return (select(literal(what), JournalEntry.currency,
+                       func.sum(sign * (JournalLine.debit_minor - JournalLine.credit_minor)))
+                .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+                .where(JournalLine.account_code == code).group_by(JournalEntry.currency))
+    stmt = union_all(
+        on_account("receivables", receivables, 1),
+        select(literal("outstanding"), Invoice.currency, func.sum(Invoice.outstanding_minor))
+        .where(Invoice.outstanding_minor > 0).group_by(Invoice.currency),
+        on_account("unapplied_cash", unapplied_cash, -1),
+        select(literal("unapplied"), CustomerBalance.currency,
+               func.sum(CustomerBalance.unapplied_minor)).group_by(CustomerBalance.currency))
+    return {(what, currency): int(total) for what, currency, total in await session.execute(stmt)}
+
+
+async def insert_rows(session: AsyncSession, model: type[Any], rows: list[dict[str, Any]]) -> None:
+    """One multi-row INSERT of `rows` into the model's table (bulk postings, imports)."""
+    if rows:
+        await session.execute(insert(model.__table__), rows)
+
+
 # ---------------------------------------------------------------- invoices
 
 
@@ -273,6 +314,16 @@ async def customer_has_salesperson(session: AsyncSession, customer_id: str,
     stmt = select(exists().where(Invoice.customer_id == customer_id,
                                  Invoice.salesperson_id == salesperson_id))
     return bool((await session.execute(stmt)).scalar())
+
+
+async def invoices_by_number(session: AsyncSession, numbers: Iterable[str]) -> dict[str, Invoice]:
+    """The invoices with these numbers (an import's rows already in the ledger)."""
+    wanted = sorted(set(numbers))
+    found: dict[str, Invoice] = {}
+    for start in range(0, len(wanted), 1000):  # bounded IN lists
+        stmt = select(Invoice).where(Invoice.number.in_(wanted[start:start + 1000]))
+        found |= {i.number: i for i in (await session.execute(stmt)).scalars()}
+    return found
 
 
 async def get_invoice_by_order(session: AsyncSession, order_id: str) -> Invoice | None:

@@ -52,12 +52,11 @@ class JournalLineIn(RequestModel):
 
 class JournalEntryCreate(RequestModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
-        "memo": "Opening receivable for Brightway",
+        "memo": "Opening bank balance",
         "currency": "CNY",
         "posted_at": "2026-01-05T09:00:00Z",
         "lines": [
-            {"account_code": "1100", "debit_minor": 125000, "credit_minor": 0,
-             "customer_id": "5b1f7c3e-2a64-4d59-9a43-3f0d2f0c9a11"},
+            {"account_code": "1000", "debit_minor": 125000, "credit_minor": 0},
             {"account_code": "3000", "debit_minor": 0, "credit_minor": 125000},
         ],
     }]})
@@ -130,9 +129,17 @@ class TrialBalancePublic(ResponseModel):
 
 class LedgerProblem(ResponseModel):
     code: str = Field(description="unbalanced_entry, malformed_line, missing_customer, "
-                                  "broken_reversal_link or journal_unbalanced")
+                                  "broken_reversal_link, journal_unbalanced, "
+                                  "receivables_mismatch or unapplied_mismatch")
     entry_id: str | None = None
     detail: str
+
+
+class ControlAccountCheck(ResponseModel):
+    account_code: str
+    currency: str
+    balance_minor: int = Field(description="On the account's normal side")
+    documents_minor: int
 
 
 class LedgerCheckPublic(ResponseModel):
@@ -143,6 +150,11 @@ class LedgerCheckPublic(ResponseModel):
     total_debit_minor: int
     total_credit_minor: int
     problems: list[LedgerProblem]
+    controls: list[ControlAccountCheck] = Field(
+        description="Each control account per currency: its balance and the sum of the "
+                    "documents it must equal (1100: the invoices' outstanding, which is the "
+                    "aging's total; 2100: the customers' unapplied cash). A difference is a "
+                    "problem (`receivables_mismatch`, `unapplied_mismatch`)")
 
 
 class InvoiceCreate(RequestModel):
@@ -168,7 +180,10 @@ class InvoiceCreate(RequestModel):
 class InvoicePublic(ResponseModel):
     id: str
     number: str
-    order_id: str
+    order_id: str | None = Field(description="The order invoiced; null for an open invoice "
+                                             "imported from another system (`import_id`)")
+    import_id: str | None = Field(description="The import that brought it "
+                                              "(POST /v1/invoice-imports); null for an order's")
     customer_id: str
     salesperson_id: str | None
     currency: str

@@ -16,7 +16,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "customer.created", "customer.updated", "credit.reservation_decided",
     "credit.hold_placed", "credit.hold_released", "credit.limit_changed",
     # ledger
-    "journal_entry.posted", "invoice.issued", "invoice.overdue", "invoice.paid",
+    "journal_entry.posted", "invoice.issued", "invoice.imported", "invoice.overdue", "invoice.paid",
     "invoice.disputed", "invoice.dispute_resolved", "payment.received", "payment.reversed",
     "unapplied_cash.applied", "credit_note.issued", "debit_note.issued", "promise.broken",
     "writeoff.proposed", "writeoff.approved", "writeoff.rejected", "writeoff.recovered",

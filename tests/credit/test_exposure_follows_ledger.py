@@ -74,7 +74,8 @@ async def test_credit_subscribes_to_ledger_receivable_events(system):
     credit = [e for e in endpoints if e["url"] == "http://credit.test/v1/inbox"]
     assert len(credit) == 1
     assert credit[0]["event_types"] == sorted([
-        "credit_note.issued", "debit_note.issued", "invoice.issued", "payment.received",
+        "credit_note.issued", "debit_note.issued", "invoice.imported", "invoice.issued",
+        "payment.received",
         "payment.reversed", "unapplied_cash.applied",
         # automatic credit holds (tests/credit/test_overdue_holds.py)
         "invoice.overdue", "invoice.paid", "writeoff.approved"])

@@ -9,10 +9,10 @@ import pytest
 CUSTOMER = "5b1f7c3e-2a64-4d59-9a43-3f0d2f0c9a11"
 
 
-def entry(amount: int = 100_00, *, memo: str = "Opening receivable", credit: int | None = None,
+def entry(amount: int = 100_00, *, memo: str = "Opening bank balance", credit: int | None = None,
           **extra):
     return {"memo": memo, "currency": "CNY", "lines": [
-        {"account_code": "1100", "debit_minor": amount, "credit_minor": 0, "customer_id": CUSTOMER},
+        {"account_code": "1000", "debit_minor": amount, "credit_minor": 0},
         {"account_code": "3000", "debit_minor": 0,
          "credit_minor": amount if credit is None else credit},
     ], **extra}
@@ -63,14 +63,14 @@ class TestManualEntries:
         assert body["total_minor"] == 125_000 and body["created_by"] == "finance"
         assert posted.headers["location"] == f"/v1/journal-entries/{body['id']}"
         assert [(ln["account_code"], ln["debit_minor"], ln["credit_minor"])
-                for ln in body["lines"]] == [("1100", 125_000, 0), ("3000", 0, 125_000)]
+                for ln in body["lines"]] == [("1000", 125_000, 0), ("3000", 0, 125_000)]
 
         got = await ledger.get(f"/v1/journal-entries/{body['id']}")
         assert got.status_code == 200 and got.json() == body
 
         tb = (await ledger.get("/v1/trial-balance")).json()
         rows = {r["code"]: r for r in tb["accounts"]}
-        assert rows["1100"]["debit_minor"] == 125_000 and rows["1100"]["balance_minor"] == 125_000
+        assert rows["1000"]["debit_minor"] == 125_000 and rows["1000"]["balance_minor"] == 125_000
         assert rows["3000"]["credit_minor"] == 125_000 and rows["3000"]["balance_minor"] == 125_000
         assert tb["total_debit_minor"] == tb["total_credit_minor"] == 125_000
         assert tb["as_of"] == system.clock.today().isoformat()
@@ -119,7 +119,25 @@ class TestManualEntries:
         assert r.status_code == 422
         fields = problem_fields(r)
         assert fields["lines[0].account_code"] == "unknown account 9999"
+        assert "1100 is a control account" in fields["lines[1].account_code"]
         assert "needs a customer_id" in fields["lines[1].customer_id"]
+
+    async def test_control_accounts_take_only_documents(self, system):
+        ledger = system.client("ledger", "finance")
+        for code, document in (("1100", "/v1/invoice-imports"), ("2100", "/v1/payments")):
+            r = await ledger.post("/v1/journal-entries", json={
+                "memo": "Opening receivable", "currency": "CNY",
+                "posted_at": "2030-01-01T00:00:00Z", "lines": [
+                    {"account_code": "3000", "credit_minor": 10},
+                    {"account_code": code, "debit_minor": 10, "customer_id": CUSTOMER}]})
+            assert r.status_code == 422, r.text
+            fields = problem_fields(r)
+            assert set(fields) == {"lines[1].account_code", "posted_at"}
+            assert f"{code} is a control account" in fields["lines[1].account_code"]
+            assert document in fields["lines[1].account_code"]
+        assert (await ledger.get("/v1/journal-entries")).json()["items"] == []
+        check = (await ledger.get("/v1/ledger-check")).json()
+        assert check["balanced"] is True and check["controls"] == []
 
     async def test_unknown_currency_and_unknown_fields_are_refused(self, system):
         ledger = system.client("ledger", "finance")
@@ -199,7 +217,7 @@ class TestReversal:
         assert reversal["kind"] == "reversal" and reversal["reverses_entry_id"] == original["id"]
         assert "wrong customer" in reversal["memo"] and original["number"] in reversal["memo"]
         assert [(ln["account_code"], ln["debit_minor"], ln["credit_minor"], ln["customer_id"])
-                for ln in reversal["lines"]] == [("1100", 0, 700, CUSTOMER), ("3000", 700, 0, None)]
+                for ln in reversal["lines"]] == [("1000", 0, 700, None), ("3000", 700, 0, None)]
         reread = (await ledger.get(f"/v1/journal-entries/{original['id']}")).json()
         assert reread["reversed_by_entry_id"] == reversal["id"]
 
@@ -244,25 +262,25 @@ class TestTrialBalance:
             {"account_code": "1000", "debit_minor": 300}, {"account_code": "4000", "credit_minor": 300}]})
 
         jan10 = (await ledger.get("/v1/trial-balance", params={"as_of": "2026-01-10"})).json()
-        assert {r["code"] for r in jan10["accounts"]} == {"1100", "3000"}
+        assert {r["code"] for r in jan10["accounts"]} == {"1000", "3000"}
         assert jan10["total_debit_minor"] == jan10["total_credit_minor"] == 1_000
         jan11 = (await ledger.get("/v1/trial-balance", params={"as_of": "2026-01-11"})).json()
-        assert {r["code"] for r in jan11["accounts"]} == {"1000", "1100", "3000", "4000"}
+        assert {r["code"] for r in jan11["accounts"]} == {"1000", "3000", "4000"}
         assert jan11["total_debit_minor"] == jan11["total_credit_minor"] == 1_300
         jan9 = (await ledger.get("/v1/trial-balance", params={"as_of": "2026-01-09"})).json()
         assert jan9["accounts"] == [] and jan9["total_debit_minor"] == 0
 
     async def test_balances_follow_the_normal_side(self, system):
         ledger = system.client("ledger", "finance")
-        # A return: Dr sales returns (debit-normal contra revenue) / Cr receivables.
-        await ledger.post("/v1/journal-entries", json={"memo": "invoice", "currency": "CNY", "lines": [
-            {"account_code": "1100", "debit_minor": 1000, "customer_id": CUSTOMER},
+        # A cash sale, then a cash return: Dr sales returns (debit-normal contra revenue) / Cr cash.
+        await ledger.post("/v1/journal-entries", json={"memo": "cash sale", "currency": "CNY", "lines": [
+            {"account_code": "1000", "debit_minor": 1000},
             {"account_code": "4000", "credit_minor": 1000}]})
         await ledger.post("/v1/journal-entries", json={"memo": "return", "currency": "CNY", "lines": [
             {"account_code": "4100", "debit_minor": 200},
-            {"account_code": "1100", "credit_minor": 200, "customer_id": CUSTOMER}]})
+            {"account_code": "1000", "credit_minor": 200}]})
         rows = {r["code"]: r for r in (await ledger.get("/v1/trial-balance")).json()["accounts"]}
-        assert rows["1100"]["balance_minor"] == 800
+        assert rows["1000"]["balance_minor"] == 800
         assert rows["4000"]["balance_minor"] == 1000
         assert rows["4100"]["balance_minor"] == 200
 
@@ -272,7 +290,7 @@ class TestTrialBalance:
         await ledger.post("/v1/journal-entries", json={**entry(70), "currency": "USD"})
         tb = (await ledger.get("/v1/trial-balance")).json()
         assert sorted((r["code"], r["currency"]) for r in tb["accounts"]) == [
-            ("1100", "CNY"), ("1100", "USD"), ("3000", "CNY"), ("3000", "USD")]
+            ("1000", "CNY"), ("1000", "USD"), ("3000", "CNY"), ("3000", "USD")]
         usd = (await ledger.get("/v1/trial-balance", params={"currency": "USD"})).json()
         assert usd["currency"] == "USD" and usd["total_debit_minor"] == 70
 
@@ -286,7 +304,9 @@ class TestJournalList:
     async def test_filters_by_account_customer_and_dates(self, system):
         ledger = system.client("ledger", "finance")
         system.clock.set(datetime(2026, 2, 1, 12, tzinfo=UTC))
-        a = (await ledger.post("/v1/journal-entries", json=entry(100))).json()
+        tagged = entry(100)  # a line of any account may name the customer it concerns
+        tagged["lines"][0]["customer_id"] = CUSTOMER
+        a = (await ledger.post("/v1/journal-entries", json=tagged)).json()
         system.clock.set(datetime(2026, 2, 2, 12, tzinfo=UTC))
         b = (await ledger.post("/v1/journal-entries", json={"memo": "cash", "currency": "CNY", "lines": [
             {"account_code": "1000", "debit_minor": 5}, {"account_code": "4000", "credit_minor": 5}]})).json()
@@ -356,6 +376,36 @@ class TestLedgerCheck:
         codes = {p["code"] for p in check["problems"]}
         assert {"unbalanced_entry", "journal_unbalanced", "broken_reversal_link"} <= codes
         assert any("debits 900 ≠ credits 800" in p["detail"] for p in check["problems"])
+
+    async def test_control_accounts_are_checked_against_their_documents(self, system):
+        from sqlalchemy import update
+
+        from services.ledger.models import CustomerBalance, Invoice
+        from tests.fixtures.ledger import issue
+
+        finance = system.client("ledger", "finance")
+        invoice = await issue(system, amount=10_000)
+        paid = await finance.post("/v1/payments", json={
+            "customer_id": invoice["customer_id"], "amount_minor": 12_000, "currency": "CNY",
+            "received_at": "2026-01-05T08:00:00Z", "method": "bank_transfer"})
+        assert paid.status_code == 201, paid.text
+        check = (await finance.get("/v1/ledger-check")).json()
+        assert check["balanced"] is True, check["problems"]
+        assert {(c["account_code"], c["balance_minor"], c["documents_minor"])
+                for c in check["controls"]} == {("1100", 0, 0), ("2100", 2_000, 2_000)}
+
+        state = system.state("ledger")
+        async with state.db.session() as session, session.begin():  # behind the API's back
+            await session.execute(update(Invoice).where(Invoice.id == invoice["id"]).values(
+                outstanding_minor=500, paid_minor=9_500, status="partially_paid"))
+            await session.execute(update(CustomerBalance).values(unapplied_minor=1_500))
+        check = (await finance.get("/v1/ledger-check")).json()
+        assert check["balanced"] is False
+        assert {p["code"]: p["detail"] for p in check["problems"]} == {
+            "receivables_mismatch": "1100 receivables in CNY is 0, but the open invoices' "
+                                    "outstanding (the aging's total) is 500",
+            "unapplied_mismatch": "2100 unapplied cash in CNY is 2000, but the customers' "
+                                  "unapplied cash is 1500"}
 
 
 class TestStartUp:
