@@ -13,7 +13,6 @@ from services.ledger.errors import (
     AlreadyReversed,
     DocumentEntry,
     EntryNotFound,
-    InvalidPosting,
     ReversalOfReversal,
 )
 from services.ledger.models import EntryKind, JournalEntry, NormalSide

@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 
 from shared import migrations
 from shared.db import Database
-from shared.numbering import next_number, sequence_name
+from shared.numbering import next_number, next_numbers, sequence_name
 from tests import pg_admin
 from tests.conftest import PG_URL
 
@@ -52,6 +52,22 @@ async def test_numbers_are_formatted_with_the_prefix_and_width(database_urls):
         async with db.session() as session, session.begin():
             assert re.fullmatch(r"SO-\d{6}", await next_number(session, _counters("orders"),
                                                                 "order", "SO"))
+    finally:
+        await db.dispose()
+
+
+async def test_a_range_of_numbers_is_taken_at_once_and_continues_the_series(database_urls):
+    db = Database(database_urls["ledger"])
+    counters = _counters("ledger")
+    try:
+        async with db.session() as session, session.begin():
+            first = await next_number(session, counters, "journal_entry", "JE")
+            start = int(first.split("-")[1])
+            taken = await next_numbers(session, counters, "journal_entry", "JE", 5)
+            after = await next_number(session, counters, "journal_entry", "JE")
+            assert await next_numbers(session, counters, "journal_entry", "JE", 0) == []
+        assert taken == [f"JE-{n:06d}" for n in range(start + 1, start + 6)]
+        assert after == f"JE-{start + 6:06d}"
     finally:
         await db.dispose()
 

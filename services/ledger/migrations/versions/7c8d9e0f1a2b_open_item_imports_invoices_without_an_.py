@@ -1,14 +1,19 @@
 """ledger: open-item imports; an imported invoice has no order (issue 15)
 
 On SQLite, making `invoices.order_id` nullable rebuilds the table (Alembic's batch mode), and
-dropping the old one would trip the foreign keys of payments' allocations, notes and
-write-offs that point at it; `defer_foreign_keys` checks them at commit instead, when the
-rebuilt table holds every row again.
+dropping the old one would trip the foreign keys of the allocations, notes, write-offs and
+disputes that point at it. SQLite's own procedure for such a change is followed: foreign keys
+off (which only takes effect outside a transaction, so the migration's transaction is
+committed first and a new one begun), rebuild, `PRAGMA foreign_key_check` (any broken
+reference fails the migration), foreign keys on again.
 
 Revision ID: 7c8d9e0f1a2b
 Revises: 3a4b5c6d7e8f
 Create Date: 2026-12-07 22:29:56.131573
 """
+import contextlib
+from collections.abc import Iterator
+
 from alembic import op
 import sqlalchemy as sa
 import sqlmodel
@@ -25,8 +30,6 @@ SERIES = ("invoice_import",)
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name == "sqlite":
-        op.execute("PRAGMA defer_foreign_keys = ON")
     op.create_table('invoice_imports',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
     sa.Column('number', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
@@ -43,26 +46,45 @@ def upgrade() -> None:
     with op.batch_alter_table('invoice_imports', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_invoice_imports_created_at'), ['created_at'], unique=False)
 
-    with op.batch_alter_table('invoices', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('import_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=True))
-        batch_op.alter_column('order_id',
-               existing_type=sa.VARCHAR(length=36),
-               nullable=True)
-        batch_op.create_index(batch_op.f('ix_invoices_import_id'), ['import_id'], unique=False)
+    with _foreign_keys_checked_after():
+        with op.batch_alter_table('invoices', schema=None) as batch_op:
+            batch_op.add_column(sa.Column('import_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=True))
+            batch_op.alter_column('order_id',
+                   existing_type=sa.VARCHAR(length=36),
+                   nullable=True)
+            batch_op.create_index(batch_op.f('ix_invoices_import_id'), ['import_id'], unique=False)
     create_sequences(op, SERIES)
+
+
+@contextlib.contextmanager
+def _foreign_keys_checked_after() -> Iterator[None]:
+    """SQLite: the table rebuild with foreign keys off, checked before they are on again."""
+    bind = op.get_bind()
+    if bind.dialect.name != "sqlite":
+        yield
+        return
+    bind.exec_driver_sql("COMMIT")
+    bind.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    bind.exec_driver_sql("BEGIN IMMEDIATE")
+    yield
+    broken = bind.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise RuntimeError(f"rebuilding invoices broke {len(broken)} foreign key(s): {broken[:5]}")
+    bind.exec_driver_sql("COMMIT")
+    bind.exec_driver_sql("PRAGMA foreign_keys=ON")
+    bind.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def downgrade() -> None:
     """Refused while imported invoices exist: they have no order to put back."""
-    if op.get_bind().dialect.name == "sqlite":
-        op.execute("PRAGMA defer_foreign_keys = ON")
     drop_sequences(op, SERIES)
-    with op.batch_alter_table('invoices', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_invoices_import_id'))
-        batch_op.alter_column('order_id',
-               existing_type=sa.VARCHAR(length=36),
-               nullable=False)
-        batch_op.drop_column('import_id')
+    with _foreign_keys_checked_after():
+        with op.batch_alter_table('invoices', schema=None) as batch_op:
+            batch_op.drop_index(batch_op.f('ix_invoices_import_id'))
+            batch_op.alter_column('order_id',
+                   existing_type=sa.VARCHAR(length=36),
+                   nullable=False)
+            batch_op.drop_column('import_id')
 
     with op.batch_alter_table('invoice_imports', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_invoice_imports_created_at'))
