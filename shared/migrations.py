@@ -8,8 +8,10 @@ service's metadata. `upgrade` applies them on an open engine (start-up of `o2c r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import importlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -133,3 +135,30 @@ def _says_schema_missing(orig: BaseException) -> bool:
     text = str(orig).lower()
     return "no such table" in text or "no such column" in text or (
         "does not exist" in text and ("relation" in text or "column" in text))
+
+
+@contextlib.contextmanager
+def sqlite_rebuild(op: Any) -> Iterator[None]:
+    """Around a batch operation that rebuilds a table other tables point at (SQLite).
+
+    Dropping the old table would trip their foreign keys, and deferring them does not help
+    (the rows were copied before the drop). SQLite's own procedure for such a change is
+    followed: foreign keys off (only possible outside a transaction, so the migration's
+    transaction is committed first and a new one begun), the rebuild, `PRAGMA
+    foreign_key_check` (any broken reference fails the migration), foreign keys on again.
+    Elsewhere it does nothing."""
+    bind = op.get_bind()
+    if bind.dialect.name != "sqlite":
+        yield
+        return
+    bind.exec_driver_sql("COMMIT")
+    bind.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    bind.exec_driver_sql("BEGIN IMMEDIATE")
+    yield
+    broken = bind.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise RuntimeError(f"the table rebuild broke {len(broken)} foreign key(s): {broken[:5]}")
+    bind.exec_driver_sql("COMMIT")
+    bind.exec_driver_sql("PRAGMA foreign_keys=ON")
+    bind.exec_driver_sql("BEGIN IMMEDIATE")
+

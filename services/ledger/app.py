@@ -15,6 +15,7 @@ from services.ledger.collection import scan as collection_scan
 from services.ledger.config import LedgerSettings
 from services.ledger.imports import api as imports_api
 from services.ledger.models import idempotency_keys, metadata, outbox
+from services.ledger.refunds import api as refunds_api
 from services.ledger.reporting import api as reporting_api
 from services.ledger.writeoffs import api as writeoffs_api
 from shared.app import ServiceSpec, create_service_app
@@ -62,8 +63,8 @@ SPEC = ServiceSpec(
     metadata=metadata,
     idempotency=idempotency_keys,
     outbox=outbox,
-    routers=[*api.routers, imports_api.router, writeoffs_api.router, reporting_api.router,
-             *collection_api.routers],
+    routers=[*api.routers, imports_api.router, refunds_api.router, writeoffs_api.router,
+             reporting_api.router, *collection_api.routers],
     large_bodies=[(imports_api.PATH, "import_max_body_bytes", imports_api.IMPORTERS)],
     tags=[
         {"name": "accounts", "description": "The chart of accounts."},
@@ -74,7 +75,7 @@ SPEC = ServiceSpec(
         {"name": "invoices", "description": "Invoices and what is still outstanding on them, "
                                             "and open invoices imported from another system."},
         {"name": "payments", "description": "Payments, their allocations, reversals and the "
-                                            "customers' unapplied cash."},
+                                            "customers' unapplied cash, and refunds of it."},
         {"name": "notes", "description": "Credit notes (returns, allowances) and debit notes "
                                          "(late-payment interest, fees) against invoices."},
         {"name": "receivables", "description": "Balances per order, customer statements and "

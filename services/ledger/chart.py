@@ -63,7 +63,7 @@ SYSTEM_ACCOUNTS: tuple[AccountSpec, ...] = (
 
 # Document counters created at start-up, so the first postings never race to create them.
 COUNTERS = {"journal_entry": "JE", "invoice": "INV", "payment": "PAY", "credit_note": "CN",
-            "debit_note": "DN", "invoice_import": "IMP"}
+            "debit_note": "DN", "invoice_import": "IMP", "refund": "RF"}
 # Only documents post to these: a manual journal entry may not (the aging always equals them).
 CONTROL_ACCOUNTS = frozenset({RECEIVABLES, UNAPPLIED_CASH})
 

@@ -51,6 +51,10 @@ class LedgerSettings(BaseServiceSettings):
     import_max_rows: int = Field(default=50_000, ge=1, le=200_000)
     import_max_body_bytes: int = Field(default=16 * 1_048_576, ge=1024)
 
+    # Refunds of unapplied cash above this amount (minor units, any currency) need a second
+    # finance principal's approval; up to it they are posted at once.
+    refund_approval_above_minor: int = Field(default=1_000_000, ge=0)
+
     # Overdue scan (collection work): `invoice.overdue` once per level crossed, in days past
     # due (O2C_OVERDUE_THRESHOLDS_DAYS='1,15,30,60,90' or a JSON list); run every interval
     # as of today, and in batches of this many invoices (each batch its own transaction).

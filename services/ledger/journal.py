@@ -61,7 +61,8 @@ CONTROL_DOCUMENTS = {
                        "(POST /v1/invoice-imports)",
     chart.UNAPPLIED_CASH: "2100 is a control account: only documents post to it, so that the "
                           "customers' unapplied cash always equals it. Use a payment "
-                          "(POST /v1/payments) or an allocation of unapplied cash",
+                          "(POST /v1/payments), an allocation of unapplied cash or a refund "
+                          "(POST /v1/refunds)",
 }
 
 DOCUMENT_CORRECTIONS = {
@@ -69,6 +70,7 @@ DOCUMENT_CORRECTIONS = {
     EntryKind.payment: "reverse the payment (POST /v1/payments/{id}/reverse)",
     EntryKind.credit_note: "issue a debit note to undo a credit note",
     EntryKind.debit_note: "issue a credit note to undo a debit note",
+    EntryKind.refund: "reverse the refund (POST /v1/refunds/{id}/reverse)",
 }
 
 

@@ -87,6 +87,7 @@ class EntryKind(StrEnum):
     allocation = "allocation"  # unapplied cash applied to invoices
     write_off = "write_off"
     recovery = "recovery"
+    refund = "refund"  # unapplied cash paid back
 
 
 class InvoiceStatus(StrEnum):
@@ -255,6 +256,8 @@ class Payment(LedgerBase, table=True):
                         name="unapplied_range"),
         CheckConstraint("unapplied_remaining_minor >= 0 AND "
                         "unapplied_remaining_minor <= unapplied_minor", name="remaining_range"),
+        CheckConstraint("refunded_minor >= 0 AND refunded_minor <= unapplied_minor",
+                        name="refunded_range"),
     )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
@@ -267,6 +270,7 @@ class Payment(LedgerBase, table=True):
     received_at: datetime = Field(sa_type=UTCDateTime)
     unapplied_minor: int = Field(sa_type=BigInteger)  # not allocated when received
     unapplied_remaining_minor: int = Field(sa_type=BigInteger)  # of that, not drawn on since
+    refunded_minor: int = _money()  # of the unapplied drawn on, by refunds still posted
     status: str = Field(default=PaymentStatus.posted, max_length=20, index=True)
     journal_entry_id: str | None = Field(default=None, max_length=36,
                                          foreign_key="journal_entries.id")

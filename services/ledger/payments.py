@@ -27,6 +27,7 @@ from services.ledger.rows import touch
 from services.ledger.schemas import AllocationIn, PaymentCreate, UnappliedAllocationCreate
 from shared.auth import Principal
 from shared.clock import Clock
+from shared.errors import GuardFailed
 from shared.events import new_event
 from shared.numbering import next_number
 from shared.outbox import Outbox
@@ -266,6 +267,11 @@ async def reverse_payment(*, session: AsyncSession, outbox: Outbox, clock: Clock
     assert payment is not None
     if payment.status == PaymentStatus.reversed:
         raise PaymentAlreadyReversed(payment.number, payment.reversal_entry_id)
+    if payment.refunded_minor:
+        raise GuardFailed("not_refunded", f"{payment.refunded_minor} of payment "
+                          f"{payment.number}'s unapplied cash was refunded to the customer; "
+                          "reverse that refund first (POST /v1/refunds/{id}/reverse).",
+                          refunded_minor=payment.refunded_minor)
     restored: dict[str, int] = {}
     for allocation in (await repository.allocations_of(session, [payment.id]))[payment.id]:
         restored[allocation.invoice_id] = restored.get(allocation.invoice_id, 0) + allocation.amount_minor

@@ -20,6 +20,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "invoice.disputed", "invoice.dispute_resolved", "payment.received", "payment.reversed",
     "unapplied_cash.applied", "credit_note.issued", "debit_note.issued", "promise.broken",
     "writeoff.proposed", "writeoff.approved", "writeoff.rejected", "writeoff.recovered",
+    "refund.proposed", "refund.posted", "refund.rejected", "refund.reversed",
     # notifier
     "dunning.escalated",
 )

@@ -1,6 +1,7 @@
-"""The migration that lets an invoice have no order keeps every row, constraint and link.
+"""The migrations that let an invoice have no order and a payment be refunded keep every row,
+constraint and link.
 
-On SQLite it rebuilds the invoices table, which rows of other tables point at; the test fills
+On SQLite they rebuild the invoices and payments tables, which rows of other tables point at; the test fills
 those first and checks after the upgrade that the rows are all there, the foreign keys hold,
 the checks still refuse bad money, and an imported invoice (no order) can be written."""
 
@@ -58,6 +59,8 @@ async def test_upgrade_keeps_rows_and_constraints_and_takes_invoices_without_ord
             assert tuple(row) == ("INV-000001", "order-1", None, 600)
             assert (await conn.execute(text("SELECT count(*) FROM payment_allocations"))
                     ).scalar_one() == 1
+            assert tuple((await conn.execute(text(  # the payments table was rebuilt for refunds
+                "SELECT number, refunded_minor FROM payments"))).one()) == ("PAY-000001", 0)
             assert (await conn.execute(text("PRAGMA foreign_key_check"))).all() == []
         with pytest.raises(IntegrityError):  # the money checks survived the rebuild
             async with db.engine.begin() as conn:

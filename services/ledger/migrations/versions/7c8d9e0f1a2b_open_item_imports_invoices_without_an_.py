@@ -1,23 +1,18 @@
 """ledger: open-item imports; an imported invoice has no order (issue 15)
 
-On SQLite, making `invoices.order_id` nullable rebuilds the table (Alembic's batch mode), and
-dropping the old one would trip the foreign keys of the allocations, notes, write-offs and
-disputes that point at it. SQLite's own procedure for such a change is followed: foreign keys
-off (which only takes effect outside a transaction, so the migration's transaction is
-committed first and a new one begun), rebuild, `PRAGMA foreign_key_check` (any broken
-reference fails the migration), foreign keys on again.
+On SQLite, making `invoices.order_id` nullable rebuilds the table (Alembic's batch mode),
+which the allocations, notes, write-offs and disputes point at: `sqlite_rebuild` does it with
+foreign keys off and checked after.
 
 Revision ID: 7c8d9e0f1a2b
 Revises: 3a4b5c6d7e8f
 Create Date: 2026-12-07 22:29:56.131573
 """
-import contextlib
-from collections.abc import Iterator
-
 from alembic import op
 import sqlalchemy as sa
 import sqlmodel
 import shared.db
+from shared.migrations import sqlite_rebuild
 from shared.numbering import create_sequences, drop_sequences
 
 
@@ -46,7 +41,7 @@ def upgrade() -> None:
     with op.batch_alter_table('invoice_imports', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_invoice_imports_created_at'), ['created_at'], unique=False)
 
-    with _foreign_keys_checked_after():
+    with sqlite_rebuild(op):
         with op.batch_alter_table('invoices', schema=None) as batch_op:
             batch_op.add_column(sa.Column('import_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=True))
             batch_op.alter_column('order_id',
@@ -56,29 +51,11 @@ def upgrade() -> None:
     create_sequences(op, SERIES)
 
 
-@contextlib.contextmanager
-def _foreign_keys_checked_after() -> Iterator[None]:
-    """SQLite: the table rebuild with foreign keys off, checked before they are on again."""
-    bind = op.get_bind()
-    if bind.dialect.name != "sqlite":
-        yield
-        return
-    bind.exec_driver_sql("COMMIT")
-    bind.exec_driver_sql("PRAGMA foreign_keys=OFF")
-    bind.exec_driver_sql("BEGIN IMMEDIATE")
-    yield
-    broken = bind.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
-    if broken:
-        raise RuntimeError(f"rebuilding invoices broke {len(broken)} foreign key(s): {broken[:5]}")
-    bind.exec_driver_sql("COMMIT")
-    bind.exec_driver_sql("PRAGMA foreign_keys=ON")
-    bind.exec_driver_sql("BEGIN IMMEDIATE")
-
 
 def downgrade() -> None:
     """Refused while imported invoices exist: they have no order to put back."""
     drop_sequences(op, SERIES)
-    with _foreign_keys_checked_after():
+    with sqlite_rebuild(op):
         with op.batch_alter_table('invoices', schema=None) as batch_op:
             batch_op.drop_index(batch_op.f('ix_invoices_import_id'))
             batch_op.alter_column('order_id',

@@ -1,0 +1,1 @@
+"""Refunds: a customer's unapplied cash paid back (four eyes above a set amount), reversible."""
