@@ -125,6 +125,9 @@ class PaymentStatus(StrEnum):
 class AllocationKind(StrEnum):
     payment = "payment"  # allocated when the payment was received
     unapplied = "unapplied"  # drawn later from the payment's unapplied cash
+    # Negative: given back by a credit note on a paid invoice (an order cancelled after it was
+    # paid), so the money is the customer's unapplied cash again, to re-apply or refund.
+    returned = "returned"
 
 
 class DebitNoteKind(StrEnum):
@@ -285,10 +288,15 @@ class Payment(LedgerBase, table=True):
 
 
 class PaymentAllocation(LedgerBase, table=True):
-    """Money of one payment applied to one invoice, when received or later from unapplied cash."""
+    """Money of one payment applied to one invoice, when received or later from unapplied cash;
+    or (negative, kind `returned`) taken back off it into unapplied cash. Sums over a payment's
+    and an invoice's rows are what it paid there, net."""
 
     __tablename__ = "payment_allocations"
-    __table_args__ = (CheckConstraint("amount_minor > 0", name="amount_positive"),)
+    __table_args__ = (
+        CheckConstraint("amount_minor <> 0 AND (amount_minor < 0) = (kind = 'returned')",
+                        name="amount_signed"),
+    )
 
     id: int | None = Field(default=None, sa_column=Column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True))
@@ -313,10 +321,13 @@ class CreditNote(LedgerBase, table=True):
     customer_id: str = Field(max_length=36, index=True)
     currency: str = Field(max_length=3)
     amount_minor: int = Field(sa_type=BigInteger)
+    # of amount, what had been paid and went back to the customer's unapplied cash
+    returned_to_unapplied_minor: int = _money()
     reason: str = Field(max_length=400)
     journal_entry_id: str = Field(max_length=36, foreign_key="journal_entries.id")
+    effective_at: datetime = Field(sa_type=UTCDateTime, index=True)  # what it counts from
     created_by: str = Field(max_length=100)
-    created_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    created_at: datetime = Field(sa_type=UTCDateTime, index=True)  # when it was booked
 
 
 @source_document("debit_note")
@@ -333,8 +344,9 @@ class DebitNote(LedgerBase, table=True):
     kind: str = Field(max_length=20)
     reason: str = Field(max_length=400)
     journal_entry_id: str = Field(max_length=36, foreign_key="journal_entries.id")
+    effective_at: datetime = Field(sa_type=UTCDateTime, index=True)  # what it counts from
     created_by: str = Field(max_length=100)
-    created_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    created_at: datetime = Field(sa_type=UTCDateTime, index=True)  # when it was booked
 
 
 # ---------------------------------------------------------------- disputes

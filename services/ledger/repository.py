@@ -461,6 +461,19 @@ async def payments_with_unapplied(session: AsyncSession, *, customer_id: str,
     return list((await session.execute(stmt)).scalars())
 
 
+async def paid_by_payment(session: AsyncSession, invoice_id: str) -> list[tuple[Payment, int]]:
+    """The posted payments that paid the invoice and what each paid there, net of money given
+    back, newest received first; each payment locked."""
+    net = func.sum(PaymentAllocation.amount_minor)
+    stmt = (select(Payment, net).join(PaymentAllocation, PaymentAllocation.payment_id == Payment.id)
+            .where(PaymentAllocation.invoice_id == invoice_id,
+                   Payment.status == PaymentStatus.posted)
+            .group_by(Payment.id).having(net > 0)
+            .order_by(Payment.received_at.desc(), Payment.created_at.desc(), Payment.id.desc())
+            .with_for_update(of=Payment).execution_options(populate_existing=True))
+    return [(payment, int(amount)) for payment, amount in await session.execute(stmt)]
+
+
 async def allocations_of(session: AsyncSession, payment_ids: Iterable[str]
                          ) -> dict[str, list[PaymentAllocation]]:
     ids = list(payment_ids)

@@ -29,6 +29,11 @@ from shared.schemas import RequestModel, ResponseModel
 AccountCode = Annotated[str, Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9._\-]+$",
                                    examples=["1100"])]
 Ident = Annotated[str, Field(min_length=1, max_length=36)]
+EffectiveAt = Annotated[AwareTimestamp | None, Field(
+    description="The date it counts from: now when absent; never in the future nor before the "
+                "invoice was issued. A return booked today for last month shows in last month's "
+                "as-of reports; the journal entry is dated so, and `created_at` keeps when it "
+                "was booked.", examples=["2026-01-31T17:00:00Z"])]
 SalespersonId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._\-]+$")]
 
 
@@ -258,7 +263,9 @@ class AllocationPublic(ResponseModel):
     invoice_id: str
     invoice_number: str | None = None
     amount_minor: int
-    kind: AllocationKind = Field(description="payment (when received) or unapplied (drawn later)")
+    kind: AllocationKind = Field(description="payment (when received), unapplied (drawn later) "
+                                             "or returned (negative: taken back off the invoice "
+                                             "by a credit note into unapplied cash)")
     journal_entry_id: str
     created_at: datetime
 
@@ -338,11 +345,19 @@ class CreditNoteCreate(RequestModel):
         "reason": "Return of 10 units, quality complaint QC-88"}]})
 
     invoice_id: Ident
-    amount_minor: PositiveAmountMinor
+    amount_minor: PositiveAmountMinor = Field(description="At most what is outstanding, or with "
+                                                          "`paid_to_unapplied` what is "
+                                                          "outstanding plus what was paid")
     reason: Reason
+    effective_at: EffectiveAt = None
+    paid_to_unapplied: bool = Field(
+        default=False, description="Credit what was paid too: the part above the outstanding is "
+                                   "taken back off the payments that paid the invoice (newest "
+                                   "first) and becomes the customer's unapplied cash, to apply "
+                                   "elsewhere or refund (POST /v1/refunds)")
 
 
-class CreditNotePublic(ResponseModel):
+class NotePublic(ResponseModel):
     id: str
     number: str
     invoice_id: str
@@ -351,8 +366,15 @@ class CreditNotePublic(ResponseModel):
     amount_minor: int
     reason: str
     journal_entry_id: str
+    effective_at: datetime = Field(description="The date it counts from (as-of reports, the "
+                                               "journal entry's posted_at)")
     created_by: str
-    created_at: datetime
+    created_at: datetime = Field(description="When it was booked")
+
+
+class CreditNotePublic(NotePublic):
+    returned_to_unapplied_minor: int = Field(
+        description="Of the amount, what had been paid and is now the customer's unapplied cash")
 
 
 class DebitNoteCreate(RequestModel):
@@ -364,9 +386,10 @@ class DebitNoteCreate(RequestModel):
     amount_minor: PositiveAmountMinor
     reason: Reason
     kind: DebitNoteKind
+    effective_at: EffectiveAt = None
 
 
-class DebitNotePublic(CreditNotePublic):
+class DebitNotePublic(NotePublic):
     kind: DebitNoteKind = Field(description="interest or fee")
 
 

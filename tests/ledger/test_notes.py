@@ -58,7 +58,8 @@ class TestCreditNotes:
         r = await credit_note(system, inv["id"], 4_001)
         assert r.status_code == 422 and r.json()["code"] == "validation_failed"
         assert problem_fields(r) == {
-            "amount_minor": f"4001 is more than the 4000 still outstanding on {inv['number']}"}
+            "amount_minor": f"4001 is more than the 4000 still outstanding on {inv['number']} "
+                            "(set paid_to_unapplied to credit what was paid as well)"}
         assert (await invoice(system, inv["id"]))["outstanding_minor"] == 4_000
         assert (await system.client("ledger", "finance").get("/v1/credit-notes")).json()["items"] == []
 

@@ -6,12 +6,14 @@ alone. `outstanding_as_of(cut)` gives each invoice issued before `cut` its outst
 
     outstanding at cut = outstanding now
                          + Σ what took money off the invoice at or after cut
-                           (payment allocations, credit notes, posted write-offs)
+                           (payment allocations, credit notes, posted write-offs; an
+                            allocation given back by a credit note counts negative)
                          − Σ what added money to it at or after cut
                            (debit notes, reversals of payments that had paid it)
 
 Each movement is dated as the journal dates it (an allocation by its journal entry's
-`posted_at`: the payment's `received_at`, or when unapplied cash was applied). The "at or
+`posted_at`: the payment's `received_at`, or when unapplied cash was applied; notes and
+write-offs by the date they count from, which may be earlier than when they were booked). The "at or
 after cut" part is an index range scan on those dates, empty when the cut is now, so today's
 report costs one pass over the invoices.
 """
@@ -71,9 +73,9 @@ def _moved_after(cut: datetime) -> Subquery:
         .join(payments, payments.c.id == alloc.c.payment_id)
         .where(payments.c.status == PaymentStatus.reversed, payments.c.reversed_at >= cut),
         select(credit_notes.c.invoice_id, credit_notes.c.amount_minor.label("delta"))
-        .where(credit_notes.c.created_at >= cut),
+        .where(credit_notes.c.effective_at >= cut),
         select(debit_notes.c.invoice_id, (-debit_notes.c.amount_minor).label("delta"))
-        .where(debit_notes.c.created_at >= cut),
+        .where(debit_notes.c.effective_at >= cut),
         select(write_offs.c.invoice_id, write_offs.c.amount_minor.label("delta"))
         .where(write_offs.c.status == WriteOffStatus.posted, write_offs.c.posted_at >= cut),
     ).subquery("moved")

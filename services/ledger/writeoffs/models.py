@@ -47,7 +47,11 @@ class WriteOff(LedgerBase, table=True):
     proposed_by: str = Field(max_length=100)
     proposed_at: datetime = Field(sa_type=UTCDateTime)
     approved_by: str | None = Field(default=None, max_length=100)
-    # When the write-off was posted: the date the reports take it off the invoice.
+    approved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # when booked
+    # Asked at the proposal: the date it should count from (default: when approved).
+    effective_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The date the write-off counts from, once posted: the reports take it off the invoice
+    # then, and its journal entry is dated so (`effective_at`, or the approval).
     posted_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
     rejected_by: str | None = Field(default=None, max_length=100)
     rejected_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -35,6 +35,10 @@ class WriteOffCreate(RequestModel):
     amount_minor: PositiveAmountMinor | None = Field(
         default=None, description="At most what is outstanding; all of it when absent")
     reason: Reason
+    effective_at: AwareTimestamp | None = Field(
+        default=None, description="The date it counts from once approved (the reports, its "
+                                  "journal entry): the approval's when absent; never in the "
+                                  "future nor before the invoice was issued")
     responsible: Annotated[list[Name], BeforeValidator(_one_or_many),
                            Field(min_length=1, max_length=20,
                                  description="The people answerable for the loss (names or "
@@ -84,7 +88,10 @@ class WriteOffPublic(ResponseModel):
     proposed_by: str
     proposed_at: datetime
     approved_by: str | None
-    posted_at: datetime | None
+    approved_at: datetime | None = Field(description="When it was approved and booked")
+    effective_at: datetime | None = Field(description="The date asked at the proposal")
+    posted_at: datetime | None = Field(description="The date it counts from: effective_at, or "
+                                                   "the approval")
     rejected_by: str | None
     rejected_at: datetime | None
     rejection_reason: str | None

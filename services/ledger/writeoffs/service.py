@@ -83,18 +83,26 @@ async def propose(*, session: AsyncSession, outbox: Outbox, clock: Clock, princi
             "field": "amount_minor", "message": f"{amount} is more than the "
                                                 f"{invoice.outstanding_minor} outstanding on "
                                                 f"{invoice.number}"}])
+    now = clock.now()
+    effective_at = None if data.effective_at is None else data.effective_at.astimezone(UTC)
+    if effective_at is not None and not invoice.issued_at <= effective_at <= now:
+        raise DocumentRefused("write-off", [{
+            "field": "effective_at",
+            "message": "must not be in the future" if effective_at > now else
+                       f"must not be before {invoice.number} was issued "
+                       f"({invoice.issued_at.isoformat()})"}])
     pending = await repository.proposed_for_invoice(session, invoice.id)
     if pending is not None:
         raise GuardFailed("one_open_proposal",
                           f"Invoice {invoice.number} already has write-off {pending.number} "
                           "waiting for approval; approve or reject it first.",
                           write_off_id=pending.id)
-    now = clock.now()
     write_off = WriteOff(
         number=await next_number(session, counters, "write_off", "WO"), invoice_id=invoice.id,
         customer_id=invoice.customer_id, salesperson_id=invoice.salesperson_id,
         currency=invoice.currency, amount_minor=amount, reason=data.reason,
         responsible=list(data.responsible), status=WriteOffStatus.proposed,
+        effective_at=effective_at,
         proposed_by=principal.name, proposed_at=now, created_at=now, updated_at=now)
     session.add(write_off)
     await session.flush()
@@ -143,10 +151,12 @@ async def approve(*, session: AsyncSession, outbox: Outbox, clock: Clock, princi
                           f"now, less than the {write_off.amount_minor} proposed (money arrived "
                           "since the proposal); reject this write-off and propose again.",
                           outstanding_minor=invoice.outstanding_minor)
+    counts_from = write_off.effective_at or now
     posted = await post_entry(
         session, outbox=outbox, clock=clock, kind=EntryKind.write_off,
         memo=f"Write-off {write_off.number} of {invoice.number}: {write_off.reason}"[:500],
-        currency=write_off.currency, created_by=principal.name, source_type="write_off",
+        currency=write_off.currency, posted_at=counts_from, created_by=principal.name,
+        source_type="write_off",
         source_id=write_off.id,
         lines=[debit(chart.BAD_DEBT_EXPENSE, write_off.amount_minor),
                credit(chart.RECEIVABLES, write_off.amount_minor, write_off.customer_id)])
@@ -156,7 +166,8 @@ async def approve(*, session: AsyncSession, outbox: Outbox, clock: Clock, princi
     _touch(invoice, now)
     write_off.status = WriteOffStatus.posted
     write_off.approved_by = principal.name
-    write_off.posted_at = now
+    write_off.approved_at = now
+    write_off.posted_at = counts_from
     write_off.journal_entry_id = posted.entry.id
     _touch(write_off, now)
     await session.flush()
@@ -164,7 +175,8 @@ async def approve(*, session: AsyncSession, outbox: Outbox, clock: Clock, princi
         clock, type="writeoff.approved", source="ledger", subject=write_off.id,
         data={**_event_data(write_off, invoice.number), "order_id": invoice.order_id,
               "proposed_by": write_off.proposed_by, "approved_by": principal.name,
-              "journal_entry_id": posted.entry.id, "posted_at": now.isoformat(),
+              "journal_entry_id": posted.entry.id, "posted_at": counts_from.isoformat(),
+              "approved_at": now.isoformat(),
               "invoice_outstanding_minor": invoice.outstanding_minor,
               "invoice_status": invoice.status}))
     return WriteOffView(write_off, [], invoice.number)
@@ -208,6 +220,12 @@ async def recover(*, session: AsyncSession, outbox: Outbox, clock: Clock, princi
     errors = []
     if received_at > now:
         errors.append({"field": "received_at", "message": "must not be in the future"})
+    else:
+        invoice = await ledger_repository.get_invoice(session, write_off.invoice_id)
+        if invoice is not None and received_at < invoice.issued_at:
+            errors.append({"field": "received_at",
+                           "message": f"must not be before {invoice.number} was issued "
+                                      f"({invoice.issued_at.isoformat()})"})
     left = write_off.amount_minor - write_off.recovered_minor
     if data.amount_minor > left:
         errors.append({"field": "amount_minor",

@@ -241,7 +241,11 @@ class TestRecoveries:
 
     async def test_a_recovery_posts_cash_against_bad_debt_recoveries(self, system):
         inv, wo = await self._written_off(system)
-        received = system.clock.now() - timedelta(hours=1)
+        early = await recover(system, wo["id"], 3_000, received_at="2026-01-01T00:00:00Z")
+        assert early.status_code == 422  # never before the invoice was issued
+        assert f"before {inv['number']} was issued" in early.json()["errors"][0]["message"]
+        system.clock.advance(hours=2)
+        received = system.clock.now() - timedelta(hours=1)  # back-dated, after the invoice
         r = await recover(system, wo["id"], 3_000, received_at=received.isoformat(),
                           reference="Liquidator dividend")
         assert r.status_code == 201, r.text
