@@ -264,8 +264,8 @@ async def cancel_order(order: OrderOr404, body: CancelRequest, response: Respons
     """Cancel an order before fulfilment, with a reason; credit's reservation is released.
 
     A prepaid order invoiced at contract has its invoice credited in full by a ledger credit
-    note; while anything was paid on it the cancel is refused (`guard_failed`,
-    `invoice_not_paid`: refund first).
+    note; what was already paid on it becomes the customer's unapplied cash in ledger, which
+    finance refunds (`POST /v1/refunds` there) or applies to another invoice.
     """
     order = await service.cancel_order(env=env, order=order, reason=body.reason, if_match=version)
     return _shaped(response, order)

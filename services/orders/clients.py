@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
@@ -215,15 +215,20 @@ class LedgerClient:
                                          LedgerBalance, what=f"the balance of order {order_id}")
 
     async def credit_note(self, *, invoice_id: str, amount_minor: int, reason: str,
-                          idempotency_key: str) -> str:
+                          idempotency_key: str, paid_to_unapplied: bool = False) -> str:
         """Credit the invoice (a return); the same key never credits twice. Returns the note id.
+        With `paid_to_unapplied` the amount may include what was paid, which ledger gives back
+        to the customer's unapplied cash (a cancelled prepaid order).
 
         Ledger refusing the note (4xx: say, more than is outstanding) is a `conflict` carrying
         its explanation; no answer is 503.
         """
-        response = await self.http.call("ledger", "POST", "/v1/credit-notes", json={
-            "invoice_id": invoice_id, "amount_minor": amount_minor, "reason": reason},
-            idempotency_key=idempotency_key)
+        body: dict[str, Any] = {"invoice_id": invoice_id, "amount_minor": amount_minor,
+                                "reason": reason}
+        if paid_to_unapplied:
+            body["paid_to_unapplied"] = True
+        response = await self.http.call("ledger", "POST", "/v1/credit-notes", json=body,
+                                        idempotency_key=idempotency_key)
         if response.status_code in (200, 201):
             try:
                 return str(response.json()["id"])

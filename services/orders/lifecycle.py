@@ -230,16 +230,13 @@ def credit_refused(order: Order, facts: Facts) -> str | None:
 
 
 @guard
-def invoice_not_paid(order: Order, facts: Facts) -> str | None:
-    """An order invoiced at contract (prepaid) is cancelled only while nothing was paid on it."""
+def invoice_checked(order: Order, facts: Facts) -> str | None:
+    """An order invoiced at contract (prepaid) is cancelled once ledger said what its invoice
+    holds: the credit note takes all of it off, and what was paid goes back to the customer's
+    unapplied cash in ledger, to refund or apply elsewhere."""
     if order.invoice_id is None:
         return None
-    if facts.invoice_paid_minor is None:
-        return "The invoice of the order has not been checked with ledger."
-    if facts.invoice_paid_minor != 0:
-        return (f"{format_money(facts.invoice_paid_minor, order.currency)} was paid on the order's "
-                "invoice; refund the customer in ledger first.")
-    if facts.outstanding_minor is None:  # what `credit_invoice` credits
+    if facts.invoice_paid_minor is None or facts.outstanding_minor is None:
         return "The invoice of the order has not been checked with ledger."
     return None
 
@@ -374,7 +371,7 @@ PREPAID_INVOICE = Remote("ledger", "POST /v1/invoices", "prepaid orders: the inv
 CONVERT = Remote("credit", "POST /v1/reservations/{id}/convert", "the reservation becomes open "
                  "receivables", reservation_converted)
 CREDIT_NOTE = Remote("ledger", "POST /v1/credit-notes", "an order invoiced at contract: credit "
-                     "what is left of its invoice")
+                     "its invoice in full, what was paid back to the customer's unapplied cash")
 
 P = "/v1/orders/{id}"
 TRANSITIONS: tuple[Row, ...] = (
@@ -414,7 +411,7 @@ TRANSITIONS: tuple[Row, ...] = (
                                            no_open_change_request],
         event="order.closed", endpoint=f"POST {P}/close"),
     row("cancel", (DRAFT, IN_REVIEW, REJECTED, APPROVED, CONTRACTED), CANCELLED,
-        guards=[invoice_not_paid], remote=[CREDIT_NOTE, RELEASE], effects=[keep_release],
+        guards=[invoice_checked], remote=[CREDIT_NOTE, RELEASE], effects=[keep_release],
         event="order.cancelled", endpoint=f"POST {P}/cancel"),
 )
 

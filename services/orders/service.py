@@ -335,9 +335,11 @@ async def cancel_order(*, env: Env, order: Order, reason: str,
                                "outstanding_minor": balance.outstanding_minor if balance else 0}
         facts = steps.cancel_facts(args, order.credit)
         lifecycle.check(order, "cancel", facts)
-        if order.invoice_id is not None and (facts.outstanding_minor or 0) > 0:
+        owed_or_paid = (facts.outstanding_minor or 0) + (facts.invoice_paid_minor or 0)
+        if order.invoice_id is not None and owed_or_paid > 0:
             args["credit_note"] = {
-                "invoice_id": order.invoice_id, "amount_minor": facts.outstanding_minor,
+                "invoice_id": order.invoice_id, "amount_minor": owed_or_paid,
+                "paid_to_unapplied": bool(facts.invoice_paid_minor),
                 "reason": f"Order {order.number} cancelled: {reason or ''}".strip()[:400],
                 "idempotency_key": f"cancel:{order.id}"}
         if args["credit_note"] is None and not steps.needs_release(order.credit or {}):

@@ -254,24 +254,39 @@ class TestPrepaid:
         scan = await system.client("ledger", "finance").post("/v1/overdue-scans", json={})
         assert scan.status_code == 201 and scan.json()["crossings_emitted"] == 0, scan.text
 
-    async def test_cancel_refused_once_paid_and_fails_closed_without_ledger(self, system, customer_id):
+    async def test_cancelled_after_payment_the_money_is_refundable(self, system, customer_id):
         order = await contracted_order(system, customer_id, payment_method="prepaid",
                                        payment_terms_days=None)
         sales = system.client("orders", "sales")
         with ledger_down(system):
             r = await sales.post(f"/v1/orders/{order['id']}/cancel", json={"reason": "x"})
         assert r.status_code == 503, r.text
-        r = await system.client("ledger", "finance").post("/v1/payments", json={
+        assert (await sales.get(f"/v1/orders/{order['id']}")).json()["state"] == "contracted"
+        finance = system.client("ledger", "finance")
+        r = await finance.post("/v1/payments", json={
             "customer_id": customer_id, "amount_minor": 50_000, "currency": "CNY",
             "method": "bank_transfer"})
         assert r.status_code == 201, r.text
-        r = await sales.post(f"/v1/orders/{order['id']}/cancel", json={"reason": "x"})
-        assert r.status_code == 409, r.text
-        assert r.json()["guard"] == "invoice_not_paid"
-        assert r.json()["reason"].startswith("500.00 CNY was paid")
-        got = (await sales.get(f"/v1/orders/{order['id']}")).json()
-        assert got["state"] == "contracted"
-        assert (await balance(system, order["id"])).json()["credited_minor"] == 0
+        r = await sales.post(f"/v1/orders/{order['id']}/cancel",
+                             json={"reason": "customer withdrew"})
+        assert r.status_code == 200 and r.json()["state"] == "cancelled", r.text
+        got = (await balance(system, order["id"])).json()
+        assert (got["credited_minor"], got["paid_minor"], got["outstanding_minor"]) == (
+            flows.ORDER_TOTAL, 0, 0)
+        [note] = (await finance.get("/v1/credit-notes",
+                                    params={"invoice_id": order["invoice_id"]})).json()["items"]
+        assert (note["amount_minor"], note["returned_to_unapplied_minor"]) == (
+            flows.ORDER_TOTAL, 50_000)
+        held = (await finance.get(f"/v1/customers/{customer_id}/unapplied")).json()["balances"]
+        assert held == [{"currency": "CNY", "unapplied_minor": 50_000}]
+        refund = await finance.post("/v1/refunds", json={
+            "customer_id": customer_id, "currency": "CNY", "amount_minor": 50_000,
+            "method": "bank_transfer", "reason": "Cancelled prepaid order"})
+        assert refund.status_code == 201 and refund.json()["status"] == "posted", refund.text
+        check = (await finance.get("/v1/ledger-check")).json()
+        assert check["balanced"] is True, check["problems"]
+        again = await sales.post(f"/v1/orders/{order['id']}/cancel", json={"reason": "x"})
+        assert again.status_code == 409 and again.json()["code"] == "invalid_transition"
 
     async def test_ledger_down_at_contract(self, system, customer_id):
         order = await flows.approved_order(system, customer_id, payment_method="prepaid",
