@@ -18,7 +18,8 @@ help:
 	@echo "                    and PostgreSQL (FAULTS_BOUNDED=1: the small form CI runs)"
 	@echo "make lint           ruff"
 	@echo "make bench          figures: service calls; payments vs bare inserts; aging report and"
-	@echo "                    overdue scan over 1,000,000 invoices vs bare SQL (PostgreSQL); write"
+	@echo "                    overdue scan over 1,000,000 invoices vs bare SQL (PostgreSQL); a"
+	@echo "                    10,000-row CSV import of open invoices vs the same rows bare; write"
 	@echo "                    paths vs bare endpoints issuing the same SQL, and the whole lifecycle;"
 	@echo "                    1 vs 2 replicas; webhook fan-out and event -> webhook latency"
 
@@ -60,6 +61,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.http_client
 	$(BIN)/python -m bench.payments
 	$(BIN)/python -m bench.aging
+	$(BIN)/python -m bench.imports
 	$(BIN)/python -m bench.write_paths --core-floor $(WRITE_PATHS_ARGS)
 	$(BIN)/python -m bench.replicas
 	$(BIN)/python -m bench.webhooks --form batch
