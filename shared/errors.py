@@ -25,7 +25,17 @@ PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://o2c.dev/problems/"
 
 
+def _line_when_present(schema: dict[str, Any]) -> None:
+    """`line` is sent only by imports: absent elsewhere, never null (so generated clients type
+    it as an optional integer)."""
+    schema["properties"]["line"] = {k: v for k, v in schema["properties"]["line"].items()
+                                    if k not in ("anyOf", "default")} | {"type": "integer"}
+    schema["required"] = [name for name in schema.get("required", []) if name != "line"]
+
+
 class FieldError(BaseModel):
+    model_config = ConfigDict(json_schema_extra=_line_when_present)
+
     field: str
     message: str
     line: int | None = Field(default=None, description="Imports: the row's line in the file "

@@ -65,6 +65,8 @@ class Invoice(BaseModel):
     status: str
     due_date: date
     disputed: bool = False
+    days_overdue: int = 0
+    debit_notes_minor: int = 0  # interest and fees charged on it
 
 
 class DebitNote(BaseModel):
@@ -92,6 +94,20 @@ class LedgerClient:
         """The invoice as ledger sees it now, or None when ledger does not know it."""
         return await self.http.get_model("ledger", f"/v1/invoices/{_path(invoice_id)}", Invoice,
                                          what=f"invoice {invoice_id}", missing=(404, 422))
+
+    async def overdue_invoices(self, customer_id: str, limit: int = 200) -> list[Invoice]:
+        """The customer's invoices past due with money outstanding (disputed ones too), as
+        ledger sees them now, oldest due first; at most `limit` (a letter lists no more)."""
+        response = await self.http.call("ledger", "GET", "/v1/invoices", params={
+            "customer_id": customer_id, "status": "overdue", "limit": limit})
+        if response.status_code != 200:
+            raise _unexpected("ledger", response, f"the overdue invoices of customer {customer_id}")
+        try:
+            items = [Invoice.model_validate(item) for item in response.json().get("items", [])]
+        except (ValueError, AttributeError) as exc:
+            raise DependencyUnavailable("The ledger service sent invoices notifier cannot read.",
+                                        dependency="ledger") from exc
+        return sorted(items, key=lambda i: (i.due_date, i.number))
 
     async def find_debit_note(self, invoice_id: str, marker: str) -> str | None:
         """The id of a debit note of the invoice whose reason carries `marker`, if any."""

@@ -51,6 +51,10 @@ class NotifierSettings(BaseServiceSettings):
     dunning_retry_min_seconds: float = 30.0
     dunning_retry_max_seconds: float = 3600.0
     # Who the `legal` recipient of a policy level is.
+    # A customer reminded by email at a level is not written to again at that level (or a
+    # lower one) for this many days; the next letter lists the invoices that fell due meanwhile.
+    # 0: every due reminder goes out (those due together still share one letter).
+    dunning_letter_interval_days: int = Field(default=7, ge=0, le=365)
     dunning_legal_name: str = "Legal department"
     dunning_legal_email: str | None = None
 

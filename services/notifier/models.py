@@ -204,6 +204,9 @@ class Notification(NotifierBase, table=True):
     next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     claimed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The notification whose email carried this one: a customer's reminders of one level that
+    # are due together go out as one letter listing all its overdue invoices (mailer.py).
+    letter_id: str | None = Field(default=None, max_length=36, index=True)
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
 

@@ -403,6 +403,19 @@ async def claim_due_emails(session: AsyncSession, *, now: datetime, lease_until:
     return await _leased(session, Notification, ids)
 
 
+async def recent_letter(session: AsyncSession, *, customer_id: str, address: str, level: int,
+                        since: datetime) -> Notification | None:
+    """The latest email sent to `address` about the customer at `level` or above since `since`."""
+    stmt = (select(Notification)
+            .where(Notification.customer_id == customer_id,
+                   func.lower(Notification.address) == address.lower(),
+                   Notification.channel == "email", Notification.status == NotificationStatus.sent,
+                   Notification.level >= level, Notification.sent_at >= since,
+                   Notification.letter_id == Notification.id)
+            .order_by(Notification.sent_at.desc()).limit(1))
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
 async def settle_notification(session: AsyncSession, notification_id: str,
                               values: dict[str, Any]) -> None:
     """Record the outcome of a send; only while the notification is still pending."""

@@ -324,6 +324,10 @@ class NotificationPublic(ResponseModel):
     last_error: str | None = Field(description="Why it was skipped, or the last failed attempt")
     next_attempt_at: datetime | None
     sent_at: datetime | None
+    letter_id: str | None = Field(description="Email: the notification whose message carried "
+                                              "this one (itself for the letter's lead): a "
+                                              "customer's reminders of one level go out as one "
+                                              "letter listing all its overdue invoices")
     created_at: datetime
 
 

@@ -28,6 +28,8 @@ pytestmark = pytest.mark.backend_independent
 REPO = Path(__file__).resolve().parents[2]
 GENERATOR = "openapi-python-client==0.29.1"
 TOOL_VENV = REPO / ".venv" / "tools" / "openapi-python-client"
+# What an integrator passes too: the import's CSV body as a file upload (README).
+CLIENT_CONFIG = REPO / "deploy" / "clients" / "openapi-python-client.yaml"
 
 
 def _generator() -> Path:
@@ -55,7 +57,8 @@ def test_generated_clients_parse_problems_and_take_the_headers(o2c_run, tmp_path
         spec.write_bytes(httpx.get(f"{url[service]}/openapi.json", timeout=10).content)
         made = subprocess.run(
             [str(python.with_name("openapi-python-client")), "generate", "--path", str(spec),
-             "--output-path", str(tmp_path / f"o2c_{service}_client"), "--meta", "none"],
+             "--output-path", str(tmp_path / f"o2c_{service}_client"), "--meta", "none",
+             "--config", str(CLIENT_CONFIG)],
             capture_output=True, text=True, env=env, timeout=120)
         output = (made.stdout + made.stderr).strip()
         assert made.returncode == 0, output
