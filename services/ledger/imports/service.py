@@ -28,6 +28,7 @@ from services.ledger.posting import NewEntry, credit, debit, post_entries
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.events import new_event
+from shared.failpoints import failpoint
 from shared.numbering import next_number
 from shared.outbox import Outbox
 
@@ -105,6 +106,7 @@ async def import_invoices(*, session: AsyncSession, outbox: Outbox, clock: Clock
             await _write(session, outbox, clock, principal, record, [p.row for p in todo])
     except IntegrityError as exc:  # another import wrote one of these numbers meanwhile
         raise ImportConflict() from exc
+    failpoint("ledger.imports.before_commit")  # everything written, nothing committed
     return record
 
 
