@@ -13,7 +13,6 @@ from services.notifier import catalogue, policy
 from services.notifier.models import ChargeStatus, DeliveryStatus, NotificationStatus, RunStatus
 from services.notifier.policy import Channel, RecipientRole
 from shared.dates import Timestamp
-from shared.errors import FieldError
 from shared.events import Event
 from shared.money import PositiveAmountMinor
 from shared.schemas import RequestModel, ResponseModel
@@ -89,6 +88,14 @@ class EventBatchIn(RequestModel):
         return self
 
 
+class EventFieldError(ResponseModel):
+    """A field of a refused event, with why (the problem body's `errors` items, without the
+    import-only `line`)."""
+
+    field: str
+    message: str
+
+
 class EventResult(ResponseModel):
     """What became of one event of a batch."""
 
@@ -97,7 +104,7 @@ class EventResult(ResponseModel):
                         examples=[201])
     code: str | None = Field(default=None, description="`validation_failed` when refused")
     detail: str | None = None
-    errors: list[FieldError] | None = None
+    errors: list[EventFieldError] | None = None
 
 
 class EventBatchResult(ResponseModel):
