@@ -464,11 +464,13 @@ async def payments_with_unapplied(session: AsyncSession, *, customer_id: str,
 async def paid_by_payment(session: AsyncSession, invoice_id: str) -> list[tuple[Payment, int]]:
     """The posted payments that paid the invoice and what each paid there, net of money given
     back, newest received first; each payment locked."""
-    net = func.sum(PaymentAllocation.amount_minor)
-    stmt = (select(Payment, net).join(PaymentAllocation, PaymentAllocation.payment_id == Payment.id)
-            .where(PaymentAllocation.invoice_id == invoice_id,
-                   Payment.status == PaymentStatus.posted)
-            .group_by(Payment.id).having(net > 0)
+    # grouped in a subquery: PostgreSQL refuses FOR UPDATE together with GROUP BY
+    net = (select(PaymentAllocation.payment_id,
+                  func.sum(PaymentAllocation.amount_minor).label("net"))
+           .where(PaymentAllocation.invoice_id == invoice_id)
+           .group_by(PaymentAllocation.payment_id).subquery())
+    stmt = (select(Payment, net.c.net).join(net, net.c.payment_id == Payment.id)
+            .where(Payment.status == PaymentStatus.posted, net.c.net > 0)
             .order_by(Payment.received_at.desc(), Payment.created_at.desc(), Payment.id.desc())
             .with_for_update(of=Payment).execution_options(populate_existing=True))
     return [(payment, int(amount)) for payment, amount in await session.execute(stmt)]
